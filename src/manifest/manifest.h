@@ -1,0 +1,107 @@
+// Manifest: the durable list of committed files and counters, kept as numbered generations
+// (MANIFEST-000007) with CURRENT naming the newest. See docs/format.md, section "Manifest".
+// A change is applied to a copy and made durable before the in-memory state changes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/file_system.h"
+#include "usagedb/status.h"
+
+namespace usagedb {
+
+struct SegmentMeta {
+  uint64_t file_number = 0;
+  uint32_t bucket = 0;
+  int32_t partition = 0;  // months since 1970-01
+  uint64_t row_count = 0;
+  uint64_t file_size = 0;
+  int64_t min_timestamp_ms = 0, max_timestamp_ms = 0;
+  uint64_t min_commit_seq = 0, max_commit_seq = 0;
+  std::string min_account_id, max_account_id;
+  // Origin (SPEC §4): a flush's sequence range, or the segments a merge replaced.
+  uint64_t origin_min_seq = 0, origin_max_seq = 0;
+  std::vector<uint64_t> origin_replaced;
+  bool operator==(const SegmentMeta&) const = default;
+};
+
+struct DedupeRunMeta {
+  uint64_t file_number = 0;
+  uint64_t key_count = 0;
+  uint64_t file_size = 0;
+  uint64_t min_commit_seq = 0, max_commit_seq = 0;
+  bool operator==(const DedupeRunMeta&) const = default;
+};
+
+// An immutable file of conflict / period_closed log entries written by a flush.
+struct ConflictLogMeta {
+  uint64_t file_number = 0;
+  uint64_t entry_count = 0;
+  uint64_t file_size = 0;
+  uint64_t min_commit_seq = 0, max_commit_seq = 0;
+  bool operator==(const ConflictLogMeta&) const = default;
+};
+
+struct ManifestState {
+  uint64_t generation = 0;  // the number in MANIFEST-<generation>
+  uint32_t bucket_count = 64;
+  // Every event with commit_seq <= flushed_sequence is in a listed segment (and its conflict
+  // entries in a listed conflict log). A restart continues above last_sequence.
+  uint64_t flushed_sequence = 0;
+  uint64_t last_sequence = 0;        // highest commit sequence ever assigned that is recorded
+  int64_t last_ingested_at_ms = 0;   // highest stamp recorded
+  uint64_t next_file_number = 1;     // for every numbered file (WAL, segments, runs, logs)
+  uint64_t min_wal_file_number = 0;  // WAL files below this number are retired
+  std::vector<SegmentMeta> segments;
+  std::vector<DedupeRunMeta> dedupe_runs;
+  std::vector<ConflictLogMeta> conflict_logs;
+  bool operator==(const ManifestState&) const = default;
+};
+
+std::string EncodeManifest(const ManifestState& state);
+// Corruption when the bytes are damaged (checksum), truncated or of an unknown version.
+Status DecodeManifest(std::string_view data, ManifestState* state);
+
+std::string ManifestFileName(uint64_t generation);  // "MANIFEST-000007"
+bool ParseManifestFileName(std::string_view name, uint64_t* generation);
+
+struct ManifestLoad {
+  ManifestState state;
+  // Generations newer than the one loaded that exist but could not be read (with the reason),
+  // newest first. Non-empty = a fallback happened; the db layer decides whether it is safe.
+  std::vector<std::pair<uint64_t, std::string>> skipped;
+  bool created = false;  // no manifest existed: a fresh database
+};
+
+// Owns the MANIFEST-* files and CURRENT of one db_root. Not thread-safe: the db serialises
+// commits.
+class ManifestStore {
+ public:
+  ManifestStore(FileSystem* fs, std::string db_root, int retain_generations = 3)
+      : fs_(fs), db_root_(std::move(db_root)), retain_(retain_generations) {}
+
+  // Loads the newest readable generation. CURRENT is a hint: every MANIFEST-* file present is
+  // considered, newest first. With no MANIFEST-* at all and no CURRENT, returns created=true
+  // and a default state (generation 0, not yet written). When files exist but none is
+  // readable, returns Corruption naming them.
+  Result<ManifestLoad> Load();
+
+  // Writes `next` as generation current+1: MANIFEST-n.tmp, sync, rename, sync dir, then
+  // CURRENT (atomically), then deletes generations older than the retained ones.
+  // On success returns the state with its generation set. On failure nothing the caller
+  // holds changes and the previous generation stays current.
+  Result<ManifestState> Commit(ManifestState next);
+
+  uint64_t current_generation() const { return current_generation_; }
+
+ private:
+  FileSystem* fs_;
+  std::string db_root_;
+  int retain_;
+  uint64_t current_generation_ = 0;
+};
+
+}  // namespace usagedb

@@ -1,0 +1,68 @@
+// Event decoding (JSON, SPEC §1), validation, canonical forms and the binary event codec
+// used inside WAL units.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "usagedb/event.h"
+#include "usagedb/status.h"
+#include "util/coding.h"
+#include "util/hash.h"
+
+namespace usagedb {
+
+// One event of a request after decoding: either a well-formed Event or a rejection reason
+// naming the field and the rule ("quantity: Usage requires quantity >= 0").
+struct DecodedEvent {
+  Event event;
+  std::string event_id_for_report;  // the event_id when it could be read, else ""
+  std::string reject_reason;        // empty = the event passed every clock-free §1 rule
+  bool ok() const { return reject_reason.empty(); }
+};
+
+// Decodes one JSON event object (the bytes of that object only) and checks every §1 rule that
+// does not depend on the clock. Never fails as a whole: problems become reject_reason.
+// ingested_at_ms in the input is ignored.
+DecodedEvent DecodeEventJson(std::string_view json_object);
+
+// Decodes a request body `{"events": [...]}`. Returns InvalidArgument when the body is not
+// JSON or not an object with an `events` array (the batch fails). Each element becomes one
+// DecodedEvent (a non-object element is a rejected event).
+Status DecodeBatchJson(std::string_view body, std::vector<DecodedEvent>* out);
+
+// Decodes an NDJSON body: each non-empty line (after skipping lines of only JSON whitespace,
+// a lone "\r" included) is one event; a line that is not a JSON object is a rejected event
+// with reason "invalid JSON: ...".
+void DecodeBatchNdjson(std::string_view body, std::vector<DecodedEvent>* out);
+
+// Checks the clock-free §1 rules on an already-built Event (the embedded API path).
+// Returns "" when valid, else the reason. Sorts/validates dimensions in place.
+std::string ValidateEvent(Event* event);
+
+// Canonical dimensions string (SPEC §1): compact JSON, keys sorted by bytes, `{}` when empty.
+std::string CanonicalDimensions(const std::vector<std::pair<std::string, std::string>>& dims);
+// Parses a canonical dimensions string back (used when reading segments).
+Status ParseCanonicalDimensions(std::string_view s,
+                                std::vector<std::pair<std::string, std::string>>* out);
+
+// Digest of the canonical payload (every field except ingested_at_ms / commit_seq, normalised
+// as SPEC §1 says). Equal digests = same payload (128-bit XXH3 over a canonical byte string).
+Digest128 PayloadDigest(const Event& event);
+
+// Binary event codec (docs/format.md "Event record"): every field except ingested_at_ms and
+// commit_seq, which the enclosing WAL unit carries.
+void EncodeEventBinary(const Event& event, std::string* dst);
+// Returns false on malformed input (caller reports Corruption).
+bool DecodeEventBinary(Decoder* in, Event* event);
+
+// Event as a JSON object for listings (SPEC §3.3): every §1 field plus ingested_at_ms;
+// quantity as a canonical JSON integer; dimensions as a plain object; correction_ref null or
+// an object; absent optional fields as null.
+void AppendEventJson(const Event& event, std::string* out);
+// Appends s as a JSON string literal with the §1 canonical escaping.
+void AppendJsonString(std::string_view s, std::string* out);
+
+}  // namespace usagedb

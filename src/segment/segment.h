@@ -1,0 +1,124 @@
+// Raw segments: immutable columnar files of events for one partition (bucket, month),
+// sorted in billing order. See docs/format.md, section "Raw segment".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/file_system.h"
+#include "usagedb/event.h"
+#include "usagedb/status.h"
+
+namespace usagedb {
+
+// Columns, also used as bit positions in a ColumnMask. On-disk ids: never reused.
+enum class Column : uint8_t {
+  kEventId = 0,
+  kKind = 1,
+  kCorrectionOriginalEventId = 2,  // null when the event has no correction_ref
+  kCorrectionReason = 3,           // null when the event has no correction_ref
+  kAccountId = 4,
+  kSubscriptionId = 5,  // nullable
+  kProductId = 6,
+  kMeterId = 7,
+  kModelId = 8,  // nullable
+  kTimestampMs = 9,
+  kQuantity = 10,
+  kUnit = 11,
+  kSource = 12,
+  kDimensions = 13,  // canonical dimensions string
+  kIngestedAtMs = 14,
+  kCommitSeq = 15,
+};
+constexpr int kNumColumns = 16;
+using ColumnMask = uint32_t;
+constexpr ColumnMask ColumnBit(Column c) { return 1u << static_cast<int>(c); }
+constexpr ColumnMask kAllColumns = (1u << kNumColumns) - 1;
+
+// A string column of one decoded block: per-row code into dict; kNullCode = null.
+struct StringColumn {
+  static constexpr uint32_t kNullCode = 0xffffffffu;
+  std::vector<std::string> dict;
+  std::vector<uint32_t> codes;
+  bool IsNull(size_t row) const { return codes[row] == kNullCode; }
+  const std::string& Get(size_t row) const { return dict[codes[row]]; }
+};
+
+// The requested columns of one block; columns not requested stay empty.
+struct DecodedBlock {
+  size_t rows = 0;
+  StringColumn event_id, correction_original_event_id, correction_reason, account_id,
+      subscription_id, product_id, meter_id, model_id, unit, source, dimensions;
+  std::vector<uint8_t> kind;  // EventKind values
+  std::vector<int64_t> timestamp_ms, ingested_at_ms;
+  std::vector<uint64_t> commit_seq;
+  std::vector<__int128> quantity;
+
+  // Builds the full Event of one row. REQUIRES: the block was read with kAllColumns.
+  Status MaterializeRow(size_t row, Event* out) const;
+};
+
+// Zone map of one row block: enough to skip it for account / time / seq / id-set filters.
+struct BlockZoneMap {
+  uint32_t row_count = 0;
+  int64_t min_timestamp_ms = 0, max_timestamp_ms = 0;
+  uint64_t min_commit_seq = 0, max_commit_seq = 0;
+  std::string min_account_id, max_account_id;
+  // Distinct values present in the block (sets are small: billing data has few products,
+  // meters and models per block).
+  std::vector<std::string> product_ids, meter_ids, model_ids;
+};
+
+struct SegmentInfo {
+  uint32_t bucket = 0;
+  int32_t partition = 0;  // months since 1970-01 (UTC) of every row's timestamp_ms
+  uint64_t row_count = 0;
+  uint64_t file_size = 0;
+  int64_t min_timestamp_ms = 0, max_timestamp_ms = 0;
+  uint64_t min_commit_seq = 0, max_commit_seq = 0;
+  std::string min_account_id, max_account_id;
+  // Origin: the commit-sequence range this segment was built from by a flush
+  // [origin_min_seq, origin_max_seq] (a flush covers a contiguous sequence prefix), or the
+  // file numbers of the segments a merge replaced.
+  uint64_t origin_min_seq = 0, origin_max_seq = 0;
+  std::vector<uint64_t> origin_replaced;
+};
+
+struct SegmentWriterOptions {
+  uint32_t rows_per_block = 4096;
+  int zstd_level = 3;
+};
+
+// Writes rows (REQUIRES: all in one partition, sorted in billing order: account, product,
+// meter, model, timestamp, event_id) to `path + ".tmp"`, syncs it and renames it to `path`.
+// The caller syncs the directory once for all files of a flush. info's bucket, partition and
+// origin fields are inputs; the rest is filled in.
+Status WriteSegment(FileSystem* fs, const std::string& path, const std::vector<const Event*>& rows,
+                    const SegmentWriterOptions& options, SegmentInfo* info);
+
+// Reads a segment lazily: Open reads and verifies the footer and zone maps; ReadBlock reads
+// one block's requested columns and verifies the block checksum. Thread-safe after Open.
+// Every damage is a Corruption status naming the file.
+class SegmentReader {
+ public:
+  static Result<std::unique_ptr<SegmentReader>> Open(FileSystem* fs, const std::string& path);
+  virtual ~SegmentReader() = default;
+  virtual const SegmentInfo& info() const = 0;
+  virtual size_t num_blocks() const = 0;
+  virtual const BlockZoneMap& zone_map(size_t block) const = 0;
+  virtual Status ReadBlock(size_t block, ColumnMask columns, DecodedBlock* out) const = 0;
+  // Verifies every block checksum and decodes every column (check --deep).
+  virtual Status VerifyAll() const = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// "segments/000000000042.useg"-style file name for a file number.
+std::string SegmentFileName(uint64_t file_number);
+bool ParseSegmentFileName(const std::string& name, uint64_t* file_number);
+
+// Month partition of a timestamp: months since 1970-01, UTC.
+int32_t MonthPartition(int64_t timestamp_ms);
+
+}  // namespace usagedb

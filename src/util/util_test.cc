@@ -1,0 +1,140 @@
+#include <gtest/gtest.h>
+
+#include "usagedb/status.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
+#include "util/hash.h"
+#include "util/int128.h"
+
+namespace usagedb {
+namespace {
+
+TEST(Status, OkIsCheapAndPrintable) {
+  Status s;
+  EXPECT_TRUE(s.ok());
+  EXPECT_EQ("OK", s.ToString());
+  Status c = Status::Corruption("wal/1.log: bad crc");
+  EXPECT_FALSE(c.ok());
+  EXPECT_TRUE(c.IsCorruption());
+  EXPECT_EQ("Corruption: open: wal/1.log: bad crc", c.WithContext("open").ToString());
+}
+
+Result<int> Half(int x) {
+  if (x % 2) return Status::InvalidArgument("odd");
+  return x / 2;
+}
+Status UseHalf(int x, int* out) {
+  ASSIGN_OR_RETURN(*out, Half(x));
+  return Status::OK();
+}
+
+TEST(Result, ValueOrStatusAndMacros) {
+  int out = 0;
+  EXPECT_TRUE(UseHalf(8, &out).ok());
+  EXPECT_EQ(4, out);
+  Status s = UseHalf(3, &out);
+  EXPECT_TRUE(s.IsInvalidArgument());
+}
+
+TEST(Coding, VarintRoundTripAndTruncation) {
+  std::string buf;
+  const uint64_t values[] = {0, 1, 127, 128, 300, 1ull << 35, UINT64_MAX};
+  for (uint64_t v : values) PutVarint64(&buf, v);
+  Decoder d(buf);
+  for (uint64_t v : values) {
+    uint64_t got;
+    ASSERT_TRUE(d.GetVarint64(&got));
+    EXPECT_EQ(v, got);
+  }
+  EXPECT_TRUE(d.empty());
+  std::string cut = buf.substr(0, buf.size() - 1);
+  Decoder d2(cut);
+  uint64_t got;
+  for (int i = 0; i < 6; i++) ASSERT_TRUE(d2.GetVarint64(&got));
+  EXPECT_FALSE(d2.GetVarint64(&got));
+}
+
+TEST(Coding, Varint128AndZigZag) {
+  const int128 values[] = {0, -1, 1, kMaxQuantity, -kMaxQuantity, kInt128Max, kInt128Min};
+  std::string buf;
+  for (int128 v : values) PutVarint128(&buf, ZigZagEncode128(v));
+  Decoder d(buf);
+  for (int128 v : values) {
+    uint128 got;
+    ASSERT_TRUE(d.GetVarint128(&got));
+    EXPECT_TRUE(v == ZigZagDecode128(got));
+  }
+  EXPECT_EQ(-5, ZigZagDecode64(ZigZagEncode64(-5)));
+}
+
+TEST(Coding, LengthPrefixedRejectsOverlongLength) {
+  std::string buf;
+  PutVarint64(&buf, 10);
+  buf += "abc";
+  Decoder d(buf);
+  std::string_view v;
+  EXPECT_FALSE(d.GetLengthPrefixed(&v));
+}
+
+TEST(Crc32c, KnownVectorsAndMask) {
+  // RFC 3720 test vector: 32 bytes of zeros.
+  char zeros[32] = {0};
+  EXPECT_EQ(0x8a9136aau, crc32c::Value(zeros, 32));
+  EXPECT_EQ(0xe3069283u, crc32c::Value("123456789"));
+  uint32_t c = crc32c::Value("hello world");
+  EXPECT_NE(c, crc32c::Mask(c));
+  EXPECT_EQ(c, crc32c::Unmask(crc32c::Mask(c)));
+  EXPECT_EQ(crc32c::Value("hello world"),
+            crc32c::Extend(crc32c::Value("hello "), "world", 5));
+}
+
+TEST(Hash, StableValues) {
+  EXPECT_EQ(Hash64("acc_1"), Hash64("acc_1"));
+  EXPECT_NE(Hash64("acc_1"), Hash64("acc_2"));
+  EXPECT_FALSE(Hash128("a") == Hash128("b"));
+}
+
+TEST(Int128, ParseAndFormat) {
+  EXPECT_EQ("99999999999999999999999999999999999999", Int128ToString(kMaxQuantity));
+  EXPECT_TRUE(ParseQuantity("99999999999999999999999999999999999999").value() == kMaxQuantity);
+  EXPECT_TRUE(ParseQuantity("-99999999999999999999999999999999999999").value() == -kMaxQuantity);
+  EXPECT_FALSE(ParseQuantity("100000000000000000000000000000000000000").has_value());  // 39 digits
+  EXPECT_TRUE(ParseQuantity("007").value() == 7);
+  EXPECT_EQ("0", Int128ToString(*ParseQuantity("-0")));
+  EXPECT_FALSE(ParseQuantity("+5").has_value());
+  EXPECT_FALSE(ParseQuantity("5.0").has_value());
+  EXPECT_FALSE(ParseQuantity("").has_value());
+  EXPECT_FALSE(ParseQuantity("-").has_value());
+  EXPECT_FALSE(ParseQuantity(" 5").has_value());
+  EXPECT_EQ("-170141183460469231731687303715884105727", Int128ToString(-kInt128Max));
+}
+
+TEST(WideSum, IntermediateOverflowStaysExact) {
+  WideSum s;
+  s.Add(kInt128Max);
+  s.Add(kInt128Max);
+  EXPECT_FALSE(s.Value().has_value());  // 2^128 - 2 does not fit
+  s.Add(-kInt128Max);
+  ASSERT_TRUE(s.Value().has_value());
+  EXPECT_TRUE(*s.Value() == kInt128Max);
+  WideSum n;
+  for (int i = 0; i < 5; i++) n.Add(-kMaxQuantity);
+  for (int i = 0; i < 5; i++) n.Add(kMaxQuantity);
+  EXPECT_TRUE(n.IsZero());
+  WideSum m;
+  m.Add(kInt128Min + 1);
+  m.Add(-1);
+  EXPECT_FALSE(m.Value().has_value());  // -2^127 is outside ±(2^127-1)
+  WideSum a, b;
+  a.Add(kInt128Max);
+  b.Add(kInt128Max);
+  a.Add(b);
+  b.Add(-kInt128Max);
+  b.Add(-kInt128Max);
+  a.Add(b);
+  ASSERT_TRUE(a.Value().has_value());
+  EXPECT_TRUE(*a.Value() == kInt128Max);
+}
+
+}  // namespace
+}  // namespace usagedb

@@ -1,0 +1,25 @@
+// WAL file format constants (docs/format.md, section "WAL").
+#pragma once
+
+#include <cstdint>
+
+namespace usagedb::wal {
+
+// File header: magic (8 bytes) | version: fixed32 | file_number: fixed64 |
+//              start_sequence: fixed64 | masked crc32c of the preceding 28 bytes: fixed32.
+constexpr char kMagic[8] = {'U', 'S', 'D', 'B', 'W', 'A', 'L', '1'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kHeaderSize = 32;
+
+// Record: length: fixed32 | masked crc32c(type + payload): fixed32 | type: uint8 |
+//         payload: byte[length]
+constexpr uint32_t kRecordHeaderSize = 9;
+constexpr uint32_t kMaxRecordSize = 1u << 30;
+
+// On-disk enum: values are never reused.
+enum class RecordType : uint8_t {
+  kUnit = 1,  // a committed batch (payload encoded by the db layer)
+  kVoid = 2,  // names a unit (by sequence) that failed and must never be replayed
+};
+
+}  // namespace usagedb::wal
