@@ -138,3 +138,38 @@ TEST(WideSum, IntermediateOverflowStaysExact) {
 
 }  // namespace
 }  // namespace usagedb
+
+#include "util/time_util.h"
+
+namespace usagedb {
+namespace {
+
+TEST(TimeUtil, ParsesEveryAcceptedForm) {
+  EXPECT_EQ(1777593600000, ParseTimeArg("2026-05-01").value());
+  EXPECT_EQ(1777593600000, ParseTimeArg("2026-05-01T00:00:00Z").value());
+  EXPECT_EQ(1777593600000, ParseTimeArg("2026-05-01T02:00:00+02:00").value());
+  EXPECT_EQ(1777593600250, ParseTimeArg("2026-05-01T00:00:00.250Z").value());
+  EXPECT_EQ(1777593600000, ParseTimeArg("1777593600000").value());
+  EXPECT_EQ(-5, ParseTimeArg("-5").value());
+  EXPECT_FALSE(ParseTimeArg("2026-13-01").ok());
+  EXPECT_FALSE(ParseTimeArg("2026-02-30").ok());
+  EXPECT_FALSE(ParseTimeArg("2026-05-01T00:00:00").ok());  // no offset
+  EXPECT_FALSE(ParseTimeArg("x").ok());
+  EXPECT_FALSE(ParseTimeArg("").ok());
+}
+
+TEST(TimeUtil, FormatsAndRoundTrips) {
+  EXPECT_EQ("2026-05-01T00:00:00Z", FormatRfc3339(1777593600000));
+  EXPECT_EQ("2026-05-01T00:00:00.250Z", FormatRfc3339(1777593600250));
+  EXPECT_EQ("1969-12-31T23:59:59.999Z", FormatRfc3339(-1));
+  EXPECT_EQ("2026-05-01", FormatDate(1777593600000 + 3600000));
+  for (int64_t days = -800000; days < 800000; days += 997) {
+    int64_t y;
+    unsigned m, d;
+    CivilFromDays(days, &y, &m, &d);
+    EXPECT_EQ(days, DaysFromCivil(y, m, d));
+  }
+}
+
+}  // namespace
+}  // namespace usagedb
