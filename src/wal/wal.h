@@ -1,5 +1,6 @@
 // Write-ahead log files: writer (append records, sync, seal) and reader (torn tail vs
 // corruption). One record = one unit: replay applies it whole or not at all.
+// Format: docs/format.md, section "WAL" (constants in wal/wal_format.h).
 #pragma once
 
 #include <cstdint>
@@ -15,38 +16,70 @@
 namespace usagedb::wal {
 
 // "wal/000000000042.log" under db_root.
+// At least 12 digits, zero-padded: WalFileName(42) == "000000000042.log".
 std::string WalFileName(uint64_t file_number);  // "000000000042.log"
+// Accepts exactly the names WalFileName produces (12-20 digits, no extra leading zeros
+// beyond the padding, ".log"); false for anything else, *file_number untouched.
 bool ParseWalFileName(std::string_view name, uint64_t* file_number);
+
+// The 32-byte file header (wal_format.h) that Writer::Create writes. Exposed for tests and
+// tools that build WAL files byte by byte.
+std::string EncodeFileHeader(uint64_t file_number, uint64_t start_sequence);
 
 // Appends records to one WAL file. Not thread-safe (the db's group-commit leader owns it).
 // After any failed Append or Sync the writer is sealed: every further call fails.
+//
+// Invariant: bytes are appended only while !sealed(); a sealed file is never appended to
+// again (SPEC §2.3), the db writes its void record to a new file.
 class Writer {
  public:
-  // Creates the file, writes and syncs the header, and syncs the directory (so the file's
-  // existence is durable before any acknowledgement depends on it).
+  // Creates the file (truncating any file of that name), writes and syncs the header, and
+  // syncs the directory (so the file's existence is durable before any acknowledgement
+  // depends on it). On error no Writer is returned; a partial file may remain, which
+  // ReadWalFile reports as a torn tail with no records when shorter than the header.
   static Result<std::unique_ptr<Writer>> Create(FileSystem* fs, const std::string& dir,
                                                 uint64_t file_number, uint64_t start_sequence);
+  // Reopens an existing WAL file for appending after recovery: truncates it to
+  // `valid_length` (ReadResult::valid_length of a read without repaired damage), syncs the
+  // file and the directory, and positions the writer at its end.
+  // REQUIRES: valid_length >= kHeaderSize and the file's first valid_length bytes are a
+  // header plus whole valid records (never call it after a read that repaired damage:
+  // rewrite the records to a new file instead).
+  static Result<std::unique_ptr<Writer>> OpenForAppend(FileSystem* fs, const std::string& dir,
+                                                       uint64_t file_number, uint64_t valid_length);
+
+  // Frames and appends one record (not synced). InvalidArgument (and not sealed) when
+  // payload.size() > kMaxRecordSize.
   Status AddRecord(RecordType type, std::string_view payload);
-  // Appends several already-framed records in one write (group commit).
+  // Makes every record appended so far durable (fdatasync).
   Status Sync();
+  // Closes the file without syncing it. Always releases the file; returns the sealed error
+  // when the writer was sealed. Every call after Close fails.
   Status Close();
   bool sealed() const { return sealed_; }
   uint64_t file_number() const { return file_number_; }
+  // Bytes in the file including the header and unsynced appends.
   uint64_t size() const;
   const std::string& path() const { return path_; }
 
   // Frames one record into dst (header + payload) so a caller can batch many into one write.
+  // Appends to *dst (does not clear it). REQUIRES: payload.size() <= kMaxRecordSize.
   static void FrameRecord(RecordType type, std::string_view payload, std::string* dst);
-  // Appends pre-framed bytes (one or more whole records).
+  // Appends pre-framed bytes (one or more whole records) in one write (group commit).
+  // REQUIRES: `framed` is a concatenation of FrameRecord outputs.
   Status AppendFramed(std::string_view framed);
 
  private:
   Writer(std::unique_ptr<WritableFile> file, std::string path, uint64_t file_number)
       : file_(std::move(file)), path_(std::move(path)), file_number_(file_number) {}
+  Status CheckWritable() const;
+  Status Seal(const Status& cause, std::string_view what);
+
   std::unique_ptr<WritableFile> file_;
   std::string path_;
   uint64_t file_number_;
   bool sealed_ = false;
+  bool closed_ = false;
 };
 
 struct Record {
@@ -56,11 +89,15 @@ struct Record {
 };
 
 struct ReadResult {
+  // From the file header; when the file is shorter than the header, from the file name
+  // (0 when the name is not a WAL file name) and start_sequence is 0.
   uint64_t file_number = 0;
   uint64_t start_sequence = 0;
   std::vector<Record> records;
   // Length of the valid prefix (header + whole good records). When it is below the file
   // size the rest was a torn tail (or, with repair, skipped damage).
+  // With repair and repaired_bytes > 0 the prefix contains the skipped damage: such a file
+  // must be rewritten or retired, never appended to.
   uint64_t valid_length = 0;
   bool torn_tail = false;
   // With repair: bytes of middle damage that were dropped.
@@ -76,6 +113,12 @@ struct ReadResult {
 //    skipped up to the next valid record and counted in repaired_bytes.
 //  * A zero-length file or a file shorter than the header = torn tail with no records (a
 //    crash during creation). A full header with a bad magic/crc = Corruption.
+//  * A record whose checksum is valid but whose type is unknown (written by a newer version)
+//    = Corruption naming the type, file and offset, with or without repair.
+//  * A header whose file number differs from the number in the file's name = Corruption.
+// A "valid record" is a complete record header + payload inside the file, with length <=
+// kMaxRecordSize and a matching checksum. The whole file is read into memory.
+// Thread-safe (no shared state).
 Result<ReadResult> ReadWalFile(FileSystem* fs, const std::string& path, bool repair);
 
 }  // namespace usagedb::wal

@@ -1,0 +1,145 @@
+// WAL file names and the writer. The reader is in wal_reader.cc.
+#include "wal/wal.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "util/coding.h"
+#include "util/crc32c.h"
+
+namespace usagedb::wal {
+
+std::string WalFileName(uint64_t file_number) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%012" PRIu64 ".log", file_number);
+  return buf;
+}
+
+bool ParseWalFileName(std::string_view name, uint64_t* file_number) {
+  constexpr std::string_view kSuffix = ".log";
+  if (name.size() < kSuffix.size() || name.substr(name.size() - kSuffix.size()) != kSuffix) {
+    return false;
+  }
+  std::string_view digits = name.substr(0, name.size() - kSuffix.size());
+  if (digits.size() < 12 || digits.size() > 20) return false;
+  // Beyond the 12 padded digits a leading zero would make two names for one number.
+  if (digits.size() > 12 && digits[0] == '0') return false;
+  uint64_t v = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return false;
+    uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *file_number = v;
+  return true;
+}
+
+std::string EncodeFileHeader(uint64_t file_number, uint64_t start_sequence) {
+  std::string h(kMagic, sizeof(kMagic));
+  PutFixed32(&h, kVersion);
+  PutFixed64(&h, file_number);
+  PutFixed64(&h, start_sequence);
+  PutFixed32(&h, crc32c::Mask(crc32c::Value(h)));
+  return h;
+}
+
+Result<std::unique_ptr<Writer>> Writer::Create(FileSystem* fs, const std::string& dir,
+                                               uint64_t file_number, uint64_t start_sequence) {
+  std::string path = JoinPath(dir, WalFileName(file_number));
+  ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs->NewWritableFile(path));
+  std::string header = EncodeFileHeader(file_number, start_sequence);
+  static_assert(kHeaderSize == sizeof(kMagic) + 4 + 8 + 8 + 4);
+  RETURN_IF_ERROR(file->Append(header).WithContext("creating WAL file " + path));
+  RETURN_IF_ERROR(file->Sync().WithContext("creating WAL file " + path));
+  RETURN_IF_ERROR(fs->SyncDir(dir).WithContext("creating WAL file " + path));
+  return std::unique_ptr<Writer>(new Writer(std::move(file), std::move(path), file_number));
+}
+
+Result<std::unique_ptr<Writer>> Writer::OpenForAppend(FileSystem* fs, const std::string& dir,
+                                                      uint64_t file_number, uint64_t valid_length) {
+  std::string path = JoinPath(dir, WalFileName(file_number));
+  if (valid_length < kHeaderSize) {
+    return Status::InvalidArgument(path + ": cannot append to a WAL file without a header");
+  }
+  const std::string context = "reopening WAL file " + path;
+  ASSIGN_OR_RETURN(uint64_t size, fs->FileSize(path));
+  if (size < valid_length) {
+    return Status::InvalidArgument(context + ": valid length " + std::to_string(valid_length) +
+                                   " exceeds file size " + std::to_string(size));
+  }
+  if (size > valid_length) {
+    RETURN_IF_ERROR(fs->Truncate(path, valid_length).WithContext(context));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs->NewAppendableFile(path));
+  // The truncation must be durable before records appended after it are acknowledged.
+  RETURN_IF_ERROR(file->Sync().WithContext(context));
+  RETURN_IF_ERROR(fs->SyncDir(dir).WithContext(context));
+  return std::unique_ptr<Writer>(new Writer(std::move(file), std::move(path), file_number));
+}
+
+void Writer::FrameRecord(RecordType type, std::string_view payload, std::string* dst) {
+  const char type_byte = static_cast<char>(type);
+  uint32_t crc = crc32c::Extend(crc32c::Value(&type_byte, 1), payload.data(), payload.size());
+  PutFixed32(dst, static_cast<uint32_t>(payload.size()));
+  PutFixed32(dst, crc32c::Mask(crc));
+  dst->push_back(type_byte);
+  dst->append(payload.data(), payload.size());
+}
+
+Status Writer::CheckWritable() const {
+  if (sealed_) {
+    return Status::IOError(path_ +
+                           ": WAL file is sealed after an earlier write or sync error; it is "
+                           "never appended to again");
+  }
+  if (closed_) return Status::IOError(path_ + ": WAL file is closed");
+  return Status::OK();
+}
+
+Status Writer::Seal(const Status& cause, std::string_view what) {
+  sealed_ = true;
+  return cause.WithContext(path_ + ": WAL " + std::string(what) + " failed, file sealed");
+}
+
+Status Writer::AddRecord(RecordType type, std::string_view payload) {
+  RETURN_IF_ERROR(CheckWritable());
+  if (payload.size() > kMaxRecordSize) {
+    return Status::InvalidArgument(path_ + ": WAL record of " + std::to_string(payload.size()) +
+                                   " bytes exceeds the maximum of " +
+                                   std::to_string(kMaxRecordSize));
+  }
+  std::string framed;
+  framed.reserve(kRecordHeaderSize + payload.size());
+  FrameRecord(type, payload, &framed);
+  return AppendFramed(framed);
+}
+
+Status Writer::AppendFramed(std::string_view framed) {
+  RETURN_IF_ERROR(CheckWritable());
+  const uint64_t offset = file_->Size();
+  Status s = file_->Append(framed);
+  if (!s.ok()) return Seal(s, "append at offset " + std::to_string(offset));
+  return Status::OK();
+}
+
+Status Writer::Sync() {
+  RETURN_IF_ERROR(CheckWritable());
+  Status s = file_->Sync();
+  if (!s.ok()) return Seal(s, "sync at size " + std::to_string(file_->Size()));
+  return Status::OK();
+}
+
+Status Writer::Close() {
+  if (closed_) return Status::IOError(path_ + ": WAL file is closed");
+  Status sealed = CheckWritable();
+  closed_ = true;
+  Status s = file_->Close();
+  if (!sealed.ok()) return sealed;
+  if (!s.ok()) return Seal(s, "close");
+  return Status::OK();
+}
+
+uint64_t Writer::size() const { return file_->Size(); }
+
+}  // namespace usagedb::wal

@@ -1,0 +1,151 @@
+// The WAL reader: torn tail vs corruption in the middle.
+//
+// A bad record (short header, length over the maximum or past end of file, checksum
+// mismatch) is a torn tail exactly when no valid record starts at any later byte offset.
+// The forward scan is byte by byte; it runs only after a crash (or on damage), and the
+// range checksums it needs cost O(kBlock) each thanks to RangeCrc, so a multi-megabyte torn
+// record does not make it quadratic. A torn prefix is never glued to a later record:
+// records are only ever decoded at offsets where a whole valid record starts.
+#include <optional>
+
+#include "util/coding.h"
+#include "util/crc32c.h"
+#include "wal/range_crc.h"
+#include "wal/wal.h"
+
+namespace usagedb::wal {
+namespace {
+
+bool IsKnownType(uint8_t t) {
+  return t == static_cast<uint8_t>(RecordType::kUnit) ||
+         t == static_cast<uint8_t>(RecordType::kVoid);
+}
+
+struct Probe {
+  bool valid = false;
+  uint32_t length = 0;
+  std::string reason;  // why it is not valid (only when !valid)
+};
+
+// Checks the record starting at `pos`. `range_crc` may be null (checksum computed directly).
+Probe ProbeRecord(std::string_view data, size_t pos, const internal::RangeCrc* range_crc,
+                  bool want_reason) {
+  Probe p;
+  const size_t remaining = data.size() - pos;
+  if (remaining < kRecordHeaderSize) {
+    if (want_reason) {
+      p.reason = "partial record header (" + std::to_string(remaining) + " of " +
+                 std::to_string(kRecordHeaderSize) + " bytes)";
+    }
+    return p;
+  }
+  const char* h = data.data() + pos;
+  p.length = DecodeFixed32(h);
+  if (p.length > kMaxRecordSize) {
+    if (want_reason) {
+      p.reason = "record length " + std::to_string(p.length) + " exceeds the maximum " +
+                 std::to_string(kMaxRecordSize);
+    }
+    return p;
+  }
+  if (p.length > remaining - kRecordHeaderSize) {
+    if (want_reason) {
+      p.reason = "record length " + std::to_string(p.length) + " runs past end of file (" +
+                 std::to_string(remaining - kRecordHeaderSize) + " bytes left)";
+    }
+    return p;
+  }
+  const uint32_t expected = crc32c::Unmask(DecodeFixed32(h + 4));
+  const size_t crc_len = 1 + static_cast<size_t>(p.length);  // type byte + payload
+  const uint32_t actual =
+      range_crc ? range_crc->Value(pos + 8, crc_len) : crc32c::Value(h + 8, crc_len);
+  if (actual != expected) {
+    if (want_reason) p.reason = "record checksum mismatch";
+    return p;
+  }
+  p.valid = true;
+  return p;
+}
+
+}  // namespace
+
+Result<ReadResult> ReadWalFile(FileSystem* fs, const std::string& path, bool repair) {
+  std::string contents;
+  RETURN_IF_ERROR(fs->ReadFileToString(path, &contents));
+  const std::string_view data = contents;
+  ReadResult result;
+
+  uint64_t named_number = 0;
+  const bool named = ParseWalFileName(BaseName(path), &named_number);
+  if (data.size() < kHeaderSize) {
+    // A crash while the file was being created: nothing in it was ever acknowledged.
+    result.file_number = named ? named_number : 0;
+    result.torn_tail = true;
+    return result;
+  }
+
+  auto corrupt = [&path](uint64_t offset, const std::string& what) {
+    return Status::Corruption(path + ": offset " + std::to_string(offset) + ": " + what);
+  };
+  if (std::string_view(data.data(), sizeof(kMagic)) != std::string_view(kMagic, sizeof(kMagic))) {
+    return corrupt(0, "bad WAL file magic");
+  }
+  const uint32_t header_crc = crc32c::Unmask(DecodeFixed32(data.data() + kHeaderSize - 4));
+  if (crc32c::Value(data.data(), kHeaderSize - 4) != header_crc) {
+    return corrupt(kHeaderSize - 4, "WAL file header checksum mismatch");
+  }
+  const uint32_t version = DecodeFixed32(data.data() + 8);
+  if (version != kVersion) {
+    return corrupt(8, "unsupported WAL format version " + std::to_string(version) +
+                          " (this build reads version " + std::to_string(kVersion) + ")");
+  }
+  result.file_number = DecodeFixed64(data.data() + 12);
+  result.start_sequence = DecodeFixed64(data.data() + 20);
+  if (named && named_number != result.file_number) {
+    return corrupt(12, "WAL header names file number " + std::to_string(result.file_number) +
+                           " but the file name says " + std::to_string(named_number));
+  }
+
+  std::optional<internal::RangeCrc> range_crc;  // built on the first bad record
+  size_t pos = kHeaderSize;
+  result.valid_length = pos;
+  while (pos < data.size()) {
+    Probe p = ProbeRecord(data, pos, nullptr, /*want_reason=*/true);
+    if (p.valid) {
+      const uint8_t type = static_cast<uint8_t>(data[pos + 8]);
+      if (!IsKnownType(type)) {
+        return corrupt(pos, "WAL record of unknown type " + std::to_string(type) +
+                                " (written by a newer version?)");
+      }
+      result.records.push_back(Record{static_cast<RecordType>(type),
+                                      std::string(data.substr(pos + kRecordHeaderSize, p.length)),
+                                      pos});
+      pos += kRecordHeaderSize + p.length;
+      result.valid_length = pos;
+      continue;
+    }
+    // A bad record: find the next offset where a whole valid record starts.
+    if (!range_crc) range_crc.emplace(data);
+    size_t next = data.size();
+    for (size_t q = pos + 1; q + kRecordHeaderSize <= data.size(); ++q) {
+      if (ProbeRecord(data, q, &*range_crc, /*want_reason=*/false).valid) {
+        next = q;
+        break;
+      }
+    }
+    if (next == data.size()) {
+      result.torn_tail = true;  // nothing valid follows: the write in flight at a crash
+      break;
+    }
+    if (!repair) {
+      return corrupt(pos, p.reason + ", and a valid record follows at offset " +
+                              std::to_string(next) +
+                              " (damage in the middle of the WAL; repair skips it)");
+    }
+    result.repaired_bytes += next - pos;
+    pos = next;
+  }
+  return result;
+}
+
+}  // namespace usagedb::wal
