@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "io/file_system.h"
@@ -63,9 +65,23 @@ struct ManifestState {
 
 std::string EncodeManifest(const ManifestState& state);
 // Corruption when the bytes are damaged (checksum), truncated or of an unknown version.
+// Also Corruption when an unknown section tag is present (written by a newer version) or the
+// decoded state fails ValidateManifestState. Never crashes on arbitrary bytes. On error
+// *state is left unchanged.
 Status DecodeManifest(std::string_view data, ManifestState* state);
 
+// The invariants every stored state satisfies (InvalidArgument naming the first violation):
+// bucket_count >= 1; flushed_sequence <= last_sequence; 1 <= next_file_number;
+// min_wal_file_number <= next_file_number; every listed file number is in
+// [1, next_file_number) and unique across segments, dedupe runs and conflict logs; every
+// segment's bucket < bucket_count; min <= max for each commit-sequence, timestamp, account-id
+// and origin range; max_commit_seq <= last_sequence; origin_replaced numbers are in
+// [1, next_file_number). Commit refuses a state that fails them, Decode reports Corruption.
+Status ValidateManifestState(const ManifestState& state);
+
 std::string ManifestFileName(uint64_t generation);  // "MANIFEST-000007"
+// True only for the canonical form ManifestFileName() produces (6+ digits, zero-padded to 6,
+// no temporary suffix).
 bool ParseManifestFileName(std::string_view name, uint64_t* generation);
 
 struct ManifestLoad {
@@ -87,21 +103,47 @@ class ManifestStore {
   // considered, newest first. With no MANIFEST-* at all and no CURRENT, returns created=true
   // and a default state (generation 0, not yet written). When files exist but none is
   // readable, returns Corruption naming them.
+  // A generation named by CURRENT that is newer than the loaded one but missing is listed in
+  // `skipped` too. Leftover temporaries (MANIFEST-*.tmp, CURRENT.tmp) are ignored.
+  // REQUIRES: db_root exists (its listing error is returned otherwise).
   Result<ManifestLoad> Load();
 
-  // Writes `next` as generation current+1: MANIFEST-n.tmp, sync, rename, sync dir, then
-  // CURRENT (atomically), then deletes generations older than the retained ones.
-  // On success returns the state with its generation set. On failure nothing the caller
-  // holds changes and the previous generation stays current.
+  // Writes `next` as generation n = (highest generation seen on disk or written) + 1 (so a
+  // skipped, unreadable generation is never overwritten): MANIFEST-n.tmp, sync, close, rename
+  // to MANIFEST-n, SyncDir, then CURRENT through CURRENT.tmp (sync, rename, SyncDir), then
+  // deletes generations older than the newest retain_generations (errors ignored).
+  // On success returns the state with its generation set. On failure current_generation()
+  // stays the previous one and the error is returned (InvalidArgument when `next` fails
+  // ValidateManifestState, before anything is written).
+  // A failure before the MANIFEST-n rename leaves nothing behind (the temporary is removed,
+  // best effort). A failure after it leaves the complete MANIFEST-n on disk, which a later
+  // Load() prefers: so after any Commit error the caller must not delete files that only
+  // `next` references (startup recovery deals with them) and must not act on `next` (retire
+  // WAL files etc.). A later Commit supersedes it with n+1.
+  // REQUIRES: Load() returned ok on this store before the first Commit.
   Result<ManifestState> Commit(ManifestState next);
+
+  // Removes leftover MANIFEST-*.tmp and CURRENT.tmp files of db_root (an interrupted Commit
+  // leaves them), then syncs the directory. Never touches a complete MANIFEST-n.
+  // REQUIRES: no Commit is running.
+  Status RemoveManifestTemporaries();
 
   uint64_t current_generation() const { return current_generation_; }
 
  private:
+  std::string PathOf(std::string_view name) const;
+  Status WriteCurrent(uint64_t generation);
+  void RemoveOldGenerations(uint64_t keep_newest);
+
   FileSystem* fs_;
   std::string db_root_;
   int retain_;
   uint64_t current_generation_ = 0;
+  // Highest generation known to exist (or to have existed) on disk, including unreadable
+  // ones and one named by CURRENT; the next Commit writes highest_generation_ + 1.
+  uint64_t highest_generation_ = 0;
+  // Complete MANIFEST-n files believed present (candidates for retention), ascending.
+  std::vector<uint64_t> generations_;
 };
 
 }  // namespace usagedb
