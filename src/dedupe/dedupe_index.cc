@@ -1,0 +1,97 @@
+// DedupeIndex: the current run set, looked up newest content first.
+#include <algorithm>
+#include <mutex>
+
+#include "dedupe/dedupe.h"
+
+namespace usagedb {
+namespace {
+
+using RunList = std::vector<std::shared_ptr<DedupeRun>>;
+
+// SPEC §2.1: a Usage key is forgotten once max(ingested, timestamp) + window < now.
+bool Forgotten(const DedupeEntry& e, int64_t now_ms, int64_t window_ms) {
+  if (window_ms <= 0 || e.kind != EventKind::kUsage) return false;
+  const __int128 anchor = std::max(e.ingested_at_ms, e.timestamp_ms);
+  return anchor + window_ms < static_cast<__int128>(now_ms);
+}
+
+}  // namespace
+
+struct DedupeIndex::Impl {
+  Impl(size_t cache_bytes, DedupeHashFn h) : hash(h), cache(cache_bytes) {}
+
+  const DedupeHashFn hash;
+  mutable DedupeBlockCache cache;
+  mutable std::mutex mu;
+  // Sorted by max_commit_seq descending, then file_number descending. Guarded by mu (the
+  // pointer; the list itself is immutable once published).
+  std::shared_ptr<const RunList> runs = std::make_shared<RunList>();
+  size_t filter_bytes = 0;  // guarded by mu
+  uint64_t keys = 0;        // guarded by mu
+
+  std::shared_ptr<const RunList> Snapshot() const {
+    std::lock_guard<std::mutex> l(mu);
+    return runs;
+  }
+};
+
+DedupeIndex::DedupeIndex(size_t cache_bytes) : DedupeIndex(cache_bytes, &Hash64) {}
+DedupeIndex::DedupeIndex(size_t cache_bytes, DedupeHashFn hash)
+    : impl_(std::make_unique<Impl>(cache_bytes, hash)) {}
+DedupeIndex::~DedupeIndex() = default;
+
+void DedupeIndex::SetRuns(std::vector<std::shared_ptr<DedupeRun>> runs) {
+  std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) {
+    if (a->info().max_commit_seq != b->info().max_commit_seq) {
+      return a->info().max_commit_seq > b->info().max_commit_seq;
+    }
+    return a->file_number() > b->file_number();
+  });
+  size_t bytes = 0;
+  uint64_t keys = 0;
+  for (const auto& r : runs) {
+    bytes += r->memory_bytes();
+    keys += r->info().key_count;
+  }
+  auto list = std::make_shared<const RunList>(std::move(runs));
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->runs = std::move(list);
+  impl_->filter_bytes = bytes;
+  impl_->keys = keys;
+}
+
+std::vector<std::shared_ptr<DedupeRun>> DedupeIndex::runs() const { return *impl_->Snapshot(); }
+
+Result<std::optional<DedupeEntry>> DedupeIndex::Lookup(std::string_view event_id, int64_t now_ms,
+                                                       int64_t window_ms) const {
+  const std::shared_ptr<const RunList> runs = impl_->Snapshot();
+  const uint64_t hash = impl_->hash(event_id);
+  std::optional<DedupeEntry> best;
+  for (const auto& run : *runs) {
+    // Runs are in max_commit_seq order: once a remembered entry is found, a later run can
+    // only beat it with a higher commit_seq, which its max_commit_seq rules out.
+    if (best.has_value() && run->info().max_commit_seq <= best->commit_seq) break;
+    ASSIGN_OR_RETURN(std::optional<DedupeEntry> found,
+                     run->Lookup(event_id, hash, &impl_->cache));
+    if (!found.has_value() || Forgotten(*found, now_ms, window_ms)) continue;
+    if (!best.has_value() || found->commit_seq > best->commit_seq) best = std::move(found);
+  }
+  return best;
+}
+
+size_t DedupeIndex::cache_capacity_bytes() const { return impl_->cache.capacity_bytes(); }
+
+size_t DedupeIndex::filter_memory_bytes() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->filter_bytes;
+}
+
+uint64_t DedupeIndex::key_count() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->keys;
+}
+
+DedupeBlockCache* DedupeIndex::cache() const { return &impl_->cache; }
+
+}  // namespace usagedb
