@@ -462,6 +462,9 @@ void ManifestStore::RemoveOldGenerations(uint64_t keep_newest) {
 }
 
 Result<ManifestState> ManifestStore::Commit(ManifestState next) {
+  if (std::max(current_generation_, highest_generation_) == UINT64_MAX) {
+    return Status::Internal("manifest generation numbers exhausted in " + db_root_);
+  }
   const uint64_t generation = std::max(current_generation_, highest_generation_) + 1;
   next.generation = generation;
   Status valid = ValidateManifestState(next);
