@@ -98,6 +98,12 @@ struct SegmentWriterOptions {
 Status WriteSegment(FileSystem* fs, const std::string& path, const std::vector<const Event*>& rows,
                     const SegmentWriterOptions& options, SegmentInfo* info);
 
+// Where one column chunk of one block lies in the file (diagnostics, size statistics, tests).
+struct ChunkExtent {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
 // Reads a segment lazily: Open reads and verifies the footer and zone maps; ReadBlock reads
 // one block's requested columns and verifies the block checksum. Thread-safe after Open.
 // Every damage is a Corruption status naming the file.
@@ -107,7 +113,10 @@ class SegmentReader {
   virtual ~SegmentReader() = default;
   virtual const SegmentInfo& info() const = 0;
   virtual size_t num_blocks() const = 0;
+  // REQUIRES: block < num_blocks().
   virtual const BlockZoneMap& zone_map(size_t block) const = 0;
+  // REQUIRES: block < num_blocks().
+  virtual ChunkExtent chunk_extent(size_t block, Column column) const = 0;
   virtual Status ReadBlock(size_t block, ColumnMask columns, DecodedBlock* out) const = 0;
   // Verifies every block checksum and decodes every column (check --deep).
   virtual Status VerifyAll() const = 0;

@@ -1,0 +1,234 @@
+// segment_bench: writes SPEC §9-like segments and prints bytes/event (per column too) and
+// scan rates. Not a test: it prints numbers. Usage: segment_bench [rows ...] (default
+// 5000 20000 100000). Build it in a Release tree for meaningful rates.
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "segment/segment.h"
+#include "util/hash.h"
+#include "util/int128.h"
+
+namespace usagedb {
+namespace {
+
+constexpr int64_t kMonthStartMs = 1714521600000;  // 2024-05-01
+constexpr int64_t kMonthMs = 31LL * 86400000;
+constexpr int kBuckets = 64;
+
+const char* const kMeters[] = {"tokens.input",      "tokens.output",  "tokens.cached_input",
+                               "tokens.reasoning",  "tokens.embedding", "requests.llm",
+                               "requests.embedding", "requests.image", "tool.calls",
+                               "agent.runtime_ms"};
+const char* const kProviders[] = {"anthropic", "openai", "google", "mistral", "meta"};
+const char* const kRegions[] = {"us-east-1", "us-west-2", "eu-west-1", "ap-south-1"};
+
+class Zipf {
+ public:
+  Zipf(int n, double s) : cdf_(n) {
+    double sum = 0;
+    for (int i = 0; i < n; ++i) cdf_[i] = (sum += 1.0 / std::pow(i + 1, s));
+    for (double& c : cdf_) c /= sum;
+  }
+  int operator()(std::mt19937_64& rng) const {
+    const double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    return static_cast<int>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
+  }
+
+ private:
+  std::vector<double> cdf_;
+};
+
+std::string RandomId(std::mt19937_64& rng) {
+  static const char kBase32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+  std::string id = "evt_";
+  for (int i = 0; i < 26; ++i) id.push_back(kBase32[rng() % 32]);
+  return id;
+}
+
+// One (bucket, month) partition's events: accounts of bucket 0 out of 1K Zipf accounts;
+// each request emits 2-3 events (input/output tokens, sometimes requests or tools) sharing
+// timestamp, model and dimensions; arrival order = time order (commit seq, ingested_at).
+std::vector<Event> Generate(size_t rows, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int> bucket_accounts;
+  for (int a = 0; a < 1000; ++a) {
+    if (Hash64("acct_" + std::to_string(a)) % kBuckets == 0) bucket_accounts.push_back(a);
+  }
+  const Zipf account_zipf(static_cast<int>(bucket_accounts.size()), 1.1);
+  const Zipf model_zipf(100, 1.3);
+  const Zipf meter_zipf(6, 1.0);
+  std::vector<Event> events;
+  events.reserve(rows + 3);
+  while (events.size() < rows) {
+    const int a = bucket_accounts[account_zipf(rng)];
+    const std::string account = "acct_" + std::to_string(a);
+    const int model = (model_zipf(rng) + a * 7) % 100;
+    const int64_t ts = kMonthStartMs + static_cast<int64_t>(rng() % kMonthMs);
+    std::vector<std::pair<std::string, std::string>> dims = {
+        {"provider", kProviders[model % 5]}, {"region", kRegions[a % 4]}};
+    if (a % 3 != 0) dims.emplace_back("agent", "agent-" + std::to_string((a + rng() % 3) % 20));
+    if (rng() % 4 == 0) dims.emplace_back("tool", "tool-" + std::to_string(rng() % 20));
+    std::sort(dims.begin(), dims.end());
+    auto emit = [&](const char* meter, __int128 q, const char* unit, const char* product) {
+      Event e;
+      e.event_id = RandomId(rng);
+      e.account_id = account;
+      e.subscription_id = "sub_" + std::to_string(a);
+      e.product_id = product;
+      e.meter_id = meter;
+      e.model_id = "model-" + std::to_string(model);
+      e.timestamp_ms = ts;
+      e.quantity = q;
+      e.unit = unit;
+      e.source = "gateway-" + std::to_string(rng() % 3);
+      e.dimensions = dims;
+      if (rng() % 1000 == 0) {
+        e.kind = EventKind::kCorrection;
+        e.has_correction_ref = true;
+        e.correction_original_event_id = RandomId(rng);
+        e.correction_reason = "meter fix";
+        e.quantity = -e.quantity / 2;
+      }
+      events.push_back(std::move(e));
+    };
+    emit("tokens.input", 1 + rng() % 8000, "token", "chat");
+    emit("tokens.output", 1 + rng() % 2000, "token", "chat");
+    const int extra = meter_zipf(rng);
+    if (extra >= 2) {
+      const int m = 2 + rng() % 8;
+      const bool count = m >= 5 && m <= 8;
+      emit(kMeters[m], count ? 1 : 1 + rng() % 5000, count ? "request" : "token",
+           m == 9 ? "agents" : "chat");
+    }
+  }
+  events.resize(rows);
+  // Arrival (commit) order follows time; ingest at 100K events/s.
+  std::sort(events.begin(), events.end(),
+            [](const Event& x, const Event& y) { return x.timestamp_ms < y.timestamp_ms; });
+  for (size_t i = 0; i < events.size(); ++i) {
+    events[i].commit_seq = 5000000 + i;
+    events[i].ingested_at_ms = kMonthStartMs + kMonthMs + static_cast<int64_t>(i / 100);
+  }
+  std::sort(events.begin(), events.end(), [](const Event& x, const Event& y) {
+    return std::tie(x.account_id, x.product_id, x.meter_id, x.model_id, x.timestamp_ms,
+                    x.event_id) < std::tie(y.account_id, y.product_id, y.meter_id, y.model_id,
+                                           y.timestamp_ms, y.event_id);
+  });
+  return events;
+}
+
+double Seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+const char* kColumnNames[kNumColumns] = {
+    "event_id", "kind",     "corr_orig_id", "corr_reason", "account_id", "subscription_id",
+    "product_id", "meter_id", "model_id",   "timestamp_ms", "quantity",  "unit",
+    "source",   "dimensions", "ingested_at_ms", "commit_seq"};
+
+int Run(size_t rows) {
+  FileSystem* fs = FileSystem::Default();
+  const std::string path = "/tmp/segment_bench_" + std::to_string(rows) + ".useg";
+  const std::vector<Event> events = Generate(rows, rows);
+  std::vector<const Event*> ptrs;
+  for (const Event& e : events) ptrs.push_back(&e);
+  SegmentInfo info;
+  info.partition = MonthPartition(kMonthStartMs);
+  SegmentWriterOptions options;
+  if (const char* v = std::getenv("ROWS_PER_BLOCK")) options.rows_per_block = std::atoi(v);
+  if (const char* v = std::getenv("ZSTD_LEVEL")) options.zstd_level = std::atoi(v);
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = WriteSegment(fs, path, ptrs, options, &info);
+  const double write_s = Seconds(t0);
+  if (!s.ok()) {
+    std::fprintf(stderr, "write: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  auto reader = SegmentReader::Open(fs, path);
+  if (!reader.ok()) {
+    std::fprintf(stderr, "open: %s\n", reader.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("rows %zu: %zu bytes, %.2f bytes/event, %zu blocks, write %.0f rows/s\n", rows,
+              static_cast<size_t>(info.file_size),
+              static_cast<double>(info.file_size) / static_cast<double>(rows),
+              (*reader)->num_blocks(), static_cast<double>(rows) / write_s);
+  std::printf("  bytes/event by column:");
+  for (int c = 0; c < kNumColumns; ++c) {
+    uint64_t bytes = 0;
+    for (size_t b = 0; b < (*reader)->num_blocks(); ++b) {
+      bytes += (*reader)->chunk_extent(b, static_cast<Column>(c)).size;
+    }
+    std::printf("%s %s=%.2f", c % 4 == 0 ? "\n   " : "", kColumnNames[c],
+                static_cast<double>(bytes) / static_cast<double>(rows));
+  }
+  std::printf("\n");
+
+  // Baseline: zstd -3 over the raw 26 random chars of every id.
+  std::string raw_ids;
+  for (const Event& e : events) raw_ids.append(e.event_id, 4, std::string::npos);
+  std::string z(ZSTD_compressBound(raw_ids.size()), '\0');
+  const size_t zn = ZSTD_compress(z.data(), z.size(), raw_ids.data(), raw_ids.size(), 3);
+  std::printf("  ids: zstd-3 on raw base32 suffixes %.2f bytes/id, entropy 16.25\n",
+              static_cast<double>(zn) / static_cast<double>(rows));
+
+  const ColumnMask scan_mask = ColumnBit(Column::kAccountId) | ColumnBit(Column::kTimestampMs) |
+                               ColumnBit(Column::kQuantity) | ColumnBit(Column::kCommitSeq);
+  for (ColumnMask mask : {scan_mask, kAllColumns}) {
+    DecodedBlock block;
+    WideSum sum;
+    uint64_t scanned = 0, checksum = 0;
+    int reps = 0;
+    t0 = std::chrono::steady_clock::now();
+    do {
+      for (size_t b = 0; b < (*reader)->num_blocks(); ++b) {
+        s = (*reader)->ReadBlock(b, mask, &block);
+        if (!s.ok()) {
+          std::fprintf(stderr, "read: %s\n", s.ToString().c_str());
+          return 1;
+        }
+        __int128 block_sum = 0;  // |q| < 10^38 and rows per block < 2^20: cannot overflow
+        for (size_t i = 0; i < block.rows; ++i) {
+          block_sum += block.quantity[i];
+          checksum += block.account_id.codes[i] + static_cast<uint64_t>(block.timestamp_ms[i]) +
+                      block.commit_seq[i];
+        }
+        sum.Add(block_sum);
+        scanned += block.rows;
+      }
+      ++reps;
+    } while (Seconds(t0) < 1.0);
+    const double secs = Seconds(t0);
+    std::printf("  %s scan (sum quantity): %.1fM rows/s (%d passes, checksum %llu)\n",
+                mask == kAllColumns ? "all-column" : "account+ts+quantity+seq",
+                static_cast<double>(scanned) / secs / 1e6, reps,
+                static_cast<unsigned long long>(checksum % 1000));
+  }
+  fs->RemoveFile(path).IgnoreError();
+  return 0;
+}
+
+}  // namespace
+}  // namespace usagedb
+
+int main(int argc, char** argv) {
+  std::vector<size_t> sizes = {5000, 20000, 100000};
+  if (argc > 1) {
+    sizes.clear();
+    for (int i = 1; i < argc; ++i) sizes.push_back(std::strtoull(argv[i], nullptr, 10));
+  }
+  for (size_t rows : sizes) {
+    if (rows == 0 || usagedb::Run(rows) != 0) return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,137 @@
+#include "segment/segment_dims.h"
+
+#include <algorithm>
+
+namespace usagedb::segment {
+namespace {
+
+void AppendEscaped(std::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 0xf]);
+        } else {
+          out->push_back(ch);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;  // canonical form uses lowercase only
+}
+
+// Parses one canonical JSON string starting at s[*pos] == '"'. Advances *pos past it.
+bool ParseString(std::string_view s, size_t* pos, std::string* out) {
+  out->clear();
+  size_t i = *pos;
+  if (i >= s.size() || s[i] != '"') return false;
+  ++i;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"') {
+      *pos = i + 1;
+      return true;
+    }
+    if (c < 0x20) return false;  // the canonical form escapes every control byte
+    if (c != '\\') {
+      out->push_back(s[i++]);
+      continue;
+    }
+    if (i + 1 >= s.size()) return false;
+    const char e = s[i + 1];
+    i += 2;
+    switch (e) {
+      case '"': out->push_back('"'); break;
+      case '\\': out->push_back('\\'); break;
+      case 'b': out->push_back('\b'); break;
+      case 'f': out->push_back('\f'); break;
+      case 'n': out->push_back('\n'); break;
+      case 'r': out->push_back('\r'); break;
+      case 't': out->push_back('\t'); break;
+      case 'u': {
+        if (i + 4 > s.size() || s[i] != '0' || s[i + 1] != '0') return false;
+        const int hi = HexValue(s[i + 2]), lo = HexValue(s[i + 3]);
+        if (hi < 0 || lo < 0) return false;
+        const int v = hi * 16 + lo;
+        // Only bytes below 0x20 without a short escape are written as \u00xx.
+        if (v >= 0x20 || v == '\b' || v == '\f' || v == '\n' || v == '\r' || v == '\t') {
+          return false;
+        }
+        out->push_back(static_cast<char>(v));
+        i += 4;
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void AppendCanonicalDimensions(const Dimensions& dims, std::string* out) {
+  const bool sorted = std::is_sorted(dims.begin(), dims.end(),
+                                     [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<const std::pair<std::string, std::string>*> order;
+  order.reserve(dims.size());
+  for (const auto& kv : dims) order.push_back(&kv);
+  if (!sorted) {
+    std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+      return a->first < b->first;
+    });
+  }
+  out->push_back('{');
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    AppendEscaped(order[i]->first, out);
+    out->push_back(':');
+    AppendEscaped(order[i]->second, out);
+  }
+  out->push_back('}');
+}
+
+std::string CanonicalDimensionsString(const Dimensions& dims) {
+  std::string out;
+  AppendCanonicalDimensions(dims, &out);
+  return out;
+}
+
+bool ParseCanonicalDimensionsString(std::string_view s, Dimensions* out) {
+  out->clear();
+  if (s.size() < 2 || s.front() != '{' || s.back() != '}') return false;
+  size_t pos = 1;
+  if (s.size() == 2) return true;
+  std::string key, value;
+  while (true) {
+    if (!ParseString(s, &pos, &key)) return false;
+    if (pos >= s.size() || s[pos] != ':') return false;
+    ++pos;
+    if (!ParseString(s, &pos, &value)) return false;
+    if (!out->empty() && !(out->back().first < key)) return false;  // sorted, unique
+    out->emplace_back(std::move(key), std::move(value));
+    if (pos >= s.size()) return false;
+    if (s[pos] == '}') return pos + 1 == s.size();
+    if (s[pos] != ',') return false;
+    ++pos;
+  }
+}
+
+}  // namespace usagedb::segment

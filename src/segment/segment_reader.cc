@@ -1,0 +1,329 @@
+// SegmentReader: Open verifies header, trailer and footer; ReadBlock reads the byte span of
+// the requested chunks with one read, verifies each chunk's crc and decodes it.
+
+#include <zstd.h>
+
+#include <memory>
+
+#include "segment/segment.h"
+#include "segment/segment_dims.h"
+#include "segment/segment_encoding.h"
+#include "segment/segment_footer.h"
+#include "segment/segment_format.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
+
+namespace usagedb {
+namespace {
+
+using segment::BlockEntry;
+using segment::Codec;
+using segment::Encoding;
+using segment::Footer;
+
+struct DCtxDeleter {
+  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+};
+
+// One decompression context and scratch buffers per thread: ReadBlock is const and
+// thread-safe, and a context per call would cost more than decoding a small chunk.
+struct ThreadScratch {
+  std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx;
+  std::string read_buf;
+  std::string raw_buf;
+};
+ThreadScratch& Scratch() {
+  thread_local ThreadScratch scratch;
+  if (!scratch.dctx) scratch.dctx.reset(ZSTD_createDCtx());
+  return scratch;
+}
+
+bool IsNullable(Column c) {
+  return c == Column::kCorrectionOriginalEventId || c == Column::kCorrectionReason ||
+         c == Column::kSubscriptionId || c == Column::kModelId;
+}
+
+StringColumn* StringField(DecodedBlock* b, Column c) {
+  switch (c) {
+    case Column::kEventId: return &b->event_id;
+    case Column::kCorrectionOriginalEventId: return &b->correction_original_event_id;
+    case Column::kCorrectionReason: return &b->correction_reason;
+    case Column::kAccountId: return &b->account_id;
+    case Column::kSubscriptionId: return &b->subscription_id;
+    case Column::kProductId: return &b->product_id;
+    case Column::kMeterId: return &b->meter_id;
+    case Column::kModelId: return &b->model_id;
+    case Column::kUnit: return &b->unit;
+    case Column::kSource: return &b->source;
+    case Column::kDimensions: return &b->dimensions;
+    default: return nullptr;
+  }
+}
+
+void ClearColumn(DecodedBlock* b, Column c) {
+  if (StringColumn* s = StringField(b, c)) {
+    s->dict.clear();
+    s->codes.clear();
+    return;
+  }
+  switch (c) {
+    case Column::kKind: b->kind.clear(); break;
+    case Column::kTimestampMs: b->timestamp_ms.clear(); break;
+    case Column::kIngestedAtMs: b->ingested_at_ms.clear(); break;
+    case Column::kCommitSeq: b->commit_seq.clear(); break;
+    case Column::kQuantity: b->quantity.clear(); break;
+    default: break;
+  }
+}
+
+class SegmentReaderImpl final : public SegmentReader {
+ public:
+  SegmentReaderImpl(std::string path, std::unique_ptr<RandomAccessFile> file, Footer footer)
+      : path_(std::move(path)), file_(std::move(file)), footer_(std::move(footer)) {}
+
+  const SegmentInfo& info() const override { return footer_.info; }
+  size_t num_blocks() const override { return footer_.blocks.size(); }
+  const BlockZoneMap& zone_map(size_t block) const override { return footer_.blocks[block].zone; }
+  const std::string& path() const override { return path_; }
+
+  ChunkExtent chunk_extent(size_t block, Column column) const override {
+    const BlockEntry& b = footer_.blocks[block];
+    const int i = segment::PhysicalIndex(column);
+    return ChunkExtent{b.chunk_offset[i], b.chunk_size[i]};
+  }
+
+  Status ReadBlock(size_t block, ColumnMask columns, DecodedBlock* out) const override {
+    if (block >= footer_.blocks.size()) {
+      return Status::InvalidArgument(path_ + ": block " + std::to_string(block) +
+                                     " out of range");
+    }
+    columns &= kAllColumns;
+    const BlockEntry& b = footer_.blocks[block];
+    out->rows = b.rows;
+    // One read covering the physical span of the requested chunks.
+    int first = -1, last = -1;
+    for (int i = 0; i < kNumColumns; ++i) {
+      if (columns & ColumnBit(segment::kPhysicalColumnOrder[i])) {
+        if (first < 0) first = i;
+        last = i;
+      } else {
+        ClearColumn(out, segment::kPhysicalColumnOrder[i]);
+      }
+    }
+    if (first < 0) return Status::OK();
+    ThreadScratch& scratch = Scratch();
+    const uint64_t span_begin = b.chunk_offset[first];
+    const uint64_t span_end = b.chunk_offset[last] + b.chunk_size[last];
+    RETURN_IF_ERROR(file_->Read(span_begin, span_end - span_begin, &scratch.read_buf));
+    if (scratch.read_buf.size() != span_end - span_begin) {
+      return Corrupt(block, "truncated block");
+    }
+    for (int i = first; i <= last; ++i) {
+      const Column c = segment::kPhysicalColumnOrder[i];
+      if (!(columns & ColumnBit(c))) continue;
+      const std::string_view chunk(scratch.read_buf.data() + (b.chunk_offset[i] - span_begin),
+                                   b.chunk_size[i]);
+      RETURN_IF_ERROR(DecodeChunk(block, c, chunk, b.rows, &scratch, out));
+    }
+    return CheckDecoded(block, columns, out);
+  }
+
+  Status VerifyAll() const override {
+    DecodedBlock decoded;
+    Event event;
+    for (size_t i = 0; i < footer_.blocks.size(); ++i) {
+      RETURN_IF_ERROR(ReadBlock(i, kAllColumns, &decoded));
+      for (size_t row = 0; row < decoded.rows; ++row) {
+        Status s = decoded.MaterializeRow(row, &event);
+        if (!s.ok()) return s.WithContext(path_ + ": block " + std::to_string(i));
+      }
+      RETURN_IF_ERROR(CheckZoneMap(i, decoded));
+    }
+    return Status::OK();
+  }
+
+ private:
+  Status Corrupt(size_t block, const std::string& what) const {
+    return Status::Corruption(path_ + ": block " + std::to_string(block) + ": " + what);
+  }
+  Status Corrupt(size_t block, Column c, const std::string& what) const {
+    return Status::Corruption(path_ + ": block " + std::to_string(block) + " column " +
+                              segment::ColumnName(c) + ": " + what);
+  }
+
+  Status DecodeChunk(size_t block, Column c, std::string_view chunk, size_t n,
+                     ThreadScratch* scratch, DecodedBlock* out) const {
+    if (chunk.size() < segment::kMinChunkSize) return Corrupt(block, c, "chunk too short");
+    const size_t payload = chunk.size() - 4;
+    const uint32_t stored = crc32c::Unmask(DecodeFixed32(chunk.data() + payload));
+    if (crc32c::Value(chunk.data(), payload) != stored) {
+      return Corrupt(block, c, "checksum mismatch");
+    }
+    const auto encoding = static_cast<Encoding>(static_cast<uint8_t>(chunk[0]));
+    const auto codec = static_cast<Codec>(static_cast<uint8_t>(chunk[1]));
+    std::string_view body = chunk.substr(2, payload - 2);
+    if (codec == Codec::kZstd) {
+      Decoder d(body);
+      uint64_t raw_size;
+      if (!d.GetVarint64(&raw_size)) return Corrupt(block, c, "bad zstd raw size");
+      const std::string_view frame(d.pos(), d.remaining());
+      if (raw_size > segment::kMaxChunkRawSize ||
+          raw_size > frame.size() * segment::kMaxZstdRatio + segment::kZstdRawSlack ||
+          ZSTD_getFrameContentSize(frame.data(), frame.size()) != raw_size) {
+        return Corrupt(block, c, "bad zstd raw size");
+      }
+      scratch->raw_buf.resize(raw_size);
+      const size_t got = ZSTD_decompressDCtx(scratch->dctx.get(), scratch->raw_buf.data(),
+                                             raw_size, frame.data(), frame.size());
+      if (ZSTD_isError(got) || got != raw_size) return Corrupt(block, c, "bad zstd frame");
+      body = scratch->raw_buf;
+    } else if (codec != Codec::kNone) {
+      return Corrupt(block, c, "unknown codec " + std::to_string(static_cast<int>(codec)));
+    }
+    bool ok = false;
+    bool known = true;
+    switch (c) {
+      case Column::kKind:
+      case Column::kTimestampMs:
+      case Column::kIngestedAtMs:
+      case Column::kCommitSeq: {
+        known = encoding == Encoding::kIntFor || encoding == Encoding::kIntDeltaFor ||
+                encoding == Encoding::kIntRle || encoding == Encoding::kIntDeltaVarint;
+        if (!known) break;
+        if (c == Column::kKind) {
+          ints_scratch_.resize(n);
+          ok = segment::DecodeInt64Column(encoding, body, n, ints_scratch_.data());
+          out->kind.resize(n);
+          for (size_t i = 0; ok && i < n; ++i) {
+            ok = ints_scratch_[i] >= 0 && ints_scratch_[i] <= 2;
+            out->kind[i] = static_cast<uint8_t>(ints_scratch_[i]);
+          }
+        } else if (c == Column::kCommitSeq) {
+          out->commit_seq.resize(n);
+          ok = segment::DecodeInt64Column(encoding, body, n,
+                                          reinterpret_cast<int64_t*>(out->commit_seq.data()));
+        } else {
+          auto& v = c == Column::kTimestampMs ? out->timestamp_ms : out->ingested_at_ms;
+          v.resize(n);
+          ok = segment::DecodeInt64Column(encoding, body, n, v.data());
+        }
+        break;
+      }
+      case Column::kQuantity:
+        known = encoding == Encoding::kInt128For || encoding == Encoding::kInt128Varint;
+        if (!known) break;
+        out->quantity.resize(n);
+        ok = segment::DecodeInt128Column(encoding, body, n, out->quantity.data());
+        break;
+      default:
+        known = encoding == Encoding::kStringDict || encoding == Encoding::kStringDictRle ||
+                encoding == Encoding::kStringPlain || encoding == Encoding::kStringFixed ||
+                encoding == Encoding::kStringFixedAlphabet;
+        if (!known) break;
+        ok = segment::DecodeStringColumn(encoding, body, n, IsNullable(c), StringField(out, c));
+        break;
+    }
+    if (!known) {
+      ClearColumn(out, c);
+      return Corrupt(block, c,
+                     "unknown encoding " + std::to_string(static_cast<int>(encoding)));
+    }
+    if (!ok) {
+      ClearColumn(out, c);
+      return Corrupt(block, c, "malformed chunk");
+    }
+    return Status::OK();
+  }
+
+  // Cross-value checks that make MaterializeRow infallible for a block read with all columns.
+  Status CheckDecoded(size_t block, ColumnMask columns, DecodedBlock* out) const {
+    if (columns & ColumnBit(Column::kDimensions)) {
+      segment::Dimensions dims;
+      for (const std::string& s : out->dimensions.dict) {
+        if (!segment::ParseCanonicalDimensionsString(s, &dims)) {
+          ClearColumn(out, Column::kDimensions);
+          return Corrupt(block, Column::kDimensions, "malformed dimensions string");
+        }
+      }
+    }
+    constexpr ColumnMask kCorrection = ColumnBit(Column::kCorrectionOriginalEventId) |
+                                       ColumnBit(Column::kCorrectionReason);
+    if ((columns & kCorrection) == kCorrection) {
+      for (size_t i = 0; i < out->rows; ++i) {
+        if (out->correction_original_event_id.IsNull(i) != out->correction_reason.IsNull(i)) {
+          return Corrupt(block, Column::kCorrectionReason, "null pattern differs from original id");
+        }
+      }
+    }
+    return Status::OK();
+  }
+
+  Status CheckZoneMap(size_t block, const DecodedBlock& d) const {
+    const BlockZoneMap& z = footer_.blocks[block].zone;
+    bool ok = true;
+    for (size_t i = 0; i < d.rows; ++i) {
+      ok &= d.timestamp_ms[i] >= z.min_timestamp_ms && d.timestamp_ms[i] <= z.max_timestamp_ms;
+      ok &= d.commit_seq[i] >= z.min_commit_seq && d.commit_seq[i] <= z.max_commit_seq;
+      const std::string& account = d.account_id.Get(i);
+      ok &= account >= z.min_account_id && account <= z.max_account_id;
+    }
+    if (!ok) return Corrupt(block, "rows outside the block's zone map");
+    return Status::OK();
+  }
+
+  const std::string path_;
+  const std::unique_ptr<RandomAccessFile> file_;
+  const Footer footer_;
+  static thread_local std::vector<int64_t> ints_scratch_;
+};
+
+thread_local std::vector<int64_t> SegmentReaderImpl::ints_scratch_;
+
+}  // namespace
+
+Result<std::unique_ptr<SegmentReader>> SegmentReader::Open(FileSystem* fs,
+                                                           const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, fs->NewRandomAccessFile(path));
+  const uint64_t size = file->Size();
+  auto corrupt = [&](const std::string& what) { return Status::Corruption(path + ": " + what); };
+  if (size < segment::kHeaderSize + segment::kTrailerSize) {
+    return corrupt("file too short for a segment (" + std::to_string(size) + " bytes)");
+  }
+  std::string header, trailer;
+  RETURN_IF_ERROR(file->Read(0, segment::kHeaderSize, &header));
+  RETURN_IF_ERROR(file->Read(size - segment::kTrailerSize, segment::kTrailerSize, &trailer));
+  if (header.size() != segment::kHeaderSize || trailer.size() != segment::kTrailerSize) {
+    return corrupt("truncated segment");
+  }
+  if (header.compare(0, 8, segment::kMagic, 8) != 0 ||
+      trailer.compare(20, 8, segment::kMagic, 8) != 0) {
+    return corrupt("bad magic (not a segment, or truncated)");
+  }
+  const uint32_t header_version = DecodeFixed32(header.data() + 8);
+  const uint32_t trailer_version = DecodeFixed32(trailer.data() + 16);
+  if (header_version != segment::kVersion || trailer_version != segment::kVersion) {
+    const uint32_t bad = header_version != segment::kVersion ? header_version : trailer_version;
+    return corrupt("unsupported segment version " + std::to_string(bad) +
+                   " (this build reads version " + std::to_string(segment::kVersion) + ")");
+  }
+  const uint64_t footer_offset = DecodeFixed64(trailer.data());
+  const uint32_t footer_size = DecodeFixed32(trailer.data() + 8);
+  const uint32_t footer_crc = crc32c::Unmask(DecodeFixed32(trailer.data() + 12));
+  if (footer_offset > size || footer_offset < segment::kHeaderSize ||
+      footer_offset + footer_size + segment::kTrailerSize != size) {
+    return corrupt("footer location does not match the file size");
+  }
+  std::string footer_bytes;
+  RETURN_IF_ERROR(file->Read(footer_offset, footer_size, &footer_bytes));
+  if (footer_bytes.size() != footer_size) return corrupt("truncated footer");
+  if (crc32c::Value(footer_bytes) != footer_crc) return corrupt("footer checksum mismatch");
+  Footer footer;
+  if (!segment::DecodeFooter(footer_bytes, footer_offset, &footer)) {
+    return corrupt("malformed footer");
+  }
+  footer.info.file_size = size;
+  return std::unique_ptr<SegmentReader>(
+      new SegmentReaderImpl(path, std::move(file), std::move(footer)));
+}
+
+}  // namespace usagedb

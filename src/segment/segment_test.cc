@@ -1,0 +1,925 @@
+#include "segment/segment.h"
+
+#include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <tuple>
+
+#include "segment/segment_dims.h"
+#include "segment/segment_encoding.h"
+#include "segment/segment_format.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
+#include "util/int128.h"
+
+namespace usagedb {
+namespace {
+
+constexpr int64_t kMay2024Ms = 1714521600000;  // 2024-05-01T00:00:00Z
+constexpr int64_t kDayMs = 86400000;
+
+bool BillingLess(const Event& a, const Event& b) {
+  auto model = [](const Event& e) {
+    return std::make_pair(e.model_id.has_value(), e.model_id.value_or(""));
+  };
+  return std::tie(a.account_id, a.product_id, a.meter_id) <
+             std::tie(b.account_id, b.product_id, b.meter_id) ||
+         (std::tie(a.account_id, a.product_id, a.meter_id) ==
+              std::tie(b.account_id, b.product_id, b.meter_id) &&
+          std::make_tuple(model(a), a.timestamp_ms, a.event_id) <
+              std::make_tuple(model(b), b.timestamp_ms, b.event_id));
+}
+
+Event MakeEvent(int i) {
+  Event e;
+  e.event_id = "evt_" + std::to_string(1000000 + i);
+  e.account_id = "acct_" + std::to_string(i % 7);
+  e.product_id = i % 3 ? "chat" : "agents";
+  e.meter_id = i % 2 ? "tokens.input" : "tokens.output";
+  if (i % 5) e.model_id = "model-" + std::to_string(i % 4);
+  if (i % 4 == 0) e.subscription_id = "sub_" + std::to_string(i % 3);
+  e.timestamp_ms = kMay2024Ms + static_cast<int64_t>(i) * 37 * 60 * 1000;
+  e.quantity = 100 + (i * 7919) % 5000;
+  e.unit = "token";
+  e.source = "gateway";
+  e.dimensions = {{"provider", i % 2 ? "anthropic" : "openai"}, {"region", "eu"}};
+  e.ingested_at_ms = kMay2024Ms + 40 * kDayMs + i;
+  e.commit_seq = 1000 + static_cast<uint64_t>(i);
+  return e;
+}
+
+std::vector<Event> MakeEvents(int n) {
+  std::vector<Event> events;
+  for (int i = 0; i < n; ++i) events.push_back(MakeEvent(i));
+  std::sort(events.begin(), events.end(), BillingLess);
+  return events;
+}
+
+std::vector<const Event*> Pointers(const std::vector<Event>& events) {
+  std::vector<const Event*> rows;
+  for (const Event& e : events) rows.push_back(&e);
+  return rows;
+}
+
+// A minimal in-memory FileSystem for the tests that write thousands of files (POSIX
+// truncate-and-rewrite is slow on a shared disk). Only the calls this module makes work.
+class MemFileSystem : public FileSystem {
+ public:
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    auto data = std::make_shared<std::string>();
+    files_[path] = data;
+    return std::unique_ptr<WritableFile>(new MemWritable(data));
+  }
+  Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    auto& data = files_[path];
+    if (!data) data = std::make_shared<std::string>();
+    return std::unique_ptr<WritableFile>(new MemWritable(data));
+  }
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = files_.find(path);
+    if (it == files_.end()) return Status::NotFound(path);
+    return std::unique_ptr<RandomAccessFile>(new MemReadable(*it->second));
+  }
+  bool FileExists(const std::string& path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    return files_.count(path) > 0;
+  }
+  Result<uint64_t> FileSize(const std::string& path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = files_.find(path);
+    if (it == files_.end()) return Status::NotFound(path);
+    return static_cast<uint64_t>(it->second->size());
+  }
+  Result<std::vector<std::string>> ListDir(const std::string&) override {
+    return Status::NotSupported("ListDir");
+  }
+  Status CreateDir(const std::string&) override { return Status::OK(); }
+  Status RemoveDir(const std::string&) override { return Status::OK(); }
+  Status RemoveFile(const std::string& path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    return files_.erase(path) ? Status::OK() : Status::NotFound(path);
+  }
+  Status Rename(const std::string& from, const std::string& to) override {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = files_.find(from);
+    if (it == files_.end()) return Status::NotFound(from);
+    files_[to] = it->second;
+    files_.erase(from);
+    return Status::OK();
+  }
+  Status LinkFile(const std::string&, const std::string&) override {
+    return Status::NotSupported("LinkFile");
+  }
+  Status Truncate(const std::string& path, uint64_t size) override {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = files_.find(path);
+    if (it == files_.end()) return Status::NotFound(path);
+    it->second->resize(size);
+    return Status::OK();
+  }
+  Status SyncDir(const std::string&) override { return Status::OK(); }
+  Result<std::unique_ptr<FileLock>> LockFile(const std::string&) override {
+    return Status::NotSupported("LockFile");
+  }
+
+ private:
+  class MemWritable : public WritableFile {
+   public:
+    explicit MemWritable(std::shared_ptr<std::string> data) : data_(std::move(data)) {}
+    Status Append(std::string_view d) override {
+      data_->append(d);
+      return Status::OK();
+    }
+    Status Sync() override { return Status::OK(); }
+    Status Close() override { return Status::OK(); }
+    uint64_t Size() const override { return data_->size(); }
+
+   private:
+    std::shared_ptr<std::string> data_;
+  };
+  class MemReadable : public RandomAccessFile {
+   public:
+    explicit MemReadable(std::string data) : data_(std::move(data)) {}
+    Status Read(uint64_t offset, size_t n, std::string* out) const override {
+      out->assign(offset < data_.size() ? data_.substr(offset, n) : std::string());
+      return Status::OK();
+    }
+    uint64_t Size() const override { return data_.size(); }
+
+   private:
+    std::string data_;
+  };
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<std::string>> files_;
+};
+
+class SegmentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/segment_test.XXXXXX";
+    ASSERT_NE(nullptr, mkdtemp(tmpl));
+    dir_ = tmpl;
+    path_ = dir_ + "/" + SegmentFileName(7);
+  }
+  void TearDown() override {
+    auto names = fs_->ListDir(dir_);
+    if (names.ok()) {
+      for (const auto& n : *names) fs_->RemoveFile(dir_ + "/" + n).IgnoreError();
+    }
+    fs_->RemoveDir(dir_).IgnoreError();
+  }
+
+  Status Write(const std::vector<Event>& events, uint32_t rows_per_block = 4096) {
+    info_ = SegmentInfo();
+    info_.bucket = 3;
+    info_.partition = events.empty() ? 0 : MonthPartition(events[0].timestamp_ms);
+    info_.origin_min_seq = 1;
+    info_.origin_max_seq = 99999;
+    SegmentWriterOptions options;
+    options.rows_per_block = rows_per_block;
+    return WriteSegment(fs_, path_, Pointers(events), options, &info_);
+  }
+
+  Result<std::unique_ptr<SegmentReader>> Open() { return SegmentReader::Open(fs_, path_); }
+
+  // Reads every row of the segment, or returns the first error.
+  Status ReadAll(std::vector<Event>* out) {
+    out->clear();
+    ASSIGN_OR_RETURN(auto reader, Open());
+    DecodedBlock block;
+    for (size_t b = 0; b < reader->num_blocks(); ++b) {
+      RETURN_IF_ERROR(reader->ReadBlock(b, kAllColumns, &block));
+      for (size_t r = 0; r < block.rows; ++r) {
+        Event e;
+        RETURN_IF_ERROR(block.MaterializeRow(r, &e));
+        out->push_back(std::move(e));
+      }
+    }
+    return Status::OK();
+  }
+
+  std::string Contents() {
+    std::string s;
+    EXPECT_TRUE(fs_->ReadFileToString(path_, &s).ok());
+    return s;
+  }
+  void Overwrite(const std::string& bytes) {
+    auto f = fs_->NewWritableFile(path_);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->Append(bytes).ok());
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  // Recomputes the crc at the end of the chunk [offset, offset + size).
+  static void FixChunkCrc(std::string* file, const ChunkExtent& c) {
+    const uint32_t crc = crc32c::Value(file->data() + c.offset, c.size - 4);
+    EncodeFixed32(file->data() + c.offset + c.size - 4, crc32c::Mask(crc));
+  }
+  void ExpectCorruptionNamingFile(const Status& s) {
+    EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+    EXPECT_NE(std::string::npos, s.message().find(path_)) << s.ToString();
+  }
+
+  MemFileSystem mem_fs_;
+  FileSystem* fs_ = FileSystem::Default();
+  std::string dir_, path_;
+  SegmentInfo info_;
+};
+
+TEST_F(SegmentTest, RoundTripEveryColumn) {
+  std::vector<Event> events;
+  Event usage = MakeEvent(1);
+  usage.quantity = 0;
+  usage.dimensions = {};
+  events.push_back(usage);
+  Event big = MakeEvent(2);
+  big.quantity = kMaxQuantity;
+  big.model_id.reset();
+  big.subscription_id = "sub_big";
+  big.dimensions = {{"agent", "line\nbreak \"quoted\" back\\slash\ttab\x01\x1f\b\f\r"},
+                    {"provider", "ünïcødé ✓ /slash"},
+                    {"tool", "日本語"}};
+  events.push_back(big);
+  Event correction = MakeEvent(3);
+  correction.kind = EventKind::kCorrection;
+  correction.has_correction_ref = true;
+  correction.correction_original_event_id = "evt_original";
+  correction.correction_reason = "";
+  correction.quantity = -kMaxQuantity;
+  events.push_back(correction);
+  Event retraction = MakeEvent(4);
+  retraction.kind = EventKind::kRetraction;
+  retraction.has_correction_ref = true;
+  retraction.correction_original_event_id = "evt_other";
+  retraction.correction_reason = "duplicate billing \u2014 see ticket #42";
+  retraction.quantity = -17;
+  events.push_back(retraction);
+  Event negative = MakeEvent(5);
+  negative.kind = EventKind::kCorrection;
+  negative.has_correction_ref = true;
+  negative.correction_original_event_id = "evt_x";
+  negative.correction_reason = "refund";
+  negative.quantity = -1;
+  negative.commit_seq = UINT64_MAX;
+  negative.ingested_at_ms = -5;
+  events.push_back(negative);
+  std::sort(events.begin(), events.end(), BillingLess);
+
+  ASSERT_TRUE(Write(events).ok());
+  std::vector<Event> got;
+  ASSERT_TRUE(ReadAll(&got).ok());
+  EXPECT_EQ(events, got);
+  EXPECT_EQ(5u, info_.row_count);
+  EXPECT_EQ(3u, info_.bucket);
+  EXPECT_EQ(Contents().size(), info_.file_size);
+  EXPECT_FALSE(fs_->FileExists(path_ + ".tmp"));
+
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  EXPECT_TRUE((*reader)->VerifyAll().ok());
+  const SegmentInfo& info = (*reader)->info();
+  EXPECT_EQ(info_.row_count, info.row_count);
+  EXPECT_EQ(info_.file_size, info.file_size);
+  EXPECT_EQ(info_.partition, info.partition);
+  EXPECT_EQ(1u, info.origin_min_seq);
+  EXPECT_EQ(99999u, info.origin_max_seq);
+  EXPECT_EQ(UINT64_MAX, info.max_commit_seq);
+  EXPECT_EQ("acct_1", info.min_account_id);
+  EXPECT_EQ("acct_5", info.max_account_id);
+}
+
+TEST_F(SegmentTest, ReadOnlyRequestedColumns) {
+  const auto events = MakeEvents(300);
+  ASSERT_TRUE(Write(events, 128).ok());
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  DecodedBlock block;
+  // Fill every column first: a later narrower read must clear what it did not read.
+  ASSERT_TRUE((*reader)->ReadBlock(1, kAllColumns, &block).ok());
+  const ColumnMask mask = ColumnBit(Column::kAccountId) | ColumnBit(Column::kQuantity) |
+                          ColumnBit(Column::kTimestampMs);
+  ASSERT_TRUE((*reader)->ReadBlock(1, mask, &block).ok());
+  ASSERT_EQ(128u, block.rows);
+  ASSERT_EQ(128u, block.quantity.size());
+  ASSERT_EQ(128u, block.timestamp_ms.size());
+  ASSERT_EQ(128u, block.account_id.codes.size());
+  EXPECT_TRUE(block.event_id.codes.empty());
+  EXPECT_TRUE(block.dimensions.codes.empty());
+  EXPECT_TRUE(block.commit_seq.empty());
+  EXPECT_TRUE(block.kind.empty());
+  for (size_t i = 0; i < 128; ++i) {
+    EXPECT_EQ(events[128 + i].quantity, block.quantity[i]);
+    EXPECT_EQ(events[128 + i].account_id, block.account_id.Get(i));
+    EXPECT_EQ(events[128 + i].timestamp_ms, block.timestamp_ms[i]);
+  }
+  Event e;
+  EXPECT_TRUE(block.MaterializeRow(0, &e).IsInvalidArgument());
+
+  // Damage in a column that is not requested does not fail a read of other columns.
+  std::string file = Contents();
+  const ChunkExtent ids = (*reader)->chunk_extent(1, Column::kEventId);
+  file[ids.offset + ids.size / 2] ^= 0x40;
+  Overwrite(file);
+  auto reopened = Open();
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_TRUE((*reopened)->ReadBlock(1, mask, &block).ok());
+  ExpectCorruptionNamingFile((*reopened)->ReadBlock(1, ColumnBit(Column::kEventId), &block));
+}
+
+TEST_F(SegmentTest, ZoneMapsDescribeBlocks) {
+  const auto events = MakeEvents(100);
+  ASSERT_TRUE(Write(events, 16).ok());
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  ASSERT_EQ(7u, (*reader)->num_blocks());
+  for (size_t b = 0; b < 7; ++b) {
+    const BlockZoneMap& z = (*reader)->zone_map(b);
+    const size_t begin = b * 16, end = std::min<size_t>(100, begin + 16);
+    EXPECT_EQ(end - begin, z.row_count);
+    int64_t min_ts = INT64_MAX, max_ts = INT64_MIN;
+    uint64_t min_seq = UINT64_MAX, max_seq = 0;
+    std::set<std::string> products, meters, models, accounts;
+    for (size_t i = begin; i < end; ++i) {
+      min_ts = std::min(min_ts, events[i].timestamp_ms);
+      max_ts = std::max(max_ts, events[i].timestamp_ms);
+      min_seq = std::min(min_seq, events[i].commit_seq);
+      max_seq = std::max(max_seq, events[i].commit_seq);
+      products.insert(events[i].product_id);
+      meters.insert(events[i].meter_id);
+      if (events[i].model_id) models.insert(*events[i].model_id);
+      accounts.insert(events[i].account_id);
+    }
+    EXPECT_EQ(min_ts, z.min_timestamp_ms);
+    EXPECT_EQ(max_ts, z.max_timestamp_ms);
+    EXPECT_EQ(min_seq, z.min_commit_seq);
+    EXPECT_EQ(max_seq, z.max_commit_seq);
+    EXPECT_EQ(*accounts.begin(), z.min_account_id);
+    EXPECT_EQ(*accounts.rbegin(), z.max_account_id);
+    EXPECT_EQ(std::vector<std::string>(products.begin(), products.end()), z.product_ids);
+    EXPECT_EQ(std::vector<std::string>(meters.begin(), meters.end()), z.meter_ids);
+    EXPECT_EQ(std::vector<std::string>(models.begin(), models.end()), z.model_ids);
+  }
+  EXPECT_EQ(kMay2024Ms, (*reader)->info().min_timestamp_ms);
+  EXPECT_EQ(1000u, (*reader)->info().min_commit_seq);
+  EXPECT_EQ(1099u, (*reader)->info().max_commit_seq);
+}
+
+TEST_F(SegmentTest, ManyBlocks) {
+  const auto events = MakeEvents(1000);
+  ASSERT_TRUE(Write(events, 7).ok());
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ(143u, (*reader)->num_blocks());
+  EXPECT_TRUE((*reader)->VerifyAll().ok());
+  std::vector<Event> got;
+  ASSERT_TRUE(ReadAll(&got).ok());
+  EXPECT_EQ(events, got);
+  DecodedBlock block;
+  EXPECT_TRUE((*reader)->ReadBlock(143, kAllColumns, &block).IsInvalidArgument());
+}
+
+TEST_F(SegmentTest, SingleRow) {
+  const auto events = MakeEvents(1);
+  ASSERT_TRUE(Write(events).ok());
+  std::vector<Event> got;
+  ASSERT_TRUE(ReadAll(&got).ok());
+  EXPECT_EQ(events, got);
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ(1u, (*reader)->num_blocks());
+  EXPECT_EQ(events[0].timestamp_ms, (*reader)->zone_map(0).max_timestamp_ms);
+}
+
+TEST_F(SegmentTest, ZeroRowsIsInvalidArgument) {
+  EXPECT_TRUE(Write({}).IsInvalidArgument());
+  EXPECT_FALSE(fs_->FileExists(path_));
+  EXPECT_FALSE(fs_->FileExists(path_ + ".tmp"));
+}
+
+TEST_F(SegmentTest, RowOutsidePartitionIsInvalidArgument) {
+  auto events = MakeEvents(3);
+  events[2].timestamp_ms = kMay2024Ms + 40 * kDayMs;  // June
+  EXPECT_TRUE(Write(events).IsInvalidArgument());
+  EXPECT_FALSE(fs_->FileExists(path_ + ".tmp"));
+}
+
+TEST_F(SegmentTest, BadRowsPerBlockIsInvalidArgument) {
+  EXPECT_TRUE(Write(MakeEvents(3), 0).IsInvalidArgument());
+  EXPECT_TRUE(Write(MakeEvents(3), segment::kMaxRowsPerBlock + 1).IsInvalidArgument());
+}
+
+TEST_F(SegmentTest, BlockChecksumMismatchIsCorruption) {
+  ASSERT_TRUE(Write(MakeEvents(200), 64).ok());
+  std::string file = Contents();
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  const ChunkExtent ts = (*reader)->chunk_extent(2, Column::kTimestampMs);
+  file[ts.offset + 3] ^= 0x01;
+  Overwrite(file);
+  auto reopened = Open();
+  ASSERT_TRUE(reopened.ok());  // blocks are verified when read
+  DecodedBlock block;
+  EXPECT_TRUE((*reopened)->ReadBlock(1, kAllColumns, &block).ok());
+  const Status s = (*reopened)->ReadBlock(2, kAllColumns, &block);
+  ExpectCorruptionNamingFile(s);
+  EXPECT_NE(std::string::npos, s.message().find("block 2")) << s.ToString();
+  EXPECT_NE(std::string::npos, s.message().find("timestamp_ms")) << s.ToString();
+  ExpectCorruptionNamingFile((*reopened)->VerifyAll());
+}
+
+TEST_F(SegmentTest, FooterChecksumMismatch) {
+  ASSERT_TRUE(Write(MakeEvents(50)).ok());
+  std::string file = Contents();
+  const uint64_t footer_offset = DecodeFixed64(file.data() + file.size() - 28);
+  file[footer_offset + 2] ^= 0x10;
+  Overwrite(file);
+  const auto reader = Open();
+  ASSERT_FALSE(reader.ok());
+  ExpectCorruptionNamingFile(reader.status());
+  EXPECT_NE(std::string::npos, reader.status().message().find("footer checksum"));
+}
+
+TEST_F(SegmentTest, TruncatedFileIsCorruption) {
+  ASSERT_TRUE(Write(MakeEvents(50)).ok());
+  const std::string file = Contents();
+  for (size_t len : {file.size() - 1, file.size() - 28, file.size() / 2, size_t{40}, size_t{12},
+                     size_t{1}}) {
+    Overwrite(file.substr(0, len));
+    const auto reader = Open();
+    ASSERT_FALSE(reader.ok()) << len;
+    ExpectCorruptionNamingFile(reader.status());
+  }
+}
+
+TEST_F(SegmentTest, ZeroLengthFileIsCorruption) {
+  Overwrite("");
+  const auto reader = Open();
+  ASSERT_FALSE(reader.ok());
+  ExpectCorruptionNamingFile(reader.status());
+}
+
+TEST_F(SegmentTest, BadMagicIsCorruption) {
+  ASSERT_TRUE(Write(MakeEvents(5)).ok());
+  std::string file = Contents();
+  file[0] = 'X';
+  Overwrite(file);
+  ExpectCorruptionNamingFile(Open().status());
+}
+
+TEST_F(SegmentTest, UnknownEncodingIsCorruption) {
+  ASSERT_TRUE(Write(MakeEvents(50)).ok());
+  std::string file = Contents();
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  const ChunkExtent ts = (*reader)->chunk_extent(0, Column::kTimestampMs);
+  file[ts.offset] = static_cast<char>(0x7f);
+  FixChunkCrc(&file, ts);
+  Overwrite(file);
+  auto reopened = Open();
+  ASSERT_TRUE(reopened.ok());
+  DecodedBlock block;
+  const Status s = (*reopened)->ReadBlock(0, kAllColumns, &block);
+  ExpectCorruptionNamingFile(s);
+  EXPECT_NE(std::string::npos, s.message().find("unknown encoding 127")) << s.ToString();
+  EXPECT_NE(std::string::npos, s.message().find("timestamp_ms")) << s.ToString();
+
+  // A string encoding id on an integer column is just as unknown.
+  file[ts.offset] = static_cast<char>(segment::Encoding::kStringDict);
+  FixChunkCrc(&file, ts);
+  Overwrite(file);
+  reopened = Open();
+  ASSERT_TRUE(reopened.ok());
+  ExpectCorruptionNamingFile((*reopened)->ReadBlock(0, kAllColumns, &block));
+}
+
+TEST_F(SegmentTest, UnknownVersion) {
+  ASSERT_TRUE(Write(MakeEvents(5)).ok());
+  const std::string good = Contents();
+  for (size_t offset : {size_t{8}, good.size() - 12}) {  // header version, trailer version
+    std::string file = good;
+    EncodeFixed32(file.data() + offset, 2);
+    Overwrite(file);
+    const auto reader = Open();
+    ASSERT_FALSE(reader.ok());
+    ExpectCorruptionNamingFile(reader.status());
+    EXPECT_NE(std::string::npos, reader.status().message().find("version 2"))
+        << reader.status().ToString();
+  }
+}
+
+TEST_F(SegmentTest, MutatedBytesNeverCrash) {
+  // A small segment with several blocks; mutate 1-4 random bytes (fixed seed) and read it
+  // all: the result is ok or Corruption, never a crash or another status.
+  fs_ = &mem_fs_;
+  ASSERT_TRUE(Write(MakeEvents(40), 8).ok());
+  const std::string good = Contents();
+  std::mt19937_64 rng(20240501);
+  int corrupt = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string file = good;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < flips; ++k) file[rng() % file.size()] = static_cast<char>(rng());
+    Overwrite(file);
+    std::vector<Event> got;
+    Status s = ReadAll(&got);
+    if (s.ok()) {
+      auto reader = Open();
+      ASSERT_TRUE(reader.ok());
+      s = (*reader)->VerifyAll();
+    }
+    ASSERT_TRUE(s.ok() || s.IsCorruption()) << s.ToString();
+    corrupt += !s.ok();
+  }
+  EXPECT_GT(corrupt, 2850);
+}
+
+TEST_F(SegmentTest, MutatedChunkBodiesWithFixedCrcNeverCrash) {
+  // Damage behind a valid checksum reaches the decoders: they must reject it, not crash.
+  fs_ = &mem_fs_;
+  auto events = MakeEvents(60);
+  events[3].has_correction_ref = true;
+  events[3].kind = EventKind::kCorrection;
+  events[3].correction_original_event_id = "evt_1";
+  events[3].correction_reason = "why";
+  ASSERT_TRUE(Write(events, 20).ok());
+  const std::string good = Contents();
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  std::mt19937_64 rng(7);
+  for (int iter = 0; iter < 3000; ++iter) {
+    const size_t block = rng() % (*reader)->num_blocks();
+    const auto column = static_cast<Column>(rng() % kNumColumns);
+    const ChunkExtent c = (*reader)->chunk_extent(block, column);
+    std::string file = good;
+    const int flips = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < flips; ++k) {
+      file[c.offset + rng() % (c.size - 4)] = static_cast<char>(rng() % 3 ? rng() : rng() % 4);
+    }
+    FixChunkCrc(&file, c);
+    Overwrite(file);
+    auto damaged = Open();
+    ASSERT_TRUE(damaged.ok());
+    DecodedBlock decoded;
+    Status s = (*damaged)->ReadBlock(block, kAllColumns, &decoded);
+    if (s.ok()) {
+      Event e;
+      for (size_t r = 0; r < decoded.rows && s.ok(); ++r) s = decoded.MaterializeRow(r, &e);
+    }
+    ASSERT_TRUE(s.ok() || s.IsCorruption()) << s.ToString();
+    if (!s.ok()) ExpectCorruptionNamingFile(s);
+  }
+}
+
+// ---- golden file ---------------------------------------------------------------------------
+
+std::vector<Event> GoldenEvents() {
+  std::vector<Event> events = MakeEvents(23);
+  events[4].kind = EventKind::kRetraction;
+  events[4].has_correction_ref = true;
+  events[4].correction_original_event_id = "evt_0000";
+  events[4].correction_reason = "tab\there";
+  events[4].quantity = -kMaxQuantity;
+  events[9].quantity = kMaxQuantity;
+  events[10].dimensions = {{"agent", "q\"\\\x01"}, {"tool", "grep"}};
+  events[11].dimensions.clear();
+  return events;
+}
+
+TEST_F(SegmentTest, GoldenFileStillDecodes) {
+  const std::string golden = std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/v1.useg";
+  const auto expected = GoldenEvents();
+  if (std::getenv("USAGEDB_UPDATE_GOLDEN") != nullptr) {
+    SegmentInfo info;
+    info.bucket = 5;
+    info.partition = MonthPartition(kMay2024Ms);
+    info.origin_min_seq = 1000;
+    info.origin_max_seq = 1022;
+    SegmentWriterOptions options;
+    options.rows_per_block = 6;
+    ASSERT_TRUE(WriteSegment(fs_, golden, Pointers(expected), options, &info).ok());
+  }
+  auto reader = SegmentReader::Open(fs_, golden);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ(5u, (*reader)->info().bucket);
+  EXPECT_EQ(1022u, (*reader)->info().origin_max_seq);
+  EXPECT_EQ(4u, (*reader)->num_blocks());
+  EXPECT_TRUE((*reader)->VerifyAll().ok());
+  std::vector<Event> got;
+  DecodedBlock block;
+  for (size_t b = 0; b < (*reader)->num_blocks(); ++b) {
+    ASSERT_TRUE((*reader)->ReadBlock(b, kAllColumns, &block).ok());
+    for (size_t r = 0; r < block.rows; ++r) {
+      ASSERT_TRUE(block.MaterializeRow(r, &got.emplace_back()).ok());
+    }
+  }
+  EXPECT_EQ(expected, got);
+}
+
+// ---- encodings -------------------------------------------------------------------------------
+
+template <typename T>
+std::vector<T> RoundTripInts(const std::vector<T>& v, segment::Encoding* enc) {
+  std::string body;
+  std::vector<T> out(v.size());
+  if constexpr (sizeof(T) == 16) {
+    *enc = segment::EncodeInt128Column(v.data(), v.size(), &body);
+    EXPECT_TRUE(segment::DecodeInt128Column(*enc, body, v.size(), out.data()));
+    if (!body.empty()) {
+      EXPECT_FALSE(segment::DecodeInt128Column(*enc, body.substr(0, body.size() - 1), v.size(),
+                                               out.data()));
+    }
+    out.assign(v.size(), 0);
+    EXPECT_TRUE(segment::DecodeInt128Column(*enc, body, v.size(), out.data()));
+  } else {
+    *enc = segment::EncodeInt64Column(v.data(), v.size(), &body);
+    EXPECT_TRUE(segment::DecodeInt64Column(*enc, body, v.size(), out.data()));
+    if (!body.empty()) {
+      EXPECT_FALSE(segment::DecodeInt64Column(*enc, body + "x", v.size(), out.data()));
+    }
+  }
+  return out;
+}
+
+TEST(SegmentEncoding, AnalysisPicksTheSmallestIntEncoding) {
+  segment::Encoding enc;
+  std::vector<int64_t> runs(1000, 0);
+  runs[500] = 2;
+  EXPECT_EQ(runs, RoundTripInts(runs, &enc));
+  EXPECT_EQ(segment::Encoding::kIntRle, enc);
+
+  std::vector<int64_t> perm(1000);
+  for (int i = 0; i < 1000; ++i) perm[i] = 5000000 + (i * 617) % 1000;
+  EXPECT_EQ(perm, RoundTripInts(perm, &enc));
+  EXPECT_EQ(segment::Encoding::kIntFor, enc);
+
+  std::vector<int64_t> ramp(1000);
+  for (int i = 0; i < 1000; ++i) ramp[i] = kMay2024Ms + i * 1000 + (i % 3);
+  EXPECT_EQ(ramp, RoundTripInts(ramp, &enc));
+  EXPECT_EQ(segment::Encoding::kIntDeltaFor, enc);
+
+  std::vector<int64_t> jumpy(1000);
+  for (int i = 0; i < 1000; ++i) jumpy[i] = kMay2024Ms + (i % 100 == 99 ? 1ll << 40 : i * 3);
+  EXPECT_EQ(jumpy, RoundTripInts(jumpy, &enc));
+  EXPECT_EQ(segment::Encoding::kIntDeltaVarint, enc);
+
+  std::vector<int64_t> extremes = {INT64_MIN, INT64_MAX, 0, -1, INT64_MIN};
+  EXPECT_EQ(extremes, RoundTripInts(extremes, &enc));
+  std::vector<int64_t> one = {42};
+  EXPECT_EQ(one, RoundTripInts(one, &enc));
+}
+
+TEST(SegmentEncoding, Int128ForAndVarint) {
+  segment::Encoding enc;
+  std::vector<__int128> small = {1000, 2000, 3000, 4000, 1700, 1500, 3999, 2222};
+  EXPECT_EQ(small, RoundTripInts(small, &enc));
+  EXPECT_EQ(segment::Encoding::kInt128For, enc);
+  std::vector<__int128> wide = {kMaxQuantity, -kMaxQuantity, 0, 1, kMaxQuantity};
+  EXPECT_EQ(wide, RoundTripInts(wide, &enc));
+  EXPECT_EQ(segment::Encoding::kInt128Varint, enc);
+  std::vector<__int128> many(700);
+  for (size_t i = 0; i < many.size(); ++i) many[i] = -kMaxQuantity + static_cast<int>(i * 13);
+  EXPECT_EQ(many, RoundTripInts(many, &enc));
+  EXPECT_EQ(segment::Encoding::kInt128For, enc);
+}
+
+StringColumn RoundTripStrings(const std::vector<std::string>& values,
+                              const std::vector<uint8_t>& nulls, segment::Encoding* enc) {
+  std::vector<std::string_view> views(values.begin(), values.end());
+  std::string body;
+  *enc = segment::EncodeStringColumn(views, nulls, &body);
+  StringColumn col;
+  EXPECT_TRUE(segment::DecodeStringColumn(*enc, body, values.size(), true, &col));
+  if (body.size() > 1) {
+    StringColumn cut;
+    EXPECT_FALSE(segment::DecodeStringColumn(*enc, body.substr(0, body.size() - 1),
+                                             values.size(), true, &cut));
+  }
+  const bool has_nulls = std::find(nulls.begin(), nulls.end(), 1) != nulls.end();
+  if (has_nulls) {
+    StringColumn strict;
+    EXPECT_FALSE(segment::DecodeStringColumn(*enc, body, values.size(), false, &strict));
+  }
+  EXPECT_TRUE(segment::DecodeStringColumn(*enc, body, values.size(), true, &col));
+  for (size_t i = 0; i < values.size(); ++i) {
+    const bool is_null = !nulls.empty() && nulls[i];
+    EXPECT_EQ(is_null, col.IsNull(i)) << i;
+    if (!is_null) {
+      EXPECT_EQ(values[i], col.Get(i)) << i;
+    }
+  }
+  return col;
+}
+
+TEST(SegmentEncoding, AnalysisPicksTheSmallestStringEncoding) {
+  segment::Encoding enc;
+  std::vector<std::string> sorted;
+  for (int i = 0; i < 500; ++i) sorted.push_back("acct_" + std::to_string(100 + i / 50));
+  RoundTripStrings(sorted, {}, &enc);
+  EXPECT_EQ(segment::Encoding::kStringDictRle, enc);
+
+  std::vector<std::string> mixed;
+  for (int i = 0; i < 500; ++i) mixed.push_back("model-" + std::to_string((i * 7) % 13));
+  std::vector<uint8_t> nulls(500, 0);
+  nulls[3] = nulls[77] = 1;
+  RoundTripStrings(mixed, nulls, &enc);
+  EXPECT_EQ(segment::Encoding::kStringDict, enc);
+
+  std::mt19937 rng(1);
+  const std::string base32 = "abcdefghijklmnopqrstuvwxyz234567";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 300; ++i) {
+    std::string id = "evt_";
+    for (int k = 0; k < 26; ++k) id.push_back(base32[rng() % 32]);
+    ids.push_back(id);
+  }
+  RoundTripStrings(ids, {}, &enc);
+  EXPECT_EQ(segment::Encoding::kStringFixedAlphabet, enc);
+
+  std::vector<std::string> binary;
+  for (int i = 0; i < 300; ++i) {
+    std::string s = "x";
+    for (int k = 0; k < 12; ++k) s.push_back(static_cast<char>(rng()));
+    binary.push_back(s);
+  }
+  std::vector<uint8_t> some_nulls(300, 0);
+  some_nulls[0] = some_nulls[299] = 1;
+  RoundTripStrings(binary, some_nulls, &enc);
+  EXPECT_EQ(segment::Encoding::kStringFixed, enc);
+
+  std::vector<std::string> varied;
+  for (int i = 0; i < 300; ++i) varied.push_back("reason " + std::to_string(i * 7919) + "!");
+  varied[5] = "";
+  std::vector<uint8_t> varied_nulls(300, 0);
+  varied_nulls[6] = 1;
+  RoundTripStrings(varied, varied_nulls, &enc);
+  EXPECT_EQ(segment::Encoding::kStringPlain, enc);
+
+  std::vector<std::string> all_null(10, "");
+  RoundTripStrings(all_null, std::vector<uint8_t>(10, 1), &enc);
+}
+
+TEST(SegmentEncoding, BitPackingEveryWidth) {
+  std::mt19937_64 rng(3);
+  for (int width = 0; width <= 64; ++width) {
+    for (size_t n : {size_t{1}, size_t{7}, size_t{64}, size_t{333}}) {
+      std::vector<uint64_t> v(n);
+      const uint64_t mask = width == 64 ? ~0ull : (1ull << width) - 1;
+      for (auto& x : v) x = rng() & mask;
+      std::string packed;
+      segment::PutBitPacked(v.data(), n, width, &packed);
+      ASSERT_EQ(segment::BitPackedBytes(n, width), packed.size());
+      std::vector<uint64_t> out(n, 1);
+      segment::UnpackBits(reinterpret_cast<const uint8_t*>(packed.data()), packed.size(), n,
+                          width, out.data());
+      ASSERT_EQ(v, out) << width << " " << n;
+    }
+  }
+}
+
+// ---- dimensions, names, partitions ------------------------------------------------------------
+
+TEST(SegmentDims, CanonicalFormAndParse) {
+  using segment::Dimensions;
+  EXPECT_EQ("{}", segment::CanonicalDimensionsString({}));
+  EXPECT_EQ(R"({"agent":"support-agent","provider":"anthropic"})",
+            segment::CanonicalDimensionsString(
+                {{"provider", "anthropic"}, {"agent", "support-agent"}}));
+  EXPECT_EQ("{\"k\":\"\\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001f/\xc3\xa9\"}",
+            segment::CanonicalDimensionsString({{"k", "\"\\\b\f\n\r\t\x01\x1f/\xc3\xa9"}}));
+  Dimensions parsed;
+  const Dimensions dims = {{"a", "\x00\x02 x"}, {"b", "\"quoted\""}, {"c", ""}};
+  Dimensions with_nul = dims;
+  with_nul[0].second = std::string("\0\x02 x", 4);
+  ASSERT_TRUE(segment::ParseCanonicalDimensionsString(
+      segment::CanonicalDimensionsString(with_nul), &parsed));
+  EXPECT_EQ(with_nul, parsed);
+  for (const char* bad : {"", "{", "}", "{\"a\"}", "{\"a\":1}", "{\"b\":\"x\",\"a\":\"y\"}",
+                          "{\"a\":\"x\",\"a\":\"y\"}", "{\"a\":\"x\"} ", "{\"a\":\"\\u0041\"}",
+                          "{\"a\":\"\\n\\u000a\"}", "{\"a\":\"\\u00A1\"}", "{\"a\":\"x\",}",
+                          "{\"a\":\"\\q\"}", "{\"a\":\"\x01\"}"}) {
+    EXPECT_FALSE(segment::ParseCanonicalDimensionsString(bad, &parsed)) << bad;
+  }
+}
+
+TEST(SegmentNames, FileNameRoundTrip) {
+  EXPECT_EQ("000000000042.useg", SegmentFileName(42));
+  uint64_t n = 0;
+  EXPECT_TRUE(ParseSegmentFileName("000000000042.useg", &n));
+  EXPECT_EQ(42u, n);
+  EXPECT_TRUE(ParseSegmentFileName(SegmentFileName(UINT64_MAX), &n));
+  EXPECT_EQ(UINT64_MAX, n);
+  for (const char* bad : {"42.useg", "000000000042.usegx", "000000000042.log", "0000000000042.useg",
+                          "00000000004a.useg", "000000000042.useg.tmp", ""}) {
+    EXPECT_FALSE(ParseSegmentFileName(bad, &n)) << bad;
+  }
+}
+
+TEST(SegmentPartition, MonthsSinceEpochNegativeSafe) {
+  EXPECT_EQ(0, MonthPartition(0));
+  EXPECT_EQ(0, MonthPartition(31 * kDayMs - 1));
+  EXPECT_EQ(1, MonthPartition(31 * kDayMs));
+  EXPECT_EQ(-1, MonthPartition(-1));
+  EXPECT_EQ(-1, MonthPartition(-31 * kDayMs));
+  EXPECT_EQ(-2, MonthPartition(-31 * kDayMs - 1));
+  EXPECT_EQ((2024 - 1970) * 12 + 4, MonthPartition(kMay2024Ms));
+  EXPECT_EQ((2024 - 1970) * 12 + 3, MonthPartition(kMay2024Ms - 1));
+  EXPECT_EQ((2024 - 1970) * 12 + 1, MonthPartition(1709164800000));  // 2024-02-29
+  EXPECT_EQ((1969 - 1970) * 12 + 11, MonthPartition(-86400000));      // 1969-12-31
+  EXPECT_EQ((1900 - 1970) * 12 + 2, MonthPartition(-2203891200000));  // 1900-03-01
+}
+
+// ---- property ----------------------------------------------------------------------------------
+
+rc::Gen<std::string> AnyString(int max_len) {
+  return rc::gen::mapcat(rc::gen::inRange(0, max_len + 1), [](int len) {
+    return rc::gen::container<std::string>(static_cast<size_t>(len),
+                                           rc::gen::arbitrary<char>());
+  });
+}
+
+rc::Gen<std::string> SmallSet(std::vector<std::string> values) {
+  return rc::gen::elementOf(std::move(values));
+}
+
+rc::Gen<Event> ArbitraryEvent() {
+  return rc::gen::exec([] {
+    Event e;
+    e.event_id = *rc::gen::oneOf(AnyString(40), SmallSet({"evt_a", "evt_b", "evt_aaaaaaaa"}));
+    e.kind = static_cast<EventKind>(*rc::gen::inRange(0, 3));
+    e.has_correction_ref = e.kind != EventKind::kUsage;
+    if (e.has_correction_ref) {
+      e.correction_original_event_id = *AnyString(20);
+      e.correction_reason = *AnyString(30);
+    }
+    e.account_id = *rc::gen::oneOf(SmallSet({"a", "b", "acct_1"}), AnyString(10));
+    if (*rc::gen::arbitrary<bool>()) e.subscription_id = *AnyString(8);
+    e.product_id = *SmallSet({"chat", "agents", "p"});
+    e.meter_id = *rc::gen::oneOf(SmallSet({"tokens.input", "tool.calls"}), AnyString(6));
+    if (*rc::gen::arbitrary<bool>()) e.model_id = *SmallSet({"m1", "m2", ""});
+    e.timestamp_ms = kMay2024Ms + *rc::gen::inRange<int64_t>(0, 31 * kDayMs);
+    const auto magnitude = *rc::gen::oneOf(
+        rc::gen::just(static_cast<__int128>(kMaxQuantity)),
+        rc::gen::map(rc::gen::arbitrary<int64_t>(), [](int64_t v) { return __int128{v}; }),
+        rc::gen::map(rc::gen::arbitrary<uint64_t>(),
+                     [](uint64_t v) { return static_cast<__int128>(v) * 1000000007 * 1000; }),
+        rc::gen::map(rc::gen::inRange(0, 100), [](int v) { return __int128{v}; }));
+    e.quantity = *rc::gen::arbitrary<bool>() ? magnitude : -magnitude;
+    e.unit = *SmallSet({"token", "request"});
+    e.source = *AnyString(5);
+    std::map<std::string, std::string> dims;
+    const int ndims = *rc::gen::inRange(0, 5);
+    for (int i = 0; i < ndims; ++i) dims[*AnyString(6)] = *AnyString(12);
+    e.dimensions.assign(dims.begin(), dims.end());
+    e.ingested_at_ms = *rc::gen::arbitrary<int64_t>();
+    e.commit_seq = *rc::gen::arbitrary<uint64_t>();
+    return e;
+  });
+}
+
+RC_GTEST_PROP(SegmentProperty, RandomEventsRoundTripExactly, ()) {
+  auto events = *rc::gen::resize(60, rc::gen::nonEmpty(rc::gen::container<std::vector<Event>>(
+                                         ArbitraryEvent())));
+  std::sort(events.begin(), events.end(), BillingLess);
+  const uint32_t rows_per_block = *rc::gen::inRange<uint32_t>(1, 20);
+  static MemFileSystem mem_fs;
+  FileSystem* fs = &mem_fs;
+  const std::string path = "prop/" + SegmentFileName(1);
+  SegmentInfo info;
+  info.partition = MonthPartition(kMay2024Ms);
+  SegmentWriterOptions options;
+  options.rows_per_block = rows_per_block;
+  const Status written = WriteSegment(fs, path, Pointers(events), options, &info);
+  std::vector<Event> got;
+  Status read = written;
+  if (read.ok()) {
+    auto reader = SegmentReader::Open(fs, path);
+    read = reader.status();
+    DecodedBlock block;
+    for (size_t b = 0; read.ok() && b < (*reader)->num_blocks(); ++b) {
+      read = (*reader)->ReadBlock(b, kAllColumns, &block);
+      for (size_t r = 0; read.ok() && r < block.rows; ++r) {
+        read = block.MaterializeRow(r, &got.emplace_back());
+      }
+    }
+  }
+  fs->RemoveFile(path).IgnoreError();
+  RC_ASSERT(written.ok());
+  RC_ASSERT(read.ok());
+  RC_ASSERT(events == got);
+}
+
+}  // namespace
+}  // namespace usagedb
