@@ -12,6 +12,7 @@
 #include <map>
 #include <random>
 
+#include "io/fault_injection_fs.h"
 #include "manifest/manifest_format.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -902,6 +903,81 @@ TEST(ManifestStoreFaults, CrashSweepOverCommitYieldsOldOrNew) {
   }
   EXPECT_GT(saw_old, 0);
   EXPECT_GT(saw_new, 0);
+}
+
+// The same sweep on the shared FaultInjectionFileSystem (src/io): crash after k operations, power
+// loss, reopen. Then a second sweep that fails the k-th operation once while the process goes
+// on: the store must stay usable, and a power loss after its next successful Commit must keep
+// that commit.
+TEST(ManifestStoreFaults, FaultInjectionFsCrashAndFailSweeps) {
+  auto prepare = [](FaultInjectionFileSystem* fs, ManifestStore* store) {
+    ASSERT_TRUE(fs->CreateDir(kRoot).ok());
+    ASSERT_TRUE(store->Load().ok());
+    for (uint64_t i = 1; i <= 3; i++) ASSERT_TRUE(store->Commit(SampleState(i)).ok());
+    fs->MakeAllDurable();
+  };
+  int64_t total_ops = 0;
+  {
+    FaultInjectionFileSystem fs;
+    ManifestStore store(&fs, kRoot, 2);
+    prepare(&fs, &store);
+    const int64_t before = fs.mutating_ops();
+    ASSERT_TRUE(store.Commit(SampleState(4)).ok());
+    total_ops = fs.mutating_ops() - before;
+  }
+  ASSERT_EQ(13, total_ops);
+  for (int64_t k = 0; k < total_ops; k++) {
+    SCOPED_TRACE("crash after op " + std::to_string(k));
+    FaultInjectionFileSystem fs;
+    {
+      ManifestStore store(&fs, kRoot, 2);
+      prepare(&fs, &store);
+      fs.CrashAfter(k);
+      auto r = store.Commit(SampleState(4));
+      EXPECT_TRUE(fs.crashed());
+      if (r.ok()) {
+        EXPECT_GE(k, 12);  // only the retention removal may be cut off
+      }
+    }
+    fs.DropUnsyncedData();
+    ManifestStore reopened(&fs, kRoot, 2);
+    auto load = reopened.Load();
+    ASSERT_TRUE(load.ok()) << load.status().ToString();
+    EXPECT_TRUE(load->skipped.empty());
+    if (load->state != Gen(SampleState(4), 4)) {
+      EXPECT_EQ(Gen(SampleState(3), 3), load->state);
+    }
+    EXPECT_EQ(k >= 6, load->state.generation == 4);  // durable once step 3's SyncDir ran
+    ASSERT_TRUE(reopened.RemoveManifestTemporaries().ok());
+    auto next = reopened.Commit(SampleState(5));
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    fs.DropUnsyncedData();
+    auto final_load = ManifestStore(&fs, kRoot).Load();
+    ASSERT_TRUE(final_load.ok());
+    EXPECT_EQ(*next, final_load->state);
+  }
+  for (int64_t n = 1; n <= total_ops; n++) {
+    SCOPED_TRACE("fail op " + std::to_string(n));
+    FaultInjectionFileSystem fs;
+    ManifestStore store(&fs, kRoot, 2);
+    prepare(&fs, &store);
+    fs.FailNth(n, OpKind::kAny);
+    auto r = store.Commit(SampleState(4));
+    EXPECT_EQ(r.ok() ? 4u : 3u, store.current_generation());
+    auto mid = ManifestStore(&fs, kRoot).Load();
+    ASSERT_TRUE(mid.ok()) << mid.status().ToString();
+    EXPECT_TRUE(mid->state == Gen(SampleState(3), 3) || mid->state == Gen(SampleState(4), 4));
+    if (r.ok()) {
+      EXPECT_EQ(Gen(SampleState(4), 4), mid->state);
+    }
+    auto next = store.Commit(SampleState(5));
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    fs.DropUnsyncedData();
+    auto final_load = ManifestStore(&fs, kRoot).Load();
+    ASSERT_TRUE(final_load.ok());
+    EXPECT_EQ(*next, final_load->state);
+    EXPECT_TRUE(final_load->skipped.empty());
+  }
 }
 
 }  // namespace
