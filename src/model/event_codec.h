@@ -2,7 +2,9 @@
 // used inside WAL units.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,10 +35,30 @@ DecodedEvent DecodeEventJson(std::string_view json_object);
 // DecodedEvent (a non-object element is a rejected event).
 Status DecodeBatchJson(std::string_view body, std::vector<DecodedEvent>* out);
 
+// Bytes past the end of a body that simdjson may read (never interprets).
+inline constexpr size_t kJsonPadding = 64;
+
+struct BatchDecodeOptions {
+  // When true the caller promises that kJsonPadding bytes after body.data() + body.size()
+  // are readable (any content); the body is then parsed in place with no copy. Otherwise it
+  // is copied once into a padded buffer.
+  bool body_is_padded = false;
+  // More events than this → Status::Aborted("too_many_events: ...") and *out is cleared
+  // (the server answers 413 too_many_events). Decoding stops as soon as it is exceeded.
+  size_t max_events = std::numeric_limits<size_t>::max();
+};
+
+// As DecodeBatchJson above (which uses default options); *out is replaced.
+Status DecodeBatchJson(std::string_view body, const BatchDecodeOptions& options,
+                       std::vector<DecodedEvent>* out);
+
 // Decodes an NDJSON body: each non-empty line (after skipping lines of only JSON whitespace,
 // a lone "\r" included) is one event; a line that is not a JSON object is a rejected event
 // with reason "invalid JSON: ...".
 void DecodeBatchNdjson(std::string_view body, std::vector<DecodedEvent>* out);
+// As above with options; fails only with Aborted("too_many_events: ...") (*out cleared).
+Status DecodeBatchNdjson(std::string_view body, const BatchDecodeOptions& options,
+                         std::vector<DecodedEvent>* out);
 
 // Checks the clock-free §1 rules on an already-built Event (the embedded API path).
 // Returns "" when valid, else the reason. Sorts/validates dimensions in place.

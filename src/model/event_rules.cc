@@ -1,0 +1,228 @@
+// The clock-free SPEC §1 rules, shared by the JSON decoder and the embedded API.
+
+#include "model/event_rules.h"
+
+#include <algorithm>
+#include <array>
+
+#include "model/event_codec.h"
+#include "util/int128.h"
+
+namespace usagedb {
+
+const char* EventKindName(EventKind kind) {
+  switch (kind) {
+    case EventKind::kUsage:
+      return "Usage";
+    case EventKind::kCorrection:
+      return "Correction";
+    case EventKind::kRetraction:
+      return "Retraction";
+  }
+  return "Unknown";
+}
+
+namespace model_internal {
+namespace {
+
+// Reserved names of SPEC §3.5: columns, time keys and the remaining event fields.
+constexpr std::array<std::string_view, 18> kReservedNames = {"account_id",     "subscription_id",
+                                                             "product_id",     "meter_id",
+                                                             "model_id",       "source",
+                                                             "unit",           "kind",
+                                                             "hour_start_ms",  "day",
+                                                             "date",           "month",
+                                                             "event_id",       "timestamp_ms",
+                                                             "quantity",       "ingested_at_ms",
+                                                             "correction_ref", "dimensions"};
+
+bool HasControlChar(std::string_view s) {
+  for (char c : s) {
+    auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b == 0x7f) return true;
+  }
+  return false;
+}
+
+bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+// Identifier field: `min`..`max` bytes, valid UTF-8, no control characters.
+std::string CheckIdentifier(const char* field, std::string_view v, size_t max, bool check_utf8) {
+  if (v.empty() || v.size() > max) {
+    return std::string(field) + ": must be 1-" + std::to_string(max) + " bytes (got " +
+           std::to_string(v.size()) + ")";
+  }
+  if (check_utf8 && !IsValidUtf8(v)) return std::string(field) + ": invalid UTF-8";
+  if (HasControlChar(v)) return std::string(field) + ": control characters are not allowed";
+  return "";
+}
+
+}  // namespace
+
+bool IsValidDimensionKeySyntax(std::string_view key) {
+  if (key.empty() || key.size() > kMaxDimensionKeyBytes) return false;
+  auto is_letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!is_letter(key[0]) && key[0] != '_') return false;
+  for (char c : key) {
+    bool ok =
+        is_letter(c) || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsReservedName(std::string_view name) {
+  return std::find(kReservedNames.begin(), kReservedNames.end(), name) != kReservedNames.end();
+}
+
+bool IsValidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    unsigned char b = *p;
+    if (b < 0x80) {
+      ++p;
+      continue;
+    }
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+      n = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      n = 2;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      n = 3;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (static_cast<size_t>(end - p) <= n) return false;
+    if (p[1] < lo || p[1] > hi) return false;
+    for (size_t i = 2; i <= n; ++i) {
+      if (p[i] < 0x80 || p[i] > 0xBF) return false;
+    }
+    p += n + 1;
+  }
+  return true;
+}
+
+std::string Printable(std::string_view s) {
+  constexpr size_t kMax = 64;
+  bool cut = false;
+  if (s.size() > kMax) {
+    size_t n = kMax;
+    // Do not split a UTF-8 sequence: back up over continuation bytes.
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    s = s.substr(0, n);
+    cut = true;
+  }
+  std::string out;
+  AppendJsonString(s, &out);
+  out = out.substr(1, out.size() - 2);
+  if (cut) out += "...";
+  return out;
+}
+
+std::string CheckEventRules(const Event& e, bool check_utf8) {
+  std::string r;
+  if (!(r = CheckIdentifier("event_id", e.event_id, kMaxIdBytes, check_utf8)).empty()) return r;
+
+  if (e.kind != EventKind::kUsage && e.kind != EventKind::kCorrection &&
+      e.kind != EventKind::kRetraction) {
+    return "kind: must be Usage, Correction or Retraction";
+  }
+  if (e.kind == EventKind::kUsage && e.has_correction_ref) {
+    return "correction_ref: not allowed on Usage";
+  }
+  if (e.kind != EventKind::kUsage && !e.has_correction_ref) {
+    return std::string("correction_ref: required for ") + EventKindName(e.kind);
+  }
+  if (e.has_correction_ref) {
+    if (!(r = CheckIdentifier("correction_ref.original_event_id", e.correction_original_event_id,
+                              kMaxIdBytes, check_utf8))
+             .empty()) {
+      return r;
+    }
+    if (e.correction_reason.size() > kMaxReasonBytes) {
+      return "correction_ref.reason: must be at most 1024 bytes (got " +
+             std::to_string(e.correction_reason.size()) + ")";
+    }
+    if (check_utf8 && !IsValidUtf8(e.correction_reason)) {
+      return "correction_ref.reason: invalid UTF-8";
+    }
+    if (HasNul(e.correction_reason)) return "correction_ref.reason: U+0000 is not allowed";
+  } else if (!e.correction_original_event_id.empty() || !e.correction_reason.empty()) {
+    return "correction_ref: fields set but has_correction_ref is false";
+  }
+
+  if (!(r = CheckIdentifier("account_id", e.account_id, kMaxIdBytes, check_utf8)).empty()) {
+    return r;
+  }
+  if (e.subscription_id &&
+      !(r = CheckIdentifier("subscription_id", *e.subscription_id, kMaxIdBytes, check_utf8))
+           .empty()) {
+    return r;
+  }
+  if (!(r = CheckIdentifier("product_id", e.product_id, kMaxIdBytes, check_utf8)).empty()) {
+    return r;
+  }
+  if (!(r = CheckIdentifier("meter_id", e.meter_id, kMaxIdBytes, check_utf8)).empty()) return r;
+  if (e.model_id &&
+      !(r = CheckIdentifier("model_id", *e.model_id, kMaxIdBytes, check_utf8)).empty()) {
+    return r;
+  }
+
+  if (e.timestamp_ms < 1) return "timestamp_ms: must be >= 1";
+
+  if (e.quantity > kMaxQuantity || e.quantity < -kMaxQuantity) {
+    return "quantity: must have at most 38 digits (|quantity| <= 10^38 - 1)";
+  }
+  if (e.kind == EventKind::kUsage && e.quantity < 0) {
+    return "quantity: Usage requires quantity >= 0";
+  }
+  if (e.kind == EventKind::kRetraction && e.quantity > 0) {
+    return "quantity: Retraction requires quantity <= 0";
+  }
+
+  if (!(r = CheckIdentifier("unit", e.unit, kMaxUnitBytes, check_utf8)).empty()) return r;
+  if (!(r = CheckIdentifier("source", e.source, kMaxSourceBytes, check_utf8)).empty()) return r;
+
+  if (e.dimensions.size() > kMaxDimensions) {
+    return "dimensions: at most 16 keys (got " + std::to_string(e.dimensions.size()) + ")";
+  }
+  for (const auto& [key, value] : e.dimensions) {
+    if (!IsValidDimensionKeySyntax(key)) {
+      return "dimensions: invalid key \"" + Printable(key) +
+             "\": must be 1-64 bytes of [A-Za-z0-9_.:-] starting with a letter or _";
+    }
+    if (IsReservedName(key)) {
+      return "dimensions: key \"" + key + "\" is a reserved name";
+    }
+    if (value.empty() || value.size() > kMaxDimensionValueBytes) {
+      return "dimensions." + key + ": value must be 1-256 bytes (got " +
+             std::to_string(value.size()) + ")";
+    }
+    if (check_utf8 && !IsValidUtf8(value)) return "dimensions." + key + ": invalid UTF-8";
+    if (HasNul(value)) return "dimensions." + key + ": U+0000 is not allowed";
+  }
+  return "";
+}
+
+}  // namespace model_internal
+
+std::string ValidateEvent(Event* event) {
+  auto& dims = event->dimensions;
+  std::sort(dims.begin(), dims.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 1; i < dims.size(); ++i) {
+    if (dims[i].first == dims[i - 1].first) {
+      return "dimensions: duplicate key: " + model_internal::Printable(dims[i].first);
+    }
+  }
+  return model_internal::CheckEventRules(*event, /*check_utf8=*/true);
+}
+
+}  // namespace usagedb
