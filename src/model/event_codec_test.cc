@@ -416,6 +416,20 @@ TEST(DecodeEventJson, SixteenDimensionsAcceptedSeventeenRejected) {
               HasSubstr("dimensions: at most 16 keys"));
 }
 
+TEST(DecodeEventJson, EveryReservedNameRejectedAsDimensionKey) {
+  for (const char* k :
+       {"account_id", "subscription_id", "product_id", "meter_id", "model_id", "source", "unit",
+        "kind", "hour_start_ms", "day", "date", "month", "event_id", "timestamp_ms", "quantity",
+        "ingested_at_ms", "correction_ref", "dimensions"}) {
+    EXPECT_THAT(Reason(Base().Set("dimensions", "{" + Q(k) + ":\"v\"}").str()),
+                HasSubstr("is a reserved name"))
+        << k;
+  }
+  for (const char* k : {"Kind", "days", "dat", "unit_", "source.x", "provider"}) {
+    EXPECT_EQ(Reason(Base().Set("dimensions", "{" + Q(k) + ":\"v\"}").str()), "") << k;
+  }
+}
+
 TEST(DecodeEventJson, NulEscapeDecodesToNul) {
   Event e = Accept(Base().Set("dimensions", R"({"a":"x\n"})").str());
   EXPECT_EQ(e.dimensions[0].second, "x\n");

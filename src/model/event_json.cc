@@ -26,6 +26,7 @@ namespace usagedb {
 namespace {
 
 namespace od = simdjson::ondemand;
+using model_internal::EqualsLiteral;
 using model_internal::Printable;
 using simdjson::error_code;
 
@@ -175,32 +176,32 @@ enum FieldId : int {
 FieldId LookupField(std::string_view k) {
   switch (k.size()) {
     case 4:
-      if (k == "kind") return kKind;
-      if (k == "unit") return kUnit;
+      if (EqualsLiteral(k, "kind")) return kKind;
+      if (EqualsLiteral(k, "unit")) return kUnit;
       break;
     case 6:
-      if (k == "source") return kSource;
+      if (EqualsLiteral(k, "source")) return kSource;
       break;
     case 8:
-      if (k == "event_id") return kEventId;
-      if (k == "meter_id") return kMeterId;
-      if (k == "model_id") return kModelId;
-      if (k == "quantity") return kQuantity;
+      if (EqualsLiteral(k, "event_id")) return kEventId;
+      if (EqualsLiteral(k, "meter_id")) return kMeterId;
+      if (EqualsLiteral(k, "model_id")) return kModelId;
+      if (EqualsLiteral(k, "quantity")) return kQuantity;
       break;
     case 10:
-      if (k == "account_id") return kAccountId;
-      if (k == "product_id") return kProductId;
-      if (k == "dimensions") return kDimensions;
+      if (EqualsLiteral(k, "account_id")) return kAccountId;
+      if (EqualsLiteral(k, "product_id")) return kProductId;
+      if (EqualsLiteral(k, "dimensions")) return kDimensions;
       break;
     case 12:
-      if (k == "timestamp_ms") return kTimestampMs;
+      if (EqualsLiteral(k, "timestamp_ms")) return kTimestampMs;
       break;
     case 14:
-      if (k == "correction_ref") return kCorrectionRef;
-      if (k == "ingested_at_ms") return kIngestedAtMs;
+      if (EqualsLiteral(k, "correction_ref")) return kCorrectionRef;
+      if (EqualsLiteral(k, "ingested_at_ms")) return kIngestedAtMs;
       break;
     case 15:
-      if (k == "subscription_id") return kSubscriptionId;
+      if (EqualsLiteral(k, "subscription_id")) return kSubscriptionId;
       break;
     default:
       break;
@@ -302,18 +303,22 @@ error_code EventReader::ReadKey(od::field& f, std::string_view ctx, std::string_
 error_code EventReader::ReadString(od::value& v, std::string_view prefix, std::string_view name,
                                    std::string_view* s, bool* ok) {
   *ok = true;
-  std::string_view raw = v.raw_json_token();
   error_code e = v.get_string().get(*s);
-  if (e == simdjson::STRING_ERROR && !raw.empty() &&
-      EscapesAreWellFormed(raw.data() + 1, raw.data() + raw.size())) {
-    *ok = false;
-    Reject(FieldName(prefix, name) + ": invalid UTF-8 (unpaired surrogate escape)");
-    return simdjson::SUCCESS;
+  if (e == simdjson::STRING_ERROR) {
+    std::string_view raw = v.raw_json_token();
+    if (!raw.empty() && EscapesAreWellFormed(raw.data() + 1, raw.data() + raw.size())) {
+      *ok = false;
+      Reject(FieldName(prefix, name) + ": invalid UTF-8 (unpaired surrogate escape)");
+      return simdjson::SUCCESS;
+    }
   }
   SJ_RETURN_IF_ERROR(e);
-  if (repair_ != nullptr && repair_->Covers(raw.data(), raw.size())) {
-    *ok = false;
-    Reject(FieldName(prefix, name) + ": invalid UTF-8");
+  if (repair_ != nullptr) {
+    std::string_view raw = v.raw_json_token();
+    if (repair_->Covers(raw.data(), raw.size())) {
+      *ok = false;
+      Reject(FieldName(prefix, name) + ": invalid UTF-8");
+    }
   }
   return simdjson::SUCCESS;
 }

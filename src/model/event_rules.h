@@ -2,6 +2,7 @@
 // ValidateEvent, plus small string helpers for rejection reasons.
 #pragma once
 
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,12 @@ inline constexpr size_t kMaxReasonBytes = 1024;
 inline constexpr size_t kMaxDimensions = 16;
 inline constexpr size_t kMaxDimensionKeyBytes = 64;
 inline constexpr size_t kMaxDimensionValueBytes = 256;
+
+// k == lit, with the literal's length known at compile time (so memcmp is inlined).
+template <size_t N>
+inline bool EqualsLiteral(std::string_view k, const char (&lit)[N]) {
+  return k.size() == N - 1 && std::memcmp(k.data(), lit, N - 1) == 0;
+}
 
 // True when `key` is 1-64 bytes of [A-Za-z0-9_.:-] starting with a letter or '_'.
 bool IsValidDimensionKeySyntax(std::string_view key);
