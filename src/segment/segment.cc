@@ -25,11 +25,11 @@ int32_t MonthPartition(int64_t timestamp_ms) {
   // Howard Hinnant's civil_from_days, valid for every int64 day count we can reach here.
   const int64_t z = FloorDiv(timestamp_ms, kMsPerDay) + 719468;
   const int64_t era = FloorDiv(z, 146097);
-  const int64_t doe = z - era * 146097;                                   // [0, 146096]
+  const int64_t doe = z - era * 146097;                                       // [0, 146096]
   const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);            // [0, 365]
-  const int64_t mp = (5 * doy + 2) / 153;                                 // [0, 11]
-  const int64_t month = mp < 10 ? mp + 3 : mp - 9;                        // [1, 12]
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                // [0, 365]
+  const int64_t mp = (5 * doy + 2) / 153;                                     // [0, 11]
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;                            // [1, 12]
   const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
   return static_cast<int32_t>((year - 1970) * 12 + (month - 1));
 }
@@ -63,19 +63,25 @@ bool ParseSegmentFileName(const std::string& name, uint64_t* file_number) {
 }
 
 Status DecodedBlock::MaterializeRow(size_t row, Event* out) const {
-  const StringColumn* strings[] = {&event_id,   &correction_original_event_id,
-                                   &correction_reason, &account_id,
-                                   &subscription_id, &product_id,
-                                   &meter_id,   &model_id,
-                                   &unit,       &source,
+  const StringColumn* strings[] = {&event_id,
+                                   &correction_original_event_id,
+                                   &correction_reason,
+                                   &account_id,
+                                   &subscription_id,
+                                   &product_id,
+                                   &meter_id,
+                                   &model_id,
+                                   &unit,
+                                   &source,
                                    &dimensions};
   bool complete = row < rows && kind.size() == rows && timestamp_ms.size() == rows &&
                   ingested_at_ms.size() == rows && commit_seq.size() == rows &&
                   quantity.size() == rows;
   for (const StringColumn* s : strings) complete = complete && s->codes.size() == rows;
   if (!complete) {
-    return Status::InvalidArgument("MaterializeRow: row out of range or block not read with "
-                                   "kAllColumns");
+    return Status::InvalidArgument(
+        "MaterializeRow: row out of range or block not read with "
+        "kAllColumns");
   }
   out->event_id = event_id.Get(row);
   out->kind = static_cast<EventKind>(kind[row]);

@@ -87,7 +87,7 @@ struct SegmentInfo {
 };
 
 struct SegmentWriterOptions {
-  uint32_t rows_per_block = 4096;
+  uint32_t rows_per_block = 16384;  // see docs/parts/segment.md, "Block size"
   int zstd_level = 3;
 };
 

@@ -11,13 +11,27 @@ void AppendEscaped(std::string_view s, std::string* out) {
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           out->append("\\u00");
@@ -58,13 +72,27 @@ bool ParseString(std::string_view s, size_t* pos, std::string* out) {
     const char e = s[i + 1];
     i += 2;
     switch (e) {
-      case '"': out->push_back('"'); break;
-      case '\\': out->push_back('\\'); break;
-      case 'b': out->push_back('\b'); break;
-      case 'f': out->push_back('\f'); break;
-      case 'n': out->push_back('\n'); break;
-      case 'r': out->push_back('\r'); break;
-      case 't': out->push_back('\t'); break;
+      case '"':
+        out->push_back('"');
+        break;
+      case '\\':
+        out->push_back('\\');
+        break;
+      case 'b':
+        out->push_back('\b');
+        break;
+      case 'f':
+        out->push_back('\f');
+        break;
+      case 'n':
+        out->push_back('\n');
+        break;
+      case 'r':
+        out->push_back('\r');
+        break;
+      case 't':
+        out->push_back('\t');
+        break;
       case 'u': {
         if (i + 4 > s.size() || s[i] != '0' || s[i + 1] != '0') return false;
         const int hi = HexValue(s[i + 2]), lo = HexValue(s[i + 3]);
@@ -88,15 +116,14 @@ bool ParseString(std::string_view s, size_t* pos, std::string* out) {
 }  // namespace
 
 void AppendCanonicalDimensions(const Dimensions& dims, std::string* out) {
-  const bool sorted = std::is_sorted(dims.begin(), dims.end(),
-                                     [](const auto& a, const auto& b) { return a.first < b.first; });
+  const bool sorted = std::is_sorted(
+      dims.begin(), dims.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<const std::pair<std::string, std::string>*> order;
   order.reserve(dims.size());
   for (const auto& kv : dims) order.push_back(&kv);
   if (!sorted) {
-    std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
-      return a->first < b->first;
-    });
+    std::sort(order.begin(), order.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
   }
   out->push_back('{');
   for (size_t i = 0; i < order.size(); ++i) {

@@ -48,6 +48,21 @@ class BodyReader {
       *v = *p_++;
       return true;
     }
+    if (end_ - p_ >= 10) {  // a whole varint fits: no per-byte bounds checks
+      const uint8_t* p = p_;
+      uint64_t result = 0;
+      for (int shift = 0; shift <= 63; shift += 7) {
+        const uint64_t byte = *p++;
+        result |= (byte & 0x7f) << shift;
+        if (byte < 0x80) {
+          if (shift == 63 && byte > 1) return false;
+          *v = result;
+          p_ = p;
+          return true;
+        }
+      }
+      return false;
+    }
     Decoder d(Rest());
     if (!d.GetVarint64(v)) return false;
     p_ = reinterpret_cast<const uint8_t*>(d.pos());
@@ -163,8 +178,7 @@ bool GetNullBitmap(BodyReader* r, size_t n, std::vector<uint8_t>* nulls, size_t*
   return true;
 }
 
-bool DecodeDictPart(BodyReader* r, size_t n, bool nullable, bool* has_nulls,
-                    StringColumn* out) {
+bool DecodeDictPart(BodyReader* r, size_t n, bool nullable, bool* has_nulls, StringColumn* out) {
   uint8_t null_flag;
   uint64_t count;
   if (!r->Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
@@ -215,70 +229,79 @@ void UnpackBits32(const uint8_t* in, size_t in_size, size_t n, int width, uint32
   UnpackBitsT(in, in_size, n, width, out);
 }
 
-Encoding EncodeInt64Column(const int64_t* v, size_t n, std::string* body) {
-  // Analyze: the exact body size of every candidate in one pass.
-  int64_t mn = v[0], mx = v[0];
-  int64_t dmin = 0, dmax = 0;
-  size_t delta_size = VarintLength(ZigZagEncode64(v[0]));
-  size_t runs = 0, rle_size = 0, run_start = 0;
-  for (size_t i = 1; i <= n; ++i) {
-    if (i == n || v[i] != v[run_start]) {
-      ++runs;
-      rle_size += VarintLength(ZigZagEncode64(v[run_start])) + VarintLength(i - run_start);
-      run_start = i;
-    }
-    if (i == n) break;
-    mn = std::min(mn, v[i]);
-    mx = std::max(mx, v[i]);
-    const int64_t d = WrapSub(v[i], v[i - 1]);
-    if (i == 1) {
-      dmin = dmax = d;
-    } else {
-      dmin = std::min(dmin, d);
-      dmax = std::max(dmax, d);
-    }
-    delta_size += VarintLength(ZigZagEncode64(d));
-  }
-  rle_size += VarintLength(runs);
-  const int for_width = BitWidth(static_cast<uint64_t>(mx) - static_cast<uint64_t>(mn));
-  const int dfor_width = BitWidth(static_cast<uint64_t>(dmax) - static_cast<uint64_t>(dmin));
-  IntPlan plan;
-  plan.Offer(Encoding::kIntFor,
-             VarintLength(ZigZagEncode64(mn)) + 1 + BitPackedBytes(n, for_width));
-  plan.Offer(Encoding::kIntDeltaFor, VarintLength(ZigZagEncode64(v[0])) +
-                                         VarintLength(ZigZagEncode64(dmin)) + 1 +
-                                         BitPackedBytes(n - 1, dfor_width));
-  plan.Offer(Encoding::kIntRle, rle_size);
-  plan.Offer(Encoding::kIntDeltaVarint, delta_size);
+namespace {
 
-  // Compress.
-  switch (plan.encoding) {
+// Analysis of a 64-bit column: the exact body size of every generic candidate, one pass.
+struct Int64Stats {
+  int64_t first = 0, mn = 0, mx = 0, dmin = 0, dmax = 0;
+  size_t delta_size = 0, runs = 0, rle_size = 0;
+  int for_width = 0, dfor_width = 0;
+
+  Int64Stats(const int64_t* v, size_t n) {
+    first = mn = mx = v[0];
+    delta_size = VarintLength(ZigZagEncode64(v[0]));
+    for (size_t i = 1, run_start = 0; i <= n; ++i) {
+      if (i == n || v[i] != v[run_start]) {
+        ++runs;
+        rle_size += VarintLength(ZigZagEncode64(v[run_start])) + VarintLength(i - run_start);
+        run_start = i;
+      }
+      if (i == n) break;
+      mn = std::min(mn, v[i]);
+      mx = std::max(mx, v[i]);
+      const int64_t d = WrapSub(v[i], v[i - 1]);
+      dmin = i == 1 ? d : std::min(dmin, d);
+      dmax = i == 1 ? d : std::max(dmax, d);
+      delta_size += VarintLength(ZigZagEncode64(d));
+    }
+    rle_size += VarintLength(runs);
+    for_width = BitWidth(static_cast<uint64_t>(mx) - static_cast<uint64_t>(mn));
+    dfor_width = BitWidth(static_cast<uint64_t>(dmax) - static_cast<uint64_t>(dmin));
+  }
+
+  size_t Size(Encoding e, size_t n) const {
+    switch (e) {
+      case Encoding::kIntFor:
+        return VarintLength(ZigZagEncode64(mn)) + 1 + BitPackedBytes(n, for_width);
+      case Encoding::kIntDeltaFor:
+        return VarintLength(ZigZagEncode64(first)) + VarintLength(ZigZagEncode64(dmin)) + 1 +
+               BitPackedBytes(n - 1, dfor_width);
+      case Encoding::kIntRle:
+        return rle_size;
+      default:
+        return delta_size;
+    }
+  }
+};
+
+void EncodeInt64With(const Int64Stats& st, Encoding encoding, const int64_t* v, size_t n,
+                     std::string* body) {
+  switch (encoding) {
     case Encoding::kIntFor: {
-      PutVarint64(body, ZigZagEncode64(mn));
-      body->push_back(static_cast<char>(for_width));
+      PutVarint64(body, ZigZagEncode64(st.mn));
+      body->push_back(static_cast<char>(st.for_width));
       std::vector<uint64_t> offsets(n);
       for (size_t i = 0; i < n; ++i) {
-        offsets[i] = static_cast<uint64_t>(v[i]) - static_cast<uint64_t>(mn);
+        offsets[i] = static_cast<uint64_t>(v[i]) - static_cast<uint64_t>(st.mn);
       }
-      PutBitPacked(offsets.data(), n, for_width, body);
+      PutBitPacked(offsets.data(), n, st.for_width, body);
       break;
     }
     case Encoding::kIntDeltaFor: {
       PutVarint64(body, ZigZagEncode64(v[0]));
-      PutVarint64(body, ZigZagEncode64(dmin));
-      body->push_back(static_cast<char>(dfor_width));
+      PutVarint64(body, ZigZagEncode64(st.dmin));
+      body->push_back(static_cast<char>(st.dfor_width));
       std::vector<uint64_t> offsets(n - 1);
       for (size_t i = 1; i < n; ++i) {
         offsets[i - 1] =
-            static_cast<uint64_t>(WrapSub(v[i], v[i - 1])) - static_cast<uint64_t>(dmin);
+            static_cast<uint64_t>(WrapSub(v[i], v[i - 1])) - static_cast<uint64_t>(st.dmin);
       }
-      PutBitPacked(offsets.data(), n - 1, dfor_width, body);
+      PutBitPacked(offsets.data(), n - 1, st.dfor_width, body);
       break;
     }
     case Encoding::kIntRle: {
-      PutVarint64(body, runs);
-      run_start = 0;
-      for (size_t i = 1; i <= n; ++i) {
+      PutVarint64(body, st.runs);
+      for (size_t i = 1, run_start = 0; i <= n; ++i) {
         if (i == n || v[i] != v[run_start]) {
           PutVarint64(body, ZigZagEncode64(v[run_start]));
           PutVarint64(body, i - run_start);
@@ -293,13 +316,77 @@ Encoding EncodeInt64Column(const int64_t* v, size_t n, std::string* body) {
       break;
     }
   }
+}
+
+}  // namespace
+
+Encoding EncodeInt64Column(const int64_t* v, size_t n, std::string* body) {
+  const Int64Stats st(v, n);
+  IntPlan plan;
+  for (Encoding e :
+       {Encoding::kIntFor, Encoding::kIntDeltaFor, Encoding::kIntRle, Encoding::kIntDeltaVarint}) {
+    plan.Offer(e, st.Size(e, n));
+  }
+  EncodeInt64With(st, plan.encoding, v, n, body);
   return plan.encoding;
 }
 
-bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, int64_t* out) {
+void EncodeInt64As(Encoding encoding, const int64_t* v, size_t n, std::string* body) {
+  EncodeInt64With(Int64Stats(v, n), encoding, v, n, body);
+}
+
+bool EncodeInt64StepsBySeq(const int64_t* v, const uint64_t* seqs, size_t n, std::string* body) {
+  std::vector<std::pair<uint64_t, int64_t>> pairs(n);
+  for (size_t i = 0; i < n; ++i) pairs[i] = {seqs[i], v[i]};
+  std::sort(pairs.begin(), pairs.end());
+  std::vector<std::pair<uint64_t, int64_t>> steps;
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0 && pairs[i].first == pairs[i - 1].first && pairs[i].second != pairs[i - 1].second) {
+      return false;  // not a function of seq
+    }
+    if (steps.empty() || steps.back().second != pairs[i].second) steps.push_back(pairs[i]);
+  }
+  PutVarint64(body, steps.size());
+  PutVarint64(body, steps[0].first);
+  PutVarint64(body, ZigZagEncode64(steps[0].second));
+  for (size_t k = 1; k < steps.size(); ++k) {
+    PutVarint64(body, steps[k].first - steps[k - 1].first);
+    PutVarint64(body, ZigZagEncode64(WrapSub(steps[k].second, steps[k - 1].second)));
+  }
+  return true;
+}
+
+bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const uint64_t* seqs,
+                       int64_t* out) {
   BodyReader r(body);
   uint64_t x;
   switch (encoding) {
+    case Encoding::kIntStepsBySeq: {
+      uint64_t count, seq;
+      if (seqs == nullptr || !r.Varint64(&count) || count == 0 || count > n) return false;
+      std::vector<uint64_t> step_seq(count);
+      std::vector<int64_t> step_value(count);
+      if (!r.Varint64(&seq) || !r.Varint64(&x)) return false;
+      step_seq[0] = seq;
+      step_value[0] = ZigZagDecode64(x);
+      for (uint64_t k = 1; k < count; ++k) {
+        uint64_t dseq;
+        if (!r.Varint64(&dseq) || dseq == 0 || dseq > UINT64_MAX - seq || !r.Varint64(&x)) {
+          return false;
+        }
+        seq += dseq;
+        step_seq[k] = seq;
+        step_value[k] = WrapAdd(step_value[k - 1], static_cast<uint64_t>(ZigZagDecode64(x)));
+      }
+      if (!r.empty()) return false;
+      for (size_t i = 0; i < n; ++i) {
+        // The last step at or below the row's seq.
+        auto it = std::upper_bound(step_seq.begin(), step_seq.end(), seqs[i]);
+        if (it == step_seq.begin()) return false;
+        out[i] = step_value[(it - step_seq.begin()) - 1];
+      }
+      return true;
+    }
     case Encoding::kIntFor: {
       uint8_t width;
       if (!r.Varint64(&x) || !r.Byte(&width) || width > 64) return false;
@@ -480,8 +567,7 @@ Encoding EncodeStringColumn(const std::vector<std::string_view>& values,
   const size_t prefix_part = 1 + VarintLength(p) + p;
   size_t plain_size = prefix_part + (total_len - nonnull * p);
   for (size_t i = 0; i < n; ++i) {
-    plain_size +=
-        IsNull(nulls, i) ? 1 : VarintLength(values[i].size() - p + (has_nulls ? 1 : 0));
+    plain_size += IsNull(nulls, i) ? 1 : VarintLength(values[i].size() - p + (has_nulls ? 1 : 0));
   }
   const size_t suffix_len = fixed_len - (have_prefix ? p : 0);
   const size_t bitmap_bytes = has_nulls ? (n + 7) / 8 : 0;
@@ -498,16 +584,19 @@ Encoding EncodeStringColumn(const std::vector<std::string_view>& values,
   IntPlan plan;
   plan.Offer(Encoding::kStringDict, dict_part + 1 + BitPackedBytes(n, code_width));
   plan.Offer(Encoding::kStringDictRle, dict_part + VarintLength(runs) + run_bytes);
-  if (fixed) {
+  // Per-row encodings materialise one string per row when scanned; a dictionary decodes each
+  // distinct value once. They are candidates only for mostly-distinct columns (ids).
+  const bool mostly_distinct = distinct.size() * 2 > nonnull;
+  if (fixed && mostly_distinct) {
     const size_t fixed_part = prefix_part + VarintLength(suffix_len) + bitmap_bytes;
     plan.Offer(Encoding::kStringFixed, fixed_part + nonnull * suffix_len);
     if (alphabet > 0 && alphabet <= 128) {
-      plan.Offer(Encoding::kStringFixedAlphabet,
-                 fixed_part + 1 + alphabet +
-                     BitPackedBytes(nonnull * suffix_len, BitWidth(alphabet - 1)));
+      plan.Offer(
+          Encoding::kStringFixedAlphabet,
+          fixed_part + 1 + alphabet + BitPackedBytes(nonnull * suffix_len, BitWidth(alphabet - 1)));
     }
   }
-  plan.Offer(Encoding::kStringPlain, plain_size);
+  if (mostly_distinct) plan.Offer(Encoding::kStringPlain, plain_size);
 
   // Compress.
   switch (plan.encoding) {

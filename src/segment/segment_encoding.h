@@ -27,9 +27,19 @@ void UnpackBits(const uint8_t* in, size_t in_size, size_t n, int width, uint64_t
 void UnpackBits32(const uint8_t* in, size_t in_size, size_t n, int width, uint32_t* out);
 
 // 64-bit integer columns (uint64 values are passed as their bit pattern).
-// REQUIRES: n >= 1. Appends the body to *body and returns its encoding.
+// REQUIRES: n >= 1. Appends the body to *body and returns its encoding (the smallest body).
 Encoding EncodeInt64Column(const int64_t* values, size_t n, std::string* body);
-bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, int64_t* out);
+// Appends the body of one given generic encoding (kIntFor, kIntDeltaFor, kIntRle,
+// kIntDeltaVarint), so a caller can compare candidates after compression.
+void EncodeInt64As(Encoding encoding, const int64_t* values, size_t n, std::string* body);
+// kIntStepsBySeq: values as a step function of seqs (ingested_at is non-decreasing in
+// commit_seq and shared by a batch). Returns false (appending nothing) when rows with one
+// seq carry different values.
+bool EncodeInt64StepsBySeq(const int64_t* values, const uint64_t* seqs, size_t n,
+                           std::string* body);
+// seqs: the block's commit_seq column, needed by kIntStepsBySeq only (may be null otherwise).
+bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const uint64_t* seqs,
+                       int64_t* out);
 
 // 128-bit integer columns.
 Encoding EncodeInt128Column(const __int128* values, size_t n, std::string* body);

@@ -44,13 +44,22 @@ int PhysicalIndex(Column c) {
 }
 
 const char* ColumnName(Column c) {
-  static constexpr const char* kNames[kNumColumns] = {
-      "event_id",  "kind",     "correction_original_event_id",
-      "correction_reason", "account_id", "subscription_id",
-      "product_id", "meter_id", "model_id",
-      "timestamp_ms", "quantity", "unit",
-      "source",    "dimensions", "ingested_at_ms",
-      "commit_seq"};
+  static constexpr const char* kNames[kNumColumns] = {"event_id",
+                                                      "kind",
+                                                      "correction_original_event_id",
+                                                      "correction_reason",
+                                                      "account_id",
+                                                      "subscription_id",
+                                                      "product_id",
+                                                      "meter_id",
+                                                      "model_id",
+                                                      "timestamp_ms",
+                                                      "quantity",
+                                                      "unit",
+                                                      "source",
+                                                      "dimensions",
+                                                      "ingested_at_ms",
+                                                      "commit_seq"};
   const int i = static_cast<int>(c);
   return i >= 0 && i < kNumColumns ? kNames[i] : "?";
 }

@@ -46,16 +46,17 @@ enum class Codec : uint8_t {
 // docs/parts/segment.md, "Encodings".
 enum class Encoding : uint8_t {
   // String columns (code 0 is null when the column has nulls).
-  kStringDict = 1,     // block-local sorted dictionary + bit-packed codes
-  kStringDictRle = 2,  // block-local sorted dictionary + (code, run length) runs
-  kStringPlain = 3,    // common prefix + per-row lengths + suffix bytes
-  kStringFixed = 4,    // common prefix + one suffix length + null bitmap + suffix bytes
+  kStringDict = 1,           // block-local sorted dictionary + bit-packed codes
+  kStringDictRle = 2,        // block-local sorted dictionary + (code, run length) runs
+  kStringPlain = 3,          // common prefix + per-row lengths + suffix bytes
+  kStringFixed = 4,          // common prefix + one suffix length + null bitmap + suffix bytes
   kStringFixedAlphabet = 5,  // as kStringFixed, suffix bytes as bit-packed alphabet indices
   // 64-bit integer columns (kind, timestamps, commit seq; uint64 stored as its bit pattern).
   kIntDeltaVarint = 10,  // first value, then zigzag varint deltas (wrapping)
   kIntFor = 11,          // frame of reference: base + bit-packed (v - base)
   kIntRle = 12,          // (value, run length) runs
   kIntDeltaFor = 13,     // first value + base delta + bit-packed (delta - base delta)
+  kIntStepsBySeq = 14,   // ingested_at only: a step function of the block's commit_seq
   // 128-bit integer columns (quantity).
   kInt128Varint = 20,  // zigzag varint128 per row
   kInt128For = 21,     // base + bit-packed (v - base), when max - min < 2^64
@@ -64,14 +65,22 @@ enum class Encoding : uint8_t {
 // The order chunks are laid out in a block: the columns a scan reads together (grouping key,
 // time, quantity, seq) are adjacent, so one read covers them; event ids, the bulk, go last.
 constexpr Column kPhysicalColumnOrder[kNumColumns] = {
-    Column::kKind,          Column::kAccountId,
-    Column::kSubscriptionId, Column::kProductId,
-    Column::kMeterId,       Column::kModelId,
-    Column::kUnit,          Column::kSource,
-    Column::kTimestampMs,   Column::kQuantity,
-    Column::kCommitSeq,     Column::kIngestedAtMs,
-    Column::kDimensions,    Column::kCorrectionOriginalEventId,
-    Column::kCorrectionReason, Column::kEventId,
+    Column::kKind,
+    Column::kAccountId,
+    Column::kSubscriptionId,
+    Column::kProductId,
+    Column::kMeterId,
+    Column::kModelId,
+    Column::kUnit,
+    Column::kSource,
+    Column::kTimestampMs,
+    Column::kQuantity,
+    Column::kCommitSeq,
+    Column::kIngestedAtMs,
+    Column::kDimensions,
+    Column::kCorrectionOriginalEventId,
+    Column::kCorrectionReason,
+    Column::kEventId,
 };
 
 }  // namespace usagedb::segment

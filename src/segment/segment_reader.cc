@@ -45,18 +45,30 @@ bool IsNullable(Column c) {
 
 StringColumn* StringField(DecodedBlock* b, Column c) {
   switch (c) {
-    case Column::kEventId: return &b->event_id;
-    case Column::kCorrectionOriginalEventId: return &b->correction_original_event_id;
-    case Column::kCorrectionReason: return &b->correction_reason;
-    case Column::kAccountId: return &b->account_id;
-    case Column::kSubscriptionId: return &b->subscription_id;
-    case Column::kProductId: return &b->product_id;
-    case Column::kMeterId: return &b->meter_id;
-    case Column::kModelId: return &b->model_id;
-    case Column::kUnit: return &b->unit;
-    case Column::kSource: return &b->source;
-    case Column::kDimensions: return &b->dimensions;
-    default: return nullptr;
+    case Column::kEventId:
+      return &b->event_id;
+    case Column::kCorrectionOriginalEventId:
+      return &b->correction_original_event_id;
+    case Column::kCorrectionReason:
+      return &b->correction_reason;
+    case Column::kAccountId:
+      return &b->account_id;
+    case Column::kSubscriptionId:
+      return &b->subscription_id;
+    case Column::kProductId:
+      return &b->product_id;
+    case Column::kMeterId:
+      return &b->meter_id;
+    case Column::kModelId:
+      return &b->model_id;
+    case Column::kUnit:
+      return &b->unit;
+    case Column::kSource:
+      return &b->source;
+    case Column::kDimensions:
+      return &b->dimensions;
+    default:
+      return nullptr;
   }
 }
 
@@ -67,12 +79,23 @@ void ClearColumn(DecodedBlock* b, Column c) {
     return;
   }
   switch (c) {
-    case Column::kKind: b->kind.clear(); break;
-    case Column::kTimestampMs: b->timestamp_ms.clear(); break;
-    case Column::kIngestedAtMs: b->ingested_at_ms.clear(); break;
-    case Column::kCommitSeq: b->commit_seq.clear(); break;
-    case Column::kQuantity: b->quantity.clear(); break;
-    default: break;
+    case Column::kKind:
+      b->kind.clear();
+      break;
+    case Column::kTimestampMs:
+      b->timestamp_ms.clear();
+      break;
+    case Column::kIngestedAtMs:
+      b->ingested_at_ms.clear();
+      break;
+    case Column::kCommitSeq:
+      b->commit_seq.clear();
+      break;
+    case Column::kQuantity:
+      b->quantity.clear();
+      break;
+    default:
+      break;
   }
 }
 
@@ -94,16 +117,18 @@ class SegmentReaderImpl final : public SegmentReader {
 
   Status ReadBlock(size_t block, ColumnMask columns, DecodedBlock* out) const override {
     if (block >= footer_.blocks.size()) {
-      return Status::InvalidArgument(path_ + ": block " + std::to_string(block) +
-                                     " out of range");
+      return Status::InvalidArgument(path_ + ": block " + std::to_string(block) + " out of range");
     }
     columns &= kAllColumns;
     const BlockEntry& b = footer_.blocks[block];
     out->rows = b.rows;
-    // One read covering the physical span of the requested chunks.
+    // ingested_at may be encoded as a function of commit_seq, which precedes it physically.
+    ColumnMask needed = columns;
+    if (columns & ColumnBit(Column::kIngestedAtMs)) needed |= ColumnBit(Column::kCommitSeq);
+    // One read covering the physical span of the needed chunks.
     int first = -1, last = -1;
     for (int i = 0; i < kNumColumns; ++i) {
-      if (columns & ColumnBit(segment::kPhysicalColumnOrder[i])) {
+      if (needed & ColumnBit(segment::kPhysicalColumnOrder[i])) {
         if (first < 0) first = i;
         last = i;
       } else {
@@ -120,11 +145,12 @@ class SegmentReaderImpl final : public SegmentReader {
     }
     for (int i = first; i <= last; ++i) {
       const Column c = segment::kPhysicalColumnOrder[i];
-      if (!(columns & ColumnBit(c))) continue;
+      if (!(needed & ColumnBit(c))) continue;
       const std::string_view chunk(scratch.read_buf.data() + (b.chunk_offset[i] - span_begin),
                                    b.chunk_size[i]);
       RETURN_IF_ERROR(DecodeChunk(block, c, chunk, b.rows, &scratch, out));
     }
+    if (!(columns & ColumnBit(Column::kCommitSeq))) out->commit_seq.clear();
     return CheckDecoded(block, columns, out);
   }
 
@@ -173,8 +199,8 @@ class SegmentReaderImpl final : public SegmentReader {
         return Corrupt(block, c, "bad zstd raw size");
       }
       scratch->raw_buf.resize(raw_size);
-      const size_t got = ZSTD_decompressDCtx(scratch->dctx.get(), scratch->raw_buf.data(),
-                                             raw_size, frame.data(), frame.size());
+      const size_t got = ZSTD_decompressDCtx(scratch->dctx.get(), scratch->raw_buf.data(), raw_size,
+                                             frame.data(), frame.size());
       if (ZSTD_isError(got) || got != raw_size) return Corrupt(block, c, "bad zstd frame");
       body = scratch->raw_buf;
     } else if (codec != Codec::kNone) {
@@ -188,11 +214,12 @@ class SegmentReaderImpl final : public SegmentReader {
       case Column::kIngestedAtMs:
       case Column::kCommitSeq: {
         known = encoding == Encoding::kIntFor || encoding == Encoding::kIntDeltaFor ||
-                encoding == Encoding::kIntRle || encoding == Encoding::kIntDeltaVarint;
+                encoding == Encoding::kIntRle || encoding == Encoding::kIntDeltaVarint ||
+                (encoding == Encoding::kIntStepsBySeq && c == Column::kIngestedAtMs);
         if (!known) break;
         if (c == Column::kKind) {
           ints_scratch_.resize(n);
-          ok = segment::DecodeInt64Column(encoding, body, n, ints_scratch_.data());
+          ok = segment::DecodeInt64Column(encoding, body, n, nullptr, ints_scratch_.data());
           out->kind.resize(n);
           for (size_t i = 0; ok && i < n; ++i) {
             ok = ints_scratch_[i] >= 0 && ints_scratch_[i] <= 2;
@@ -200,12 +227,14 @@ class SegmentReaderImpl final : public SegmentReader {
           }
         } else if (c == Column::kCommitSeq) {
           out->commit_seq.resize(n);
-          ok = segment::DecodeInt64Column(encoding, body, n,
+          ok = segment::DecodeInt64Column(encoding, body, n, nullptr,
                                           reinterpret_cast<int64_t*>(out->commit_seq.data()));
         } else {
           auto& v = c == Column::kTimestampMs ? out->timestamp_ms : out->ingested_at_ms;
           v.resize(n);
-          ok = segment::DecodeInt64Column(encoding, body, n, v.data());
+          // commit_seq (decoded just before, physical order) when the encoding needs it.
+          const uint64_t* seqs = out->commit_seq.size() == n ? out->commit_seq.data() : nullptr;
+          ok = segment::DecodeInt64Column(encoding, body, n, seqs, v.data());
         }
         break;
       }
@@ -225,8 +254,7 @@ class SegmentReaderImpl final : public SegmentReader {
     }
     if (!known) {
       ClearColumn(out, c);
-      return Corrupt(block, c,
-                     "unknown encoding " + std::to_string(static_cast<int>(encoding)));
+      return Corrupt(block, c, "unknown encoding " + std::to_string(static_cast<int>(encoding)));
     }
     if (!ok) {
       ClearColumn(out, c);
@@ -246,8 +274,8 @@ class SegmentReaderImpl final : public SegmentReader {
         }
       }
     }
-    constexpr ColumnMask kCorrection = ColumnBit(Column::kCorrectionOriginalEventId) |
-                                       ColumnBit(Column::kCorrectionReason);
+    constexpr ColumnMask kCorrection =
+        ColumnBit(Column::kCorrectionOriginalEventId) | ColumnBit(Column::kCorrectionReason);
     if ((columns & kCorrection) == kCorrection) {
       for (size_t i = 0; i < out->rows; ++i) {
         if (out->correction_original_event_id.IsNull(i) != out->correction_reason.IsNull(i)) {

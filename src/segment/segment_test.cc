@@ -87,8 +87,7 @@ class MemFileSystem : public FileSystem {
     if (!data) data = std::make_shared<std::string>();
     return std::unique_ptr<WritableFile>(new MemWritable(data));
   }
-  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& path) override {
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
     std::lock_guard<std::mutex> l(mu_);
     auto it = files_.find(path);
     if (it == files_.end()) return Status::NotFound(path);
@@ -339,6 +338,23 @@ TEST_F(SegmentTest, ReadOnlyRequestedColumns) {
   ExpectCorruptionNamingFile((*reopened)->ReadBlock(1, ColumnBit(Column::kEventId), &block));
 }
 
+TEST_F(SegmentTest, IngestedAtReadAloneWhenEncodedBySeq) {
+  auto events = MakeEvents(500);
+  for (Event& e : events) e.ingested_at_ms = kMay2024Ms + 50 * kDayMs + e.commit_seq / 25;
+  ASSERT_TRUE(Write(events, 250).ok());
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  const std::string file = Contents();
+  const ChunkExtent c = (*reader)->chunk_extent(0, Column::kIngestedAtMs);
+  EXPECT_EQ(static_cast<char>(segment::Encoding::kIntStepsBySeq), file[c.offset]);
+  DecodedBlock block;
+  ASSERT_TRUE((*reader)->ReadBlock(1, ColumnBit(Column::kIngestedAtMs), &block).ok());
+  EXPECT_TRUE(block.commit_seq.empty());
+  ASSERT_EQ(250u, block.ingested_at_ms.size());
+  for (size_t i = 0; i < 250; ++i)
+    EXPECT_EQ(events[250 + i].ingested_at_ms, block.ingested_at_ms[i]);
+}
+
 TEST_F(SegmentTest, ZoneMapsDescribeBlocks) {
   const auto events = MakeEvents(100);
   ASSERT_TRUE(Write(events, 16).ok());
@@ -455,8 +471,8 @@ TEST_F(SegmentTest, FooterChecksumMismatch) {
 TEST_F(SegmentTest, TruncatedFileIsCorruption) {
   ASSERT_TRUE(Write(MakeEvents(50)).ok());
   const std::string file = Contents();
-  for (size_t len : {file.size() - 1, file.size() - 28, file.size() / 2, size_t{40}, size_t{12},
-                     size_t{1}}) {
+  for (size_t len :
+       {file.size() - 1, file.size() - 28, file.size() / 2, size_t{40}, size_t{12}, size_t{1}}) {
     Overwrite(file.substr(0, len));
     const auto reader = Open();
     ASSERT_FALSE(reader.ok()) << len;
@@ -559,7 +575,7 @@ TEST_F(SegmentTest, MutatedChunkBodiesWithFixedCrcNeverCrash) {
   auto reader = Open();
   ASSERT_TRUE(reader.ok());
   std::mt19937_64 rng(7);
-  for (int iter = 0; iter < 3000; ++iter) {
+  for (int iter = 0; iter < 5000; ++iter) {
     const size_t block = rng() % (*reader)->num_blocks();
     const auto column = static_cast<Column>(rng() % kNumColumns);
     const ChunkExtent c = (*reader)->chunk_extent(block, column);
@@ -585,8 +601,33 @@ TEST_F(SegmentTest, MutatedChunkBodiesWithFixedCrcNeverCrash) {
 
 // ---- golden file ---------------------------------------------------------------------------
 
+constexpr char kGoldenEncodings[] = "1 2 3 4 5 11 12 14 20 21 ";
+
+// 120 events in 3 blocks of 40, shaped so the file holds most encodings (asserted below).
 std::vector<Event> GoldenEvents() {
-  std::vector<Event> events = MakeEvents(23);
+  std::mt19937 rng(42);  // the engine's output is fixed by the standard
+  const std::string base32 = "0123456789abcdefghjkmnpqrstvwxyz";
+  std::vector<Event> events;
+  for (int i = 0; i < 120; ++i) {
+    Event e;
+    e.event_id = "evt_";
+    for (int k = 0; k < 26; ++k) e.event_id.push_back(base32[rng() % 32]);
+    e.account_id = "acct_" + std::to_string(i / 30);
+    if (i % 3) e.subscription_id = "sub_" + std::to_string(i / 30);
+    e.product_id = "chat";
+    e.meter_id = i % 2 ? "tokens.input" : "tokens.output";
+    if (i % 7) e.model_id = "model-" + std::to_string(rng() % 3);
+    e.timestamp_ms = kMay2024Ms + i * 60000 + static_cast<int64_t>(rng() % 1000);
+    e.quantity = static_cast<int>(1 + rng() % 4000);
+    e.unit = "token";
+    e.source = "collector-" + std::to_string(i * i * 7);
+    e.dimensions = {{"provider", i % 2 ? "anthropic" : "openai"}};
+    if (i % 4) e.dimensions.emplace_back("region", i % 3 ? "eu-west-1" : "us-east-1");
+    e.commit_seq = 5000 + static_cast<uint64_t>((i * 53) % 120);
+    e.ingested_at_ms = kMay2024Ms + 40 * kDayMs + static_cast<int64_t>(e.commit_seq / 10) * 7;
+    events.push_back(std::move(e));
+  }
+  std::sort(events.begin(), events.end(), BillingLess);
   events[4].kind = EventKind::kRetraction;
   events[4].has_correction_ref = true;
   events[4].correction_original_event_id = "evt_0000";
@@ -595,6 +636,10 @@ std::vector<Event> GoldenEvents() {
   events[9].quantity = kMaxQuantity;
   events[10].dimensions = {{"agent", "q\"\\\x01"}, {"tool", "grep"}};
   events[11].dimensions.clear();
+  events[50].kind = EventKind::kCorrection;
+  events[50].has_correction_ref = true;
+  events[50].correction_original_event_id = "evt_0001";
+  events[50].quantity = -3;
   return events;
 }
 
@@ -605,17 +650,17 @@ TEST_F(SegmentTest, GoldenFileStillDecodes) {
     SegmentInfo info;
     info.bucket = 5;
     info.partition = MonthPartition(kMay2024Ms);
-    info.origin_min_seq = 1000;
-    info.origin_max_seq = 1022;
+    info.origin_min_seq = 5000;
+    info.origin_max_seq = 5119;
     SegmentWriterOptions options;
-    options.rows_per_block = 6;
+    options.rows_per_block = 40;
     ASSERT_TRUE(WriteSegment(fs_, golden, Pointers(expected), options, &info).ok());
   }
   auto reader = SegmentReader::Open(fs_, golden);
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
   EXPECT_EQ(5u, (*reader)->info().bucket);
-  EXPECT_EQ(1022u, (*reader)->info().origin_max_seq);
-  EXPECT_EQ(4u, (*reader)->num_blocks());
+  EXPECT_EQ(5119u, (*reader)->info().origin_max_seq);
+  EXPECT_EQ(3u, (*reader)->num_blocks());
   EXPECT_TRUE((*reader)->VerifyAll().ok());
   std::vector<Event> got;
   DecodedBlock block;
@@ -626,6 +671,23 @@ TEST_F(SegmentTest, GoldenFileStillDecodes) {
     }
   }
   EXPECT_EQ(expected, got);
+
+  // The golden file exercises most decoders; list the encodings it holds.
+  std::string bytes;
+  ASSERT_TRUE(fs_->ReadFileToString(golden, &bytes).ok());
+  std::set<int> encodings;
+  int zstd_chunks = 0;
+  for (size_t b = 0; b < (*reader)->num_blocks(); ++b) {
+    for (int c = 0; c < kNumColumns; ++c) {
+      const ChunkExtent e = (*reader)->chunk_extent(b, static_cast<Column>(c));
+      encodings.insert(static_cast<uint8_t>(bytes[e.offset]));
+      zstd_chunks += bytes[e.offset + 1] == static_cast<char>(segment::Codec::kZstd);
+    }
+  }
+  std::string listed;
+  for (int e : encodings) listed += std::to_string(e) + " ";
+  EXPECT_EQ(kGoldenEncodings, listed);
+  EXPECT_GT(zstd_chunks, 0);
 }
 
 // ---- encodings -------------------------------------------------------------------------------
@@ -638,16 +700,16 @@ std::vector<T> RoundTripInts(const std::vector<T>& v, segment::Encoding* enc) {
     *enc = segment::EncodeInt128Column(v.data(), v.size(), &body);
     EXPECT_TRUE(segment::DecodeInt128Column(*enc, body, v.size(), out.data()));
     if (!body.empty()) {
-      EXPECT_FALSE(segment::DecodeInt128Column(*enc, body.substr(0, body.size() - 1), v.size(),
-                                               out.data()));
+      EXPECT_FALSE(
+          segment::DecodeInt128Column(*enc, body.substr(0, body.size() - 1), v.size(), out.data()));
     }
     out.assign(v.size(), 0);
     EXPECT_TRUE(segment::DecodeInt128Column(*enc, body, v.size(), out.data()));
   } else {
     *enc = segment::EncodeInt64Column(v.data(), v.size(), &body);
-    EXPECT_TRUE(segment::DecodeInt64Column(*enc, body, v.size(), out.data()));
+    EXPECT_TRUE(segment::DecodeInt64Column(*enc, body, v.size(), nullptr, out.data()));
     if (!body.empty()) {
-      EXPECT_FALSE(segment::DecodeInt64Column(*enc, body + "x", v.size(), out.data()));
+      EXPECT_FALSE(segment::DecodeInt64Column(*enc, body + "x", v.size(), nullptr, out.data()));
     }
   }
   return out;
@@ -681,6 +743,34 @@ TEST(SegmentEncoding, AnalysisPicksTheSmallestIntEncoding) {
   EXPECT_EQ(one, RoundTripInts(one, &enc));
 }
 
+TEST(SegmentEncoding, StepsBySeq) {
+  // ingested_at shared by batches of 10 seqs, rows in another (billing) order.
+  std::vector<uint64_t> seqs(500);
+  std::vector<int64_t> values(500);
+  for (size_t i = 0; i < 500; ++i) {
+    seqs[i] = 1000 + (i * 37) % 500;
+    values[i] = kMay2024Ms + static_cast<int64_t>(seqs[i] / 10) * 3;
+  }
+  std::string body;
+  ASSERT_TRUE(segment::EncodeInt64StepsBySeq(values.data(), seqs.data(), 500, &body));
+  EXPECT_LT(body.size(), 200u);
+  std::vector<int64_t> out(500);
+  ASSERT_TRUE(segment::DecodeInt64Column(segment::Encoding::kIntStepsBySeq, body, 500, seqs.data(),
+                                         out.data()));
+  EXPECT_EQ(values, out);
+  EXPECT_FALSE(segment::DecodeInt64Column(segment::Encoding::kIntStepsBySeq, body, 500, nullptr,
+                                          out.data()));
+  // A row whose seq lies below the first step is malformed.
+  seqs[7] = 3;
+  EXPECT_FALSE(segment::DecodeInt64Column(segment::Encoding::kIntStepsBySeq, body, 500, seqs.data(),
+                                          out.data()));
+  // Two values for one seq: not a step function.
+  seqs[7] = seqs[8];
+  values[7] = values[8] + 1;
+  body.clear();
+  EXPECT_FALSE(segment::EncodeInt64StepsBySeq(values.data(), seqs.data(), 500, &body));
+}
+
 TEST(SegmentEncoding, Int128ForAndVarint) {
   segment::Encoding enc;
   std::vector<__int128> small = {1000, 2000, 3000, 4000, 1700, 1500, 3999, 2222};
@@ -704,8 +794,8 @@ StringColumn RoundTripStrings(const std::vector<std::string>& values,
   EXPECT_TRUE(segment::DecodeStringColumn(*enc, body, values.size(), true, &col));
   if (body.size() > 1) {
     StringColumn cut;
-    EXPECT_FALSE(segment::DecodeStringColumn(*enc, body.substr(0, body.size() - 1),
-                                             values.size(), true, &cut));
+    EXPECT_FALSE(segment::DecodeStringColumn(*enc, body.substr(0, body.size() - 1), values.size(),
+                                             true, &cut));
   }
   const bool has_nulls = std::find(nulls.begin(), nulls.end(), 1) != nulls.end();
   if (has_nulls) {
@@ -782,8 +872,8 @@ TEST(SegmentEncoding, BitPackingEveryWidth) {
       segment::PutBitPacked(v.data(), n, width, &packed);
       ASSERT_EQ(segment::BitPackedBytes(n, width), packed.size());
       std::vector<uint64_t> out(n, 1);
-      segment::UnpackBits(reinterpret_cast<const uint8_t*>(packed.data()), packed.size(), n,
-                          width, out.data());
+      segment::UnpackBits(reinterpret_cast<const uint8_t*>(packed.data()), packed.size(), n, width,
+                          out.data());
       ASSERT_EQ(v, out) << width << " " << n;
     }
   }
@@ -794,17 +884,17 @@ TEST(SegmentEncoding, BitPackingEveryWidth) {
 TEST(SegmentDims, CanonicalFormAndParse) {
   using segment::Dimensions;
   EXPECT_EQ("{}", segment::CanonicalDimensionsString({}));
-  EXPECT_EQ(R"({"agent":"support-agent","provider":"anthropic"})",
-            segment::CanonicalDimensionsString(
-                {{"provider", "anthropic"}, {"agent", "support-agent"}}));
+  EXPECT_EQ(
+      R"({"agent":"support-agent","provider":"anthropic"})",
+      segment::CanonicalDimensionsString({{"provider", "anthropic"}, {"agent", "support-agent"}}));
   EXPECT_EQ("{\"k\":\"\\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001f/\xc3\xa9\"}",
             segment::CanonicalDimensionsString({{"k", "\"\\\b\f\n\r\t\x01\x1f/\xc3\xa9"}}));
   Dimensions parsed;
   const Dimensions dims = {{"a", "\x00\x02 x"}, {"b", "\"quoted\""}, {"c", ""}};
   Dimensions with_nul = dims;
   with_nul[0].second = std::string("\0\x02 x", 4);
-  ASSERT_TRUE(segment::ParseCanonicalDimensionsString(
-      segment::CanonicalDimensionsString(with_nul), &parsed));
+  ASSERT_TRUE(segment::ParseCanonicalDimensionsString(segment::CanonicalDimensionsString(with_nul),
+                                                      &parsed));
   EXPECT_EQ(with_nul, parsed);
   for (const char* bad : {"", "{", "}", "{\"a\"}", "{\"a\":1}", "{\"b\":\"x\",\"a\":\"y\"}",
                           "{\"a\":\"x\",\"a\":\"y\"}", "{\"a\":\"x\"} ", "{\"a\":\"\\u0041\"}",
@@ -836,7 +926,7 @@ TEST(SegmentPartition, MonthsSinceEpochNegativeSafe) {
   EXPECT_EQ(-2, MonthPartition(-31 * kDayMs - 1));
   EXPECT_EQ((2024 - 1970) * 12 + 4, MonthPartition(kMay2024Ms));
   EXPECT_EQ((2024 - 1970) * 12 + 3, MonthPartition(kMay2024Ms - 1));
-  EXPECT_EQ((2024 - 1970) * 12 + 1, MonthPartition(1709164800000));  // 2024-02-29
+  EXPECT_EQ((2024 - 1970) * 12 + 1, MonthPartition(1709164800000));   // 2024-02-29
   EXPECT_EQ((1969 - 1970) * 12 + 11, MonthPartition(-86400000));      // 1969-12-31
   EXPECT_EQ((1900 - 1970) * 12 + 2, MonthPartition(-2203891200000));  // 1900-03-01
 }
@@ -845,8 +935,7 @@ TEST(SegmentPartition, MonthsSinceEpochNegativeSafe) {
 
 rc::Gen<std::string> AnyString(int max_len) {
   return rc::gen::mapcat(rc::gen::inRange(0, max_len + 1), [](int len) {
-    return rc::gen::container<std::string>(static_cast<size_t>(len),
-                                           rc::gen::arbitrary<char>());
+    return rc::gen::container<std::string>(static_cast<size_t>(len), rc::gen::arbitrary<char>());
   });
 }
 
@@ -890,8 +979,8 @@ rc::Gen<Event> ArbitraryEvent() {
 }
 
 RC_GTEST_PROP(SegmentProperty, RandomEventsRoundTripExactly, ()) {
-  auto events = *rc::gen::resize(60, rc::gen::nonEmpty(rc::gen::container<std::vector<Event>>(
-                                         ArbitraryEvent())));
+  auto events = *rc::gen::resize(
+      60, rc::gen::nonEmpty(rc::gen::container<std::vector<Event>>(ArbitraryEvent())));
   std::sort(events.begin(), events.end(), BillingLess);
   const uint32_t rows_per_block = *rc::gen::inRange<uint32_t>(1, 20);
   static MemFileSystem mem_fs;

@@ -35,17 +35,20 @@ class BlockEncoder {
   BlockEncoder(ZSTD_CCtx* cctx, int level) : cctx_(cctx), level_(level) {}
 
   // Encodes rows[begin, end) into *block, filling entry's chunk sizes and zone map.
-  void Encode(const std::vector<const Event*>& rows, size_t begin, size_t end,
-              std::string* block, BlockEntry* entry) {
+  // Returns false when a chunk would not fit the footer's 32-bit size.
+  bool Encode(const std::vector<const Event*>& rows, size_t begin, size_t end, std::string* block,
+              BlockEntry* entry) {
     const size_t n = end - begin;
     const Event* const* r = rows.data() + begin;
     entry->rows = static_cast<uint32_t>(n);
     for (int i = 0; i < kNumColumns; ++i) {
       const size_t before = block->size();
       EncodeColumn(segment::kPhysicalColumnOrder[i], r, n, block);
+      if (block->size() - before > UINT32_MAX) return false;
       entry->chunk_size[i] = static_cast<uint32_t>(block->size() - before);
     }
     BuildZoneMap(r, n, &entry->zone);
+    return true;
   }
 
  private:
@@ -60,13 +63,35 @@ class BlockEncoder {
         ints_.resize(n);
         for (size_t i = 0; i < n; ++i) {
           const Event& e = *r[i];
-          ints_[i] = c == Column::kKind          ? static_cast<int64_t>(e.kind)
-                     : c == Column::kTimestampMs ? e.timestamp_ms
+          ints_[i] = c == Column::kKind           ? static_cast<int64_t>(e.kind)
+                     : c == Column::kTimestampMs  ? e.timestamp_ms
                      : c == Column::kIngestedAtMs ? e.ingested_at_ms
                                                   : static_cast<int64_t>(e.commit_seq);
         }
-        enc = segment::EncodeInt64Column(ints_.data(), n, &body_);
-        break;
+        if (c == Column::kKind) {
+          enc = segment::EncodeInt64Column(ints_.data(), n, &body_);
+          break;
+        }
+        // Time and sequence columns: every candidate goes through compression and the
+        // smallest chunk wins (zstd finds repeats that the size analysis cannot see).
+        best_.clear();
+        for (Encoding e : {Encoding::kIntFor, Encoding::kIntDeltaFor, Encoding::kIntRle,
+                           Encoding::kIntDeltaVarint, Encoding::kIntStepsBySeq}) {
+          body_.clear();
+          if (e == Encoding::kIntStepsBySeq) {
+            if (c != Column::kIngestedAtMs) continue;
+            seqs_.resize(n);
+            for (size_t i = 0; i < n; ++i) seqs_[i] = r[i]->commit_seq;
+            if (!segment::EncodeInt64StepsBySeq(ints_.data(), seqs_.data(), n, &body_)) continue;
+          } else {
+            segment::EncodeInt64As(e, ints_.data(), n, &body_);
+          }
+          candidate_.clear();
+          AppendChunk(e, &candidate_);
+          if (best_.empty() || candidate_.size() < best_.size()) best_.swap(candidate_);
+        }
+        block->append(best_);
+        return;
       }
       case Column::kQuantity: {
         quantities_.resize(n);
@@ -83,7 +108,9 @@ class BlockEncoder {
           bool is_null = false;
           std::string_view v;
           switch (c) {
-            case Column::kEventId: v = e.event_id; break;
+            case Column::kEventId:
+              v = e.event_id;
+              break;
             case Column::kCorrectionOriginalEventId:
               is_null = !e.has_correction_ref;
               v = e.correction_original_event_id;
@@ -92,19 +119,29 @@ class BlockEncoder {
               is_null = !e.has_correction_ref;
               v = e.correction_reason;
               break;
-            case Column::kAccountId: v = e.account_id; break;
+            case Column::kAccountId:
+              v = e.account_id;
+              break;
             case Column::kSubscriptionId:
               is_null = !e.subscription_id.has_value();
               if (!is_null) v = *e.subscription_id;
               break;
-            case Column::kProductId: v = e.product_id; break;
-            case Column::kMeterId: v = e.meter_id; break;
+            case Column::kProductId:
+              v = e.product_id;
+              break;
+            case Column::kMeterId:
+              v = e.meter_id;
+              break;
             case Column::kModelId:
               is_null = !e.model_id.has_value();
               if (!is_null) v = *e.model_id;
               break;
-            case Column::kUnit: v = e.unit; break;
-            case Column::kSource: v = e.source; break;
+            case Column::kUnit:
+              v = e.unit;
+              break;
+            case Column::kSource:
+              v = e.source;
+              break;
             default:  // kDimensions
               dims_[i].clear();
               segment::AppendCanonicalDimensions(e.dimensions, &dims_[i]);
@@ -180,7 +217,8 @@ class BlockEncoder {
 
   ZSTD_CCtx* cctx_;
   int level_;
-  std::string body_, zbuf_;
+  std::string body_, zbuf_, best_, candidate_;
+  std::vector<uint64_t> seqs_;
   std::vector<int64_t> ints_;
   std::vector<__int128> quantities_;
   std::vector<std::string_view> views_;
@@ -222,7 +260,9 @@ Status WriteFile(FileSystem* fs, const std::string& tmp, const std::vector<const
     const size_t end = std::min(rows.size(), begin + options.rows_per_block);
     BlockEntry& entry = footer.blocks.emplace_back();
     buf.clear();
-    encoder.Encode(rows, begin, end, &buf, &entry);
+    if (!encoder.Encode(rows, begin, end, &buf, &entry)) {
+      return Status::InvalidArgument(tmp + ": a column chunk exceeds 4 GiB; lower rows_per_block");
+    }
     RETURN_IF_ERROR(file->Append(buf));
     offset += buf.size();
     MergeZone(entry.zone, footer.blocks.size() == 1, &footer.info);
@@ -231,6 +271,7 @@ Status WriteFile(FileSystem* fs, const std::string& tmp, const std::vector<const
 
   buf.clear();
   segment::EncodeFooter(footer, &buf);
+  if (buf.size() > UINT32_MAX) return Status::InvalidArgument(tmp + ": footer exceeds 4 GiB");
   const uint32_t footer_size = static_cast<uint32_t>(buf.size());
   const uint32_t footer_crc = crc32c::Mask(crc32c::Value(buf));
   PutFixed64(&buf, offset);
