@@ -46,8 +46,10 @@ struct DedupeRunInfo {
 using DedupeHashFn = uint64_t (*)(std::string_view);
 
 struct DedupeWriteOptions {
-  // zstd-compress a block when that saves at least 1/8 of its bytes.
-  bool compress = true;
+  // zstd-compress a block when that saves at least 1/8 of its bytes. Off by default: random
+  // ids and digests do not compress by 1/8 (measured: docs/parts/dedupe.md), so it would only
+  // cost write time. Readers accept both block types either way.
+  bool compress = false;
   DedupeHashFn hash = &Hash64;
 };
 
@@ -80,6 +82,9 @@ class DedupeRun {
   virtual Status ReadAll(std::vector<DedupeEntry>* out) const = 0;
   // The filter alone: false means `hash` is certainly absent. Thread-safe, no IO.
   virtual bool MayContain(uint64_t hash) const = 0;
+  // Hint: starts loading the filter line MayContain(hash) will read, so a lookup over many
+  // runs overlaps their memory latencies. No effect on results.
+  virtual void PrefetchFilter(uint64_t /*hash*/) const {}
   virtual const std::string& path() const = 0;
   virtual const DedupeRunInfo& info() const = 0;
   virtual uint64_t file_number() const = 0;

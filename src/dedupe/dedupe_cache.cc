@@ -23,8 +23,7 @@ DedupeEntry DecodedBlock::ToEntry(const Entry& e) const {
 size_t DecodedBlock::charge() const {
   // Object + vector/string buffers + the cache's list node and hash-map node.
   constexpr size_t kNodeOverhead = 96;
-  return sizeof(DecodedBlock) + entries.capacity() * sizeof(Entry) + ids.capacity() +
-         kNodeOverhead;
+  return sizeof(DecodedBlock) + entries.capacity() * sizeof(Entry) + ids.capacity() + kNodeOverhead;
 }
 
 uint64_t NewRunCacheId() {

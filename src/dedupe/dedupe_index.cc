@@ -67,13 +67,15 @@ Result<std::optional<DedupeEntry>> DedupeIndex::Lookup(std::string_view event_id
                                                        int64_t window_ms) const {
   const std::shared_ptr<const RunList> runs = impl_->Snapshot();
   const uint64_t hash = impl_->hash(event_id);
+  // One filter line per run, each likely a cache miss: start them all before testing any.
+  for (const auto& run : *runs) run->PrefetchFilter(hash);
   std::optional<DedupeEntry> best;
   for (const auto& run : *runs) {
     // Runs are in max_commit_seq order: once a remembered entry is found, a later run can
     // only beat it with a higher commit_seq, which its max_commit_seq rules out.
     if (best.has_value() && run->info().max_commit_seq <= best->commit_seq) break;
-    ASSIGN_OR_RETURN(std::optional<DedupeEntry> found,
-                     run->Lookup(event_id, hash, &impl_->cache));
+    if (!run->MayContain(hash)) continue;  // the common case: skip the Result machinery
+    ASSIGN_OR_RETURN(std::optional<DedupeEntry> found, run->Lookup(event_id, hash, &impl_->cache));
     if (!found.has_value() || Forgotten(*found, now_ms, window_ms)) continue;
     if (!best.has_value() || found->commit_seq > best->commit_seq) best = std::move(found);
   }

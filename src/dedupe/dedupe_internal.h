@@ -18,17 +18,19 @@ struct DecodedBlock {
   struct Entry {
     uint64_t hash;
     uint32_t id_offset;
-    uint32_t id_size;
+    uint16_t id_size;  // <= dedupe_format::kMaxEventIdBytes
+    EventKind kind;
     Digest128 digest;
     int64_t ingested_at_ms;
     int64_t timestamp_ms;
     uint64_t commit_seq;
-    EventKind kind;
   };
   std::vector<Entry> entries;
   std::string ids;
 
-  std::string_view id(const Entry& e) const { return std::string_view(ids).substr(e.id_offset, e.id_size); }
+  std::string_view id(const Entry& e) const {
+    return std::string_view(ids).substr(e.id_offset, e.id_size);
+  }
   DedupeEntry ToEntry(const Entry& e) const;
   // Bytes this block holds on the heap (what the cache charges, plus a node overhead).
   size_t charge() const;

@@ -224,10 +224,9 @@ class RunBuilder {
       PutFixed64(&body, e.payload_digest.hi);
       body.push_back(static_cast<char>(e.kind));
       // Deltas from the block minimum, in wrapping unsigned arithmetic: exact for any int64.
-      PutVarint64(&body, static_cast<uint64_t>(e.ingested_at_ms) -
-                             static_cast<uint64_t>(base_ingested));
       PutVarint64(&body,
-                  static_cast<uint64_t>(e.timestamp_ms) - static_cast<uint64_t>(base_ts));
+                  static_cast<uint64_t>(e.ingested_at_ms) - static_cast<uint64_t>(base_ingested));
+      PutVarint64(&body, static_cast<uint64_t>(e.timestamp_ms) - static_cast<uint64_t>(base_ts));
       PutVarint64(&body, e.commit_seq - base_seq);
       prev = id;
     }
@@ -325,10 +324,7 @@ class RunImpl : public DedupeRun {
     if (!MayContain(hash) || first_hash_.empty() || hash < first_hash_[0]) {
       return std::optional<DedupeEntry>();
     }
-    const uint64_t b =
-        static_cast<uint64_t>(std::upper_bound(first_hash_.begin(), first_hash_.end(), hash) -
-                              first_hash_.begin()) -
-        1;
+    const uint64_t b = FindBlock(hash);
     std::shared_ptr<const DecodedBlock> block;
     const BlockKey key{cache_id_, b};
     if (cache != nullptr) block = cache->impl()->Get(key);
@@ -339,9 +335,8 @@ class RunImpl : public DedupeRun {
       if (cache != nullptr) cache->impl()->Put(key, block);
     }
     const auto& es = block->entries;
-    auto it = std::lower_bound(
-        es.begin(), es.end(), hash,
-        [](const DecodedBlock::Entry& e, uint64_t h) { return e.hash < h; });
+    auto it = std::lower_bound(es.begin(), es.end(), hash,
+                               [](const DecodedBlock::Entry& e, uint64_t h) { return e.hash < h; });
     for (; it != es.end() && it->hash == hash; ++it) {
       if (block->id(*it) == event_id) return std::optional<DedupeEntry>(block->ToEntry(*it));
     }
@@ -366,6 +361,9 @@ class RunImpl : public DedupeRun {
   bool MayContain(uint64_t hash) const override {
     return FilterMayContain(filter_.get(), filter_lines_, filter_probes_, hash);
   }
+  void PrefetchFilter(uint64_t hash) const override {
+    __builtin_prefetch(filter_.get() + FilterLine(hash, filter_lines_) * 8);
+  }
   const DedupeRunInfo& info() const override { return info_; }
   uint64_t file_number() const override { return file_number_; }
   const std::string& path() const override { return path_; }
@@ -375,15 +373,43 @@ class RunImpl : public DedupeRun {
   }
 
   uint64_t block_count() const { return first_hash_.size(); }
+
+  // The last block whose first hash is <= hash. REQUIRES: hash >= first_hash_[0].
+  // Hashes are uniform, so the block's rank is close to hash * blocks / 2^64: gallop from that
+  // estimate, then binary-search the bracket (a few adjacent cache lines instead of ~log2(n)
+  // scattered ones).
+  uint64_t FindBlock(uint64_t hash) const {
+    const uint64_t n = first_hash_.size();
+    const uint64_t* h = first_hash_.data();
+    uint64_t lo, hi;  // answer in [lo, hi)
+    uint64_t guess = FilterLine(hash, n);
+    if (h[guess] <= hash) {
+      lo = guess;
+      uint64_t step = 1;
+      while (lo + step < n && h[lo + step] <= hash) {
+        lo += step;
+        step *= 2;
+      }
+      hi = std::min(n, lo + step);
+    } else {
+      hi = guess;
+      uint64_t step = 1;
+      while (hi >= step && h[hi - step] > hash) {
+        hi -= step;
+        step *= 2;
+      }
+      lo = hi >= step ? hi - step : 0;
+    }
+    // Invariant: h[lo] <= hash, and hi == n or h[hi] > hash.
+    return static_cast<uint64_t>(std::upper_bound(h + lo, h + hi, hash) - h) - 1;
+  }
   DedupeHashFn hash_fn() const { return hash_; }
 
   // Reads, verifies and decodes block b (REQUIRES: b < block_count()) into *out.
   Status ReadBlock(uint64_t b, DecodedBlock* out) const;
 
  private:
-  Status Corrupt(const std::string& what) const {
-    return Status::Corruption(path_ + ": " + what);
-  }
+  Status Corrupt(const std::string& what) const { return Status::Corruption(path_ + ": " + what); }
   Status BlockCorrupt(uint64_t b, const std::string& what) const {
     return Corrupt("block " + std::to_string(b) + " at offset " + std::to_string(offsets_[b]) +
                    ": " + what);
@@ -429,8 +455,8 @@ Status RunImpl::Load() {
   if (!ok) return Corrupt("short footer");
   if (version != fmt::kDedupeFormatVersion) {
     return Status::NotSupported(path_ + ": dedupe run format version " + std::to_string(version) +
-                                " (this build reads " +
-                                std::to_string(fmt::kDedupeFormatVersion) + ")");
+                                " (this build reads " + std::to_string(fmt::kDedupeFormatVersion) +
+                                ")");
   }
   info_.max_usage_anchor_ms = static_cast<int64_t>(anchor);
   info_.file_size = size;
@@ -446,8 +472,7 @@ Status RunImpl::Load() {
     return Corrupt("bad block index bounds");
   }
   if (block_count > info_.key_count || (block_count == 0) != (info_.key_count == 0) ||
-      info_.forever_key_count > info_.key_count ||
-      info_.min_commit_seq > info_.max_commit_seq) {
+      info_.forever_key_count > info_.key_count || info_.min_commit_seq > info_.max_commit_seq) {
     return Corrupt("inconsistent footer counts");
   }
 
@@ -539,9 +564,9 @@ Status RunImpl::ReadBlock(uint64_t b, DecodedBlock* out) const {
     uint64_t lo = 0, hi = 0, di = 0, dt = 0, ds = 0;
     uint8_t kind = 0;
     if (!d.GetVarint32(&shared) || !d.GetVarint32(&unshared) || shared > prev_size ||
-        unshared > fmt::kMaxEventIdBytes || !d.GetBytes(unshared, &suffix) ||
-        !d.GetFixed64(&lo) || !d.GetFixed64(&hi) || !d.GetByte(&kind) || !d.GetVarint64(&di) ||
-        !d.GetVarint64(&dt) || !d.GetVarint64(&ds)) {
+        unshared > fmt::kMaxEventIdBytes || !d.GetBytes(unshared, &suffix) || !d.GetFixed64(&lo) ||
+        !d.GetFixed64(&hi) || !d.GetByte(&kind) || !d.GetVarint64(&di) || !d.GetVarint64(&dt) ||
+        !d.GetVarint64(&ds)) {
       return BlockCorrupt(b, "bad entry " + std::to_string(i));
     }
     const size_t id_size = size_t{shared} + unshared;
@@ -561,7 +586,7 @@ Status RunImpl::ReadBlock(uint64_t b, DecodedBlock* out) const {
     DecodedBlock::Entry e;
     e.hash = hash_(id);
     e.id_offset = static_cast<uint32_t>(id_offset);
-    e.id_size = static_cast<uint32_t>(id_size);
+    e.id_size = static_cast<uint16_t>(id_size);
     e.digest = Digest128{lo, hi};
     e.ingested_at_ms = static_cast<int64_t>(base_ingested + di);
     e.timestamp_ms = static_cast<int64_t>(base_ts + dt);
@@ -569,8 +594,7 @@ Status RunImpl::ReadBlock(uint64_t b, DecodedBlock* out) const {
     e.kind = static_cast<EventKind>(kind);
     if (i == 0 ? e.hash != first_hash_[b]
                : !KeyLess(out->entries.back().hash,
-                          std::string_view(out->ids.data() + prev_offset, prev_size), e.hash,
-                          id)) {
+                          std::string_view(out->ids.data() + prev_offset, prev_size), e.hash, id)) {
       return BlockCorrupt(b, "entry " + std::to_string(i) + " out of order");
     }
     out->entries.push_back(e);
@@ -578,6 +602,7 @@ Status RunImpl::ReadBlock(uint64_t b, DecodedBlock* out) const {
     prev_size = id_size;
   }
   if (!d.empty()) return BlockCorrupt(b, "trailing bytes");
+  out->ids.shrink_to_fit();  // the cache charges capacity: keep decoded blocks tight
   if (b + 1 < first_hash_.size() && out->entries.back().hash >= first_hash_[b + 1]) {
     return BlockCorrupt(b, "entries overlap the next block");
   }
@@ -666,9 +691,14 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
       std::vector<DedupeEntry> all;
       RETURN_IF_ERROR(inputs[i]->ReadAll(&all));
       for (const DedupeEntry& e : all) {
-        DecodedBlock::Entry de{options.hash(e.event_id), static_cast<uint32_t>(s.block.ids.size()),
-                               static_cast<uint32_t>(e.event_id.size()), e.payload_digest,
-                               e.ingested_at_ms, e.timestamp_ms, e.commit_seq, e.kind};
+        DecodedBlock::Entry de{options.hash(e.event_id),
+                               static_cast<uint32_t>(s.block.ids.size()),
+                               static_cast<uint16_t>(e.event_id.size()),
+                               e.kind,
+                               e.payload_digest,
+                               e.ingested_at_ms,
+                               e.timestamp_ms,
+                               e.commit_seq};
         s.block.ids += e.event_id;
         s.block.entries.push_back(de);
       }
@@ -696,7 +726,8 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
     const size_t first = heap.top();
     heap.pop();
     const uint64_t hash = sources[first].hash();
-    DedupeEntry best = sources[first].block.ToEntry(sources[first].block.entries[sources[first].pos]);
+    DedupeEntry best =
+        sources[first].block.ToEntry(sources[first].block.entries[sources[first].pos]);
     std::vector<size_t> used{first};
     while (!heap.empty() && sources[heap.top()].hash() == hash &&
            sources[heap.top()].id() == best.event_id) {

@@ -46,6 +46,11 @@ uint64_t ConstantHash(std::string_view) { return 42; }
 // Four routing hashes: long runs of equal hashes that block cuts must not split.
 uint64_t TinyHash(std::string_view s) { return Hash64(s) & 3; }
 
+// All hashes in the lowest 2^44 of the range: the block-index position estimate is far off.
+uint64_t LowHash(std::string_view s) { return Hash64(s) >> 20; }
+// All hashes in the top 2^-8 of the range.
+uint64_t HighHash(std::string_view s) { return Hash64(s) | (uint64_t{0xff} << 56); }
+
 class DedupeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -133,16 +138,16 @@ TEST_F(DedupeTest, FilterFalsePositiveRateIsLow) {
   EXPECT_LT(positives, 600) << positives;
 }
 
-TEST_F(DedupeTest, UncompressedRunReadsTheSame) {
+TEST_F(DedupeTest, CompressedRunReadsTheSame) {
   std::vector<DedupeEntry> entries;
   // A common suffix survives prefix compression, so zstd has something to remove.
   for (uint64_t i = 0; i < 5'000; ++i) {
     entries.push_back(MakeEntry(Key("evt_", i) + "-from-collector-eu-west-1-batch", i));
   }
-  DedupeWriteOptions raw;
-  raw.compress = false;
-  auto a = Write(1, entries, raw);
-  auto b = Write(2, std::move(entries));
+  DedupeWriteOptions zstd;
+  zstd.compress = true;
+  auto a = Write(1, entries);
+  auto b = Write(2, std::move(entries), zstd);
   ASSERT_NE(nullptr, a);
   ASSERT_NE(nullptr, b);
   EXPECT_LT(b->info().file_size, a->info().file_size);  // entries are compressible
@@ -162,8 +167,8 @@ TEST_F(DedupeTest, ExtremeValuesRoundTrip) {
   DedupeEntry lo = MakeEntry("lo", 0);
   lo.ingested_at_ms = INT64_MIN;
   lo.timestamp_ms = INT64_MAX;
-  DedupeEntry hi = MakeEntry(std::string(fmt::kMaxEventIdBytes, 'x'), UINT64_MAX,
-                             EventKind::kRetraction);
+  DedupeEntry hi =
+      MakeEntry(std::string(fmt::kMaxEventIdBytes, 'x'), UINT64_MAX, EventKind::kRetraction);
   hi.ingested_at_ms = INT64_MAX;
   hi.timestamp_ms = INT64_MIN;
   DedupeEntry utf8 = MakeEntry("évt_\xF0\x9F\x98\x80", 17, EventKind::kCorrection);
@@ -237,6 +242,27 @@ TEST_F(DedupeTest, HashCollisionStillComparesFullId) {
   }
 }
 
+TEST_F(DedupeTest, SkewedHashesStillFindTheirBlock) {
+  uint64_t n = 10;
+  for (DedupeHashFn hash : {&LowHash, &HighHash}) {
+    std::vector<DedupeEntry> entries;
+    for (uint64_t i = 0; i < 20'000; ++i) entries.push_back(MakeEntry(Key("evt_", i), i));
+    auto expected = entries;
+    DedupeWriteOptions opts;
+    opts.hash = hash;
+    auto run = Write(n++, std::move(entries), opts);
+    ASSERT_NE(nullptr, run);
+    DedupeIndex index(1 << 20, hash);
+    index.SetRuns({run});
+    for (const auto& e : expected) {
+      auto got = index.Lookup(e.event_id, 0, 0);
+      ASSERT_TRUE(got.ok());
+      ExpectSameEntry(e, *got);
+    }
+    EXPECT_FALSE(index.Lookup("evt_x", 0, 0)->has_value());
+  }
+}
+
 TEST_F(DedupeTest, NewestRunWins) {
   auto older = Write(3, {MakeEntry("x", 5), MakeEntry("only-old", 4)});
   auto newer = Write(4, {MakeEntry("x", 9), MakeEntry("only-new", 8)});
@@ -272,9 +298,9 @@ TEST_F(DedupeTest, WindowForgetsUsageButNotCorrections) {
     EXPECT_TRUE(r.ok());
     return r.ok() && r->has_value();
   };
-  EXPECT_TRUE(has("usage", 2'000, kWindow));   // anchor + window == now: still remembered
-  EXPECT_FALSE(has("usage", 2'001, kWindow));  // forgotten
-  EXPECT_TRUE(has("usage", 1'000'000, 0));     // window 0 = forever
+  EXPECT_TRUE(has("usage", 2'000, kWindow));      // anchor + window == now: still remembered
+  EXPECT_FALSE(has("usage", 2'001, kWindow));     // forgotten
+  EXPECT_TRUE(has("usage", 1'000'000, 0));        // window 0 = forever
   EXPECT_TRUE(has("future-ts", 6'000, kWindow));  // anchored on the later timestamp
   EXPECT_FALSE(has("future-ts", 6'001, kWindow));
   EXPECT_TRUE(has("corr", INT64_MAX, kWindow));
@@ -346,9 +372,7 @@ TEST_F(DedupeTest, MemoryPerKeyWithinBound) {
     for (int c = 0; c < 26; ++c) id.push_back(kBase32[rng() & 31]);
     entries.push_back(MakeEntry(id, i));
   }
-  DedupeWriteOptions opts;
-  opts.compress = false;  // same RAM either way; faster under ASan
-  auto run = Write(1, std::move(entries), opts);
+  auto run = Write(1, std::move(entries));
   ASSERT_NE(nullptr, run);
   DedupeIndex index(64 << 20);
   index.SetRuns({run});
