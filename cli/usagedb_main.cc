@@ -1,0 +1,262 @@
+// The usagedb binary (SPEC §8). Exit 0 success, 1 failure, 2 usage error.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "usagedb/db.h"
+#include "util/int128.h"
+#include "util/time_util.h"
+
+namespace usagedb {
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "usagedb: %s\n", s.ToString().c_str());
+  return s.IsInvalidArgument() ? kExitUsage : kExitFailure;
+}
+
+Result<std::unique_ptr<DB>> OpenDb(const std::string& db_root, Durability durability) {
+  Options options;
+  options.durability = durability;
+  return DB::Open(options, db_root);
+}
+
+Result<Durability> ParseDurability(const std::string& s) {
+  if (s == "strict") return Durability::kStrict;
+  if (s == "fast") return Durability::kFast;
+  return Status::InvalidArgument("durability must be strict or fast, not '" + s + "'");
+}
+
+// Streams JSON Lines in batches through the same path as the HTTP API's NDJSON ingest.
+int RunIngest(const std::string& db_root, const std::string& file, const std::string& durability,
+              size_t batch_size) {
+  auto d = ParseDurability(durability);
+  if (!d.ok()) return Fail(d.status());
+  std::ifstream fin;
+  std::istream* in = &std::cin;
+  if (file != "-") {
+    fin.open(file, std::ios::binary);
+    if (!fin) return Fail(Status::IOError("cannot open " + file));
+    in = &fin;
+  }
+  auto db_or = OpenDb(db_root, *d);
+  if (!db_or.ok()) return Fail(db_or.status());
+  std::unique_ptr<DB> db = std::move(db_or).value();
+
+  const bool progress = ::isatty(2);
+  auto t0 = std::chrono::steady_clock::now();
+  auto last_progress = t0;
+  uint64_t totals[4] = {0, 0, 0, 0};
+  uint64_t line_no = 0, events = 0, shown = 0;
+  std::string body, line;
+  std::vector<uint64_t> line_of;  // index in batch -> line number
+  auto flush_batch = [&]() -> Status {
+    if (line_of.empty()) return Status::OK();
+    IngestResult r;
+    RETURN_IF_ERROR(db->IngestJson(body, /*ndjson=*/true, &r));
+    totals[0] += r.accepted;
+    totals[1] += r.duplicates;
+    totals[2] += r.conflicts;
+    totals[3] += r.rejected;
+    events += r.results.size();
+    for (const EventResult& er : r.results) {
+      if (er.outcome != Outcome::kRejected && er.outcome != Outcome::kConflict) continue;
+      if (shown++ >= 20) continue;
+      uint64_t ln = er.index < line_of.size() ? line_of[er.index] : 0;
+      std::fprintf(stderr, "line %llu: %s %s%s%s\n", static_cast<unsigned long long>(ln),
+                   OutcomeName(er.outcome), er.event_id.c_str(), er.reason.empty() ? "" : ": ",
+                   er.reason.c_str());
+    }
+    body.clear();
+    line_of.clear();
+    return Status::OK();
+  };
+  while (std::getline(*in, line)) {
+    line_no++;
+    bool blank = true;
+    for (char c : line) {
+      if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+        blank = false;
+        break;
+      }
+    }
+    if (blank) continue;
+    body += line;
+    body += '\n';
+    line_of.push_back(line_no);
+    if (line_of.size() >= batch_size) {
+      Status s = flush_batch();
+      if (!s.ok()) return Fail(s);
+      if (progress) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_progress > std::chrono::milliseconds(500)) {
+          last_progress = now;
+          std::fprintf(stderr, "\ringested %llu events...", static_cast<unsigned long long>(events));
+        }
+      }
+    }
+  }
+  Status s = flush_batch();
+  if (!s.ok()) return Fail(s);
+  if (progress) std::fprintf(stderr, "\r");
+  if (shown > 20) {
+    std::fprintf(stderr, "(%llu more rejected/conflicting events not shown)\n",
+                 static_cast<unsigned long long>(shown - 20));
+  }
+  s = db->Close();
+  if (!s.ok()) return Fail(s);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf(
+      "ingested %llu events: %llu accepted, %llu duplicates, %llu conflicts, %llu rejected "
+      "(%.2f s, %.0f events/s)\n",
+      static_cast<unsigned long long>(events), static_cast<unsigned long long>(totals[0]),
+      static_cast<unsigned long long>(totals[1]), static_cast<unsigned long long>(totals[2]),
+      static_cast<unsigned long long>(totals[3]), secs, secs > 0 ? events / secs : 0.0);
+  return 0;
+}
+
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows,
+                const std::vector<bool>& right_align) {
+  std::vector<size_t> w(header.size());
+  for (size_t i = 0; i < header.size(); i++) w[i] = header[i].size();
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); i++) w[i] = std::max(w[i], r[i].size());
+  }
+  auto print_row = [&](const std::vector<std::string>& r) {
+    std::string out;
+    for (size_t i = 0; i < r.size(); i++) {
+      if (i) out += "  ";
+      std::string pad(w[i] - r[i].size(), ' ');
+      out += right_align[i] ? pad + r[i] : r[i] + (i + 1 < r.size() ? pad : "");
+    }
+    std::printf("%s\n", out.c_str());
+  };
+  print_row(header);
+  std::vector<std::string> rule;
+  for (size_t x : w) rule.push_back(std::string(x, '-'));
+  print_row(rule);
+  for (const auto& r : rows) print_row(r);
+}
+
+int RunUsage(const std::string& db_root, const std::string& account, const std::string& from,
+             const std::string& to) {
+  ReadFilter f;
+  if (!account.empty()) f.account_id = account;
+  if (!from.empty()) {
+    auto t = ParseTimeArg(from);
+    if (!t.ok()) return Fail(t.status());
+    f.from_ms = *t;
+  }
+  if (!to.empty()) {
+    auto t = ParseTimeArg(to);
+    if (!t.ok()) return Fail(t.status());
+    f.to_ms = *t;
+  }
+  if (f.from_ms && f.to_ms && *f.from_ms > *f.to_ms) {
+    return Fail(Status::InvalidArgument("--from is after --to"));
+  }
+  auto db_or = OpenDb(db_root, Durability::kStrict);
+  if (!db_or.ok()) return Fail(db_or.status());
+  std::unique_ptr<DB> db = std::move(db_or).value();
+  AggregateResult r;
+  Status s = db->Aggregate(f, /*group_by_account=*/true, &r);
+  if (!s.ok()) return Fail(s);
+  std::vector<std::vector<std::string>> rows;
+  WideSum total;
+  uint64_t total_count = 0;
+  for (const AggregateRow& row : r.rows) {
+    rows.push_back({row.account_id, Int128ToString(row.quantity), std::to_string(row.count)});
+    total.Add(row.quantity);
+    total_count += row.count;
+  }
+  PrintTable({"account_id", "quantity", "events"}, rows, {false, true, true});
+  auto t = total.Value();
+  std::printf("%zu accounts, %llu events, total quantity %s (as of commit sequence %llu)\n",
+              r.rows.size(), static_cast<unsigned long long>(total_count),
+              t ? Int128ToString(*t).c_str() : "overflow",
+              static_cast<unsigned long long>(r.snapshot_sequence));
+  s = db->Close();
+  if (!s.ok()) return Fail(s);
+  return 0;
+}
+
+int NotBuilt(const std::string& command, const std::string& issue) {
+  std::fprintf(stderr, "usagedb: '%s' is not built yet in this version (%s)\n", command.c_str(),
+               issue.c_str());
+  return kExitFailure;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"usageDb: a database for usage-based billing"};
+  app.require_subcommand(1);
+  std::string db_root = "./data";
+  app.add_option("--db-root", db_root, "data directory (default ./data)");
+
+  std::string ingest_file, durability = "strict";
+  size_t batch_size = 1000;
+  auto* ingest = app.add_subcommand("ingest", "bulk-load JSON Lines events (same rules as the API)");
+  ingest->add_option("FILE", ingest_file, "JSON Lines file, or - for stdin")->required();
+  ingest->add_option("--durability", durability, "strict or fast");
+  ingest->add_option("--batch-size", batch_size, "events per batch")->check(CLI::Range(1, 100000));
+
+  std::string account, from, to;
+  auto* usage = app.add_subcommand("usage", "per-account usage summary (exact sums)");
+  usage->add_option("--account", account, "only this account");
+  usage->add_option("--from", from, "event time lower bound (inclusive)");
+  usage->add_option("--to", to, "event time upper bound (exclusive)");
+
+  struct Later {
+    const char* name;
+    const char* help;
+    const char* issue;
+  };
+  const Later later[] = {
+      {"serve", "run the HTTP server", "HTTP server issue #4"},
+      {"query", "run a SQL query", "query engine issue #4"},
+      {"check", "manifest summary; --deep verifies checksums", "a later issue"},
+      {"rebuild-rollups", "rebuild rollups", "rollups are a later issue"},
+      {"inspect-segment", "segment metadata and first rows", "a later issue"},
+      {"verify-period", "verify rollups against raw data", "a later issue"},
+      {"export-parquet", "export raw events to Parquet", "Parquet export issue #5"},
+      {"compact", "run compaction now", "a later issue"},
+      {"checkpoint", "consistent copy of a stopped database", "a later issue"},
+      {"conflicts", "list recorded conflicts", "a later issue"},
+  };
+  std::vector<std::pair<CLI::App*, const Later*>> later_cmds;
+  for (const Later& l : later) {
+    auto* c = app.add_subcommand(l.name, l.help);
+    c->allow_extras();
+    later_cmds.push_back({c, &l});
+  }
+  for (CLI::App* sub : app.get_subcommands({})) {
+    sub->add_option("--db-root", db_root, "data directory (default ./data)");
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+  if (*ingest) return RunIngest(db_root, ingest_file, durability, batch_size);
+  if (*usage) return RunUsage(db_root, account, from, to);
+  for (auto& [c, l] : later_cmds) {
+    if (*c) return NotBuilt(l->name, l->issue);
+  }
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace usagedb
+
+int main(int argc, char** argv) { return usagedb::Main(argc, argv); }

@@ -1,0 +1,140 @@
+// The embedded usageDb API (SPEC §5). The server and the CLI are thin layers over it.
+//
+// Thread safety: every method may be called concurrently from any number of threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "usagedb/event.h"
+#include "usagedb/options.h"
+#include "usagedb/status.h"
+
+namespace usagedb {
+
+enum class Outcome : uint8_t { kAccepted = 0, kDuplicate = 1, kConflict = 2, kRejected = 3 };
+const char* OutcomeName(Outcome outcome);  // "accepted", "duplicate", "conflict", "rejected"
+
+struct EventResult {
+  uint32_t index = 0;
+  Outcome outcome = Outcome::kAccepted;
+  std::string event_id;
+  std::string reason;  // for rejected events
+};
+
+struct IngestResult {
+  uint64_t accepted = 0, duplicates = 0, conflicts = 0, rejected = 0;
+  // The batch's own sequence when it wrote a WAL unit, else the highest sequence committed
+  // when it was classified (SPEC §3.1).
+  uint64_t commit_sequence = 0;
+  int64_t ingested_at_ms = 0;  // the batch's stamp (0 when nothing was written)
+  std::vector<EventResult> results;  // one per event, in request order
+};
+
+struct IngestOptions {
+  // Set when every event came from the model decoder (DecodeEventJson) and already passed the
+  // clock-free §1 rules: they are not checked again.
+  bool prevalidated = false;
+  // Per-event rejection reasons found by a decoder (same length as the batch, "" = fine).
+  // A rejected entry's event is ignored except for its event_id, reported back.
+  std::vector<std::string> reject_reasons;
+  int64_t request_time_ms = 0;  // 0 = now
+};
+
+// Filters shared by reads. Values of one key are ORed, keys are ANDed. Time is half-open.
+struct ReadFilter {
+  std::optional<std::string> account_id;
+  std::optional<int64_t> from_ms, to_ms;
+  std::vector<std::string> product_ids, meter_ids, model_ids;
+  std::vector<EventKind> kinds;
+  // Only events with commit_seq <= as_of_seq count (SPEC §3: as_of).
+  std::optional<uint64_t> as_of_seq;
+};
+
+struct AggregateRow {
+  std::string account_id;  // set when grouped by account
+  __int128 quantity = 0;   // exact sum
+  uint64_t count = 0;
+};
+
+struct AggregateResult {
+  uint64_t snapshot_sequence = 0;  // the commit sequence the answer is as of
+  std::vector<AggregateRow> rows;  // one row when ungrouped (also over no events)
+};
+
+struct DbStats {
+  uint64_t last_sequence = 0;
+  uint64_t flushed_sequence = 0;
+  uint64_t memtable_events = 0;
+  uint64_t memtable_bytes = 0;
+  uint64_t immutable_memtables = 0;
+  uint64_t segment_count = 0;
+  uint64_t segment_bytes = 0;
+  uint64_t dedupe_runs = 0;
+  uint64_t dedupe_keys = 0;
+  uint64_t dedupe_cache_capacity_bytes = 0;
+  uint64_t dedupe_filter_bytes = 0;
+  uint64_t wal_files = 0;
+  uint64_t wal_syncs = 0;
+  // fsync latency of WAL syncs (microseconds), over the last few thousand syncs.
+  double wal_sync_p50_us = 0, wal_sync_p99_us = 0;
+  uint64_t flushes = 0;
+  uint64_t backpressure_waits = 0;
+};
+
+// What Open found and did (SPEC §4 recovery).
+struct RecoveryReport {
+  uint64_t manifest_generation = 0;
+  std::vector<std::string> skipped_generations;  // unreadable newer generations, with reasons
+  uint64_t wal_files_replayed = 0;
+  uint64_t units_replayed = 0;
+  uint64_t events_replayed = 0;
+  uint64_t void_units = 0;
+  uint64_t torn_tails_truncated = 0;
+  uint64_t repaired_bytes = 0;
+  uint64_t temporaries_removed = 0;
+  std::vector<std::string> orphans;  // unreferenced files found (removed: their data is in WAL)
+  double replay_seconds = 0;
+};
+
+class DB {
+ public:
+  // Opens (creating when allowed) the database in `dir`, taking `dir/LOCK`. Replays the WAL.
+  static Result<std::unique_ptr<DB>> Open(const Options& options, const std::string& dir);
+  virtual ~DB() = default;  // closes (flushing) when Close was not called
+
+  // Ingests a batch: every event ends accepted, duplicate, conflict or rejected (in order).
+  // Fails as a whole only when the WAL cannot be written (Unavailable/IOError: nothing of the
+  // batch is acknowledged) or under backpressure (Unavailable).
+  virtual Status Ingest(std::vector<Event> events, const IngestOptions& options,
+                        IngestResult* result) = 0;
+  Status Ingest(std::vector<Event> events, IngestResult* result) {
+    return Ingest(std::move(events), IngestOptions(), result);
+  }
+  // Decodes `{"events":[...]}` (or NDJSON) and ingests it. InvalidArgument for an unusable body.
+  virtual Status IngestJson(std::string_view body, bool ndjson, IngestResult* result) = 0;
+
+  // Exact sum and count over raw data (segments + memtable) on one snapshot.
+  // group_by_account: one row per account (sorted by account bytes) instead of one row.
+  // Overflow when a sum does not fit ±(2^127-1).
+  virtual Status Aggregate(const ReadFilter& filter, bool group_by_account,
+                           AggregateResult* result) = 0;
+  // Visits every matching event on one snapshot (no particular order). Return false to stop.
+  virtual Status ScanEvents(const ReadFilter& filter,
+                            const std::function<bool(const Event&)>& visit) = 0;
+
+  // Makes everything acknowledged so far durable in segments (WAL fsynced first).
+  virtual Status Flush() = 0;
+  virtual DbStats Stats() = 0;
+  virtual const RecoveryReport& recovery_report() const = 0;
+  virtual uint64_t LastSequence() = 0;
+  // Flushes and releases the lock. Further calls fail.
+  virtual Status Close() = 0;
+};
+
+}  // namespace usagedb

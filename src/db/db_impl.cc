@@ -1,0 +1,1239 @@
+#include "db/db_impl.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <unordered_map>
+
+#include "model/event_codec.h"
+#include "util/coding.h"
+#include "util/hash.h"
+#include "util/int128.h"
+
+namespace usagedb {
+
+// Sentinel for a conflict against an event accepted earlier in the same unit: its stored
+// ingested_at_ms is the unit's own stamp, unknown until the leader assigns it.
+constexpr int64_t kSameUnitStamp = INT64_MIN;
+constexpr uint32_t kDefaultBucketCount = 64;
+
+const char* OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kAccepted: return "accepted";
+    case Outcome::kDuplicate: return "duplicate";
+    case Outcome::kConflict: return "conflict";
+    case Outcome::kRejected: return "rejected";
+  }
+  return "unknown";
+}
+
+Result<const SegmentReader*> SegmentHandle::Reader() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!reader_) {
+    auto r = SegmentReader::Open(fs_, path_);
+    if (!r.ok()) {
+      Status s = r.status();
+      if (s.IsNotFound()) return Status::Corruption("segment file missing: " + path_);
+      return s;
+    }
+    reader_ = std::move(r).value();
+  }
+  return static_cast<const SegmentReader*>(reader_.get());
+}
+
+Result<std::unique_ptr<DB>> DB::Open(const Options& options, const std::string& dir) {
+  auto db = std::make_unique<DBImpl>(options, dir);
+  RETURN_IF_ERROR(db->OpenImpl());
+  return std::unique_ptr<DB>(std::move(db));
+}
+
+DBImpl::DBImpl(const Options& options, std::string dir)
+    : options_(options),
+      dir_(std::move(dir)),
+      fs_(options.file_system ? options.file_system : FileSystem::Default()),
+      clock_(options.clock ? options.clock : Clock::Real()) {
+  sync_lat_ns_.reserve(4096);
+}
+
+DBImpl::~DBImpl() {
+  if (!closed_) Close().IgnoreError();
+}
+
+std::shared_ptr<const Version> DBImpl::CurrentVersion() {
+  std::lock_guard<std::mutex> l(mu_);
+  return version_;
+}
+
+void DBImpl::InstallVersionLocked(std::shared_ptr<const Version> v) { version_ = std::move(v); }
+
+// ---------------------------------------------------------------------------------------
+// Open and recovery
+
+Status DBImpl::OpenImpl() {
+  RETURN_IF_ERROR(fs_->CreateDirs(dir_));
+  // The root's own directory entry must be durable too (a fresh database).
+  RETURN_IF_ERROR(fs_->SyncDir(DirName(dir_)));
+  ASSIGN_OR_RETURN(lock_, fs_->LockFile(Path(kLockFile)));
+  for (const char* sub : {kWalDir, kSegmentDir, kDedupeDir, kConflictDir}) {
+    RETURN_IF_ERROR(fs_->CreateDir(Path(sub)));
+  }
+  RETURN_IF_ERROR(fs_->SyncDir(dir_));
+  dedupe_ = std::make_unique<DedupeIndex>(options_.dedupe_cache_bytes);
+  manifest_store_ = std::make_unique<ManifestStore>(fs_, dir_);
+  RETURN_IF_ERROR(Recover());
+  if (options_.background_flush) bg_thread_ = std::thread([this] { BackgroundLoop(); });
+  return Status::OK();
+}
+
+Status DBImpl::Recover() {
+  int64_t t0 = clock_->MonotonicNs();
+  ASSIGN_OR_RETURN(ManifestLoad load, manifest_store_->Load());
+  ManifestState state = load.state;
+  if (load.created) {
+    if (!options_.create_if_missing) {
+      return Status::InvalidArgument(dir_ + ": no database here (create_if_missing is off)");
+    }
+    state.bucket_count = options_.bucket_count ? options_.bucket_count : kDefaultBucketCount;
+    state.next_file_number = 1;
+    ASSIGN_OR_RETURN(state, manifest_store_->Commit(state));
+  } else if (options_.bucket_count != 0 && state.bucket_count != options_.bucket_count) {
+    return Status::InvalidArgument(
+        "bucket_count " + std::to_string(options_.bucket_count) + " differs from the " +
+        std::to_string(state.bucket_count) + " this database was created with");
+  }
+  report_.manifest_generation = state.generation;
+  for (const auto& [gen, why] : load.skipped) {
+    report_.skipped_generations.push_back(ManifestFileName(gen) + ": " + why);
+  }
+
+  // WAL files present (sorted) decide whether a fallback to an older generation is safe.
+  ASSIGN_OR_RETURN(std::vector<std::string> wal_names, fs_->ListDir(Path(kWalDir)));
+  std::vector<uint64_t> wal_numbers;
+  for (const std::string& name : wal_names) {
+    uint64_t n;
+    if (wal::ParseWalFileName(name, &n)) wal_numbers.push_back(n);
+  }
+  std::sort(wal_numbers.begin(), wal_numbers.end());
+  if (!load.skipped.empty()) {
+    // Falling back is safe only when the WAL still holds every unit above the older
+    // generation's flushed prefix: the oldest live WAL file must start at or below it.
+    // (Adopting orphan segments by origin is not implemented yet: refuse instead.)
+    bool covered = false;
+    for (uint64_t n : wal_numbers) {
+      if (n < state.min_wal_file_number) continue;
+      auto r = wal::ReadWalFile(fs_, Path(kWalDir) + "/" + wal::WalFileName(n), true);
+      if (r.ok()) covered = r->start_sequence <= state.flushed_sequence;
+      break;
+    }
+    if (!covered) {
+      std::string names;
+      for (const auto& s : report_.skipped_generations) names += s + "; ";
+      return Status::Corruption("newest manifest generation unreadable (" + names +
+                                "), and falling back to " + ManifestFileName(state.generation) +
+                                " would lose events whose WAL was already retired");
+    }
+  }
+
+  RETURN_IF_ERROR(RemoveTemporariesAndOrphans(state));
+
+  // Dedupe runs.
+  std::vector<std::shared_ptr<DedupeRun>> runs;
+  for (const DedupeRunMeta& m : state.dedupe_runs) {
+    auto r = DedupeRun::Open(fs_, Path(kDedupeDir) + "/" + DedupeRunFileName(m.file_number),
+                             m.file_number);
+    if (!r.ok()) return r.status();
+    runs.push_back(std::move(r).value());
+  }
+  dedupe_->SetRuns(runs);
+
+  last_seq_ = state.last_sequence;
+  visible_seq_ = state.last_sequence;
+  last_ingested_at_ms_ = state.last_ingested_at_ms;
+  next_file_number_ = state.next_file_number;
+  for (uint64_t n : wal_numbers) next_file_number_ = std::max(next_file_number_, n + 1);
+
+  active_ = std::make_shared<MemTable>(clock_->NowMs());
+  auto v = std::make_shared<Version>();
+  v->manifest = state;
+  for (const SegmentMeta& m : state.segments) {
+    v->segments.push_back(std::make_shared<SegmentHandle>(
+        fs_, Path(kSegmentDir) + "/" + SegmentFileName(m.file_number), m));
+  }
+  v->memtables.push_back(active_);
+  version_ = v;
+
+  std::vector<uint64_t> live_wal;
+  for (uint64_t n : wal_numbers) {
+    if (n >= state.min_wal_file_number) live_wal.push_back(n);
+  }
+  RETURN_IF_ERROR(ReplayWal(live_wal, state.flushed_sequence));
+
+  // New writes go to a fresh WAL file.
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    RETURN_IF_ERROR(NewWalFileLocked());
+  }
+  report_.replay_seconds = static_cast<double>(clock_->MonotonicNs() - t0) / 1e9;
+  return Status::OK();
+}
+
+Status DBImpl::RemoveTemporariesAndOrphans(const ManifestState& state) {
+  std::unordered_map<std::string, bool> referenced;
+  for (const auto& m : state.segments) referenced[SegmentFileName(m.file_number)] = true;
+  for (const auto& m : state.dedupe_runs) referenced[DedupeRunFileName(m.file_number)] = true;
+  for (const auto& m : state.conflict_logs) referenced[wal::WalFileName(m.file_number)] = true;
+  auto ends_with = [](const std::string& s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(),
+                                                  suffix) == 0;
+  };
+  // Root: manifest temporaries.
+  ASSIGN_OR_RETURN(auto root_names, fs_->ListDir(dir_));
+  for (const std::string& name : root_names) {
+    if (ends_with(name, ".tmp")) {
+      RETURN_IF_ERROR(fs_->RemoveFile(Path(name)));
+      report_.temporaries_removed++;
+    }
+  }
+  for (const char* sub : {kSegmentDir, kDedupeDir, kConflictDir, kWalDir}) {
+    ASSIGN_OR_RETURN(auto names, fs_->ListDir(Path(sub)));
+    for (const std::string& name : names) {
+      std::string path = Path(sub) + "/" + name;
+      if (ends_with(name, ".tmp")) {
+        RETURN_IF_ERROR(fs_->RemoveFile(path));
+        report_.temporaries_removed++;
+        continue;
+      }
+      if (std::string_view(sub) == kWalDir) {
+        uint64_t n;
+        if (wal::ParseWalFileName(name, &n) && n < state.min_wal_file_number) {
+          // Retired by the manifest but not yet deleted when the process stopped.
+          RETURN_IF_ERROR(fs_->RemoveFile(path));
+        }
+        continue;
+      }
+      if (!referenced.count(name)) {
+        // Written by a flush whose manifest commit did not happen: its events are still in
+        // the WAL, which recovery replays, so the file is removed.
+        report_.orphans.push_back(std::string(sub) + "/" + name);
+        RETURN_IF_ERROR(fs_->RemoveFile(path));
+      }
+    }
+    RETURN_IF_ERROR(fs_->SyncDir(Path(sub)));
+  }
+  return fs_->SyncDir(dir_);
+}
+
+Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flushed_sequence) {
+  struct PendingReplay {
+    uint64_t seq;
+    std::string payload;
+  };
+  std::vector<PendingReplay> units;
+  std::unordered_map<uint64_t, bool> voided;
+  for (uint64_t n : wal_numbers) {
+    std::string path = Path(kWalDir) + "/" + wal::WalFileName(n);
+    ASSIGN_OR_RETURN(wal::ReadResult rr, wal::ReadWalFile(fs_, path, options_.repair_wal));
+    report_.wal_files_replayed++;
+    report_.repaired_bytes += rr.repaired_bytes;
+    ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(path));
+    if (rr.valid_length < size) {
+      // A torn tail: cut it off so nothing is ever glued to it.
+      RETURN_IF_ERROR(fs_->Truncate(path, rr.valid_length));
+      ASSIGN_OR_RETURN(auto f, fs_->NewAppendableFile(path));
+      RETURN_IF_ERROR(f->Sync());
+      RETURN_IF_ERROR(f->Close());
+      report_.torn_tails_truncated++;
+    }
+    uint64_t max_seq = 0;
+    for (wal::Record& rec : rr.records) {
+      if (rec.type == wal::RecordType::kVoid) {
+        uint64_t seq;
+        RETURN_IF_ERROR(DecodeVoid(rec.payload, &seq).WithContext(path));
+        voided[seq] = true;
+        last_seq_ = std::max(last_seq_, seq);
+        continue;
+      }
+      Decoder d(rec.payload);
+      uint64_t seq;
+      if (!d.GetVarint64(&seq)) return Status::Corruption(path + ": bad unit header");
+      max_seq = std::max(max_seq, seq);
+      units.push_back(PendingReplay{seq, std::move(rec.payload)});
+    }
+    wal_files_.push_back(WalFileInfo{n, max_seq});
+  }
+  std::stable_sort(units.begin(), units.end(),
+                   [](const PendingReplay& a, const PendingReplay& b) { return a.seq < b.seq; });
+  uint64_t last_applied = 0;
+  for (PendingReplay& u : units) {
+    last_seq_ = std::max(last_seq_, u.seq);
+    if (voided.count(u.seq)) {
+      report_.void_units++;
+      continue;
+    }
+    if (u.seq <= flushed_sequence || u.seq == last_applied) continue;  // flushed, or rewritten
+    last_applied = u.seq;
+    DecodedUnit unit;
+    RETURN_IF_ERROR(DecodeUnit(u.payload, &unit).WithContext("WAL replay"));
+    last_ingested_at_ms_ = std::max(last_ingested_at_ms_, unit.header.ingested_at_ms);
+    active_->NoteSequence(unit.header.seq, unit.header.ingested_at_ms);
+    for (Event& e : unit.events) {
+      // Restored unless an event with its id is already stored (no §1/clock checks again).
+      if (active_->Contains(e.event_id)) continue;
+      ASSIGN_OR_RETURN(auto found, dedupe_->Lookup(e.event_id, 0, 0));
+      if (found.has_value()) continue;
+      Digest128 d = PayloadDigest(e);
+      active_->Add(std::move(e), d);
+      report_.events_replayed++;
+    }
+    for (ConflictEntry& c : unit.conflicts) {
+      if (c.stored_ingested_at_ms == kSameUnitStamp) {
+        c.stored_ingested_at_ms = unit.header.ingested_at_ms;
+      }
+      active_->AddConflict(std::move(c));
+    }
+    report_.units_replayed++;
+  }
+  visible_seq_ = last_seq_;
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------------------
+// Write path
+
+uint64_t DBImpl::LastSequence() {
+  std::lock_guard<std::mutex> l(mu_);
+  return visible_seq_;
+}
+
+Status DBImpl::NewWalFileLocked() {
+  uint64_t number = next_file_number_++;
+  ASSIGN_OR_RETURN(auto w, wal::Writer::Create(fs_, Path(kWalDir), number, last_seq_));
+  if (wal_) wal_->Close().IgnoreError();  // sealed or complete: never appended to again
+  wal_ = std::move(w);
+  wal_files_.push_back(WalFileInfo{number, 0});
+  unsynced_framed_.clear();
+  return Status::OK();
+}
+
+// After a WAL write or fsync error: seal the file, then make a new one durable that voids the
+// failed units (and, in fast mode, re-holds the acknowledged but unsynced ones) before anything
+// else is acknowledged (SPEC §2.3).
+Status DBImpl::RecoverWalAfterErrorLocked() {
+  std::string carry = std::move(unsynced_framed_);
+  Status s = NewWalFileLocked();
+  if (!s.ok()) {
+    unsynced_framed_ = std::move(carry);
+    return s;
+  }
+  std::string framed = carry;
+  for (uint64_t seq : pending_voids_) {
+    std::string payload;
+    EncodeVoid(seq, &payload);
+    wal::Writer::FrameRecord(wal::RecordType::kVoid, payload, &framed);
+  }
+  s = wal_->AppendFramed(framed);
+  if (s.ok()) s = wal_->Sync();
+  if (!s.ok()) {
+    unsynced_framed_ = std::move(carry);
+    return s;
+  }
+  wal_syncs_++;
+  // The carried units' sequences now also live in the new file.
+  uint64_t max_seq = 0;
+  {
+    Decoder d(carry);
+    while (!d.empty()) {
+      uint32_t len, crc;
+      uint8_t type;
+      std::string_view payload;
+      if (!d.GetFixed32(&len) || !d.GetFixed32(&crc) || !d.GetByte(&type) ||
+          !d.GetBytes(len, &payload)) {
+        break;
+      }
+      Decoder p(payload);
+      uint64_t seq;
+      if (p.GetVarint64(&seq)) max_seq = std::max(max_seq, seq);
+    }
+  }
+  wal_files_.back().max_seq = std::max(wal_files_.back().max_seq, max_seq);
+  pending_voids_.clear();
+  wal_broken_ = false;
+  wal_error_ = Status::OK();
+  return Status::OK();
+}
+
+Status DBImpl::SwitchMemtableLocked() {
+  RETURN_IF_ERROR(NewWalFileLocked());
+  imms_.push_back(active_);
+  active_ = std::make_shared<MemTable>(clock_->NowMs());
+  auto v = std::make_shared<Version>(*version_);
+  v->memtables.push_back(active_);
+  InstallVersionLocked(v);
+  bg_cv_.notify_all();
+  return Status::OK();
+}
+
+Status DBImpl::MakeRoomForWrite(std::unique_lock<std::mutex>& lock, bool force_switch) {
+  bool waited = false;
+  for (;;) {
+    if (wal_broken_) {
+      Status s = RecoverWalAfterErrorLocked();
+      if (!s.ok()) {
+        return Status::Unavailable("WAL unavailable after an I/O error (" + wal_error_.ToString() +
+                                   "); retry later: " + s.ToString());
+      }
+    }
+    bool full = active_->ApproximateBytes() >= options_.memtable_bytes;
+    if (!force_switch && !full) return Status::OK();
+    if (force_switch && active_->max_seq() == 0 && active_->size() == 0) return Status::OK();
+    if (static_cast<int>(imms_.size()) >= options_.max_immutable_memtables) {
+      if (!options_.background_flush) {
+        return Status::Unavailable("memtables full and background flush disabled");
+      }
+      if (waited) {
+        return Status::Unavailable("flushing is falling behind ingest; retry later");
+      }
+      backpressure_waits_++;
+      bg_cv_.notify_all();
+      done_cv_.wait_for(lock, std::chrono::milliseconds(options_.backpressure_wait_ms), [&] {
+        return static_cast<int>(imms_.size()) < options_.max_immutable_memtables ||
+               shutting_down_;
+      });
+      if (shutting_down_) return Status::Unavailable("shutting down");
+      waited = static_cast<int>(imms_.size()) >= options_.max_immutable_memtables;
+      continue;
+    }
+    return SwitchMemtableLocked();
+  }
+}
+
+void DBImpl::RecordSyncLatency(int64_t ns) {
+  std::lock_guard<std::mutex> l(lat_mu_);
+  if (sync_lat_ns_.size() < 4096) {
+    sync_lat_ns_.push_back(ns);
+  } else {
+    sync_lat_ns_[sync_lat_pos_++ % 4096] = ns;
+  }
+}
+
+Status DBImpl::Commit(PendingUnit* w) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (closed_) return Status::Unavailable("database is closed");
+  writers_.push_back(w);
+  while (!w->done && w != writers_.front()) w->cv.wait(lock);
+  if (w->done) return w->status;
+
+  // Leader.
+  Status s = MakeRoomForWrite(lock, w->kind == PendingUnit::Kind::kSwitchMemtable);
+  std::vector<PendingUnit*> group;
+  if (!s.ok() || w->kind != PendingUnit::Kind::kUnit) {
+    group.push_back(w);
+    if (s.ok() && w->kind == PendingUnit::Kind::kSyncWal && !wal_broken_) {
+      int64_t t = clock_->MonotonicNs();
+      s = wal_->Sync();
+      RecordSyncLatency(clock_->MonotonicNs() - t);
+      wal_syncs_++;
+      if (s.ok()) {
+        unsynced_framed_.clear();
+      } else {
+        wal_broken_ = true;
+        wal_error_ = s;
+        Status r = RecoverWalAfterErrorLocked();
+        s = Status::Unavailable("WAL fsync failed: " + s.ToString() +
+                                (r.ok() ? "" : "; " + r.ToString()));
+      }
+    }
+  } else {
+    size_t bytes = 0;
+    for (PendingUnit* p : writers_) {
+      if (p->kind != PendingUnit::Kind::kUnit) break;
+      group.push_back(p);
+      bytes += p->body.bytes.size();
+      if (bytes > (8u << 20)) break;
+    }
+    int64_t now = clock_->NowMs();
+    int64_t stamp = std::max(now, last_ingested_at_ms_);
+    for (PendingUnit* p : group) {
+      p->seq = ++last_seq_;
+      p->ingested_at_ms = stamp;
+    }
+    last_ingested_at_ms_ = stamp;
+    std::shared_ptr<MemTable> mem = active_;
+    lock.unlock();
+
+    std::string framed;
+    framed.reserve(bytes + group.size() * 32);
+    std::string payload;
+    for (PendingUnit* p : group) {
+      payload.clear();
+      EncodeUnitHeader(UnitHeader{p->seq, p->ingested_at_ms, p->request_time_ms}, &payload);
+      payload += p->body.bytes;
+      wal::Writer::FrameRecord(wal::RecordType::kUnit, payload, &framed);
+    }
+    s = wal_->AppendFramed(framed);
+    if (s.ok() && options_.durability == Durability::kStrict) {
+      int64_t t = clock_->MonotonicNs();
+      s = wal_->Sync();
+      RecordSyncLatency(clock_->MonotonicNs() - t);
+      wal_syncs_++;
+    }
+    if (s.ok()) {
+      for (PendingUnit* p : group) {
+        mem->NoteSequence(p->seq, p->ingested_at_ms);
+        for (size_t i = 0; i < p->events.size(); i++) {
+          Event& e = p->events[i];
+          e.commit_seq = p->seq;
+          e.ingested_at_ms = p->ingested_at_ms;
+          mem->Add(std::move(e), p->digests[i]);
+        }
+        for (ConflictEntry& c : p->conflicts) {
+          c.commit_seq = p->seq;
+          if (c.stored_ingested_at_ms == kSameUnitStamp) {
+            c.stored_ingested_at_ms = p->ingested_at_ms;
+          }
+          mem->AddConflict(std::move(c));
+        }
+      }
+    }
+    lock.lock();
+    if (s.ok()) {
+      visible_seq_ = group.back()->seq;
+      wal_files_.back().max_seq = group.back()->seq;
+      if (options_.durability == Durability::kFast) unsynced_framed_ += framed;
+    } else {
+      wal_broken_ = true;
+      wal_error_ = s;
+      for (PendingUnit* p : group) pending_voids_.push_back(p->seq);
+      Status r = RecoverWalAfterErrorLocked();
+      s = Status::Unavailable("WAL write failed, nothing of this batch was acknowledged: " +
+                              s.ToString() + (r.ok() ? "" : "; WAL recovery: " + r.ToString()));
+    }
+  }
+
+  for (PendingUnit* p : group) {
+    writers_.pop_front();
+    p->status = s;
+    p->done = true;
+    if (p != w) p->cv.notify_one();
+  }
+  if (!writers_.empty()) writers_.front()->cv.notify_one();
+  return s;
+}
+
+Status DBImpl::IngestJson(std::string_view body, bool ndjson, IngestResult* result) {
+  std::vector<DecodedEvent> decoded;
+  if (ndjson) {
+    DecodeBatchNdjson(body, &decoded);
+  } else {
+    RETURN_IF_ERROR(DecodeBatchJson(body, &decoded));
+  }
+  IngestOptions opts;
+  opts.prevalidated = true;
+  std::vector<Event> events;
+  events.reserve(decoded.size());
+  bool any_rejected = false;
+  for (DecodedEvent& d : decoded) {
+    if (!d.ok()) any_rejected = true;
+  }
+  if (any_rejected) opts.reject_reasons.resize(decoded.size());
+  for (size_t i = 0; i < decoded.size(); i++) {
+    if (!decoded[i].ok()) {
+      opts.reject_reasons[i] = std::move(decoded[i].reject_reason);
+      decoded[i].event.event_id = decoded[i].event_id_for_report;
+    }
+    events.push_back(std::move(decoded[i].event));
+  }
+  return Ingest(std::move(events), opts, result);
+}
+
+Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
+                      IngestResult* result) {
+  *result = IngestResult();
+  const size_t n = events.size();
+  result->results.resize(n);
+  int64_t request_time = options.request_time_ms ? options.request_time_ms : clock_->NowMs();
+
+  // 1. Clock-free §1 rules.
+  std::vector<uint8_t> valid(n, 1);
+  for (size_t i = 0; i < n; i++) {
+    EventResult& r = result->results[i];
+    r.index = static_cast<uint32_t>(i);
+    r.event_id = events[i].event_id;
+    std::string reason;
+    if (!options.reject_reasons.empty() && !options.reject_reasons[i].empty()) {
+      reason = options.reject_reasons[i];
+    } else if (!options.prevalidated) {
+      reason = ValidateEvent(&events[i]);
+    }
+    if (!reason.empty()) {
+      r.outcome = Outcome::kRejected;
+      r.reason = std::move(reason);
+      valid[i] = 0;
+    }
+  }
+
+  // 2. Reserve the batch's distinct ids at once.
+  // The ids are copied: the events themselves move into the unit before the release.
+  std::vector<std::string> id_storage;
+  std::vector<std::string_view> ids;
+  {
+    std::unordered_map<std::string_view, bool> seen;
+    seen.reserve(n);
+    for (size_t i = 0; i < n; i++) {
+      if (valid[i] && seen.emplace(events[i].event_id, true).second) {
+        id_storage.push_back(events[i].event_id);
+      }
+    }
+    ids.reserve(id_storage.size());
+    for (const std::string& id : id_storage) ids.push_back(id);
+  }
+  uint64_t token;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (closed_) return Status::Unavailable("database is closed");
+    token = next_token_++;
+  }
+  reservations_.ReserveAll(ids, token);
+  struct Releaser {
+    ReservationTable* t;
+    const std::vector<std::string_view>* ids;
+    uint64_t token;
+    ~Releaser() { t->ReleaseAll(*ids, token); }
+  } releaser{&reservations_, &ids, token};
+
+  // 3. Classify in request order.
+  Snapshot snap = GetSnapshot(std::nullopt);
+  const int64_t now = clock_->NowMs();
+  const int64_t window_ms = options_.dedupe_window_days * 86400000LL;
+  struct Stored {
+    Digest128 digest;
+    int64_t ingested_at_ms;  // kSameUnitStamp for events accepted in this batch
+  };
+  std::unordered_map<std::string_view, Stored> batch_stored;
+  PendingUnit unit;
+  unit.request_time_ms = request_time;
+  std::vector<size_t> accepted_idx;
+  for (size_t i = 0; i < n; i++) {
+    if (!valid[i]) continue;
+    Event& e = events[i];
+    EventResult& r = result->results[i];
+    Digest128 digest = PayloadDigest(e);
+    std::optional<Stored> stored;
+    auto bit = batch_stored.find(e.event_id);
+    if (bit != batch_stored.end()) {
+      stored = bit->second;
+    } else {
+      for (auto it = snap.version->memtables.rbegin(); it != snap.version->memtables.rend();
+           ++it) {
+        if (auto m = (*it)->Find(e.event_id)) {
+          stored = Stored{m->digest, m->event.ingested_at_ms};
+          break;
+        }
+      }
+      if (!stored) {
+        ASSIGN_OR_RETURN(auto d, dedupe_->Lookup(e.event_id, now, window_ms));
+        if (d) stored = Stored{d->payload_digest, d->ingested_at_ms};
+      }
+    }
+    if (stored) {
+      if (stored->digest == digest) {
+        r.outcome = Outcome::kDuplicate;
+      } else {
+        r.outcome = Outcome::kConflict;
+        ConflictEntry c;
+        c.reason = ConflictReason::kConflict;
+        c.request_time_ms = request_time;
+        c.stored_ingested_at_ms = stored->ingested_at_ms;
+        c.event = e;
+        unit.conflicts.push_back(std::move(c));
+      }
+      continue;
+    }
+    // New event: the clock-dependent checks.
+    if (e.timestamp_ms > now + options_.max_future_skew_ms) {
+      r.outcome = Outcome::kRejected;
+      r.reason = "timestamp_ms: more than max_future_skew_ms (" +
+                 std::to_string(options_.max_future_skew_ms) + ") in the future";
+      continue;
+    }
+    if (window_ms > 0 && e.kind == EventKind::kUsage && e.timestamp_ms < now - window_ms) {
+      r.outcome = Outcome::kRejected;
+      r.reason = "timestamp_ms: older than the dedupe window";
+      continue;
+    }
+    r.outcome = Outcome::kAccepted;
+    batch_stored.emplace(e.event_id, Stored{digest, kSameUnitStamp});
+    accepted_idx.push_back(i);
+    unit.digests.push_back(digest);
+  }
+
+  for (const EventResult& r : result->results) {
+    switch (r.outcome) {
+      case Outcome::kAccepted: result->accepted++; break;
+      case Outcome::kDuplicate: result->duplicates++; break;
+      case Outcome::kConflict: result->conflicts++; break;
+      case Outcome::kRejected: result->rejected++; break;
+    }
+  }
+  if (accepted_idx.empty() && unit.conflicts.empty()) {
+    result->commit_sequence = snap.seq;
+    return Status::OK();
+  }
+
+  // 4. Encode the unit body (in parallel with other writers), then commit.
+  unit.events.reserve(accepted_idx.size());
+  for (size_t i : accepted_idx) unit.events.push_back(std::move(events[i]));
+  {
+    std::vector<const Event*> ev;
+    ev.reserve(unit.events.size());
+    for (const Event& e : unit.events) ev.push_back(&e);
+    std::vector<const ConflictEntry*> cf;
+    for (const ConflictEntry& c : unit.conflicts) cf.push_back(&c);
+    EncodeUnitBody(ev, cf, &unit.body);
+  }
+  Status s = Commit(&unit);
+  if (!s.ok()) return s;  // nothing acknowledged; reservations released unpublished
+  result->commit_sequence = unit.seq;
+  result->ingested_at_ms = unit.ingested_at_ms;
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------------------
+// Flush
+
+Status DBImpl::Flush() {
+  // Fast mode: fsync the WAL first (a flush is a durability point).
+  if (options_.durability == Durability::kFast) {
+    PendingUnit sync;
+    sync.kind = PendingUnit::Kind::kSyncWal;
+    RETURN_IF_ERROR(Commit(&sync));
+  }
+  uint64_t target;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    target = visible_seq_;
+  }
+  if (!options_.background_flush) {
+    // Make room first: the switch below needs a free immutable slot.
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (imms_.empty()) break;
+      }
+      RETURN_IF_ERROR(FlushOldestImmutable());
+    }
+  }
+  PendingUnit sw;
+  sw.kind = PendingUnit::Kind::kSwitchMemtable;
+  RETURN_IF_ERROR(Commit(&sw));
+  return WaitForFlushed(target);
+}
+
+Status DBImpl::WaitForFlushed(uint64_t seq) {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      if (imms_.empty() || imms_.front()->min_seq() > seq) return Status::OK();
+      if (options_.background_flush) {
+        if (!bg_error_.ok()) return bg_error_;
+        bg_cv_.notify_all();
+        done_cv_.wait_for(l, std::chrono::milliseconds(100));
+        continue;
+      }
+    }
+    RETURN_IF_ERROR(FlushOldestImmutable());
+  }
+}
+
+void DBImpl::BackgroundLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  int64_t last_sync_ms = clock_->NowMs();
+  while (!shutting_down_) {
+    if (imms_.empty()) {
+      bg_cv_.wait_for(l, std::chrono::milliseconds(
+                             options_.durability == Durability::kFast
+                                 ? std::max<int64_t>(1, options_.fast_sync_interval_ms)
+                                 : 200));
+    }
+    if (shutting_down_) break;
+    if (!imms_.empty()) {
+      l.unlock();
+      Status s = FlushOldestImmutable();
+      l.lock();
+      if (!s.ok()) {
+        bg_error_ = s;
+        done_cv_.notify_all();
+        bg_cv_.wait_for(l, std::chrono::milliseconds(1000));  // back off, then retry
+      } else {
+        bg_error_ = Status::OK();
+      }
+      continue;
+    }
+    int64_t now = clock_->NowMs();
+    bool aged = active_->size() > 0 && now - active_->created_ms() >= options_.flush_interval_ms;
+    bool need_sync = options_.durability == Durability::kFast && !unsynced_framed_.empty() &&
+                     now - last_sync_ms >= options_.fast_sync_interval_ms;
+    if (aged || need_sync) {
+      l.unlock();
+      if (need_sync) {
+        PendingUnit sync;
+        sync.kind = PendingUnit::Kind::kSyncWal;
+        Commit(&sync).IgnoreError();  // a failure is handled (and reported) by the write path
+        last_sync_ms = now;
+      }
+      if (aged) {
+        PendingUnit sw;
+        sw.kind = PendingUnit::Kind::kSwitchMemtable;
+        Commit(&sw).IgnoreError();
+      }
+      l.lock();
+    }
+  }
+}
+
+namespace {
+struct BillingOrder {
+  uint32_t bucket;
+  int32_t partition;
+  const Event* e;
+};
+bool BillingLess(const BillingOrder& a, const BillingOrder& b) {
+  if (a.bucket != b.bucket) return a.bucket < b.bucket;
+  if (a.partition != b.partition) return a.partition < b.partition;
+  const Event& x = *a.e;
+  const Event& y = *b.e;
+  if (int c = x.account_id.compare(y.account_id)) return c < 0;
+  if (int c = x.product_id.compare(y.product_id)) return c < 0;
+  if (int c = x.meter_id.compare(y.meter_id)) return c < 0;
+  const std::string& mx = x.model_id ? *x.model_id : std::string();
+  const std::string& my = y.model_id ? *y.model_id : std::string();
+  if (int c = mx.compare(my)) return c < 0;
+  if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;
+  return x.event_id < y.event_id;
+}
+}  // namespace
+
+Status DBImpl::FlushOldestImmutable() {
+  std::lock_guard<std::mutex> flush_lock(flush_mu_);
+  std::shared_ptr<MemTable> imm;
+  ManifestState base;
+  uint32_t bucket_count;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (imms_.empty()) return Status::OK();
+    imm = imms_.front();
+    base = version_->manifest;
+    bucket_count = base.bucket_count;
+  }
+
+  const auto& entries = imm->entries_for_flush();
+  const auto& conflicts = imm->conflicts_for_flush();
+  std::vector<BillingOrder> order;
+  order.reserve(entries.size());
+  for (const MemEntry& me : entries) {
+    order.push_back(BillingOrder{static_cast<uint32_t>(Hash64(me.event.account_id) % bucket_count),
+                                 MonthPartition(me.event.timestamp_ms), &me.event});
+  }
+  std::sort(order.begin(), order.end(), BillingLess);
+  size_t partitions = 0;
+  for (size_t i = 0; i < order.size(); i++) {
+    if (i == 0 || order[i].bucket != order[i - 1].bucket ||
+        order[i].partition != order[i - 1].partition) {
+      partitions++;
+    }
+  }
+  uint64_t first_number;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    first_number = next_file_number_;
+    next_file_number_ += partitions + 2;
+  }
+  uint64_t number = first_number;
+  std::vector<std::string> written;
+  auto cleanup = [&](const Status& s) {
+    for (const std::string& p : written) fs_->RemoveFile(p).IgnoreError();
+    return s;
+  };
+
+  ManifestState next = base;
+  std::vector<std::shared_ptr<SegmentHandle>> new_handles;
+  const uint64_t origin_min = imm->min_seq();
+  const uint64_t origin_max = imm->max_seq();
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    std::vector<const Event*> rows;
+    while (j < order.size() && order[j].bucket == order[i].bucket &&
+           order[j].partition == order[i].partition) {
+      rows.push_back(order[j].e);
+      j++;
+    }
+    SegmentInfo info;
+    info.bucket = order[i].bucket;
+    info.partition = order[i].partition;
+    info.origin_min_seq = origin_min;
+    info.origin_max_seq = origin_max;
+    uint64_t fnum = number++;
+    std::string path = Path(kSegmentDir) + "/" + SegmentFileName(fnum);
+    Status s = WriteSegment(fs_, path, rows, SegmentWriterOptions(), &info);
+    if (!s.ok()) return cleanup(s);
+    written.push_back(path);
+    SegmentMeta m;
+    m.file_number = fnum;
+    m.bucket = info.bucket;
+    m.partition = info.partition;
+    m.row_count = info.row_count;
+    m.file_size = info.file_size;
+    m.min_timestamp_ms = info.min_timestamp_ms;
+    m.max_timestamp_ms = info.max_timestamp_ms;
+    m.min_commit_seq = info.min_commit_seq;
+    m.max_commit_seq = info.max_commit_seq;
+    m.min_account_id = info.min_account_id;
+    m.max_account_id = info.max_account_id;
+    m.origin_min_seq = origin_min;
+    m.origin_max_seq = origin_max;
+    next.segments.push_back(m);
+    new_handles.push_back(std::make_shared<SegmentHandle>(fs_, path, m));
+    i = j;
+  }
+
+  std::shared_ptr<DedupeRun> new_run;
+  if (!entries.empty()) {
+    std::vector<DedupeEntry> dentries;
+    dentries.reserve(entries.size());
+    for (const MemEntry& me : entries) {
+      dentries.push_back(DedupeEntry{me.event.event_id, me.digest, me.event.ingested_at_ms,
+                                     me.event.timestamp_ms, me.event.kind, me.event.commit_seq});
+    }
+    uint64_t fnum = number++;
+    std::string path = Path(kDedupeDir) + "/" + DedupeRunFileName(fnum);
+    DedupeRunInfo info;
+    Status s = WriteDedupeRun(fs_, path, std::move(dentries), &info);
+    if (!s.ok()) return cleanup(s);
+    written.push_back(path);
+    auto run = DedupeRun::Open(fs_, path, fnum);
+    if (!run.ok()) return cleanup(run.status());
+    new_run = std::move(run).value();
+    next.dedupe_runs.push_back(DedupeRunMeta{fnum, info.key_count, info.file_size,
+                                             info.min_commit_seq, info.max_commit_seq});
+  }
+  if (!conflicts.empty()) {
+    uint64_t fnum = number++;
+    auto w = wal::Writer::Create(fs_, Path(kConflictDir), fnum, origin_min);
+    if (!w.ok()) return cleanup(w.status());
+    written.push_back(Path(kConflictDir) + "/" + wal::WalFileName(fnum));
+    std::string framed;
+    for (const ConflictEntry& c : conflicts) {
+      std::string payload;
+      PutVarint64(&payload, c.commit_seq);
+      PutVarint64(&payload, ZigZagEncode64(c.request_time_ms));
+      payload.push_back(static_cast<char>(c.reason));
+      PutVarint64(&payload, ZigZagEncode64(c.stored_ingested_at_ms));
+      EncodeEventBinary(c.event, &payload);
+      wal::Writer::FrameRecord(wal::RecordType::kUnit, payload, &framed);
+    }
+    Status s = (*w)->AppendFramed(framed);
+    if (s.ok()) s = (*w)->Sync();
+    if (s.ok()) s = (*w)->Close();
+    if (!s.ok()) return cleanup(s);
+    ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(written.back()));
+    next.conflict_logs.push_back(
+        ConflictLogMeta{fnum, conflicts.size(), size, origin_min, origin_max});
+  }
+  for (const char* sub : {kSegmentDir, kDedupeDir, kConflictDir}) {
+    Status s = fs_->SyncDir(Path(sub));
+    if (!s.ok()) return cleanup(s);
+  }
+
+  std::vector<uint64_t> retire;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    next.flushed_sequence = std::max(base.flushed_sequence, origin_max);
+    // Everything assigned so far (voided sequences included), so a restart after the WAL is
+    // retired never reuses a sequence or moves the stamp back.
+    next.last_sequence = std::max({base.last_sequence, next.flushed_sequence, last_seq_});
+    next.last_ingested_at_ms = std::max(
+        {base.last_ingested_at_ms, imm->max_ingested_at_ms(), last_ingested_at_ms_});
+    next.next_file_number = next_file_number_;
+    // WAL files are retired as a prefix: every unit in them is flushed (void records only name
+    // units in older files, which go first).
+    uint64_t min_wal = wal_files_.back().number;
+    for (const WalFileInfo& f : wal_files_) {
+      if (f.number == wal_files_.back().number || f.max_seq > next.flushed_sequence) {
+        min_wal = f.number;
+        break;
+      }
+      retire.push_back(f.number);
+    }
+    next.min_wal_file_number = std::max(base.min_wal_file_number, min_wal);
+  }
+  auto committed = manifest_store_->Commit(next);
+  // On failure the files stay: the new generation may exist on disk complete (only CURRENT
+  // failed) and a restart would then use it. Unreferenced ones are removed by recovery.
+  if (!committed.ok()) return committed.status();
+
+  // Publish: runs first, so an id is always findable in the memtable or the index.
+  if (new_run) {
+    auto runs = dedupe_->runs();
+    runs.push_back(new_run);
+    dedupe_->SetRuns(std::move(runs));
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto v = std::make_shared<Version>(*version_);
+    v->manifest = *committed;
+    for (auto& h : new_handles) v->segments.push_back(h);
+    v->memtables.erase(std::find(v->memtables.begin(), v->memtables.end(), imm));
+    InstallVersionLocked(v);
+    imms_.pop_front();
+    while (!wal_files_.empty() && wal_files_.front().number < committed->min_wal_file_number) {
+      wal_files_.pop_front();
+    }
+  }
+  flushes_++;
+  done_cv_.notify_all();
+  // Retire WAL files; a failure leaves them for the next recovery to remove.
+  bool removed = false;
+  for (uint64_t n : retire) {
+    if (fs_->RemoveFile(Path(kWalDir) + "/" + wal::WalFileName(n)).ok()) removed = true;
+  }
+  if (removed) fs_->SyncDir(Path(kWalDir)).IgnoreError();
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads
+
+DBImpl::Snapshot DBImpl::GetSnapshot(const std::optional<uint64_t>& as_of) {
+  std::lock_guard<std::mutex> l(mu_);
+  Snapshot s{version_, visible_seq_};
+  if (as_of && *as_of < s.seq) s.seq = *as_of;
+  return s;
+}
+
+namespace {
+bool Matches(const std::vector<std::string>& allowed, const std::string* value) {
+  if (allowed.empty()) return true;
+  if (value == nullptr) return false;  // a missing optional column never matches
+  return std::find(allowed.begin(), allowed.end(), *value) != allowed.end();
+}
+bool SetIntersects(const std::vector<std::string>& allowed, const std::vector<std::string>& set) {
+  if (allowed.empty()) return true;
+  for (const auto& a : allowed) {
+    if (std::find(set.begin(), set.end(), a) != set.end()) return true;
+  }
+  return false;
+}
+bool EventMatches(const ReadFilter& f, const Event& e, uint64_t seq) {
+  if (e.commit_seq > seq) return false;
+  if (f.account_id && e.account_id != *f.account_id) return false;
+  if (f.from_ms && e.timestamp_ms < *f.from_ms) return false;
+  if (f.to_ms && e.timestamp_ms >= *f.to_ms) return false;
+  if (!Matches(f.product_ids, &e.product_id)) return false;
+  if (!Matches(f.meter_ids, &e.meter_id)) return false;
+  if (!Matches(f.model_ids, e.model_id ? &*e.model_id : nullptr)) return false;
+  if (!f.kinds.empty() && std::find(f.kinds.begin(), f.kinds.end(), e.kind) == f.kinds.end()) {
+    return false;
+  }
+  return true;
+}
+}  // namespace
+
+Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snapshot& snap,
+                            const std::function<bool(const DecodedBlock&, size_t)>& visit_row,
+                            const std::function<bool(const Event&)>& visit_mem) {
+  if (f.from_ms && f.to_ms && *f.from_ms > *f.to_ms) {
+    return Status::InvalidArgument("from is after to");
+  }
+  const ManifestState& m = snap.version->manifest;
+  std::optional<uint32_t> bucket;
+  if (f.account_id) bucket = static_cast<uint32_t>(Hash64(*f.account_id) % m.bucket_count);
+  columns |= ColumnBit(Column::kCommitSeq) | ColumnBit(Column::kTimestampMs);
+  if (f.account_id) columns |= ColumnBit(Column::kAccountId);
+  if (!f.product_ids.empty()) columns |= ColumnBit(Column::kProductId);
+  if (!f.meter_ids.empty()) columns |= ColumnBit(Column::kMeterId);
+  if (!f.model_ids.empty()) columns |= ColumnBit(Column::kModelId);
+  if (!f.kinds.empty()) columns |= ColumnBit(Column::kKind);
+
+  bool stop = false;
+  DecodedBlock block;
+  for (const auto& h : snap.version->segments) {
+    const SegmentMeta& sm = h->meta();
+    if (bucket && sm.bucket != *bucket) continue;
+    if (sm.min_commit_seq > snap.seq) continue;
+    if (f.from_ms && sm.max_timestamp_ms < *f.from_ms) continue;
+    if (f.to_ms && sm.min_timestamp_ms >= *f.to_ms) continue;
+    if (f.account_id && (*f.account_id < sm.min_account_id || *f.account_id > sm.max_account_id)) {
+      continue;
+    }
+    ASSIGN_OR_RETURN(const SegmentReader* reader, h->Reader());
+    for (size_t b = 0; b < reader->num_blocks() && !stop; b++) {
+      const BlockZoneMap& z = reader->zone_map(b);
+      if (z.min_commit_seq > snap.seq) continue;
+      if (f.from_ms && z.max_timestamp_ms < *f.from_ms) continue;
+      if (f.to_ms && z.min_timestamp_ms >= *f.to_ms) continue;
+      if (f.account_id &&
+          (*f.account_id < z.min_account_id || *f.account_id > z.max_account_id)) {
+        continue;
+      }
+      if (!SetIntersects(f.product_ids, z.product_ids) ||
+          !SetIntersects(f.meter_ids, z.meter_ids) || !SetIntersects(f.model_ids, z.model_ids)) {
+        continue;
+      }
+      RETURN_IF_ERROR(reader->ReadBlock(b, columns, &block));
+      for (size_t r = 0; r < block.rows; r++) {
+        if (block.commit_seq[r] > snap.seq) continue;
+        int64_t ts = block.timestamp_ms[r];
+        if (f.from_ms && ts < *f.from_ms) continue;
+        if (f.to_ms && ts >= *f.to_ms) continue;
+        if (f.account_id && block.account_id.Get(r) != *f.account_id) continue;
+        if (!f.product_ids.empty() && !Matches(f.product_ids, &block.product_id.Get(r))) continue;
+        if (!f.meter_ids.empty() && !Matches(f.meter_ids, &block.meter_id.Get(r))) continue;
+        if (!f.model_ids.empty() &&
+            !Matches(f.model_ids,
+                     block.model_id.IsNull(r) ? nullptr : &block.model_id.Get(r))) {
+          continue;
+        }
+        if (!f.kinds.empty() && std::find(f.kinds.begin(), f.kinds.end(),
+                                          static_cast<EventKind>(block.kind[r])) ==
+                                    f.kinds.end()) {
+          continue;
+        }
+        if (!visit_row(block, r)) {
+          stop = true;
+          break;
+        }
+      }
+    }
+    if (stop) return Status::OK();
+  }
+  for (const auto& mem : snap.version->memtables) {
+    mem->ForEach(snap.seq, [&](const MemEntry& me) {
+      if (!EventMatches(f, me.event, snap.seq)) return true;
+      if (!visit_mem(me.event)) {
+        stop = true;
+        return false;
+      }
+      return true;
+    });
+    if (stop) break;
+  }
+  return Status::OK();
+}
+
+Status DBImpl::Aggregate(const ReadFilter& filter, bool group_by_account,
+                         AggregateResult* result) {
+  Snapshot snap = GetSnapshot(filter.as_of_seq);
+  result->snapshot_sequence = snap.seq;
+  result->rows.clear();
+  struct Acc {
+    WideSum sum;
+    uint64_t count = 0;
+  };
+  Acc total;
+  std::map<std::string, Acc> groups;
+  ColumnMask cols = ColumnBit(Column::kQuantity);
+  if (group_by_account) cols |= ColumnBit(Column::kAccountId);
+  RETURN_IF_ERROR(ScanInternal(
+      filter, cols, snap,
+      [&](const DecodedBlock& b, size_t r) {
+        Acc& a = group_by_account ? groups[b.account_id.Get(r)] : total;
+        a.sum.Add(b.quantity[r]);
+        a.count++;
+        return true;
+      },
+      [&](const Event& e) {
+        Acc& a = group_by_account ? groups[e.account_id] : total;
+        a.sum.Add(e.quantity);
+        a.count++;
+        return true;
+      }));
+  auto emit = [&](const std::string& account, const Acc& a) -> Status {
+    auto v = a.sum.Value();
+    if (!v) return Status::Overflow("sum does not fit in ±(2^127-1)");
+    result->rows.push_back(AggregateRow{account, *v, a.count});
+    return Status::OK();
+  };
+  if (group_by_account) {
+    for (const auto& [acc, a] : groups) RETURN_IF_ERROR(emit(acc, a));
+  } else {
+    RETURN_IF_ERROR(emit(filter.account_id.value_or(""), total));
+  }
+  return Status::OK();
+}
+
+Status DBImpl::ScanEvents(const ReadFilter& filter,
+                          const std::function<bool(const Event&)>& visit) {
+  Snapshot snap = GetSnapshot(filter.as_of_seq);
+  Event scratch;
+  Status row_status;
+  RETURN_IF_ERROR(ScanInternal(
+      filter, kAllColumns, snap,
+      [&](const DecodedBlock& b, size_t r) {
+        row_status = b.MaterializeRow(r, &scratch);
+        if (!row_status.ok()) return false;
+        return visit(scratch);
+      },
+      visit));
+  return row_status;
+}
+
+DbStats DBImpl::Stats() {
+  DbStats s;
+  std::shared_ptr<const Version> v;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    v = version_;
+    s.last_sequence = visible_seq_;
+    s.immutable_memtables = imms_.size();
+    s.wal_files = wal_files_.size();
+  }
+  s.flushed_sequence = v->manifest.flushed_sequence;
+  for (const auto& m : v->memtables) {
+    s.memtable_events += m->size();
+    s.memtable_bytes += m->ApproximateBytes();
+  }
+  s.segment_count = v->segments.size();
+  for (const auto& h : v->segments) s.segment_bytes += h->meta().file_size;
+  s.dedupe_runs = dedupe_->runs().size();
+  s.dedupe_keys = dedupe_->key_count();
+  s.dedupe_cache_capacity_bytes = dedupe_->cache_capacity_bytes();
+  s.dedupe_filter_bytes = dedupe_->filter_memory_bytes();
+  s.wal_syncs = wal_syncs_.load();
+  s.flushes = flushes_.load();
+  s.backpressure_waits = backpressure_waits_.load();
+  {
+    std::lock_guard<std::mutex> l(lat_mu_);
+    std::vector<int64_t> lat = sync_lat_ns_;
+    if (!lat.empty()) {
+      std::sort(lat.begin(), lat.end());
+      s.wal_sync_p50_us = static_cast<double>(lat[lat.size() / 2]) / 1000.0;
+      s.wal_sync_p99_us = static_cast<double>(lat[std::min(lat.size() - 1, lat.size() * 99 / 100)]) / 1000.0;
+    }
+  }
+  return s;
+}
+
+Status DBImpl::Close() {
+  if (closed_) return Status::OK();
+  Status s;
+  if (manifest_store_ && wal_) s = Flush();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    shutting_down_ = true;
+    closed_ = true;
+  }
+  bg_cv_.notify_all();
+  done_cv_.notify_all();
+  if (bg_thread_.joinable()) bg_thread_.join();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (wal_) {
+      Status c = wal_->Close();
+      if (s.ok()) s = c;
+    }
+  }
+  lock_.reset();
+  return s;
+}
+
+}  // namespace usagedb

@@ -1,0 +1,176 @@
+// DBImpl: the write path (validate → reserve → classify → group-committed WAL unit → memtable
+// → publish), the background flusher (memtable → segments + dedupe run + conflict log →
+// manifest → WAL retirement), recovery and the raw read path.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "db/reservations.h"
+#include "db/unit_codec.h"
+#include "dedupe/dedupe.h"
+#include "io/file_system.h"
+#include "manifest/manifest.h"
+#include "memtable/memtable.h"
+#include "segment/segment.h"
+#include "usagedb/db.h"
+#include "util/clock.h"
+#include "wal/wal.h"
+
+namespace usagedb {
+
+// Directory layout under db_root (docs/format.md, "Directory layout").
+inline constexpr char kWalDir[] = "wal";
+inline constexpr char kSegmentDir[] = "segments";
+inline constexpr char kDedupeDir[] = "dedupe";
+inline constexpr char kConflictDir[] = "conflicts";
+inline constexpr char kLockFile[] = "LOCK";
+
+// A committed segment and its lazily opened reader. Thread-safe.
+class SegmentHandle {
+ public:
+  SegmentHandle(FileSystem* fs, std::string path, SegmentMeta meta)
+      : fs_(fs), path_(std::move(path)), meta_(std::move(meta)) {}
+  const SegmentMeta& meta() const { return meta_; }
+  const std::string& path() const { return path_; }
+  Result<const SegmentReader*> Reader();
+
+ private:
+  FileSystem* fs_;
+  std::string path_;
+  SegmentMeta meta_;
+  std::mutex mu_;
+  std::unique_ptr<SegmentReader> reader_;
+};
+
+// Immutable view of committed files + live memtables. Readers pin one with a sequence.
+struct Version {
+  ManifestState manifest;
+  std::vector<std::shared_ptr<SegmentHandle>> segments;
+  std::vector<std::shared_ptr<MemTable>> memtables;  // oldest first; the last is the active one
+};
+
+class DBImpl : public DB {
+ public:
+  DBImpl(const Options& options, std::string dir);
+  ~DBImpl() override;
+
+  Status OpenImpl();
+
+  Status Ingest(std::vector<Event> events, const IngestOptions& options,
+                IngestResult* result) override;
+  Status IngestJson(std::string_view body, bool ndjson, IngestResult* result) override;
+  Status Aggregate(const ReadFilter& filter, bool group_by_account,
+                   AggregateResult* result) override;
+  Status ScanEvents(const ReadFilter& filter,
+                    const std::function<bool(const Event&)>& visit) override;
+  Status Flush() override;
+  DbStats Stats() override;
+  const RecoveryReport& recovery_report() const override { return report_; }
+  uint64_t LastSequence() override;
+  Status Close() override;
+
+ private:
+  // One batch (or a barrier) waiting in the group-commit queue.
+  struct PendingUnit {
+    enum class Kind { kUnit, kSwitchMemtable, kSyncWal } kind = Kind::kUnit;
+    UnitBody body;
+    std::vector<Event> events;  // accepted events, moved into the memtable after commit
+    std::vector<Digest128> digests;
+    std::vector<ConflictEntry> conflicts;
+    int64_t request_time_ms = 0;
+    // Outputs.
+    bool done = false;
+    Status status;
+    uint64_t seq = 0;
+    int64_t ingested_at_ms = 0;
+    std::condition_variable cv;
+  };
+  struct WalFileInfo {
+    uint64_t number = 0;
+    uint64_t max_seq = 0;
+  };
+  struct Snapshot {
+    std::shared_ptr<const Version> version;
+    uint64_t seq = 0;
+  };
+
+  std::string Path(std::string_view sub) const { return JoinPath(dir_, sub); }
+
+  // Write path.
+  Status Commit(PendingUnit* unit);
+  Status MakeRoomForWrite(std::unique_lock<std::mutex>& lock, bool force_switch);
+  Status SwitchMemtableLocked();
+  Status RecoverWalAfterErrorLocked();
+  Status NewWalFileLocked();
+  void RecordSyncLatency(int64_t ns);
+
+  // Background work.
+  void BackgroundLoop();
+  Status FlushOldestImmutable();
+  Status WaitForFlushed(uint64_t seq);
+
+  // Recovery.
+  Status Recover();
+  Status ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flushed_sequence);
+  Status RemoveTemporariesAndOrphans(const ManifestState& state);
+
+  // Reads.
+  Snapshot GetSnapshot(const std::optional<uint64_t>& as_of);
+  Status ScanInternal(const ReadFilter& filter, ColumnMask columns, const Snapshot& snap,
+                      const std::function<bool(const DecodedBlock&, size_t)>& visit_row,
+                      const std::function<bool(const Event&)>& visit_mem);
+
+  std::shared_ptr<const Version> CurrentVersion();
+  void InstallVersionLocked(std::shared_ptr<const Version> v);
+
+  const Options options_;
+  const std::string dir_;
+  FileSystem* fs_;
+  Clock* clock_;
+  std::unique_ptr<FileLock> lock_;
+  std::unique_ptr<ManifestStore> manifest_store_;
+  std::unique_ptr<DedupeIndex> dedupe_;
+  ReservationTable reservations_;
+  RecoveryReport report_;
+
+  std::mutex mu_;
+  std::shared_ptr<const Version> version_;  // guarded by mu_
+  std::shared_ptr<MemTable> active_;        // guarded by mu_ (the leader appends)
+  std::deque<std::shared_ptr<MemTable>> imms_;
+  std::deque<PendingUnit*> writers_;
+  std::unique_ptr<wal::Writer> wal_;
+  std::deque<WalFileInfo> wal_files_;  // oldest first; the last is wal_'s
+  bool wal_broken_ = false;
+  Status wal_error_;
+  std::vector<uint64_t> pending_voids_;
+  std::string unsynced_framed_;  // fast mode: units written since the last good sync
+  uint64_t last_seq_ = 0;        // highest sequence assigned
+  uint64_t visible_seq_ = 0;     // every unit <= this is in a memtable or segment
+  int64_t last_ingested_at_ms_ = 0;
+  uint64_t next_file_number_ = 1;
+  uint64_t next_token_ = 1;
+  bool closed_ = false;
+  bool shutting_down_ = false;
+  Status bg_error_;
+  std::condition_variable bg_cv_;    // wakes the flusher
+  std::condition_variable done_cv_;  // flush finished / room made
+  std::mutex flush_mu_;              // serialises FlushOldestImmutable
+  std::thread bg_thread_;
+
+  // Stats.
+  std::atomic<uint64_t> wal_syncs_{0};
+  std::atomic<uint64_t> flushes_{0};
+  std::atomic<uint64_t> backpressure_waits_{0};
+  std::mutex lat_mu_;
+  std::vector<int64_t> sync_lat_ns_;  // ring buffer
+  size_t sync_lat_pos_ = 0;
+};
+
+}  // namespace usagedb

@@ -1,0 +1,48 @@
+// Payloads of WAL records (docs/format.md, "WAL unit payload").
+//
+//   unit    := seq: varint64 | ingested_at_ms: zigzag varint64 | request_time_ms: zigzag
+//              varint64 | n_events: varint64 | event_record* | n_conflicts: varint64 |
+//              conflict*
+//   conflict:= reason: u8 | stored_ingested_at_ms: zigzag varint64 | event_record
+//   void    := seq: varint64            (the unit that failed and must never be replayed)
+//
+// event_record is the model's binary event codec (EncodeEventBinary).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "memtable/memtable.h"
+#include "usagedb/event.h"
+#include "usagedb/status.h"
+
+namespace usagedb {
+
+struct UnitHeader {
+  uint64_t seq = 0;
+  int64_t ingested_at_ms = 0;
+  int64_t request_time_ms = 0;
+};
+
+// The part of a unit that each writer encodes in parallel, before the group-commit leader
+// knows its sequence: events and conflicts (their commit_seq/ingested_at are not encoded).
+struct UnitBody {
+  std::string bytes;
+};
+void EncodeUnitBody(const std::vector<const Event*>& events,
+                    const std::vector<const ConflictEntry*>& conflicts, UnitBody* body);
+// header + body = the unit payload.
+void EncodeUnitHeader(const UnitHeader& header, std::string* dst);
+
+struct DecodedUnit {
+  UnitHeader header;
+  std::vector<Event> events;  // commit_seq / ingested_at_ms filled from the header
+  std::vector<ConflictEntry> conflicts;
+};
+Status DecodeUnit(std::string_view payload, DecodedUnit* unit);
+
+void EncodeVoid(uint64_t seq, std::string* dst);
+Status DecodeVoid(std::string_view payload, uint64_t* seq);
+
+}  // namespace usagedb

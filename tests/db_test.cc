@@ -1,0 +1,344 @@
+// The embedded API end to end on the in-memory fault-injecting file system (and POSIX for the
+// lock): idempotency, batch rules, flush, recovery, backpressure, reads.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "db_test_util.h"
+#include "io/fault_injection_fs.h"
+#include "util/clock.h"
+
+namespace usagedb::testing {
+namespace {
+
+class DbTest : public ::testing::Test {
+ protected:
+  DbTest() : clock_(kNowMs) {
+    options_.file_system = &fs_;
+    options_.clock = &clock_;
+    options_.background_flush = false;
+    options_.bucket_count = 4;
+  }
+  void Open() {
+    auto r = DB::Open(options_, "/db");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    db_ = std::move(r).value();
+  }
+  // The process dies: nothing more reaches the disk, then (power_loss) unsynced data is lost.
+  void Crash(bool power_loss) {
+    fs_.CrashAfter(0);
+    db_.reset();
+    if (power_loss) {
+      fs_.DropUnsyncedData();
+    } else {
+      fs_.Reopen();
+    }
+  }
+  void Reopen() {
+    if (db_) {
+      ASSERT_TRUE(db_->Close().ok());
+    }
+    db_.reset();
+    Open();
+  }
+  IngestResult Ingest(std::vector<Event> events) {
+    IngestResult r;
+    Status s = db_->Ingest(std::move(events), &r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return r;
+  }
+  std::pair<std::string, uint64_t> Total(const std::string& account = "") {
+    ReadFilter f;
+    if (!account.empty()) f.account_id = account;
+    AggregateResult r;
+    Status s = db_->Aggregate(f, false, &r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return {Q(r.rows.at(0).quantity), r.rows.at(0).count};
+  }
+
+  FaultInjectionFileSystem fs_;
+  ManualClock clock_;
+  Options options_;
+  std::unique_ptr<DB> db_;
+};
+
+TEST_F(DbTest, AcceptDuplicateConflictRejected) {
+  Open();
+  IngestResult r = Ingest({MakeEvent("e1", "acc", 10), MakeEvent("e2", "acc", 5)});
+  EXPECT_EQ(2u, r.accepted);
+  EXPECT_GT(r.commit_sequence, 0u);
+  Event bad = MakeEvent("e3", "acc", -1);  // Usage requires quantity >= 0
+  Event changed = MakeEvent("e1", "acc", 11);
+  r = Ingest({MakeEvent("e1", "acc", 10), changed, bad});
+  EXPECT_EQ(Outcome::kDuplicate, r.results[0].outcome);
+  EXPECT_EQ(Outcome::kConflict, r.results[1].outcome);
+  EXPECT_EQ(Outcome::kRejected, r.results[2].outcome);
+  EXPECT_NE(std::string::npos, r.results[2].reason.find("quantity")) << r.results[2].reason;
+  EXPECT_EQ(1u, r.duplicates);
+  EXPECT_EQ(1u, r.conflicts);
+  EXPECT_EQ(1u, r.rejected);
+  EXPECT_EQ(std::make_pair(std::string("15"), uint64_t{2}), Total());
+}
+
+TEST_F(DbTest, RepeatsInsideOneBatchFollowRequestOrder) {
+  Open();
+  IngestResult r = Ingest({MakeEvent("x", "a", 1), MakeEvent("x", "a", 1), MakeEvent("x", "a", 2)});
+  EXPECT_EQ(Outcome::kAccepted, r.results[0].outcome);
+  EXPECT_EQ(Outcome::kDuplicate, r.results[1].outcome);
+  EXPECT_EQ(Outcome::kConflict, r.results[2].outcome);
+  EXPECT_EQ(std::make_pair(std::string("1"), uint64_t{1}), Total());
+}
+
+TEST_F(DbTest, DuplicateDetectedAfterFlushAndRestart) {
+  Open();
+  Ingest({MakeEvent("e1", "acc", 10)});
+  ASSERT_TRUE(db_->Flush().ok());
+  EXPECT_EQ(Outcome::kDuplicate, Ingest({MakeEvent("e1", "acc", 10)}).results[0].outcome);
+  Reopen();
+  EXPECT_EQ(Outcome::kDuplicate, Ingest({MakeEvent("e1", "acc", 10)}).results[0].outcome);
+  EXPECT_EQ(Outcome::kConflict, Ingest({MakeEvent("e1", "acc", 9)}).results[0].outcome);
+  EXPECT_EQ(std::make_pair(std::string("10"), uint64_t{1}), Total());
+}
+
+TEST_F(DbTest, UnflushedEventsSurviveRestartThroughWal) {
+  Open();
+  Ingest({MakeEvent("e1", "acc", 10), MakeEvent("e2", "other", 7)});
+  Crash(/*power_loss=*/false);
+  Open();
+  EXPECT_EQ(std::make_pair(std::string("17"), uint64_t{2}), Total());
+  EXPECT_EQ(Outcome::kDuplicate, Ingest({MakeEvent("e2", "other", 7)}).results[0].outcome);
+}
+
+TEST_F(DbTest, PowerLossKeepsAcknowledgedStrictEvents) {
+  Open();
+  Ingest({MakeEvent("e1", "acc", 10)});
+  Ingest({MakeEvent("e2", "acc", 1)});
+  Crash(/*power_loss=*/true);  // only synced data survives
+  Open();
+  EXPECT_EQ(std::make_pair(std::string("11"), uint64_t{2}), Total());
+}
+
+TEST_F(DbTest, ReadYourWritesAcrossFlush) {
+  Open();
+  for (int i = 0; i < 50; i++) Ingest({MakeEvent("e" + std::to_string(i), "acc", i)});
+  EXPECT_EQ(std::make_pair(std::string("1225"), uint64_t{50}), Total("acc"));
+  ASSERT_TRUE(db_->Flush().ok());
+  EXPECT_EQ(std::make_pair(std::string("1225"), uint64_t{50}), Total("acc"));
+  Ingest({MakeEvent("late", "acc", 1000)});
+  EXPECT_EQ(std::make_pair(std::string("2225"), uint64_t{51}), Total("acc"));
+  EXPECT_EQ(std::make_pair(std::string("0"), uint64_t{0}), Total("nobody"));
+  DbStats st = db_->Stats();
+  EXPECT_GT(st.segment_count, 0u);
+  EXPECT_EQ(1u, st.memtable_events);
+}
+
+TEST_F(DbTest, AsOfSequenceReproducesThePast) {
+  Open();
+  uint64_t s1 = Ingest({MakeEvent("e1", "acc", 10)}).commit_sequence;
+  ASSERT_TRUE(db_->Flush().ok());
+  Ingest({MakeEvent("e2", "acc", 5)});
+  ReadFilter f;
+  f.as_of_seq = s1;
+  AggregateResult r;
+  ASSERT_TRUE(db_->Aggregate(f, false, &r).ok());
+  EXPECT_EQ("10", Q(r.rows[0].quantity));
+  EXPECT_EQ(s1, r.snapshot_sequence);
+}
+
+TEST_F(DbTest, FiltersAndTimeRangeAreHalfOpen) {
+  Open();
+  int64_t t0 = kNowMs - 10 * kHourMs;
+  Ingest({MakeEvent("a", "acc", 1, t0), MakeEvent("b", "acc", 2, t0 + kHourMs),
+          MakeEvent("c", "acc", 4, t0 + 2 * kHourMs, "tokens.output")});
+  for (int flushed = 0; flushed < 2; flushed++) {
+    ReadFilter f;
+    f.from_ms = t0;
+    f.to_ms = t0 + kHourMs;
+    AggregateResult r;
+    ASSERT_TRUE(db_->Aggregate(f, false, &r).ok());
+    EXPECT_EQ("1", Q(r.rows[0].quantity));
+    f.to_ms.reset();
+    f.meter_ids = {"tokens.output"};
+    ASSERT_TRUE(db_->Aggregate(f, false, &r).ok());
+    EXPECT_EQ("4", Q(r.rows[0].quantity));
+    ASSERT_TRUE(db_->Flush().ok());
+  }
+}
+
+TEST_F(DbTest, ExactSumsBeyond64BitsAndOverflowIsAnError) {
+  Open();
+  const __int128 half = kMaxQuantity / 2;  // 49999999999999999999999999999999999999
+  Ingest({MakeEvent("big1", "acc", kMaxQuantity), MakeEvent("big2", "acc", half)});
+  EXPECT_EQ("149999999999999999999999999999999999998", Total().first);
+  Ingest({MakeEvent("big3", "acc", kMaxQuantity)});
+  AggregateResult r;
+  Status s = db_->Aggregate(ReadFilter(), false, &r);
+  EXPECT_EQ(StatusCode::kOverflow, s.code()) << "2.5e38 > 2^127-1 must not wrap or clamp";
+  // A retraction brings the exact total back into range: the intermediate sum stayed exact.
+  Ingest({MakeCorrection("neg3", "big3", "acc", -kMaxQuantity)});
+  EXPECT_EQ("149999999999999999999999999999999999998", Total().first);
+  ASSERT_TRUE(db_->Flush().ok());
+  EXPECT_EQ("149999999999999999999999999999999999998", Total().first);
+}
+
+TEST_F(DbTest, FutureSkewRejectsOnlyNewEvents) {
+  Open();
+  Ingest({MakeEvent("e1", "acc", 1, kNowMs + 60000)});
+  IngestResult r = Ingest({MakeEvent("far", "acc", 1, kNowMs + options_.max_future_skew_ms + 1)});
+  EXPECT_EQ(Outcome::kRejected, r.results[0].outcome);
+  EXPECT_NE(std::string::npos, r.results[0].reason.find("timestamp_ms"));
+  // Dedupe first: once the clock moves back, a retry of e1 is still a duplicate.
+  clock_.SetMs(kNowMs - 3600000);
+  EXPECT_EQ(Outcome::kDuplicate, Ingest({MakeEvent("e1", "acc", 1, kNowMs + 60000)}).results[0].outcome);
+}
+
+TEST_F(DbTest, DedupeWindowForgetsUsageKeysButNotCorrections) {
+  options_.dedupe_window_days = 1;
+  Open();
+  Ingest({MakeEvent("u1", "acc", 1), MakeCorrection("c1", "u1", "acc", 2)});
+  ASSERT_TRUE(db_->Flush().ok());
+  IngestResult r = Ingest({MakeEvent("old", "acc", 1, kNowMs - 2 * 86400000LL)});
+  EXPECT_EQ(Outcome::kRejected, r.results[0].outcome);
+  EXPECT_NE(std::string::npos, r.results[0].reason.find("older than the dedupe window"));
+  clock_.AdvanceMs(3 * 86400000LL);
+  r = Ingest({MakeEvent("u1", "acc", 1, clock_.NowMs() - 1000), MakeCorrection("c1", "u1", "acc", 2)});
+  EXPECT_EQ(Outcome::kAccepted, r.results[0].outcome);   // forgotten: new again
+  EXPECT_EQ(Outcome::kDuplicate, r.results[1].outcome);  // corrections are remembered forever
+}
+
+TEST_F(DbTest, CommitSequencesAndStampsAreMonotonic) {
+  Open();
+  uint64_t last_seq = 0;
+  int64_t last_stamp = 0;
+  for (int i = 0; i < 10; i++) {
+    if (i == 5) clock_.SetMs(kNowMs - 100000);  // the clock steps back
+    IngestResult r = Ingest({MakeEvent("e" + std::to_string(i), "acc", 1)});
+    EXPECT_GT(r.commit_sequence, last_seq);
+    EXPECT_GE(r.ingested_at_ms, last_stamp);
+    last_seq = r.commit_sequence;
+    last_stamp = r.ingested_at_ms;
+  }
+  Reopen();
+  IngestResult r = Ingest({MakeEvent("after", "acc", 1)});
+  EXPECT_GT(r.commit_sequence, last_seq);
+  EXPECT_GE(r.ingested_at_ms, last_stamp);
+}
+
+TEST_F(DbTest, WalWriteErrorFailsBatchAndVoidsIt) {
+  Open();
+  Ingest({MakeEvent("ok1", "acc", 1)});
+  fs_.FailNth(1, OpKind::kSync);
+  IngestResult r;
+  Status s = db_->Ingest({MakeEvent("lost", "acc", 100)}, &r);
+  EXPECT_EQ(StatusCode::kUnavailable, s.code()) << s.ToString();
+  // Nothing of the failed batch is visible or remembered: the retry is accepted.
+  EXPECT_EQ(std::make_pair(std::string("1"), uint64_t{1}), Total());
+  r = Ingest({MakeEvent("lost", "acc", 100)});
+  EXPECT_EQ(Outcome::kAccepted, r.results[0].outcome);
+  // A process crash keeps the failed unit's bytes in the sealed file: only the void record
+  // keeps replay from applying it (the retry is the one that counts).
+  Crash(/*power_loss=*/false);
+  Open();
+  EXPECT_EQ(std::make_pair(std::string("101"), uint64_t{2}), Total());
+  EXPECT_EQ(1u, db_->recovery_report().void_units);
+}
+
+TEST_F(DbTest, WalWriteErrorInUnsyncedAppendIsVoidedToo) {
+  Open();
+  fs_.set_partial_append(true);
+  fs_.FailNth(1, OpKind::kAppend);
+  IngestResult r;
+  Status s = db_->Ingest({MakeEvent("torn", "acc", 100)}, &r);
+  EXPECT_FALSE(s.ok());
+  Ingest({MakeEvent("next", "acc", 1)});
+  Crash(/*power_loss=*/false);
+  Open();
+  EXPECT_EQ(std::make_pair(std::string("1"), uint64_t{1}), Total());
+}
+
+TEST_F(DbTest, BackpressureInsteadOfUnboundedMemory) {
+  options_.memtable_bytes = 2000;
+  options_.max_immutable_memtables = 1;
+  Open();
+  Status last;
+  int accepted = 0;
+  for (int i = 0; i < 200 && last.ok(); i++) {
+    IngestResult r;
+    last = db_->Ingest({MakeEvent("e" + std::to_string(i), "acc", 1)}, &r);
+    if (last.ok()) accepted++;
+  }
+  EXPECT_EQ(StatusCode::kUnavailable, last.code()) << "no flusher runs: ingest must push back";
+  ASSERT_TRUE(db_->Flush().ok());
+  EXPECT_EQ(std::make_pair(std::to_string(accepted), static_cast<uint64_t>(accepted)), Total());
+}
+
+TEST_F(DbTest, BucketCountMismatchRefusesToOpen) {
+  Open();
+  db_->Close().IgnoreError();
+  db_.reset();
+  options_.bucket_count = 8;
+  auto r = DB::Open(options_, "/db");
+  EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
+}
+
+TEST_F(DbTest, IngestJsonBatchAndNdjson) {
+  Open();
+  std::string body =
+      R"({"events":[{"event_id":"j1","account_id":"a","product_id":"p","meter_id":"m",)"
+      R"("timestamp_ms":1778300000000,"quantity":"123456789012345678901234567890","unit":"token",)"
+      R"("source":"s"},{"event_id":"j2","bogus":1}]})";
+  IngestResult r;
+  ASSERT_TRUE(db_->IngestJson(body, false, &r).ok());
+  EXPECT_EQ(1u, r.accepted);
+  EXPECT_EQ(1u, r.rejected);
+  EXPECT_EQ("j2", r.results[1].event_id);
+  std::string nd =
+      "\n{\"event_id\":\"j3\",\"account_id\":\"a\",\"product_id\":\"p\",\"meter_id\":\"m\","
+      "\"timestamp_ms\":1778300000000,\"quantity\":7,\"unit\":\"token\",\"source\":\"s\"}\n"
+      "  \nnot json\n";
+  ASSERT_TRUE(db_->IngestJson(nd, true, &r).ok());
+  EXPECT_EQ(1u, r.accepted);
+  EXPECT_EQ(1u, r.rejected);
+  EXPECT_EQ(1u, r.results[1].index);
+  EXPECT_TRUE(db_->IngestJson("[1,2]", false, &r).IsInvalidArgument());
+  EXPECT_EQ("123456789012345678901234567897", Total().first);
+}
+
+TEST(DbPosixTest, SecondOpenIsLockedOut) {
+  std::string dir = ::testing::TempDir() + "/usagedb_lock_test";
+  std::filesystem::remove_all(dir);
+  Options o;
+  o.background_flush = false;
+  auto a = DB::Open(o, dir);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto b = DB::Open(o, dir);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(StatusCode::kBusy, b.status().code());
+  EXPECT_NE(std::string::npos, b.status().message().find("pid")) << b.status().ToString();
+  ASSERT_TRUE((*a)->Close().ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DbPosixTest, BackgroundFlushByAgeAndSize) {
+  std::string dir = ::testing::TempDir() + "/usagedb_bg_test";
+  std::filesystem::remove_all(dir);
+  Options o;
+  o.flush_interval_ms = 50;
+  o.memtable_bytes = 1 << 20;
+  {
+    auto db = DB::Open(o, dir);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    IngestResult r;
+    ASSERT_TRUE((*db)->Ingest({MakeEvent("a", "acc", 3)}, &r).ok());
+    for (int i = 0; i < 200 && (*db)->Stats().segment_count == 0; i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_GT((*db)->Stats().segment_count, 0u) << "the age trigger never flushed";
+    ASSERT_TRUE((*db)->Close().ok());
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace usagedb::testing
