@@ -54,6 +54,36 @@ struct ReadFilter {
   std::vector<EventKind> kinds;
   // Only events with commit_seq <= as_of_seq count (SPEC §3: as_of).
   std::optional<uint64_t> as_of_seq;
+  // Only events with ingested_at_ms <= as_of_ms count (SPEC §3: as_of_ms; stamps never go
+  // down as sequences rise, so this is a sequence prefix too).
+  std::optional<int64_t> as_of_ms;
+};
+
+// A committed raw segment file as a snapshot sees it.
+struct SegmentFileInfo {
+  std::string path;
+  uint64_t file_number = 0;
+  uint32_t bucket = 0;
+  int32_t partition = 0;  // months since 1970-01 (UTC)
+  uint64_t row_count = 0;
+  uint64_t file_size = 0;
+  int64_t min_timestamp_ms = 0, max_timestamp_ms = 0;
+};
+
+// A point-in-time view of committed segment files for long reads (export). The files it lists
+// stay on disk while it lives (a slow reader costs pinned disk, never memory).
+// Thread-compatible: one thread at a time.
+class SnapshotReader {
+ public:
+  virtual ~SnapshotReader() = default;
+  // Every event with commit_seq <= sequence() is in segments(); nothing later is visited.
+  virtual uint64_t sequence() const = 0;
+  virtual const std::vector<SegmentFileInfo>& segments() const = 0;
+  virtual uint64_t pinned_bytes() const = 0;
+  // Visits the events of segments()[i] that match `filter` (and the snapshot's sequence), in
+  // the file's order (billing order). A missing or damaged file is Corruption naming it.
+  virtual Status ScanSegment(size_t i, const ReadFilter& filter,
+                             const std::function<bool(const Event&)>& visit) = 0;
 };
 
 struct AggregateRow {
@@ -127,6 +157,12 @@ class DB {
   // Visits every matching event on one snapshot (no particular order). Return false to stop.
   virtual Status ScanEvents(const ReadFilter& filter,
                             const std::function<bool(const Event&)>& visit) = 0;
+
+  // Point-in-time read of committed files (SPEC §7): takes the highest acknowledged sequence
+  // S, fsyncs the WAL and flushes everything up to S into segments, then pins the segment
+  // files of that moment. `as_of_seq` (<= S) lowers the sequence; InvalidArgument above S.
+  virtual Result<std::unique_ptr<SnapshotReader>> OpenSnapshot(
+      std::optional<uint64_t> as_of_seq) = 0;
 
   // Makes everything acknowledged so far durable in segments (WAL fsynced first).
   virtual Status Flush() = 0;

@@ -1025,6 +1025,7 @@ bool SetIntersects(const std::vector<std::string>& allowed, const std::vector<st
 }
 bool EventMatches(const ReadFilter& f, const Event& e, uint64_t seq) {
   if (e.commit_seq > seq) return false;
+  if (f.as_of_ms && e.ingested_at_ms > *f.as_of_ms) return false;
   if (f.account_id && e.account_id != *f.account_id) return false;
   if (f.from_ms && e.timestamp_ms < *f.from_ms) return false;
   if (f.to_ms && e.timestamp_ms >= *f.to_ms) return false;
@@ -1040,7 +1041,8 @@ bool EventMatches(const ReadFilter& f, const Event& e, uint64_t seq) {
 
 Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snapshot& snap,
                             const std::function<bool(const DecodedBlock&, size_t)>& visit_row,
-                            const std::function<bool(const Event&)>& visit_mem) {
+                            const std::function<bool(const Event&)>& visit_mem,
+                            const SegmentHandle* only_segment) {
   if (f.from_ms && f.to_ms && *f.from_ms > *f.to_ms) {
     return Status::InvalidArgument("from is after to");
   }
@@ -1053,10 +1055,12 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
   if (!f.meter_ids.empty()) columns |= ColumnBit(Column::kMeterId);
   if (!f.model_ids.empty()) columns |= ColumnBit(Column::kModelId);
   if (!f.kinds.empty()) columns |= ColumnBit(Column::kKind);
+  if (f.as_of_ms) columns |= ColumnBit(Column::kIngestedAtMs);
 
   bool stop = false;
   DecodedBlock block;
   for (const auto& h : snap.version->segments) {
+    if (only_segment && h.get() != only_segment) continue;
     const SegmentMeta& sm = h->meta();
     if (bucket && sm.bucket != *bucket) continue;
     if (sm.min_commit_seq > snap.seq) continue;
@@ -1082,6 +1086,7 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
       RETURN_IF_ERROR(reader->ReadBlock(b, columns, &block));
       for (size_t r = 0; r < block.rows; r++) {
         if (block.commit_seq[r] > snap.seq) continue;
+        if (f.as_of_ms && block.ingested_at_ms[r] > *f.as_of_ms) continue;
         int64_t ts = block.timestamp_ms[r];
         if (f.from_ms && ts < *f.from_ms) continue;
         if (f.to_ms && ts >= *f.to_ms) continue;
@@ -1106,6 +1111,7 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
     }
     if (stop) return Status::OK();
   }
+  if (only_segment) return Status::OK();
   for (const auto& mem : snap.version->memtables) {
     mem->ForEach(snap.seq, [&](const MemEntry& me) {
       if (!EventMatches(f, me.event, snap.seq)) return true;
@@ -1175,6 +1181,61 @@ Status DBImpl::ScanEvents(const ReadFilter& filter,
       },
       visit));
   return row_status;
+}
+
+class SnapshotReaderImpl : public SnapshotReader {
+ public:
+  SnapshotReaderImpl(DBImpl* db, DBImpl::Snapshot snap) : db_(db), snap_(std::move(snap)) {
+    for (const auto& h : snap_.version->segments) {
+      const SegmentMeta& m = h->meta();
+      if (m.min_commit_seq > snap_.seq) continue;
+      infos_.push_back(SegmentFileInfo{h->path(), m.file_number, m.bucket, m.partition,
+                                       m.row_count, m.file_size, m.min_timestamp_ms,
+                                       m.max_timestamp_ms});
+      handles_.push_back(h.get());
+      pinned_ += m.file_size;
+    }
+  }
+  uint64_t sequence() const override { return snap_.seq; }
+  const std::vector<SegmentFileInfo>& segments() const override { return infos_; }
+  uint64_t pinned_bytes() const override { return pinned_; }
+  Status ScanSegment(size_t i, const ReadFilter& filter,
+                     const std::function<bool(const Event&)>& visit) override {
+    if (i >= handles_.size()) return Status::InvalidArgument("segment index out of range");
+    Event scratch;
+    Status row_status;
+    RETURN_IF_ERROR(db_->ScanInternal(
+        filter, kAllColumns, snap_,
+        [&](const DecodedBlock& b, size_t r) {
+          row_status = b.MaterializeRow(r, &scratch);
+          if (!row_status.ok()) return false;
+          return visit(scratch);
+        },
+        [](const Event&) { return true; }, handles_[i]));
+    return row_status;
+  }
+
+ private:
+  DBImpl* db_;
+  DBImpl::Snapshot snap_;  // pins the Version, hence the segment files
+  std::vector<SegmentFileInfo> infos_;
+  std::vector<const SegmentHandle*> handles_;
+  uint64_t pinned_ = 0;
+};
+
+Result<std::unique_ptr<SnapshotReader>> DBImpl::OpenSnapshot(std::optional<uint64_t> as_of_seq) {
+  uint64_t seq = LastSequence();
+  if (as_of_seq && *as_of_seq > seq) {
+    return Status::InvalidArgument("as_of " + std::to_string(*as_of_seq) +
+                                   " is above the latest committed sequence " +
+                                   std::to_string(seq));
+  }
+  // Flush() covers at least everything acknowledged before this call (sequence <= seq).
+  RETURN_IF_ERROR(Flush());
+  Snapshot snap = GetSnapshot(as_of_seq ? as_of_seq : std::optional<uint64_t>(seq));
+  // Every event with a sequence <= snap.seq is now in a segment of snap.version (sequences
+  // above flushed_sequence may exist only as voided or event-less units).
+  return std::unique_ptr<SnapshotReader>(new SnapshotReaderImpl(this, std::move(snap)));
 }
 
 DbStats DBImpl::Stats() {

@@ -70,6 +70,7 @@ class DBImpl : public DB {
                    AggregateResult* result) override;
   Status ScanEvents(const ReadFilter& filter,
                     const std::function<bool(const Event&)>& visit) override;
+  Result<std::unique_ptr<SnapshotReader>> OpenSnapshot(std::optional<uint64_t> as_of_seq) override;
   Status Flush() override;
   DbStats Stats() override;
   const RecoveryReport& recovery_report() const override { return report_; }
@@ -123,9 +124,11 @@ class DBImpl : public DB {
 
   // Reads.
   Snapshot GetSnapshot(const std::optional<uint64_t>& as_of);
+  friend class SnapshotReaderImpl;
   Status ScanInternal(const ReadFilter& filter, ColumnMask columns, const Snapshot& snap,
                       const std::function<bool(const DecodedBlock&, size_t)>& visit_row,
-                      const std::function<bool(const Event&)>& visit_mem);
+                      const std::function<bool(const Event&)>& visit_mem,
+                      const SegmentHandle* only_segment = nullptr);
 
   std::shared_ptr<const Version> CurrentVersion();
   void InstallVersionLocked(std::shared_ptr<const Version> v);
