@@ -396,3 +396,64 @@ TEST_F(DbTest, AsOfMsCountsEventsStampedAtOrBefore) {
 
 }  // namespace
 }  // namespace usagedb::testing
+
+namespace usagedb::testing {
+namespace {
+
+// Overwrites the newest MANIFEST-* file's middle bytes (an unreadable generation).
+void CorruptNewestManifest(FaultInjectionFileSystem* fs) {
+  auto names = fs->ListDir("/db");
+  ASSERT_TRUE(names.ok());
+  std::string newest;
+  for (const std::string& n : *names) {
+    if (n.rfind("MANIFEST-", 0) == 0 && n.find(".tmp") == std::string::npos && n > newest) {
+      newest = n;
+    }
+  }
+  ASSERT_FALSE(newest.empty());
+  std::string data;
+  ASSERT_TRUE(fs->ReadFileToString("/db/" + newest, &data).ok());
+  data[data.size() / 2] ^= 0x5a;
+  auto f = fs->NewWritableFile("/db/" + newest);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*f)->Append(data).ok());
+  ASSERT_TRUE((*f)->Sync().ok());
+}
+
+TEST_F(DbTest, UnreadableNewestManifestRefusesWhenItsWalIsRetired) {
+  options_.max_immutable_memtables = 4;
+  Open();
+  Ingest({MakeEvent("f1", "acc", 1)});
+  ASSERT_TRUE(db_->Flush().ok());  // generation with f1 in a segment
+  Ingest({MakeEvent("f2", "acc", 2)});
+  // Close without a final flush: the WAL still holds f2 and the newest generation is f1's.
+  Crash(/*power_loss=*/false);
+  CorruptNewestManifest(&fs_);
+  // The older generation has nothing flushed, and the WAL files it needs are gone (retired by
+  // the flush of f1): falling back would lose f1, so startup refuses, naming both generations.
+  auto r = DB::Open(options_, "/db");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+  EXPECT_NE(std::string::npos, r.status().message().find("MANIFEST-")) << r.status().ToString();
+}
+
+TEST_F(DbTest, UnreadableNewestManifestFallsBackWhenTheWalStillCoversIt) {
+  Open();
+  Ingest({MakeEvent("w1", "acc", 1), MakeEvent("w2", "acc", 2)});
+  // The flush commits a new generation, but retiring its WAL file fails (left on disk).
+  fs_.FailNth(1, OpKind::kRemoveFile);
+  ASSERT_TRUE(db_->Flush().ok());
+  Ingest({MakeEvent("w3", "acc", 4)});
+  Crash(/*power_loss=*/false);
+  CorruptNewestManifest(&fs_);
+  Open();  // falls back to the creation generation and replays every WAL file
+  EXPECT_EQ(std::make_pair(std::string("7"), uint64_t{3}), Total());
+  ASSERT_EQ(1u, db_->recovery_report().skipped_generations.size());
+  EXPECT_FALSE(db_->recovery_report().orphans.empty()) << "the skipped flush's files are orphans";
+  EXPECT_EQ(Outcome::kDuplicate, Ingest({MakeEvent("w1", "acc", 1)}).results[0].outcome);
+  Reopen();
+  EXPECT_EQ(std::make_pair(std::string("7"), uint64_t{3}), Total());
+}
+
+}  // namespace
+}  // namespace usagedb::testing
