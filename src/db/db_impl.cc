@@ -263,6 +263,9 @@ Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flus
   }
   std::stable_sort(units.begin(), units.end(),
                    [](const PendingReplay& a, const PendingReplay& b) { return a.seq < b.seq; });
+  // Decide which units apply (in sequence order; a sequence present twice — rewritten after
+  // an fsync error — applies once), then decode them in parallel windows and apply in order.
+  std::vector<PendingReplay*> apply;
   uint64_t last_applied = 0;
   for (PendingReplay& u : units) {
     last_seq_ = std::max(last_seq_, u.seq);
@@ -272,26 +275,47 @@ Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flus
     }
     if (u.seq <= flushed_sequence || u.seq == last_applied) continue;  // flushed, or rewritten
     last_applied = u.seq;
-    DecodedUnit unit;
-    RETURN_IF_ERROR(DecodeUnit(u.payload, &unit).WithContext("WAL replay"));
-    last_ingested_at_ms_ = std::max(last_ingested_at_ms_, unit.header.ingested_at_ms);
-    active_->NoteSequence(unit.header.seq, unit.header.ingested_at_ms);
-    for (Event& e : unit.events) {
-      // Restored unless an event with its id is already stored (no §1/clock checks again).
-      if (active_->Contains(e.event_id)) continue;
-      ASSIGN_OR_RETURN(auto found, dedupe_->Lookup(e.event_id, 0, 0));
-      if (found.has_value()) continue;
-      Digest128 d = PayloadDigest(e);
-      active_->Add(std::move(e), d);
-      report_.events_replayed++;
-    }
-    for (ConflictEntry& c : unit.conflicts) {
-      if (c.stored_ingested_at_ms == kSameUnitStamp) {
-        c.stored_ingested_at_ms = unit.header.ingested_at_ms;
+    apply.push_back(&u);
+  }
+  constexpr size_t kWindow = 64;
+  const size_t workers = std::max<size_t>(1, std::min<size_t>(4, std::thread::hardware_concurrency()));
+  std::vector<DecodedUnit> decoded(kWindow);
+  std::vector<Status> statuses(kWindow);
+  for (size_t base = 0; base < apply.size(); base += kWindow) {
+    const size_t n = std::min(kWindow, apply.size() - base);
+    auto decode_range = [&](size_t w) {
+      for (size_t i = w; i < n; i += workers) {
+        statuses[i] = DecodeUnit(apply[base + i]->payload, &decoded[i]);
       }
-      active_->AddConflict(std::move(c));
+    };
+    std::vector<std::thread> pool;
+    for (size_t w = 1; w < workers && w < n; w++) pool.emplace_back(decode_range, w);
+    decode_range(0);
+    for (auto& t : pool) t.join();
+    for (size_t i = 0; i < n; i++) {
+      RETURN_IF_ERROR(statuses[i].WithContext("WAL replay"));
+      DecodedUnit& unit = decoded[i];
+      last_ingested_at_ms_ = std::max(last_ingested_at_ms_, unit.header.ingested_at_ms);
+      active_->NoteSequence(unit.header.seq, unit.header.ingested_at_ms);
+      for (size_t k = 0; k < unit.events.size(); k++) {
+        Event& e = unit.events[k];
+        // Restored unless an event with its id is already stored (no §1/clock checks again).
+        if (active_->Contains(e.event_id)) continue;
+        ASSIGN_OR_RETURN(auto found, dedupe_->Lookup(e.event_id, 0, 0));
+        if (found.has_value()) continue;
+        active_->Add(std::move(e), unit.digests[k]);
+        report_.events_replayed++;
+      }
+      for (ConflictEntry& c : unit.conflicts) {
+        if (c.stored_ingested_at_ms == kSameUnitStamp) {
+          c.stored_ingested_at_ms = unit.header.ingested_at_ms;
+        }
+        active_->AddConflict(std::move(c));
+      }
+      report_.units_replayed++;
+      apply[base + i]->payload.clear();
+      apply[base + i]->payload.shrink_to_fit();
     }
-    report_.units_replayed++;
   }
   visible_seq_ = last_seq_;
   return Status::OK();
@@ -689,7 +713,7 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     for (const Event& e : unit.events) ev.push_back(&e);
     std::vector<const ConflictEntry*> cf;
     for (const ConflictEntry& c : unit.conflicts) cf.push_back(&c);
-    EncodeUnitBody(ev, cf, &unit.body);
+    EncodeUnitBody(ev, unit.digests, cf, &unit.body);
   }
   Status s = Commit(&unit);
   if (!s.ok()) return s;  // nothing acknowledged; reservations released unpublished

@@ -6,11 +6,17 @@
 namespace usagedb {
 
 void EncodeUnitBody(const std::vector<const Event*>& events,
+                    const std::vector<Digest128>& digests,
                     const std::vector<const ConflictEntry*>& conflicts, UnitBody* body) {
   std::string& b = body->bytes;
   b.clear();
+  b.reserve(events.size() * 200);
   PutVarint64(&b, events.size());
-  for (const Event* e : events) EncodeEventBinary(*e, &b);
+  for (size_t i = 0; i < events.size(); i++) {
+    EncodeEventBinary(*events[i], &b);
+    PutFixed64(&b, digests[i].lo);
+    PutFixed64(&b, digests[i].hi);
+  }
   PutVarint64(&b, conflicts.size());
   for (const ConflictEntry* c : conflicts) {
     b.push_back(static_cast<char>(c->reason));
@@ -37,9 +43,13 @@ Status DecodeUnit(std::string_view payload, DecodedUnit* unit) {
   if (n > payload.size()) return Status::Corruption("bad WAL unit event count");
   unit->events.clear();
   unit->events.resize(n);
+  unit->digests.resize(n);
   for (uint64_t i = 0; i < n; i++) {
     Event& e = unit->events[i];
-    if (!DecodeEventBinary(&d, &e)) return Status::Corruption("bad event record in WAL unit");
+    if (!DecodeEventBinary(&d, &e) || !d.GetFixed64(&unit->digests[i].lo) ||
+        !d.GetFixed64(&unit->digests[i].hi)) {
+      return Status::Corruption("bad event record in WAL unit");
+    }
     e.commit_seq = unit->header.seq;
     e.ingested_at_ms = unit->header.ingested_at_ms;
   }

@@ -1,8 +1,10 @@
 // Payloads of WAL records (docs/format.md, "WAL unit payload").
 //
 //   unit    := seq: varint64 | ingested_at_ms: zigzag varint64 | request_time_ms: zigzag
-//              varint64 | n_events: varint64 | event_record* | n_conflicts: varint64 |
+//              varint64 | n_events: varint64 | (event_record digest)* | n_conflicts: varint64 |
 //              conflict*
+//   digest  := lo: fixed64 | hi: fixed64   (the event's PayloadDigest, so replay need not
+//              recompute it)
 //   conflict:= reason: u8 | stored_ingested_at_ms: zigzag varint64 | event_record
 //   void    := seq: varint64            (the unit that failed and must never be replayed)
 //
@@ -30,7 +32,9 @@ struct UnitHeader {
 struct UnitBody {
   std::string bytes;
 };
+// REQUIRES: digests.size() == events.size(), digests[i] == PayloadDigest(*events[i]).
 void EncodeUnitBody(const std::vector<const Event*>& events,
+                    const std::vector<Digest128>& digests,
                     const std::vector<const ConflictEntry*>& conflicts, UnitBody* body);
 // header + body = the unit payload.
 void EncodeUnitHeader(const UnitHeader& header, std::string* dst);
@@ -38,6 +42,7 @@ void EncodeUnitHeader(const UnitHeader& header, std::string* dst);
 struct DecodedUnit {
   UnitHeader header;
   std::vector<Event> events;  // commit_seq / ingested_at_ms filled from the header
+  std::vector<Digest128> digests;  // one per event
   std::vector<ConflictEntry> conflicts;
 };
 Status DecodeUnit(std::string_view payload, DecodedUnit* unit);
