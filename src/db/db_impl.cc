@@ -297,15 +297,26 @@ Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flus
       DecodedUnit& unit = decoded[i];
       last_ingested_at_ms_ = std::max(last_ingested_at_ms_, unit.header.ingested_at_ms);
       active_->NoteSequence(unit.header.seq, unit.header.ingested_at_ms);
+      std::vector<RowMeta> rows;
+      rows.reserve(unit.events.size());
       for (size_t k = 0; k < unit.events.size(); k++) {
-        Event& e = unit.events[k];
+        const Event& e = unit.events[k];
         // Restored unless an event with its id is already stored (no §1/clock checks again).
         if (active_->Contains(e.event_id)) continue;
         ASSIGN_OR_RETURN(auto found, dedupe_->Lookup(e.event_id, 0, 0));
         if (found.has_value()) continue;
-        active_->Add(std::move(e), unit.digests[k]);
+        RowMeta m;
+        m.offset = unit.record_spans[k].first;
+        m.length = unit.record_spans[k].second;
+        m.timestamp_ms = e.timestamp_ms;
+        m.account_hash = Hash64(e.account_id);
+        m.digest = unit.digests[k];
+        m.kind = e.kind;
+        rows.push_back(m);
         report_.events_replayed++;
       }
+      active_->AddUnit(unit.header.seq, unit.header.ingested_at_ms,
+                       apply[base + i]->payload, rows);
       for (ConflictEntry& c : unit.conflicts) {
         if (c.stored_ingested_at_ms == kSameUnitStamp) {
           c.stored_ingested_at_ms = unit.header.ingested_at_ms;
@@ -504,12 +515,7 @@ Status DBImpl::Commit(PendingUnit* w) {
     if (s.ok()) {
       for (PendingUnit* p : group) {
         mem->NoteSequence(p->seq, p->ingested_at_ms);
-        for (size_t i = 0; i < p->events.size(); i++) {
-          Event& e = p->events[i];
-          e.commit_seq = p->seq;
-          e.ingested_at_ms = p->ingested_at_ms;
-          mem->Add(std::move(e), p->digests[i]);
-        }
+        mem->AddUnit(p->seq, p->ingested_at_ms, p->body.bytes, p->rows);
         for (ConflictEntry& c : p->conflicts) {
           c.commit_seq = p->seq;
           if (c.stored_ingested_at_ms == kSameUnitStamp) {
@@ -649,8 +655,8 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     } else {
       for (auto it = snap.version->memtables.rbegin(); it != snap.version->memtables.rend();
            ++it) {
-        if (auto m = (*it)->Find(e.event_id)) {
-          stored = Stored{m->digest, m->event.ingested_at_ms};
+        if (auto m = (*it)->FindDigest(e.event_id)) {
+          stored = Stored{m->digest, m->ingested_at_ms};
           break;
         }
       }
@@ -705,16 +711,16 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   }
 
   // 4. Encode the unit body (in parallel with other writers), then commit.
-  unit.events.reserve(accepted_idx.size());
-  for (size_t i : accepted_idx) unit.events.push_back(std::move(events[i]));
   {
     std::vector<const Event*> ev;
-    ev.reserve(unit.events.size());
-    for (const Event& e : unit.events) ev.push_back(&e);
+    ev.reserve(accepted_idx.size());
+    for (size_t i : accepted_idx) ev.push_back(&events[i]);
     std::vector<const ConflictEntry*> cf;
     for (const ConflictEntry& c : unit.conflicts) cf.push_back(&c);
-    EncodeUnitBody(ev, unit.digests, cf, &unit.body);
+    EncodeUnitBody(ev, unit.digests, cf, &unit.body, &unit.rows);
   }
+  // The body's records are (for the memtable) offsets relative to the body, which the unit
+  // payload prefixes with its header; AddUnit receives the body itself.
   Status s = Commit(&unit);
   if (!s.ok()) return s;  // nothing acknowledged; reservations released unpublished
   result->commit_sequence = unit.seq;
@@ -816,25 +822,21 @@ void DBImpl::BackgroundLoop() {
 }
 
 namespace {
-struct BillingOrder {
-  uint32_t bucket;
-  int32_t partition;
-  const Event* e;
-};
-bool BillingLess(const BillingOrder& a, const BillingOrder& b) {
-  if (a.bucket != b.bucket) return a.bucket < b.bucket;
-  if (a.partition != b.partition) return a.partition < b.partition;
-  const Event& x = *a.e;
-  const Event& y = *b.e;
+bool BillingLess(const Event& x, const Event& y) {
   if (int c = x.account_id.compare(y.account_id)) return c < 0;
   if (int c = x.product_id.compare(y.product_id)) return c < 0;
   if (int c = x.meter_id.compare(y.meter_id)) return c < 0;
-  const std::string& mx = x.model_id ? *x.model_id : std::string();
-  const std::string& my = y.model_id ? *y.model_id : std::string();
+  std::string_view mx = x.model_id ? std::string_view(*x.model_id) : std::string_view();
+  std::string_view my = y.model_id ? std::string_view(*y.model_id) : std::string_view();
   if (int c = mx.compare(my)) return c < 0;
   if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;
   return x.event_id < y.event_id;
 }
+struct PartitionKey {
+  uint32_t bucket;
+  int32_t partition;
+  uint32_t row;  // index into the memtable's rows
+};
 }  // namespace
 
 Status DBImpl::FlushOldestImmutable() {
@@ -850,19 +852,26 @@ Status DBImpl::FlushOldestImmutable() {
     bucket_count = base.bucket_count;
   }
 
-  const auto& entries = imm->entries_for_flush();
+  // Group the rows by partition (bucket, month) from their headers; each partition's events
+  // are decoded, sorted in billing order and written one partition at a time, so the flush
+  // holds at most one partition decoded.
+  const auto& rows = imm->rows_for_flush();
   const auto& conflicts = imm->conflicts_for_flush();
-  std::vector<BillingOrder> order;
-  order.reserve(entries.size());
-  for (const MemEntry& me : entries) {
-    order.push_back(BillingOrder{static_cast<uint32_t>(Hash64(me.event.account_id) % bucket_count),
-                                 MonthPartition(me.event.timestamp_ms), &me.event});
+  std::vector<PartitionKey> keys;
+  keys.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); i++) {
+    keys.push_back(PartitionKey{static_cast<uint32_t>(rows[i].account_hash % bucket_count),
+                                MonthPartition(rows[i].timestamp_ms), static_cast<uint32_t>(i)});
   }
-  std::sort(order.begin(), order.end(), BillingLess);
+  std::sort(keys.begin(), keys.end(), [](const PartitionKey& a, const PartitionKey& b) {
+    if (a.bucket != b.bucket) return a.bucket < b.bucket;
+    if (a.partition != b.partition) return a.partition < b.partition;
+    return a.row < b.row;
+  });
   size_t partitions = 0;
-  for (size_t i = 0; i < order.size(); i++) {
-    if (i == 0 || order[i].bucket != order[i - 1].bucket ||
-        order[i].partition != order[i - 1].partition) {
+  for (size_t i = 0; i < keys.size(); i++) {
+    if (i == 0 || keys[i].bucket != keys[i - 1].bucket ||
+        keys[i].partition != keys[i - 1].partition) {
       partitions++;
     }
   }
@@ -883,22 +892,33 @@ Status DBImpl::FlushOldestImmutable() {
   std::vector<std::shared_ptr<SegmentHandle>> new_handles;
   const uint64_t origin_min = imm->min_seq();
   const uint64_t origin_max = imm->max_seq();
-  for (size_t i = 0; i < order.size();) {
+  std::vector<Event> events;
+  std::vector<const Event*> order;
+  for (size_t i = 0; i < keys.size();) {
     size_t j = i;
-    std::vector<const Event*> rows;
-    while (j < order.size() && order[j].bucket == order[i].bucket &&
-           order[j].partition == order[i].partition) {
-      rows.push_back(order[j].e);
+    while (j < keys.size() && keys[j].bucket == keys[i].bucket &&
+           keys[j].partition == keys[i].partition) {
       j++;
     }
+    events.clear();
+    events.resize(j - i);
+    for (size_t k = i; k < j; k++) {
+      if (!MemTable::DecodeRow(rows[keys[k].row], &events[k - i])) {
+        return cleanup(Status::Internal("undecodable memtable row"));
+      }
+    }
+    order.clear();
+    for (const Event& e : events) order.push_back(&e);
+    std::sort(order.begin(), order.end(),
+              [](const Event* a, const Event* b) { return BillingLess(*a, *b); });
     SegmentInfo info;
-    info.bucket = order[i].bucket;
-    info.partition = order[i].partition;
+    info.bucket = keys[i].bucket;
+    info.partition = keys[i].partition;
     info.origin_min_seq = origin_min;
     info.origin_max_seq = origin_max;
     uint64_t fnum = number++;
     std::string path = Path(kSegmentDir) + "/" + SegmentFileName(fnum);
-    Status s = WriteSegment(fs_, path, rows, SegmentWriterOptions(), &info);
+    Status s = WriteSegment(fs_, path, order, SegmentWriterOptions(), &info);
     if (!s.ok()) return cleanup(s);
     written.push_back(path);
     SegmentMeta m;
@@ -919,14 +939,16 @@ Status DBImpl::FlushOldestImmutable() {
     new_handles.push_back(std::make_shared<SegmentHandle>(fs_, path, m));
     i = j;
   }
+  events.clear();
+  events.shrink_to_fit();
 
   std::shared_ptr<DedupeRun> new_run;
-  if (!entries.empty()) {
+  if (!rows.empty()) {
     std::vector<DedupeEntry> dentries;
-    dentries.reserve(entries.size());
-    for (const MemEntry& me : entries) {
-      dentries.push_back(DedupeEntry{me.event.event_id, me.digest, me.event.ingested_at_ms,
-                                     me.event.timestamp_ms, me.event.kind, me.event.commit_seq});
+    dentries.reserve(rows.size());
+    for (const MemRow& r : rows) {
+      dentries.push_back(DedupeEntry{std::string(r.event_id), r.digest, r.ingested_at_ms,
+                                     r.timestamp_ms, r.kind, r.commit_seq});
     }
     uint64_t fnum = number++;
     std::string path = Path(kDedupeDir) + "/" + DedupeRunFileName(fnum);
@@ -1136,10 +1158,18 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
     if (stop) return Status::OK();
   }
   if (only_segment) return Status::OK();
+  const uint64_t account_hash = f.account_id ? Hash64(*f.account_id) : 0;
+  Event scratch;
   for (const auto& mem : snap.version->memtables) {
-    mem->ForEach(snap.seq, [&](const MemEntry& me) {
-      if (!EventMatches(f, me.event, snap.seq)) return true;
-      if (!visit_mem(me.event)) {
+    mem->ForEachRow(snap.seq, [&](const MemRow& r) {
+      // Prefilter on the row header; decode only candidates.
+      if (f.as_of_ms && r.ingested_at_ms > *f.as_of_ms) return true;
+      if (f.from_ms && r.timestamp_ms < *f.from_ms) return true;
+      if (f.to_ms && r.timestamp_ms >= *f.to_ms) return true;
+      if (f.account_id && r.account_hash != account_hash) return true;
+      if (!MemTable::DecodeRow(r, &scratch)) return true;
+      if (!EventMatches(f, scratch, snap.seq)) return true;
+      if (!visit_mem(scratch)) {
         stop = true;
         return false;
       }
