@@ -604,19 +604,16 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   }
 
   // 2. Reserve the batch's distinct ids at once.
-  // The ids are copied: the events themselves move into the unit before the release.
-  std::vector<std::string> id_storage;
+  // Views into `events`, which outlives the reservations (released by `releaser` below).
   std::vector<std::string_view> ids;
   {
     std::unordered_map<std::string_view, bool> seen;
     seen.reserve(n);
     for (size_t i = 0; i < n; i++) {
       if (valid[i] && seen.emplace(events[i].event_id, true).second) {
-        id_storage.push_back(events[i].event_id);
+        ids.push_back(events[i].event_id);
       }
     }
-    ids.reserve(id_storage.size());
-    for (const std::string& id : id_storage) ids.push_back(id);
   }
   uint64_t token;
   {
