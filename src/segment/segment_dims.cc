@@ -8,6 +8,16 @@ namespace {
 void AppendEscaped(std::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
+  bool plain = true;  // the common case: nothing to escape
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    plain &= c >= 0x20 && c != '"' && c != '\\';
+  }
+  if (plain) {
+    out->append(s);
+    out->push_back('"');
+    return;
+  }
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {

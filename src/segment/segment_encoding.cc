@@ -12,17 +12,24 @@ namespace {
 
 using uint128 = unsigned __int128;
 
-// ceil(bits / 7) without a loop.
+// ceil(bits / 7) for bits in [1, 70] by multiply and shift (checked exhaustively below).
+constexpr uint32_t VarintBytesForBits(uint32_t bits) { return ((bits + 6) * 37) >> 8; }
+constexpr bool CheckVarintBytesForBits() {
+  for (uint32_t bits = 1; bits <= 70; ++bits) {
+    if (VarintBytesForBits(bits) != (bits + 6) / 7) return false;
+  }
+  return true;
+}
+static_assert(CheckVarintBytesForBits());
+
 inline size_t VarintLength(uint64_t v) {
-  const int bits = 64 - __builtin_clzll(v | 1);
-  return static_cast<size_t>((bits + 6) / 7);
+  return VarintBytesForBits(static_cast<uint32_t>(64 - __builtin_clzll(v | 1)));
 }
 
 inline size_t VarintLength128(uint128 v) {
   const uint64_t hi = static_cast<uint64_t>(v >> 64);
   if (hi == 0) return VarintLength(static_cast<uint64_t>(v));
-  const int bits = 128 - __builtin_clzll(hi);
-  return static_cast<size_t>((bits + 6) / 7);
+  return static_cast<size_t>((128 - __builtin_clzll(hi) + 6) / 7);
 }
 
 inline uint8_t* WriteVarint(uint8_t* p, uint64_t v) {
@@ -635,6 +642,27 @@ inline size_t CommonPrefix(std::string_view a, std::string_view b) {
   return k;
 }
 
+// Packs the alphabet indices of every non-null row's suffix, kWidth bits each, handing the
+// bit writer groups of as many symbols as fit 64 bits.
+template <int kWidth>
+void PackSymbols(const std::string_view* values, const uint8_t* nulls, size_t n, size_t p,
+                 size_t suffix_len, const std::array<uint8_t, 256>& index, BitWriter* w) {
+  constexpr size_t kPerGroup = 64 / kWidth;
+  for (size_t i = 0; i < n; ++i) {
+    if (nulls != nullptr && nulls[i]) continue;
+    const auto* c = reinterpret_cast<const uint8_t*>(values[i].data()) + p;
+    size_t k = 0;
+    for (; k + kPerGroup <= suffix_len; k += kPerGroup) {
+      uint64_t group = 0;
+      for (size_t j = 0; j < kPerGroup; ++j) {
+        group |= static_cast<uint64_t>(index[c[k + j]]) << (j * kWidth);
+      }
+      w->Put(group, static_cast<int>(kPerGroup * kWidth));
+    }
+    for (; k < suffix_len; ++k) w->Put(index[c[k]], kWidth);
+  }
+}
+
 // Below this many non-null rows the dictionary is always built completely (cheap), so small
 // blocks compare every candidate.
 constexpr size_t kMinRowsToStopEarly = 64;
@@ -766,7 +794,10 @@ Encoding StringColumnEncoder::Encode(const StringColumnInput& in, std::string* b
         fixed_len = s.size();
         have_prefix = true;
       } else {
-        if (prefix.size() > 0) prefix = prefix.substr(0, CommonPrefix(prefix, s));
+        if (prefix.size() > 0 &&
+            !(s.size() >= prefix.size() && BytesEqual(prefix, s.substr(0, prefix.size())))) {
+          prefix = prefix.substr(0, CommonPrefix(prefix, s));
+        }
         fixed &= s.size() == fixed_len;
       }
       total_len += s.size();
@@ -786,7 +817,12 @@ Encoding StringColumnEncoder::Encode(const StringColumnInput& in, std::string* b
       for (size_t i = 0; i < n; ++i) {
         if (is_null(i)) continue;
         const auto* c = reinterpret_cast<const uint8_t*>(values[i].data()) + p;
-        for (size_t k = 0; k < suffix_len; ++k) used[c[k]] = 1;
+        size_t k = 0;
+        for (; k + 4 <= suffix_len; k += 4) {
+          const uint8_t c0 = c[k], c1 = c[k + 1], c2 = c[k + 2], c3 = c[k + 3];
+          used[c0] = used[c1] = used[c2] = used[c3] = 1;
+        }
+        for (; k < suffix_len; ++k) used[c[k]] = 1;
       }
       for (uint8_t u : used) alphabet += u;
       const size_t bitmap_bytes = has_nulls ? (n + 7) / 8 : 0;
@@ -850,10 +886,22 @@ Encoding StringColumnEncoder::Encode(const StringColumnInput& in, std::string* b
         const int width = BitWidth(alphabet - 1);
         if (width > 0) {
           BitWriter w(Extend(body, BitPackedBytes(nonnull * suffix_len, width)));
-          for (size_t i = 0; i < n; ++i) {
-            if (is_null(i)) continue;
-            const auto* c = reinterpret_cast<const uint8_t*>(values[i].data()) + p;
-            for (size_t k = 0; k < suffix_len; ++k) w.Put(index[c[k]], width);
+          switch (width) {
+            case 5:  // base32 ids
+              PackSymbols<5>(values, nulls, n, p, suffix_len, index, &w);
+              break;
+            case 6:  // base64-like ids
+              PackSymbols<6>(values, nulls, n, p, suffix_len, index, &w);
+              break;
+            case 4:  // hex ids
+              PackSymbols<4>(values, nulls, n, p, suffix_len, index, &w);
+              break;
+            default:
+              for (size_t i = 0; i < n; ++i) {
+                if (is_null(i)) continue;
+                const auto* c = reinterpret_cast<const uint8_t*>(values[i].data()) + p;
+                for (size_t k = 0; k < suffix_len; ++k) w.Put(index[c[k]], width);
+              }
           }
           w.Finish();
         }
