@@ -457,3 +457,36 @@ TEST_F(DbTest, UnreadableNewestManifestFallsBackWhenTheWalStillCoversIt) {
 
 }  // namespace
 }  // namespace usagedb::testing
+
+namespace usagedb::testing {
+namespace {
+
+TEST_F(DbTest, DedupeRunsAreMergedAndStillFindEveryKey) {
+  Open();
+  for (int f = 0; f < 20; f++) {
+    std::vector<Event> batch;
+    for (int i = 0; i < 30; i++) {
+      batch.push_back(MakeEvent("m" + std::to_string(f) + "_" + std::to_string(i),
+                                "acc" + std::to_string(i % 7), 1));
+    }
+    Ingest(batch);
+    ASSERT_TRUE(db_->Flush().ok());
+  }
+  DbStats st = db_->Stats();
+  EXPECT_LE(st.dedupe_runs, 8u) << "runs must be merged as they pile up";
+  EXPECT_EQ(600u, st.dedupe_keys);
+  // Every key is still remembered, through merged runs, also after a restart.
+  for (int pass = 0; pass < 2; pass++) {
+    for (int f = 0; f < 20; f += 3) {
+      IngestResult r = Ingest({MakeEvent("m" + std::to_string(f) + "_4", "acc4", 1),
+                               MakeEvent("m" + std::to_string(f) + "_5", "acc5", 2)});
+      EXPECT_EQ(Outcome::kDuplicate, r.results[0].outcome) << f;
+      EXPECT_EQ(Outcome::kConflict, r.results[1].outcome) << f;
+    }
+    Reopen();
+  }
+  EXPECT_EQ(std::make_pair(std::string("600"), uint64_t{600}), Total());
+}
+
+}  // namespace
+}  // namespace usagedb::testing

@@ -42,6 +42,86 @@ Result<const SegmentReader*> SegmentHandle::Reader() {
   return static_cast<const SegmentReader*>(reader_.get());
 }
 
+// Resolves dedupe run candidates against committed segment rows: compares the full event_id
+// (hashes only route) and, on a match, reads the row to recompute its payload digest. Keeps
+// the last decoded block, since the candidates of one batch often share blocks.
+class SegmentRowResolver : public DedupeRowResolver {
+ public:
+  explicit SegmentRowResolver(DBImpl* db) : db_(db) {}
+
+  Result<std::optional<DedupeEntry>> Resolve(const RowLocation& loc,
+                                             std::string_view event_id) override {
+    size_t block, row;
+    const SegmentReader* reader;
+    RETURN_IF_ERROR(Locate(loc.segment_file_number, loc.row, &reader, &block, &row));
+    if (!(cached_file_ == loc.segment_file_number && cached_block_ == block)) {
+      RETURN_IF_ERROR(reader->ReadBlock(block, kAllColumns, &cached_));
+      cached_file_ = loc.segment_file_number;
+      cached_block_ = block;
+    }
+    if (row >= cached_.rows) return Status::Corruption(reader->path() + ": row out of range");
+    if (cached_.event_id.Get(row) != event_id) return std::optional<DedupeEntry>();
+    Event e;
+    RETURN_IF_ERROR(cached_.MaterializeRow(row, &e));
+    return std::optional<DedupeEntry>(DedupeEntry{e.event_id, PayloadDigest(e), e.ingested_at_ms,
+                                                  e.timestamp_ms, e.kind, e.commit_seq});
+  }
+
+  Status ReadEventIds(uint64_t segment_file_number, const std::vector<uint32_t>& rows,
+                      std::vector<std::string>* ids) override {
+    ids->clear();
+    DecodedBlock b;
+    size_t loaded = SIZE_MAX;
+    for (uint32_t r : rows) {
+      size_t block, row;
+      const SegmentReader* reader;
+      RETURN_IF_ERROR(Locate(segment_file_number, r, &reader, &block, &row));
+      if (block != loaded) {
+        RETURN_IF_ERROR(reader->ReadBlock(block, ColumnBit(Column::kEventId), &b));
+        loaded = block;
+      }
+      ids->push_back(b.event_id.Get(row));
+    }
+    return Status::OK();
+  }
+
+ private:
+  Status Locate(uint64_t file_number, uint32_t row, const SegmentReader** reader, size_t* block,
+                size_t* row_in_block) {
+    std::shared_ptr<SegmentHandle> h = db_->SegmentByNumber(file_number);
+    if (!h) {
+      return Status::Corruption("dedupe run references segment " +
+                                std::to_string(file_number) + ", which is not committed");
+    }
+    handles_.push_back(h);  // keep it alive while its reader is used
+    ASSIGN_OR_RETURN(*reader, h->Reader());
+    size_t start = 0;
+    for (size_t b = 0; b < (*reader)->num_blocks(); b++) {
+      size_t n = (*reader)->zone_map(b).row_count;
+      if (row < start + n) {
+        *block = b;
+        *row_in_block = row - start;
+        return Status::OK();
+      }
+      start += n;
+    }
+    return Status::Corruption((*reader)->path() + ": row " + std::to_string(row) +
+                              " beyond the segment's rows (dedupe run reference)");
+  }
+
+  DBImpl* db_;
+  std::vector<std::shared_ptr<SegmentHandle>> handles_;
+  uint64_t cached_file_ = 0;
+  size_t cached_block_ = SIZE_MAX;
+  DecodedBlock cached_;
+};
+
+std::shared_ptr<SegmentHandle> DBImpl::SegmentByNumber(uint64_t file_number) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = segments_by_number_.find(file_number);
+  return it == segments_by_number_.end() ? nullptr : it->second;
+}
+
 Result<std::unique_ptr<DB>> DB::Open(const Options& options, const std::string& dir) {
   auto db = std::make_unique<DBImpl>(options, dir);
   RETURN_IF_ERROR(db->OpenImpl());
@@ -159,6 +239,7 @@ Status DBImpl::Recover() {
   for (const SegmentMeta& m : state.segments) {
     v->segments.push_back(std::make_shared<SegmentHandle>(
         fs_, Path(kSegmentDir) + "/" + SegmentFileName(m.file_number), m));
+    segments_by_number_[m.file_number] = v->segments.back();
   }
   v->memtables.push_back(active_);
   version_ = v;
@@ -278,6 +359,7 @@ Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flus
     last_applied = u.seq;
     apply.push_back(&u);
   }
+  SegmentRowResolver resolver(this);
   constexpr size_t kWindow = 64;
   const size_t workers = std::max<size_t>(1, std::min<size_t>(4, std::thread::hardware_concurrency()));
   std::vector<DecodedUnit> decoded(kWindow);
@@ -304,7 +386,7 @@ Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flus
         const Event& e = unit.events[k];
         // Restored unless an event with its id is already stored (no §1/clock checks again).
         if (active_->Contains(e.event_id)) continue;
-        ASSIGN_OR_RETURN(auto found, dedupe_->Lookup(e.event_id, 0, 0));
+        ASSIGN_OR_RETURN(auto found, dedupe_->Lookup(e.event_id, 0, 0, &resolver));
         if (found.has_value()) continue;
         RowMeta m;
         m.offset = unit.record_spans[k].first;
@@ -638,6 +720,7 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     int64_t ingested_at_ms;  // kSameUnitStamp for events accepted in this batch
   };
   std::unordered_map<std::string_view, Stored> batch_stored;
+  SegmentRowResolver resolver(this);
   PendingUnit unit;
   unit.request_time_ms = request_time;
   std::vector<size_t> accepted_idx;
@@ -659,7 +742,7 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
         }
       }
       if (!stored) {
-        ASSIGN_OR_RETURN(auto d, dedupe_->Lookup(e.event_id, now, window_ms));
+        ASSIGN_OR_RETURN(auto d, dedupe_->Lookup(e.event_id, now, window_ms, &resolver));
         if (d) stored = Stored{d->payload_digest, d->ingested_at_ms};
       }
     }
@@ -940,6 +1023,8 @@ Status DBImpl::FlushOldestImmutable() {
   const uint64_t origin_max = imm->max_seq();
   std::vector<Event> events;
   std::vector<const Event*> order;
+  std::vector<DedupeRunEntry> run_entries;
+  run_entries.reserve(rows.size());
   for (size_t i = 0; i < keys.size();) {
     size_t j = i;
     while (j < keys.size() && keys[j].bucket == keys[i].bucket &&
@@ -967,6 +1052,13 @@ Status DBImpl::FlushOldestImmutable() {
     Status s = WriteSegment(fs_, path, order, SegmentWriterOptions(), &info);
     if (!s.ok()) return cleanup(s);
     written.push_back(path);
+    for (size_t k = 0; k < order.size(); k++) {
+      const Event& e = *order[k];
+      run_entries.push_back(DedupeRunEntry{Hash64(e.event_id),
+                                           RowLocation{fnum, static_cast<uint32_t>(k)},
+                                           e.commit_seq, e.kind != EventKind::kUsage,
+                                           std::max(e.ingested_at_ms, e.timestamp_ms)});
+    }
     SegmentMeta m;
     m.file_number = fnum;
     m.bucket = info.bucket;
@@ -989,17 +1081,11 @@ Status DBImpl::FlushOldestImmutable() {
   events.shrink_to_fit();
 
   std::shared_ptr<DedupeRun> new_run;
-  if (!rows.empty()) {
-    std::vector<DedupeEntry> dentries;
-    dentries.reserve(rows.size());
-    for (const MemRow& r : rows) {
-      dentries.push_back(DedupeEntry{std::string(r.event_id), r.digest, r.ingested_at_ms,
-                                     r.timestamp_ms, r.kind, r.commit_seq});
-    }
+  if (!run_entries.empty()) {
     uint64_t fnum = number++;
     std::string path = Path(kDedupeDir) + "/" + DedupeRunFileName(fnum);
     DedupeRunInfo info;
-    Status s = WriteDedupeRun(fs_, path, std::move(dentries), &info);
+    Status s = WriteDedupeRun(fs_, path, std::move(run_entries), &info);
     if (!s.ok()) return cleanup(s);
     written.push_back(path);
     auto run = DedupeRun::Open(fs_, path, fnum);
@@ -1063,7 +1149,12 @@ Status DBImpl::FlushOldestImmutable() {
   // failed) and a restart would then use it. Unreferenced ones are removed by recovery.
   if (!committed.ok()) return committed.status();
 
-  // Publish: runs first, so an id is always findable in the memtable or the index.
+  // Publish: segments to the resolver, then runs, then the version without the memtable, so
+  // an id is always findable in a memtable or through the index.
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& h : new_handles) segments_by_number_[h->meta().file_number] = h;
+  }
   if (new_run) {
     auto runs = dedupe_->runs();
     runs.push_back(new_run);
@@ -1089,7 +1180,80 @@ Status DBImpl::FlushOldestImmutable() {
     if (fs_->RemoveFile(Path(kWalDir) + "/" + wal::WalFileName(n)).ok()) removed = true;
   }
   if (removed) fs_->SyncDir(Path(kWalDir)).IgnoreError();
+  // Keep the number of runs (each costs every miss a filter probe) small. A failed merge
+  // changes nothing durable; the next flush tries again.
+  Status m = MaybeMergeDedupeRuns();
+  if (!m.ok()) return m.WithContext("merging dedupe runs");
   return Status::OK();
+}
+
+// Size-tiered: whenever more than kMaxRuns runs exist, the kMergeWidth smallest are merged
+// into one, so a key is rewritten O(log(keys)) times and a miss probes at most ~kMaxRuns
+// filters. REQUIRES: flush_mu_ held (flushes and merges are the only manifest writers).
+Status DBImpl::MaybeMergeDedupeRuns() {
+  constexpr size_t kMaxRuns = 8;
+  constexpr size_t kMergeWidth = 4;
+  for (;;) {
+    std::vector<std::shared_ptr<DedupeRun>> runs = dedupe_->runs();
+    if (runs.size() <= kMaxRuns) return Status::OK();
+    std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) {
+      return a->info().key_count < b->info().key_count;
+    });
+    std::vector<std::shared_ptr<DedupeRun>> inputs(runs.begin(), runs.begin() + kMergeWidth);
+    uint64_t fnum;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      fnum = next_file_number_++;
+    }
+    const std::string path = Path(kDedupeDir) + "/" + DedupeRunFileName(fnum);
+    SegmentRowResolver resolver(this);
+    DedupeRunInfo info;
+    Status s = MergeDedupeRuns(fs_, inputs, path, &resolver, &info);
+    if (s.ok()) s = fs_->SyncDir(Path(kDedupeDir));
+    std::shared_ptr<DedupeRun> merged;
+    if (s.ok()) {
+      auto r = DedupeRun::Open(fs_, path, fnum);
+      if (r.ok()) {
+        merged = std::move(r).value();
+      } else {
+        s = r.status();
+      }
+    }
+    if (!s.ok()) {
+      fs_->RemoveFile(path).IgnoreError();
+      return s;
+    }
+    ManifestState next;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      next = version_->manifest;
+      next.next_file_number = next_file_number_;
+    }
+    auto is_input = [&](uint64_t n) {
+      for (const auto& in : inputs) {
+        if (in->file_number() == n) return true;
+      }
+      return false;
+    };
+    std::erase_if(next.dedupe_runs, [&](const DedupeRunMeta& m) { return is_input(m.file_number); });
+    next.dedupe_runs.push_back(DedupeRunMeta{fnum, info.key_count, info.file_size,
+                                             info.min_commit_seq, info.max_commit_seq});
+    auto committed = manifest_store_->Commit(next);
+    if (!committed.ok()) return committed.status();  // the output stays for recovery to judge
+    std::vector<std::shared_ptr<DedupeRun>> now = dedupe_->runs();
+    std::erase_if(now, [&](const auto& r) { return is_input(r->file_number()); });
+    now.push_back(merged);
+    dedupe_->SetRuns(std::move(now));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto v = std::make_shared<Version>(*version_);
+      v->manifest = *committed;
+      InstallVersionLocked(v);
+    }
+    // Lookups that started before SetRuns keep their runs (and open files) alive.
+    for (const auto& in : inputs) fs_->RemoveFile(in->path()).IgnoreError();
+    fs_->SyncDir(Path(kDedupeDir)).IgnoreError();
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "db/reservations.h"
@@ -117,6 +118,11 @@ class DBImpl : public DB {
   Status FlushOldestImmutable();
   Status WaitForFlushed(uint64_t seq);
 
+  // Dedupe runs reference segment rows; this resolves them (and merges runs when they pile up).
+  friend class SegmentRowResolver;
+  std::shared_ptr<SegmentHandle> SegmentByNumber(uint64_t file_number);
+  Status MaybeMergeDedupeRuns();
+
   // Recovery.
   Status Recover();
   Status ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flushed_sequence);
@@ -145,6 +151,9 @@ class DBImpl : public DB {
 
   std::mutex mu_;
   std::shared_ptr<const Version> version_;  // guarded by mu_
+  // Every committed segment by file number, including those a flush is about to publish
+  // (added before its dedupe run becomes visible). Guarded by mu_.
+  std::unordered_map<uint64_t, std::shared_ptr<SegmentHandle>> segments_by_number_;
   std::shared_ptr<MemTable> active_;        // guarded by mu_ (the leader appends)
   std::deque<std::shared_ptr<MemTable>> imms_;
   std::deque<PendingUnit*> writers_;
