@@ -226,7 +226,8 @@ void PutNullBitmap(const uint8_t* nulls, size_t n, std::string* body) {
   uint8_t* out = Extend(body, (n + 7) / 8);
   for (size_t i = 0; i < n; i += 8) {
     uint8_t byte = 0;
-    for (size_t k = 0; k < 8 && i + k < n; ++k) byte |= static_cast<uint8_t>((nulls[i + k] != 0) << k);
+    for (size_t k = 0; k < 8 && i + k < n; ++k)
+      byte |= static_cast<uint8_t>((nulls[i + k] != 0) << k);
     out[i / 8] = byte;
   }
 }
@@ -678,8 +679,7 @@ bool StringColumnEncoder::BuildDictionary(const StringColumnInput& in, size_t no
   map_.Clear();
   // Stop as soon as more than half of the non-null values are distinct: the final count can
   // only be larger, so the column is "mostly distinct" and gets a per-row encoding.
-  const size_t limit =
-      in.need_distinct || nonnull < kMinRowsToStopEarly ? SIZE_MAX : nonnull / 2;
+  const size_t limit = in.need_distinct || nonnull < kMinRowsToStopEarly ? SIZE_MAX : nonnull / 2;
   std::string_view last;
   uint32_t last_id = UINT32_MAX;
   for (size_t i = 0; i < n; ++i) {

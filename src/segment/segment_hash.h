@@ -2,9 +2,9 @@
 // a flat open-addressing id map. Nothing here reaches disk; the hash may change freely.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <string_view>
 #include <vector>

@@ -423,7 +423,7 @@ TEST_F(SegmentTest, PartitionBoundariesAreExact) {
   // The writer checks rows against the partition's millisecond range; the range ends must
   // agree with MonthPartition exactly, also before 1970.
   for (int64_t month_start : {kMay2024Ms, int64_t{-31} * kDayMs, int64_t{0}}) {
-    const int64_t next_start = month_start + (month_start == kMay2024Ms ? 31 : 31) * kDayMs;
+    const int64_t next_start = month_start + 31 * kDayMs;  // May, Dec 1969, Jan 1970
     auto events = MakeEvents(2);
     events[0].timestamp_ms = month_start;
     events[1].timestamp_ms = next_start - 1;
@@ -972,8 +972,8 @@ TEST(SegmentEncoding, Int64BodiesHaveTheAnalyzedSize) {
       segment::EncodeInt64With(a, e, v.data(), &body);
       ASSERT_EQ(6 + a.Size(e), body.size()) << static_cast<int>(e) << " n=" << v.size();
       std::vector<int64_t> out(v.size());
-      ASSERT_TRUE(segment::DecodeInt64Column(e, std::string_view(body).substr(6), v.size(),
-                                             nullptr, out.data()));
+      ASSERT_TRUE(segment::DecodeInt64Column(e, std::string_view(body).substr(6), v.size(), nullptr,
+                                             out.data()));
       EXPECT_EQ(v, out);
     }
   }
@@ -1022,8 +1022,12 @@ TEST(SegmentEncoding, StepsBySeqMatchesSortingInEveryShape) {
   std::vector<int64_t> values4 = {INT64_MIN};
   std::vector<uint64_t> seqs5 = {9, 9, 3, 3, 9};
   std::vector<int64_t> values5 = {2, 2, 1, 1, 2};
-  for (const auto& [s, v] : std::vector<std::pair<std::vector<uint64_t>, std::vector<int64_t>>>{
-           {seqs, values}, {seqs2, values2}, {seqs3, values3}, {seqs4, values4}, {seqs5, values5}}) {
+  for (const auto& [s, v] :
+       std::vector<std::pair<std::vector<uint64_t>, std::vector<int64_t>>>{{seqs, values},
+                                                                           {seqs2, values2},
+                                                                           {seqs3, values3},
+                                                                           {seqs4, values4},
+                                                                           {seqs5, values5}}) {
     std::string body;
     ASSERT_TRUE(segment::EncodeInt64StepsBySeq(v.data(), s.data(), v.size(), &body));
     EXPECT_EQ(ReferenceSteps(v, s), body) << v.size();

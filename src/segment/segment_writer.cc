@@ -225,7 +225,11 @@ class BlockEncoder {
     }
     best_.clear();
     const Encoding smallest = analysis_.Smallest();
-    Encoding candidates[3] = {smallest, Encoding::kIntDeltaVarint, Encoding::kIntFor};
+    // Per column, the two bodies that won after zstd on SPEC §9 data (docs/parts/segment.md):
+    // timestamps repeat across the meters of one request (FOR or delta-varint + zstd); seqs
+    // are sequential within a group (delta-varint or delta-FOR + zstd; FOR never compresses).
+    Encoding candidates[3] = {smallest, Encoding::kIntDeltaVarint,
+                              c == Column::kCommitSeq ? Encoding::kIntDeltaFor : Encoding::kIntFor};
     for (int k = 0; k < 3; ++k) {
       const Encoding e = candidates[k];
       if (k > 0 && e == smallest) continue;
