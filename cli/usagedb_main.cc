@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "model/event_codec.h"
+#include "query/sql_plan.h"
 #include "usagedb/db.h"
 #include "util/int128.h"
 #include "util/time_util.h"
@@ -190,6 +192,72 @@ int RunUsage(const std::string& db_root, const std::string& account, const std::
   return 0;
 }
 
+std::string ValueText(const QueryValue& v) {
+  switch (v.type) {
+    case QueryValue::Type::kNull: return "null";
+    case QueryValue::Type::kString: return v.str;
+    default: return Int128ToString(v.num);
+  }
+}
+
+// SPEC §3.4 shapes: sums/min/max as strings, counts as numbers, null for min/max of nothing.
+std::string ResultJson(const QueryResult& r) {
+  std::string out = "{\"data\":[";
+  for (size_t i = 0; i < r.rows.size(); i++) {
+    if (i) out += ',';
+    out += '{';
+    for (size_t c = 0; c < r.names.size(); c++) {
+      if (c) out += ',';
+      AppendJsonString(r.names[c], &out);
+      out += ':';
+      const QueryValue& v = r.rows[i][c];
+      switch (v.type) {
+        case QueryValue::Type::kNull: out += "null"; break;
+        case QueryValue::Type::kString: AppendJsonString(v.str, &out); break;
+        case QueryValue::Type::kCount: out += Int128ToString(v.num); break;
+        case QueryValue::Type::kInt: AppendJsonString(Int128ToString(v.num), &out); break;
+      }
+    }
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+int RunQuery(const std::string& db_root, const std::string& sql, bool json) {
+  auto req = query::PlanSqlText(sql);
+  if (!req.ok()) {
+    std::fprintf(stderr, "usagedb: %s\n", req.status().message().c_str());
+    return kExitUsage;
+  }
+  auto db_or = OpenDb(db_root, Durability::kStrict);
+  if (!db_or.ok()) return Fail(db_or.status());
+  std::unique_ptr<DB> db = std::move(db_or).value();
+  QueryResult r;
+  Status s = db->Query(*req, &r);
+  if (!s.ok()) {
+    std::fprintf(stderr, "usagedb: %s\n", s.ToString().c_str());
+    return s.IsInvalidArgument() ? kExitUsage : kExitFailure;
+  }
+  if (json) {
+    std::printf("%s\n", ResultJson(r).c_str());
+  } else {
+    std::vector<std::vector<std::string>> rows;
+    std::vector<bool> right(r.names.size(), false);
+    for (size_t c = 0; c < req->columns.size(); c++) right[c] = req->columns[c].is_metric;
+    for (const auto& row : r.rows) {
+      std::vector<std::string> cells;
+      for (const QueryValue& v : row) cells.push_back(ValueText(v));
+      rows.push_back(std::move(cells));
+    }
+    PrintTable(r.names, rows, right);
+    std::printf("(%zu row%s)\n", r.rows.size(), r.rows.size() == 1 ? "" : "s");
+  }
+  s = db->Close();
+  if (!s.ok()) return Fail(s);
+  return 0;
+}
+
 int NotBuilt(const std::string& command, const std::string& issue) {
   std::fprintf(stderr, "usagedb: '%s' is not built yet in this version (%s)\n", command.c_str(),
                issue.c_str());
@@ -215,6 +283,12 @@ int Main(int argc, char** argv) {
   usage->add_option("--from", from, "event time lower bound (inclusive)");
   usage->add_option("--to", to, "event time upper bound (exclusive)");
 
+  std::string sql;
+  bool query_json = false;
+  auto* query = app.add_subcommand("query", "run a SQL query (SPEC §3.4) and print a table");
+  query->add_option("--sql", sql, "the statement")->required();
+  query->add_flag("--json", query_json, "print {\"data\": [...]} instead of a table");
+
   struct Later {
     const char* name;
     const char* help;
@@ -222,7 +296,6 @@ int Main(int argc, char** argv) {
   };
   const Later later[] = {
       {"serve", "run the HTTP server", "HTTP server issue #4"},
-      {"query", "run a SQL query", "query engine issue #4"},
       {"check", "manifest summary; --deep verifies checksums", "a later issue"},
       {"rebuild-rollups", "rebuild rollups", "rollups are a later issue"},
       {"inspect-segment", "segment metadata and first rows", "a later issue"},
@@ -250,6 +323,7 @@ int Main(int argc, char** argv) {
   }
   if (*ingest) return RunIngest(db_root, ingest_file, durability, batch_size);
   if (*usage) return RunUsage(db_root, account, from, to);
+  if (*query) return RunQuery(db_root, sql, query_json);
   for (auto& [c, l] : later_cmds) {
     if (*c) return NotBuilt(l->name, l->issue);
   }

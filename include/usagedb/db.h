@@ -13,6 +13,7 @@
 
 #include "usagedb/event.h"
 #include "usagedb/options.h"
+#include "usagedb/query.h"
 #include "usagedb/status.h"
 
 namespace usagedb {
@@ -154,6 +155,11 @@ class DB {
   // Overflow when a sum does not fit ±(2^127-1).
   virtual Status Aggregate(const ReadFilter& filter, bool group_by_account,
                            AggregateResult* result) = 0;
+  // Runs a query (SPEC §3.4) over raw data on one snapshot: group keys of §3.5, sum/count/
+  // min/max over quantity with exact accumulators wider than 128 bits, ORDER BY, LIMIT.
+  // InvalidArgument for a bad request, Overflow when a result does not fit ±(2^127-1),
+  // NotSupported for source=rollup (rollups are a later issue).
+  virtual Status Query(const QueryRequest& request, QueryResult* result) = 0;
   // Visits every matching event on one snapshot (no particular order). Return false to stop.
   virtual Status ScanEvents(const ReadFilter& filter,
                             const std::function<bool(const Event&)>& visit) = 0;

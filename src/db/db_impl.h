@@ -71,6 +71,7 @@ class DBImpl : public DB {
                    AggregateResult* result) override;
   Status ScanEvents(const ReadFilter& filter,
                     const std::function<bool(const Event&)>& visit) override;
+  Status Query(const QueryRequest& request, QueryResult* result) override;
   Result<std::unique_ptr<SnapshotReader>> OpenSnapshot(std::optional<uint64_t> as_of_seq) override;
   Status Flush() override;
   DbStats Stats() override;
