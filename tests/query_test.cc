@@ -4,6 +4,7 @@
 
 #include "db_test_util.h"
 #include "io/fault_injection_fs.h"
+#include "query/json_query.h"
 #include "query/sql_plan.h"
 #include "util/clock.h"
 
@@ -140,6 +141,40 @@ TEST_P(QueryTest, RollupSourceIsNotBuiltYet) {
   ASSERT_TRUE(req.ok());
   QueryResult r;
   EXPECT_EQ(StatusCode::kNotSupported, db_->Query(*req, &r).code());
+}
+
+TEST_P(QueryTest, JsonRequestOfSpecShape) {
+  auto req = query::ParseJsonQuery(
+      R"({"source": "auto", "account_id": "acc_a", "from": "2026-05-01", "to": "2026-06-01",
+          "group_by": ["meter_id", "date"], "filters": {"dim.provider": ["anthropic", "openai"]},
+          "metrics": {"quantity": "sum", "n": "count", "peak": "max"},
+          "order_by": [{"key": "quantity", "desc": true}], "limit": 100})");
+  ASSERT_TRUE(req.ok()) << req.status().ToString();
+  QueryResult r;
+  ASSERT_TRUE(db_->Query(*req, &r).ok());
+  ASSERT_EQ((std::vector<std::string>{"meter_id", "date", "quantity", "n", "peak"}), r.names);
+  ASSERT_EQ(2u, r.rows.size());
+  EXPECT_EQ("tokens.input", r.rows[0][0].str);
+  EXPECT_EQ("27", Q(r.rows[0][2].num));  // 10 + 20 - 3
+  EXPECT_EQ("5", Q(r.rows[1][2].num));
+  EXPECT_EQ("2026-05-02", r.rows[1][1].str);
+  // Defaults: sum + count, one row.
+  req = query::ParseJsonQuery(R"({"account_id": "acc_b"})");
+  ASSERT_TRUE(req.ok());
+  ASSERT_TRUE(db_->Query(*req, &r).ok());
+  ASSERT_EQ((std::vector<std::string>{"quantity", "count"}), r.names);
+  EXPECT_EQ("101", Q(r.rows[0][0].num));
+}
+
+TEST(JsonQueryTest, BadRequestsNameTheProblem) {
+  auto err = [](const char* body) { return query::ParseJsonQuery(body).status().message(); };
+  EXPECT_NE(std::string::npos, err(R"({"frm": 1})").find("unknown field: frm"));
+  EXPECT_NE(std::string::npos, err(R"({"metrics": {"x": "avg"}})").find("unknown function"));
+  EXPECT_NE(std::string::npos, err(R"({"group_by": ["event_id"]})").find("group_by"));
+  EXPECT_NE(std::string::npos, err(R"({"from": "2026-13-01"})").find("from"));
+  EXPECT_NE(std::string::npos, err(R"({"from": 5, "to": 4})").find("after"));
+  EXPECT_NE(std::string::npos, err("[1]").find("object"));
+  EXPECT_NE(std::string::npos, err("{").find("invalid JSON"));
 }
 
 INSTANTIATE_TEST_SUITE_P(MemtableAndSegments, QueryTest, ::testing::Values(false, true));
