@@ -133,6 +133,21 @@ struct RecoveryReport {
   double replay_seconds = 0;
 };
 
+// The raw audit listing (SPEC §3.3): events ordered by (timestamp_ms, event_id), paged with an
+// opaque cursor that pins the first page's commit sequence, so following next_cursor until it
+// is empty lists every matching event exactly once, whatever is ingested or flushed meanwhile.
+struct ListRequest {
+  ReadFilter filter;        // account, time range, product/meter/model/kind filters, as_of_seq
+  uint32_t limit = 1000;    // 1..10000
+  std::string cursor;       // "" for the first page
+};
+
+struct ListResult {
+  std::vector<Event> events;
+  std::string next_cursor;  // "" when this was the last page
+  uint64_t snapshot_sequence = 0;
+};
+
 class DB {
  public:
   // Opens (creating when allowed) the database in `dir`, taking `dir/LOCK`. Replays the WAL.
@@ -160,6 +175,10 @@ class DB {
   // InvalidArgument for a bad request, Overflow when a result does not fit ±(2^127-1),
   // NotSupported for source=rollup (rollups are a later issue).
   virtual Status Query(const QueryRequest& request, QueryResult* result) = 0;
+  // One page of the raw audit listing. InvalidArgument for a bad limit or a malformed cursor,
+  // and (message prefix "cursor_mismatch:") for a cursor made for other filters or another
+  // as_of.
+  virtual Status ListEvents(const ListRequest& request, ListResult* result) = 0;
   // Visits every matching event on one snapshot (no particular order). Return false to stop.
   virtual Status ScanEvents(const ReadFilter& filter,
                             const std::function<bool(const Event&)>& visit) = 0;
