@@ -258,6 +258,56 @@ int RunQuery(const std::string& db_root, const std::string& sql, bool json) {
   return 0;
 }
 
+int RunConflicts(const std::string& db_root, const std::string& from, const std::string& to,
+                 const std::string& reason) {
+  ConflictListRequest req;
+  if (!from.empty()) {
+    auto t = ParseTimeArg(from);
+    if (!t.ok()) return Fail(t.status());
+    req.from_ms = *t;
+  }
+  if (!to.empty()) {
+    auto t = ParseTimeArg(to);
+    if (!t.ok()) return Fail(t.status());
+    req.to_ms = *t;
+  }
+  if (!reason.empty()) {
+    if (reason != "conflict" && reason != "period_closed") {
+      return Fail(Status::InvalidArgument("--reason must be conflict or period_closed"));
+    }
+    req.reason = reason;
+  }
+  auto db_or = OpenDb(db_root, Durability::kStrict);
+  if (!db_or.ok()) return Fail(db_or.status());
+  std::unique_ptr<DB> db = std::move(db_or).value();
+  req.limit = 10000;
+  uint64_t n = 0;
+  for (;;) {
+    ConflictListResult page;
+    Status s = db->ListConflicts(req, &page);
+    if (!s.ok()) return Fail(s);
+    for (const ConflictRecord& c : page.conflicts) {
+      // One JSON object per line: the rejected payload in full plus when and why.
+      std::string line = "{\"reason\":";
+      AppendJsonString(c.reason, &line);
+      line += ",\"request_time\":";
+      AppendJsonString(FormatRfc3339(c.request_time_ms), &line);
+      line += ",\"commit_sequence\":" + std::to_string(c.commit_sequence);
+      line += ",\"stored_ingested_at_ms\":" + std::to_string(c.stored_ingested_at_ms);
+      line += ",\"event\":";
+      AppendEventJson(c.event, &line);
+      line += "}";
+      std::printf("%s\n", line.c_str());
+      n++;
+    }
+    if (page.next_cursor.empty()) break;
+    req.cursor = page.next_cursor;
+  }
+  std::fprintf(stderr, "%llu conflict%s\n", static_cast<unsigned long long>(n), n == 1 ? "" : "s");
+  Status s = db->Close();
+  return s.ok() ? 0 : Fail(s);
+}
+
 int NotBuilt(const std::string& command, const std::string& issue) {
   std::fprintf(stderr, "usagedb: '%s' is not built yet in this version (%s)\n", command.c_str(),
                issue.c_str());
@@ -289,6 +339,12 @@ int Main(int argc, char** argv) {
   query->add_option("--sql", sql, "the statement")->required();
   query->add_flag("--json", query_json, "print {\"data\": [...]} instead of a table");
 
+  std::string c_from, c_to, c_reason;
+  auto* conflicts = app.add_subcommand("conflicts", "list recorded conflicts as JSON Lines");
+  conflicts->add_option("--from", c_from, "request time lower bound (inclusive)");
+  conflicts->add_option("--to", c_to, "request time upper bound (exclusive)");
+  conflicts->add_option("--reason", c_reason, "conflict or period_closed");
+
   struct Later {
     const char* name;
     const char* help;
@@ -303,7 +359,6 @@ int Main(int argc, char** argv) {
       {"export-parquet", "export raw events to Parquet", "Parquet export issue #5"},
       {"compact", "run compaction now", "a later issue"},
       {"checkpoint", "consistent copy of a stopped database", "a later issue"},
-      {"conflicts", "list recorded conflicts", "a later issue"},
   };
   std::vector<std::pair<CLI::App*, const Later*>> later_cmds;
   for (const Later& l : later) {
@@ -324,6 +379,7 @@ int Main(int argc, char** argv) {
   if (*ingest) return RunIngest(db_root, ingest_file, durability, batch_size);
   if (*usage) return RunUsage(db_root, account, from, to);
   if (*query) return RunQuery(db_root, sql, query_json);
+  if (*conflicts) return RunConflicts(db_root, c_from, c_to, c_reason);
   for (auto& [c, l] : later_cmds) {
     if (*c) return NotBuilt(l->name, l->issue);
   }

@@ -490,3 +490,41 @@ TEST_F(DbTest, DedupeRunsAreMergedAndStillFindEveryKey) {
 
 }  // namespace
 }  // namespace usagedb::testing
+
+namespace usagedb::testing {
+namespace {
+
+TEST_F(DbTest, ConflictsAreDurableAndListedOnce) {
+  Open();
+  Ingest({MakeEvent("c1", "acc", 1), MakeEvent("c2", "acc", 2)});
+  IngestResult r = Ingest({MakeEvent("c1", "acc", 100), MakeEvent("c2", "acc", 2)});
+  ASSERT_EQ(1u, r.conflicts);
+  ASSERT_TRUE(db_->Flush().ok());  // the first conflict goes to a conflict-log file
+  clock_.AdvanceMs(1000);
+  r = Ingest({MakeEvent("c2", "acc", 200)});  // the second stays in the WAL/memtable
+  ASSERT_EQ(1u, r.conflicts);
+  for (int round = 0; round < 2; round++) {
+    ConflictListResult list;
+    ASSERT_TRUE(db_->ListConflicts(ConflictListRequest(), &list).ok());
+    ASSERT_EQ(2u, list.conflicts.size()) << "round " << round;
+    EXPECT_EQ("c1", list.conflicts[0].event.event_id);
+    EXPECT_EQ("100", Q(list.conflicts[0].event.quantity));  // the rejected payload in full
+    EXPECT_EQ("conflict", list.conflicts[0].reason);
+    EXPECT_GT(list.conflicts[0].stored_ingested_at_ms, 0);
+    EXPECT_EQ("c2", list.conflicts[1].event.event_id);
+    ConflictListRequest paged;
+    paged.limit = 1;
+    ASSERT_TRUE(db_->ListConflicts(paged, &list).ok());
+    ASSERT_EQ(1u, list.conflicts.size());
+    paged.cursor = list.next_cursor;
+    ASSERT_TRUE(db_->ListConflicts(paged, &list).ok());
+    ASSERT_EQ(1u, list.conflicts.size());
+    EXPECT_EQ("c2", list.conflicts[0].event.event_id);
+    EXPECT_TRUE(list.next_cursor.empty());
+    Crash(/*power_loss=*/true);  // strict: the unit with the conflict was synced
+    Open();
+  }
+}
+
+}  // namespace
+}  // namespace usagedb::testing

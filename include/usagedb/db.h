@@ -148,6 +148,27 @@ struct ListResult {
   uint64_t snapshot_sequence = 0;
 };
 
+// A recorded conflict (same event_id, different payload) or period_closed rejection.
+struct ConflictRecord {
+  std::string reason;          // "conflict" or "period_closed"
+  uint64_t commit_sequence = 0;  // the unit that recorded it
+  int64_t request_time_ms = 0;
+  int64_t stored_ingested_at_ms = 0;  // the stored event's stamp (conflicts)
+  Event event;                 // the rejected payload in full
+};
+
+struct ConflictListRequest {
+  std::optional<int64_t> from_ms, to_ms;  // by request time, half-open
+  std::optional<std::string> reason;      // "conflict" | "period_closed"; absent = both
+  uint32_t limit = 1000;                  // 1..10000
+  std::string cursor;
+};
+
+struct ConflictListResult {
+  std::vector<ConflictRecord> conflicts;  // ordered by (request_time_ms, commit_sequence, n)
+  std::string next_cursor;
+};
+
 class DB {
  public:
   // Opens (creating when allowed) the database in `dir`, taking `dir/LOCK`. Replays the WAL.
@@ -179,6 +200,8 @@ class DB {
   // and (message prefix "cursor_mismatch:") for a cursor made for other filters or another
   // as_of.
   virtual Status ListEvents(const ListRequest& request, ListResult* result) = 0;
+  // Lists the durable conflict log (committed conflict-log files + unflushed entries).
+  virtual Status ListConflicts(const ConflictListRequest& request, ConflictListResult* result) = 0;
   // Visits every matching event on one snapshot (no particular order). Return false to stop.
   virtual Status ScanEvents(const ReadFilter& filter,
                             const std::function<bool(const Event&)>& visit) = 0;

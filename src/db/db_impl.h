@@ -73,6 +73,7 @@ class DBImpl : public DB {
                     const std::function<bool(const Event&)>& visit) override;
   Status Query(const QueryRequest& request, QueryResult* result) override;
   Status ListEvents(const ListRequest& request, ListResult* result) override;
+  Status ListConflicts(const ConflictListRequest& request, ConflictListResult* result) override;
   Result<std::unique_ptr<SnapshotReader>> OpenSnapshot(std::optional<uint64_t> as_of_seq) override;
   Status Flush() override;
   DbStats Stats() override;

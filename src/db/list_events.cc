@@ -9,6 +9,8 @@
 #include <algorithm>
 
 #include "db/db_impl.h"
+#include "model/event_codec.h"
+#include <tuple>
 #include "util/coding.h"
 #include "util/hash.h"
 
@@ -161,6 +163,102 @@ Status DBImpl::ListEvents(const ListRequest& req, ListResult* result) {
     PutVarint64(&raw, ZigZagEncode64(last.timestamp_ms));
     PutLengthPrefixed(&raw, last.event_id);
     PutFixed64(&raw, Fingerprint(req.filter));
+    result->next_cursor = Base64Url(raw);
+  }
+  return Status::OK();
+}
+
+}  // namespace usagedb
+
+namespace usagedb {
+
+// Conflict listing: every entry of the committed conflict-log files and of the live
+// memtables, ordered by (request_time_ms, commit_sequence, position in its unit). The cursor
+// is the position of the last entry returned (entries never change once written).
+Status DBImpl::ListConflicts(const ConflictListRequest& req, ConflictListResult* result) {
+  *result = ConflictListResult();
+  if (req.limit < 1 || req.limit > 10000) {
+    return Status::InvalidArgument("limit must be between 1 and 10000");
+  }
+  if (req.reason && *req.reason != "conflict" && *req.reason != "period_closed") {
+    return Status::InvalidArgument("reason must be conflict or period_closed");
+  }
+  if (req.from_ms && req.to_ms && *req.from_ms > *req.to_ms) {
+    return Status::InvalidArgument("from is after to");
+  }
+  struct Key {
+    int64_t t;
+    uint64_t seq;
+    uint64_t n;
+    bool operator<(const Key& o) const {
+      return std::tie(t, seq, n) < std::tie(o.t, o.seq, o.n);
+    }
+  };
+  std::optional<Key> after;
+  if (!req.cursor.empty()) {
+    std::string raw;
+    uint64_t t, seq, n;
+    if (!FromBase64Url(req.cursor, &raw) || raw.size() < 2 || raw.compare(0, 2, "c1") != 0) {
+      return Status::InvalidArgument("malformed cursor");
+    }
+    Decoder d(std::string_view(raw).substr(2));
+    if (!d.GetVarint64(&t) || !d.GetVarint64(&seq) || !d.GetVarint64(&n) || !d.empty()) {
+      return Status::InvalidArgument("malformed cursor");
+    }
+    after = Key{ZigZagDecode64(t), seq, n};
+  }
+  std::vector<std::pair<Key, ConflictRecord>> all;
+  auto add = [&](const ConflictEntry& c, uint64_t n) {
+    std::string reason = c.reason == ConflictReason::kConflict ? "conflict" : "period_closed";
+    if (req.reason && *req.reason != reason) return;
+    if (req.from_ms && c.request_time_ms < *req.from_ms) return;
+    if (req.to_ms && c.request_time_ms >= *req.to_ms) return;
+    Key k{c.request_time_ms, c.commit_seq, n};
+    if (after && !(*after < k)) return;
+    all.push_back({k, ConflictRecord{reason, c.commit_seq, c.request_time_ms,
+                                      c.stored_ingested_at_ms, c.event}});
+  };
+  Snapshot snap = GetSnapshot(std::nullopt);
+  for (const ConflictLogMeta& m : snap.version->manifest.conflict_logs) {
+    std::string path = Path(kConflictDir) + "/" + wal::WalFileName(m.file_number);
+    auto rr = wal::ReadWalFile(fs_, path, /*repair=*/false);
+    if (!rr.ok()) {
+      Status s = rr.status();
+      return s.IsNotFound() ? Status::Corruption("conflict log missing: " + path) : s;
+    }
+    if (rr->torn_tail) return Status::Corruption(path + ": truncated conflict log");
+    uint64_t n = 0;
+    for (const wal::Record& rec : rr->records) {
+      Decoder d(rec.payload);
+      ConflictEntry c;
+      uint64_t seq, req_t, stored;
+      uint8_t reason;
+      if (!d.GetVarint64(&seq) || !d.GetVarint64(&req_t) || !d.GetByte(&reason) ||
+          (reason != 1 && reason != 2) || !d.GetVarint64(&stored) ||
+          !DecodeEventBinary(&d, &c.event) || !d.empty()) {
+        return Status::Corruption(path + ": bad conflict entry");
+      }
+      c.commit_seq = seq;
+      c.request_time_ms = ZigZagDecode64(req_t);
+      c.reason = static_cast<ConflictReason>(reason);
+      c.stored_ingested_at_ms = ZigZagDecode64(stored);
+      add(c, n++);
+    }
+  }
+  for (const auto& mem : snap.version->memtables) {
+    uint64_t n = 0;
+    for (const ConflictEntry& c : mem->conflicts_snapshot()) add(c, n++);
+  }
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t take = std::min<size_t>(all.size(), req.limit);
+  for (size_t i = 0; i < take; i++) result->conflicts.push_back(std::move(all[i].second));
+  if (all.size() > take) {
+    const Key& k = all[take - 1].first;
+    std::string raw = "c1";
+    PutVarint64(&raw, ZigZagEncode64(k.t));
+    PutVarint64(&raw, k.seq);
+    PutVarint64(&raw, k.n);
     result->next_cursor = Base64Url(raw);
   }
   return Status::OK();

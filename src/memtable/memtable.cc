@@ -91,6 +91,11 @@ void MemTable::AddConflict(ConflictEntry entry) {
   if (seq > max_seq_) max_seq_ = seq;
 }
 
+std::vector<ConflictEntry> MemTable::conflicts_snapshot() const {
+  std::shared_lock lock(mu_);
+  return conflicts_;
+}
+
 std::optional<MemTable::Stored> MemTable::FindDigest(std::string_view event_id) const {
   std::shared_lock lock(mu_);
   auto it = index_.find(event_id);

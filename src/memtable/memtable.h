@@ -98,6 +98,8 @@ class MemTable {
   // encoded by this process or replayed from a checksummed WAL record).
   static bool DecodeRow(const MemRow& row, Event* out);
 
+  // A copy of the conflict entries so far (readers; thread-safe).
+  std::vector<ConflictEntry> conflicts_snapshot() const;
   // For the flusher (no concurrent Add allowed).
   const std::deque<MemRow>& rows_for_flush() const { return rows_; }
   const std::vector<ConflictEntry>& conflicts_for_flush() const { return conflicts_; }
