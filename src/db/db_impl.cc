@@ -362,13 +362,13 @@ Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flus
   SegmentRowResolver resolver(this);
   constexpr size_t kWindow = 64;
   const size_t workers = std::max<size_t>(1, std::min<size_t>(4, std::thread::hardware_concurrency()));
-  std::vector<DecodedUnit> decoded(kWindow);
+  std::vector<PeekedUnit> decoded(kWindow);
   std::vector<Status> statuses(kWindow);
   for (size_t base = 0; base < apply.size(); base += kWindow) {
     const size_t n = std::min(kWindow, apply.size() - base);
     auto decode_range = [&](size_t w) {
       for (size_t i = w; i < n; i += workers) {
-        statuses[i] = DecodeUnit(apply[base + i]->payload, &decoded[i]);
+        statuses[i] = PeekUnit(apply[base + i]->payload, &decoded[i]);
       }
     };
     std::vector<std::thread> pool;
@@ -377,13 +377,13 @@ Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flus
     for (auto& t : pool) t.join();
     for (size_t i = 0; i < n; i++) {
       RETURN_IF_ERROR(statuses[i].WithContext("WAL replay"));
-      DecodedUnit& unit = decoded[i];
+      PeekedUnit& unit = decoded[i];
       last_ingested_at_ms_ = std::max(last_ingested_at_ms_, unit.header.ingested_at_ms);
       active_->NoteSequence(unit.header.seq, unit.header.ingested_at_ms);
       std::vector<RowMeta> rows;
       rows.reserve(unit.events.size());
       for (size_t k = 0; k < unit.events.size(); k++) {
-        const Event& e = unit.events[k];
+        const EventPeek& e = unit.events[k];
         // Restored unless an event with its id is already stored (no §1/clock checks again).
         if (active_->Contains(e.event_id)) continue;
         ASSIGN_OR_RETURN(auto found, dedupe_->Lookup(e.event_id, 0, 0, &resolver));

@@ -97,6 +97,50 @@ Status DecodeUnit(std::string_view payload, DecodedUnit* unit) {
   return Status::OK();
 }
 
+Status PeekUnit(std::string_view payload, PeekedUnit* unit) {
+  Decoder d(payload);
+  uint64_t ing, req, n;
+  if (!d.GetVarint64(&unit->header.seq) || !d.GetVarint64(&ing) || !d.GetVarint64(&req) ||
+      !d.GetVarint64(&n)) {
+    return Status::Corruption("bad WAL unit header");
+  }
+  unit->header.ingested_at_ms = ZigZagDecode64(ing);
+  unit->header.request_time_ms = ZigZagDecode64(req);
+  if (n > payload.size()) return Status::Corruption("bad WAL unit event count");
+  unit->events.resize(n);
+  unit->digests.resize(n);
+  unit->record_spans.resize(n);
+  for (uint64_t i = 0; i < n; i++) {
+    const size_t start = static_cast<size_t>(d.pos() - payload.data());
+    bool ok = PeekEventBinary(&d, &unit->events[i]);
+    unit->record_spans[i] = {static_cast<uint32_t>(start),
+                             static_cast<uint32_t>(d.pos() - payload.data() - start)};
+    if (!ok || !d.GetFixed64(&unit->digests[i].lo) || !d.GetFixed64(&unit->digests[i].hi)) {
+      return Status::Corruption("bad event record in WAL unit");
+    }
+  }
+  if (!d.GetVarint64(&n) || n > payload.size()) {
+    return Status::Corruption("bad WAL unit conflict count");
+  }
+  unit->conflicts.clear();
+  unit->conflicts.resize(n);
+  for (uint64_t i = 0; i < n; i++) {
+    ConflictEntry& c = unit->conflicts[i];
+    uint8_t reason;
+    uint64_t stored;
+    if (!d.GetByte(&reason) || (reason != 1 && reason != 2) || !d.GetVarint64(&stored) ||
+        !DecodeEventBinary(&d, &c.event)) {
+      return Status::Corruption("bad conflict record in WAL unit");
+    }
+    c.reason = static_cast<ConflictReason>(reason);
+    c.stored_ingested_at_ms = ZigZagDecode64(stored);
+    c.commit_seq = unit->header.seq;
+    c.request_time_ms = unit->header.request_time_ms;
+  }
+  if (!d.empty()) return Status::Corruption("trailing bytes in WAL unit");
+  return Status::OK();
+}
+
 void EncodeVoid(uint64_t seq, std::string* dst) { PutVarint64(dst, seq); }
 
 Status DecodeVoid(std::string_view payload, uint64_t* seq) {

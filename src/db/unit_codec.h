@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "memtable/memtable.h"
+#include "model/event_codec.h"
 #include "usagedb/event.h"
 #include "usagedb/status.h"
 
@@ -51,6 +52,17 @@ struct DecodedUnit {
   std::vector<ConflictEntry> conflicts;
 };
 Status DecodeUnit(std::string_view payload, DecodedUnit* unit);
+
+// As DecodeUnit, but events are only peeked (id, account, timestamp, kind as views into the
+// payload), which is all replay needs to rebuild the memtable. Conflicts are decoded fully.
+struct PeekedUnit {
+  UnitHeader header;
+  std::vector<EventPeek> events;
+  std::vector<Digest128> digests;
+  std::vector<std::pair<uint32_t, uint32_t>> record_spans;
+  std::vector<ConflictEntry> conflicts;
+};
+Status PeekUnit(std::string_view payload, PeekedUnit* unit);
 
 void EncodeVoid(uint64_t seq, std::string* dst);
 Status DecodeVoid(std::string_view payload, uint64_t* seq);

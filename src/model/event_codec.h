@@ -80,6 +80,19 @@ void EncodeEventBinary(const Event& event, std::string* dst);
 // Returns false on malformed input (caller reports Corruption).
 bool DecodeEventBinary(Decoder* in, Event* event);
 
+// The few fields replay and the memtable need, read from a binary event record without
+// materialising the event. Views point into the record. The whole record is validated as
+// DecodeEventBinary would (structure, flags, kind, quantity range, dimension order), so a
+// record that peeks fine also decodes fine.
+struct EventPeek {
+  std::string_view event_id;
+  std::string_view account_id;
+  int64_t timestamp_ms = 0;
+  EventKind kind = EventKind::kUsage;
+};
+// Consumes one record from *in. False on malformed input.
+bool PeekEventBinary(Decoder* in, EventPeek* out);
+
 // Event as a JSON object for listings (SPEC §3.3): every §1 field plus ingested_at_ms;
 // quantity as a canonical JSON integer; dimensions as a plain object; correction_ref null or
 // an object; absent optional fields as null.

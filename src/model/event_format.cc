@@ -311,6 +311,39 @@ void EncodeEventBinary(const Event& e, std::string* dst) {
   }
 }
 
+bool PeekEventBinary(Decoder* in, EventPeek* out) {
+  uint8_t flags, kind;
+  if (!in->GetByte(&flags) || (flags & ~kKnownFlags) != 0) return false;
+  if (!in->GetByte(&kind) || kind > static_cast<uint8_t>(EventKind::kRetraction)) return false;
+  out->kind = static_cast<EventKind>(kind);
+  std::string_view skip;
+  if (!in->GetLengthPrefixed(&out->event_id)) return false;
+  if ((flags & kHasCorrectionRef) &&
+      (!in->GetLengthPrefixed(&skip) || !in->GetLengthPrefixed(&skip))) {
+    return false;
+  }
+  if (!in->GetLengthPrefixed(&out->account_id)) return false;
+  if ((flags & kHasSubscription) && !in->GetLengthPrefixed(&skip)) return false;
+  if (!in->GetLengthPrefixed(&skip) || !in->GetLengthPrefixed(&skip)) return false;
+  if ((flags & kHasModel) && !in->GetLengthPrefixed(&skip)) return false;
+  uint64_t ts;
+  unsigned __int128 q;
+  if (!in->GetVarint64(&ts) || !in->GetVarint128(&q)) return false;
+  out->timestamp_ms = ZigZagDecode64(ts);
+  __int128 quantity = ZigZagDecode128(q);
+  if (quantity > kMaxQuantity || quantity < -kMaxQuantity) return false;
+  if (!in->GetLengthPrefixed(&skip) || !in->GetLengthPrefixed(&skip)) return false;
+  uint64_t n;
+  if (!in->GetVarint64(&n) || n > in->remaining() / 2) return false;
+  std::string_view prev_key, k, v;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (!in->GetLengthPrefixed(&k) || !in->GetLengthPrefixed(&v)) return false;
+    if (i > 0 && !(prev_key < k)) return false;
+    prev_key = k;
+  }
+  return true;
+}
+
 bool DecodeEventBinary(Decoder* in, Event* e) {
   uint8_t flags, kind;
   if (!in->GetByte(&flags) || (flags & ~kKnownFlags) != 0) return false;
