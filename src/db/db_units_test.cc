@@ -75,6 +75,36 @@ TEST(UnitCodec, TruncatedOrTrailingBytesAreCorruption) {
   EXPECT_TRUE(DecodeVoid(v + "x", &seq).IsCorruption());
 }
 
+TEST(UnitCodec, PeekAgreesWithDecodeAndRejectsWhatDecodeRejects) {
+  Event a = Ev("evt_peek", -42);
+  a.kind = EventKind::kRetraction;
+  a.has_correction_ref = true;
+  a.correction_original_event_id = "orig";
+  a.subscription_id = "sub";
+  a.model_id = "m1";
+  a.dimensions = {{"a", "1"}, {"b", "2"}};
+  std::string rec;
+  EncodeEventBinary(a, &rec);
+  Decoder d(rec);
+  EventPeek p;
+  ASSERT_TRUE(PeekEventBinary(&d, &p));
+  EXPECT_TRUE(d.empty());
+  EXPECT_EQ("evt_peek", p.event_id);
+  EXPECT_EQ("acc", p.account_id);
+  EXPECT_EQ(a.timestamp_ms, p.timestamp_ms);
+  EXPECT_EQ(EventKind::kRetraction, p.kind);
+  for (size_t cut = 0; cut < rec.size(); cut++) {
+    Decoder t(std::string_view(rec).substr(0, cut));
+    Event e;
+    Decoder t2(std::string_view(rec).substr(0, cut));
+    EXPECT_EQ(DecodeEventBinary(&t, &e), PeekEventBinary(&t2, &p)) << cut;
+  }
+  std::string bad = rec;
+  bad[0] = static_cast<char>(0x80);  // unknown flag bit
+  Decoder b(bad);
+  EXPECT_FALSE(PeekEventBinary(&b, &p));
+}
+
 TEST(Reservations, SecondBatchWaitsForTheFirstToRelease) {
   ReservationTable t;
   std::vector<std::string_view> ids1 = {"x", "y"}, ids2 = {"z", "y"};
