@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <set>
@@ -404,6 +405,34 @@ TEST_F(ExportTest, PartitionedTreeHasOneDirectoryPerDateWithTheRightRows) {
   EXPECT_EQ(s.bytes_written, bytes);
   EXPECT_EQ(ScanIdsAndQuantities(ReadFilter()), all);
   EXPECT_EQ("-7", all["april"]);
+}
+
+TEST_F(ExportTest, WriterLimitSplitsADateIntoSeveralPartFiles) {
+  Ingest(Events(300, "e", /*days=*/7));  // every account has events on every date
+  ExportOptions o = Opt("parts");
+  o.partition_by_date = true;
+  o.max_open_date_writers = 2;  // seven dates interleaved in billing order: writers rotate
+  ExportSummary s;
+  ASSERT_TRUE(Export(o, &s).ok());
+  EXPECT_EQ(300u, s.events);
+  EXPECT_GT(s.files, 7u);
+  std::map<std::string, std::string> all;
+  for (const std::string& d : List(o.output_path)) {
+    std::vector<std::string> parts = List(JoinPath(o.output_path, d));
+    ASSERT_FALSE(parts.empty());
+    for (size_t i = 0; i < parts.size(); i++) {
+      char want[64];
+      std::snprintf(want, sizeof(want), "part-%05zu.parquet", i);
+      EXPECT_EQ(want, parts[i]);  // numbered densely from 0
+      auto rows = ReadIdsAndQuantities(JoinPath(JoinPath(o.output_path, d), parts[i]));
+      for (const auto& [id, q] : rows) EXPECT_TRUE(all.emplace(id, q).second) << id;
+    }
+  }
+  EXPECT_EQ(7u, List(o.output_path).size());
+  EXPECT_EQ(ScanIdsAndQuantities(ReadFilter()), all);
+  o.output_path = Out("bad");
+  o.max_open_date_writers = 0;
+  EXPECT_TRUE(Export(o, &s).IsInvalidArgument());
 }
 
 TEST_F(ExportTest, EmptyDatabaseWritesAValidZeroRowFile) {

@@ -18,8 +18,8 @@
 //
 // Memory: bounded whatever the export size (docs/parts/export.md states and measures the
 // bound): one segment block decoded at a time plus the Parquet writer's row group buffers
-// (single file: <= row_group_bytes + open pages; partitioned: at most kMaxOpenDateWriters
-// writers of partition_row_group_bytes each).
+// (single file: <= row_group_bytes + open pages; partitioned: at most max_open_date_writers
+// writers of partition_row_group_bytes each, sharing one zstd context).
 //
 // Thread safety: ExportParquet may run concurrently with ingestion and with other exports on
 // the same DB; one call uses one thread.
@@ -69,19 +69,19 @@ struct ExportOptions {
   uint64_t rows_per_row_group = 1'000'000;
   // Single file: a row group is also flushed when its buffered bytes reach this.
   uint64_t row_group_bytes = 64ull << 20;
-  // Partitioned: the same limit for each open per-date writer (at most kMaxOpenDateWriters).
-  uint64_t partition_row_group_bytes = 3ull << 20;
+  // Partitioned: the same limit for each open per-date writer.
+  uint64_t partition_row_group_bytes = 2ull << 20;
+  // Partitioned: at most this many per-date writers are open at once. Segments are read month
+  // by month and a month has at most 31 dates, so the default never closes a date early;
+  // beyond it the oldest open writer is finished and its date continues in its next part
+  // file (part-00001.parquet, ...).
+  int max_open_date_writers = 32;
 
   // Seams; nullptr = the POSIX file system / the real clock. Not owned. The file system is
   // the one OUT is written through (segments are read by the DB through its own).
   FileSystem* file_system = nullptr;
   Clock* clock = nullptr;
 };
-
-// At most this many per-date writers are open at once in a partitioned export (a month has at
-// most 31 dates and segments are read month by month; beyond it the oldest writer is finished
-// and the date continues in its next part file).
-inline constexpr int kMaxOpenDateWriters = 32;
 
 struct ExportSummary {
   uint64_t events = 0;             // rows written

@@ -293,6 +293,43 @@ TEST_F(ParquetWriterTest, EveryColumnRoundTripsThroughTheMiniReader) {
   EXPECT_EQ((Values{"1777593601000", std::to_string(INT64_MAX)}), Column(meta, kColIngestedAtMs));
 }
 
+TEST_F(ParquetWriterTest, WritersSharingOneCompressionInterleaveCorrectly) {
+  // Two writers, one shared zstd context and page scratch, pages closed alternately: each
+  // file must hold exactly its own values.
+  ParquetCompression shared(3);
+  ParquetWriterOptions o;
+  o.page_rows = 7;
+  o.rows_per_row_group = 20;
+  const std::string other = dir_ + "/other.parquet";
+  auto w1 = ParquetWriter::Create(fs_, path_, o, &shared);
+  auto w2 = ParquetWriter::Create(fs_, other, o, &shared);
+  ASSERT_TRUE(w1.ok() && w2.ok());
+  Values ids1, ids2;
+  for (int i = 0; i < 100; i++) {
+    const bool first = (i / 3) % 2 == 0;
+    const std::string id = (first ? "one-" : "two-") + std::to_string(i);
+    ASSERT_TRUE((first ? *w1 : *w2)->Append(MakeEvent(id, i)).ok());
+    (first ? ids1 : ids2).push_back(id);
+  }
+  ASSERT_TRUE((*w1)->Finish().ok());
+  ASSERT_TRUE((*w2)->Finish().ok());
+  auto meta1 = ReadParquetFooter(fs_, path_);
+  ASSERT_TRUE(meta1.ok());
+  EXPECT_EQ(ids1, Column(*meta1, kColEventId));
+  std::string bytes;
+  ASSERT_TRUE(fs_->ReadFileToString(other, &bytes).ok());
+  auto meta2 = ReadParquetFooter(fs_, other);
+  ASSERT_TRUE(meta2.ok());
+  MiniReader reader(bytes);
+  Values got2;
+  for (const pf::RowGroup& rg : meta2->row_groups) {
+    Values v = reader.ReadColumn(rg.columns[kColEventId], kColumns[kColEventId]);
+    got2.insert(got2.end(), v.begin(), v.end());
+  }
+  EXPECT_EQ(ids2, got2);
+  fs_->RemoveFile(other).IgnoreError();
+}
+
 TEST_F(ParquetWriterTest, QuantityStatisticsUseSignedOrder) {
   // Byte-wise, -1 (ff..ff) would be the maximum and 0 the minimum.
   pf::FileMetaData meta = Write({MakeEvent("a", 5), MakeEvent("b", -1), MakeEvent("c", 0),
