@@ -4,8 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -205,9 +205,9 @@ int RunExportParquet(const std::string& db_root, const ExportArgs& a) {
   ExportOptions o;
   o.output_path = a.out;
   if (!a.account.empty()) o.account_id = a.account;
-  for (auto [arg, dst, name] : {std::tuple{&a.from, &o.from_ms, "--from"},
-                                std::tuple{&a.to, &o.to_ms, "--to"},
-                                std::tuple{&a.as_of_ms, &o.as_of_ms, "--as-of-ms"}}) {
+  for (auto [arg, dst, name] :
+       {std::tuple{&a.from, &o.from_ms, "--from"}, std::tuple{&a.to, &o.to_ms, "--to"},
+        std::tuple{&a.as_of_ms, &o.as_of_ms, "--as-of-ms"}}) {
     if (arg->empty()) continue;
     auto t = ParseTimeArg(*arg);
     if (!t.ok()) return Fail(t.status().WithContext(name));
@@ -319,15 +319,16 @@ int Main(int argc, char** argv) {
   ExportArgs ex;
   auto* export_parquet = app.add_subcommand(
       "export-parquet", "export raw events to Parquet (one file, or a date-partitioned tree)");
-  export_parquet->add_option("OUT", ex.out, "output file (directory with --partition-by date); "
-                             "must not exist")->required();
+  export_parquet
+      ->add_option("OUT", ex.out, "output file (directory with --partition-by date); must not exist")
+      ->required();
   export_parquet->add_option("--from", ex.from, "event time lower bound (inclusive)");
   export_parquet->add_option("--to", ex.to, "event time upper bound (exclusive)");
   export_parquet->add_option("--account", ex.account, "only this account");
-  auto* as_of_opt = export_parquet->add_option("--as-of", ex.as_of,
-                                               "export as of this commit sequence");
-  auto* as_of_ms_opt = export_parquet->add_option(
-      "--as-of-ms", ex.as_of_ms, "only events ingested at or before this time");
+  auto* as_of_opt =
+      export_parquet->add_option("--as-of", ex.as_of, "export as of this commit sequence");
+  auto* as_of_ms_opt = export_parquet->add_option("--as-of-ms", ex.as_of_ms,
+                                                  "only events ingested at or before this time");
   as_of_opt->excludes(as_of_ms_opt);
   export_parquet->add_option("--partition-by", ex.partition_by,
                              "date: a Hive tree OUT/date=YYYY-MM-DD/part-NNNNN.parquet");

@@ -367,8 +367,8 @@ TEST_F(ExportTest, TimeRangeIsHalfOpenAndAccountFilters) {
 
 TEST_F(ExportTest, PartitionedTreeHasOneDirectoryPerDateWithTheRightRows) {
   std::vector<Event> ev = Events(400, "e", /*days=*/3);
-  ev.push_back(MakeEvent("june", "a1", 7, kMay1 + 31 * kDayMs + 5));       // 2026-06-01
-  ev.push_back(MakeEvent("april", "a2", -7, kMay1 - 1));                   // 2026-04-30
+  ev.push_back(MakeEvent("june", "a1", 7, kMay1 + 31 * kDayMs + 5));  // 2026-06-01
+  ev.push_back(MakeEvent("april", "a2", -7, kMay1 - 1));              // 2026-04-30
   ev.back().kind = EventKind::kRetraction;
   ev.back().has_correction_ref = true;
   ev.back().correction_original_event_id = "e0";

@@ -11,9 +11,9 @@
 // segment files pinned by that snapshot. Every event acknowledged before the call is in the
 // output (unflushed ones too); nothing acknowledged after it is.
 //
-// Atomicity: a single file is written as `OUT.tmp-<pid>`, fsynced, renamed to OUT and the
+// Atomicity: a single file is written as `OUT.tmp-<pid>-<n>`, fsynced, renamed to OUT and the
 // parent directory fsynced; a partitioned tree is written into the sibling directory
-// `OUT.tmp-<pid>` and renamed whole. On any failure the temporaries are removed and nothing
+// `OUT.tmp-<pid>-<n>` and renamed whole. On any failure the temporaries are removed and nothing
 // is left at OUT.
 //
 // Memory: bounded whatever the export size (docs/parts/export.md states and measures the

@@ -101,8 +101,7 @@ int Main(int argc, char** argv) {
                                 : std::nullopt,
            &buf);
     OptStr("correction_reason",
-           e.has_correction_ref ? std::optional<std::string>(e.correction_reason)
-                                : std::nullopt,
+           e.has_correction_ref ? std::optional<std::string>(e.correction_reason) : std::nullopt,
            &buf);
     Str("account_id", e.account_id, &buf);
     OptStr("subscription_id", e.subscription_id, &buf);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -20,6 +21,8 @@ namespace usagedb {
 namespace {
 
 constexpr int64_t kMsPerDay = 86'400'000;
+// Numbers the exports of this process, so concurrent exports never share a temporary name.
+std::atomic<uint64_t> next_export_id{0};
 // Open pages of up to 32 per-date writers: 10K rows per page instead of 20K halves them at
 // no cost in size (measured, docs/parts/export.md).
 constexpr uint32_t kPartitionPageRows = 10'000;
@@ -58,7 +61,8 @@ class Exporter {
         fs_(options.file_system ? options.file_system : FileSystem::Default()),
         clock_(options.clock ? options.clock : Clock::Real()),
         out_(StripTrailingSlashes(options.output_path)),
-        tmp_(out_ + ".tmp-" + std::to_string(::getpid())) {
+        tmp_(out_ + ".tmp-" + std::to_string(::getpid()) + "-" +
+             std::to_string(next_export_id.fetch_add(1))) {
     open_.reserve(static_cast<size_t>(std::max(1, options.max_open_date_writers)));
   }
 
@@ -101,8 +105,8 @@ class Exporter {
                                        " is in the future (now " + std::to_string(now) + ")");
       }
     }
-    if (o.rows_per_row_group == 0 || o.row_group_bytes == 0 ||
-        o.partition_row_group_bytes == 0 || o.max_open_date_writers < 1) {
+    if (o.rows_per_row_group == 0 || o.row_group_bytes == 0 || o.partition_row_group_bytes == 0 ||
+        o.max_open_date_writers < 1) {
       return Status::InvalidArgument("export: row group and writer limits must be positive");
     }
     if (fs_->FileExists(out_)) return Status::AlreadyExists(out_ + ": already exists");
@@ -137,7 +141,7 @@ class Exporter {
     });
     progress_.segments_total = order.size();
 
-    // A stale temporary of ours (same pid, earlier crash) is replaced.
+    // A stale temporary of ours (same pid and number, earlier crash) is replaced.
     if (fs_->FileExists(tmp_)) RemoveTree(fs_, tmp_);
     if (options_.partition_by_date) {
       RETURN_IF_ERROR(fs_->CreateDir(tmp_));

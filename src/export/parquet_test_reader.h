@@ -32,15 +32,15 @@ class MiniReader {
                     std::vector<pf::Encoding::type>* page_encodings = nullptr) {
     Values out;
     const pf::ColumnMetaData& md = chunk.meta_data;
-    uint64_t pos = md.__isset.dictionary_page_offset ? md.dictionary_page_offset
-                                                     : md.data_page_offset;
+    uint64_t pos =
+        md.__isset.dictionary_page_offset ? md.dictionary_page_offset : md.data_page_offset;
     const uint64_t end = pos + md.total_compressed_size;
     std::vector<std::string> dict;
     while (pos < end) {
       pf::PageHeader header;
       size_t consumed = 0;
-      Status s = DeserializeThrift(std::string_view(bytes_).substr(pos), "page", &header,
-                                   &consumed);
+      Status s =
+          DeserializeThrift(std::string_view(bytes_).substr(pos), "page", &header, &consumed);
       EXPECT_TRUE(s.ok()) << s.ToString();
       if (!s.ok()) return out;
       pos += consumed;

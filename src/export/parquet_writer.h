@@ -11,10 +11,11 @@
 // Memory bound: the writer holds the current row group as compressed pages plus, per column,
 // one uncompressed page (<= page_bytes + one value) and one dictionary (<= dictionary_bytes,
 // plus a hash table of about 24 bytes per entry), and one page's scratch (encoded +
-// compressed) with the zstd context, possibly shared with other writers (ParquetCompression). A row group is flushed to the file when it
-// reaches rows_per_row_group rows or when its buffered bytes reach row_group_bytes, so the
-// peak is about row_group_bytes + 15 * (page_bytes + 2 * dictionary_bytes) + one zstd context,
-// whatever the number of events (about 110 MiB with the defaults; typically far less).
+// compressed) with the zstd context, possibly shared with other writers (ParquetCompression).
+// A row group is flushed to the file when it reaches rows_per_row_group rows or when its
+// buffered bytes reach row_group_bytes, so the peak is about row_group_bytes + 15 * (page_bytes
+// + 2 * dictionary_bytes) + one zstd context, whatever the number of events (about 110 MiB with
+// the defaults; typically far less).
 //
 // Thread safety: none; one thread uses a writer at a time.
 // Errors: the first failed call leaves the writer failed; later calls return that error. A
