@@ -2,6 +2,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <tuple>
+#include <optional>
+#include <cstdlib>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -11,7 +15,9 @@
 
 #include "model/event_codec.h"
 #include "query/sql_plan.h"
+#include "io/file_system.h"
 #include "usagedb/db.h"
+#include "usagedb/export.h"
 #include "util/int128.h"
 #include "util/time_util.h"
 
@@ -308,6 +314,101 @@ int RunConflicts(const std::string& db_root, const std::string& from, const std:
   return s.ok() ? 0 : Fail(s);
 }
 
+struct ExportArgs {
+  std::string out, from, to, account, as_of, as_of_ms, partition_by;
+};
+
+// usagedb export-parquet OUT ... (SPEC §7, §8). Exit 0, 1 (failure, OUT exists), 2 (usage).
+int RunExportParquet(const std::string& db_root, const ExportArgs& a) {
+  ExportOptions o;
+  o.output_path = a.out;
+  if (!a.account.empty()) o.account_id = a.account;
+  for (auto [arg, dst, name] :
+       {std::tuple{&a.from, &o.from_ms, "--from"}, std::tuple{&a.to, &o.to_ms, "--to"},
+        std::tuple{&a.as_of_ms, &o.as_of_ms, "--as-of-ms"}}) {
+    if (arg->empty()) continue;
+    auto t = ParseTimeArg(*arg);
+    if (!t.ok()) return Fail(t.status().WithContext(name));
+    *dst = *t;
+  }
+  if (!a.as_of.empty()) {
+    uint64_t seq = 0;
+    for (char ch : a.as_of) {
+      if (ch < '0' || ch > '9' || seq > (UINT64_MAX - 9) / 10) {
+        return Fail(Status::InvalidArgument("--as-of: not a commit sequence: '" + a.as_of + "'"));
+      }
+      seq = seq * 10 + static_cast<uint64_t>(ch - '0');
+    }
+    o.as_of_seq = seq;
+  }
+  if (o.as_of_seq && o.as_of_ms) {
+    return Fail(Status::InvalidArgument("--as-of and --as-of-ms are mutually exclusive"));
+  }
+  if (!a.partition_by.empty()) {
+    if (a.partition_by != "date") {
+      return Fail(Status::InvalidArgument("--partition-by: only 'date' is supported, not '" +
+                                          a.partition_by + "'"));
+    }
+    o.partition_by_date = true;
+  }
+  if (o.from_ms && o.to_ms && *o.from_ms > *o.to_ms) {
+    return Fail(Status::InvalidArgument("--from is after --to"));
+  }
+  // Tuning setting (SPEC §8: every setting has a USAGEDB_<NAME> variable): rows per row group.
+  if (const char* v = std::getenv("USAGEDB_EXPORT_ROW_GROUP_ROWS"); v != nullptr && *v != 0) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long n = std::strtoull(v, &end, 10);
+    if (errno != 0 || *end != 0 || n == 0 || v[0] == '-') {
+      return Fail(Status::InvalidArgument(
+          std::string("USAGEDB_EXPORT_ROW_GROUP_ROWS: not a positive integer: '") + v + "'"));
+    }
+    o.rows_per_row_group = n;
+  }
+  // Fail before opening (and flushing) the database when OUT is already there.
+  if (FileSystem::Default()->FileExists(a.out)) {
+    return Fail(Status::AlreadyExists(a.out + ": already exists"));
+  }
+  auto db_or = OpenDb(db_root, Durability::kStrict);
+  if (!db_or.ok()) return Fail(db_or.status());
+  std::unique_ptr<DB> db = std::move(db_or).value();
+
+  const bool progress = ::isatty(2);
+  auto last = std::chrono::steady_clock::now();
+  bool shown = false;
+  if (progress) {
+    o.progress = [&](const ExportProgress& p) {
+      auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::milliseconds(250)) return;
+      last = now;
+      shown = true;
+      std::fprintf(stderr, "\rexporting: %llu/%llu segments, %llu events, %.1f MB   ",
+                   static_cast<unsigned long long>(p.segments_done),
+                   static_cast<unsigned long long>(p.segments_total),
+                   static_cast<unsigned long long>(p.events), p.bytes / 1e6);
+    };
+  }
+  ExportSummary sum;
+  Status s = ExportParquet(db.get(), o, &sum);
+  if (shown) std::fprintf(stderr, "\r\033[K");
+  Status c = db->Close();
+  if (!s.ok()) return Fail(s);
+  if (!c.ok()) return Fail(c);
+  std::printf(
+      "exported %llu events%s from %llu segments to %s: %llu bytes in %llu file%s, %.2f s "
+      "(%.0f events/s, as of commit sequence %llu)\n",
+      static_cast<unsigned long long>(sum.events),
+      sum.empty() ? (o.partition_by_date ? " (empty: no matching events, empty directory)"
+                                         : " (empty: no matching events, zero-row file)")
+                  : "",
+      static_cast<unsigned long long>(sum.segments_read), a.out.c_str(),
+      static_cast<unsigned long long>(sum.bytes_written),
+      static_cast<unsigned long long>(sum.files), sum.files == 1 ? "" : "s", sum.seconds,
+      sum.seconds > 0 ? sum.events / sum.seconds : 0.0,
+      static_cast<unsigned long long>(sum.snapshot_sequence));
+  return 0;
+}
+
 int NotBuilt(const std::string& command, const std::string& issue) {
   std::fprintf(stderr, "usagedb: '%s' is not built yet in this version (%s)\n", command.c_str(),
                issue.c_str());
@@ -345,6 +446,23 @@ int Main(int argc, char** argv) {
   conflicts->add_option("--to", c_to, "request time upper bound (exclusive)");
   conflicts->add_option("--reason", c_reason, "conflict or period_closed");
 
+  ExportArgs ex;
+  auto* export_parquet = app.add_subcommand(
+      "export-parquet", "export raw events to Parquet (one file, or a date-partitioned tree)");
+  export_parquet
+      ->add_option("OUT", ex.out, "output file (directory with --partition-by date); must not exist")
+      ->required();
+  export_parquet->add_option("--from", ex.from, "event time lower bound (inclusive)");
+  export_parquet->add_option("--to", ex.to, "event time upper bound (exclusive)");
+  export_parquet->add_option("--account", ex.account, "only this account");
+  auto* as_of_opt =
+      export_parquet->add_option("--as-of", ex.as_of, "export as of this commit sequence");
+  auto* as_of_ms_opt = export_parquet->add_option("--as-of-ms", ex.as_of_ms,
+                                                  "only events ingested at or before this time");
+  as_of_opt->excludes(as_of_ms_opt);
+  export_parquet->add_option("--partition-by", ex.partition_by,
+                             "date: a Hive tree OUT/date=YYYY-MM-DD/part-NNNNN.parquet");
+
   struct Later {
     const char* name;
     const char* help;
@@ -356,7 +474,6 @@ int Main(int argc, char** argv) {
       {"rebuild-rollups", "rebuild rollups", "rollups are a later issue"},
       {"inspect-segment", "segment metadata and first rows", "a later issue"},
       {"verify-period", "verify rollups against raw data", "a later issue"},
-      {"export-parquet", "export raw events to Parquet", "Parquet export issue #5"},
       {"compact", "run compaction now", "a later issue"},
       {"checkpoint", "consistent copy of a stopped database", "a later issue"},
   };
@@ -380,6 +497,7 @@ int Main(int argc, char** argv) {
   if (*usage) return RunUsage(db_root, account, from, to);
   if (*query) return RunQuery(db_root, sql, query_json);
   if (*conflicts) return RunConflicts(db_root, c_from, c_to, c_reason);
+  if (*export_parquet) return RunExportParquet(db_root, ex);
   for (auto& [c, l] : later_cmds) {
     if (*c) return NotBuilt(l->name, l->issue);
   }

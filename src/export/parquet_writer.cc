@@ -16,10 +16,13 @@
 namespace usagedb {
 namespace parquet {
 
-// One zstd compression context, reused for every page of a writer.
+// One zstd compression context plus the scratch buffers of one page, reused for every page
+// of a writer (or of several writers sharing a ParquetCompression on one thread). A page is
+// encoded into `raw` and compressed into `compressed` within one call, so sharing is safe.
 class ZstdCompressor {
  public:
   explicit ZstdCompressor(int level) : ctx_(ZSTD_createCCtx()), level_(level) {}
+  std::string raw, compressed;  // page scratch
   ~ZstdCompressor() { ZSTD_freeCCtx(ctx_); }
   ZstdCompressor(const ZstdCompressor&) = delete;
   ZstdCompressor& operator=(const ZstdCompressor&) = delete;
@@ -216,6 +219,7 @@ class ColumnWriter {
   // the next row group.
   Status WriteChunk(WritableFile* file, uint64_t* offset, pf::ColumnChunk* chunk) {
     RETURN_IF_ERROR(FlushPage());
+    std::string& compressed = zstd_->compressed;
     pf::ColumnMetaData md;
     md.__set_type(PhysicalType(spec_.kind));
     md.__set_path_in_schema({std::string(spec_.name)});
@@ -228,11 +232,11 @@ class ColumnWriter {
     std::vector<pf::PageEncodingStats> encoding_stats;
     std::vector<pf::Encoding::type> encodings;
     if (!dict_.empty()) {
-      RETURN_IF_ERROR(zstd_->Compress(dict_.plain(), &compressed_));
+      RETURN_IF_ERROR(zstd_->Compress(dict_.plain(), &compressed));
       pf::PageHeader header;
       header.__set_type(pf::PageType::DICTIONARY_PAGE);
       header.__set_uncompressed_page_size(static_cast<int32_t>(dict_.plain().size()));
-      header.__set_compressed_page_size(static_cast<int32_t>(compressed_.size()));
+      header.__set_compressed_page_size(static_cast<int32_t>(compressed.size()));
       pf::DictionaryPageHeader dph;
       dph.__set_num_values(static_cast<int32_t>(dict_.size()));
       dph.__set_encoding(pf::Encoding::PLAIN_DICTIONARY);
@@ -240,8 +244,8 @@ class ColumnWriter {
       std::string header_bytes;
       RETURN_IF_ERROR(SerializeThrift(header, &header_bytes));
       RETURN_IF_ERROR(file->Append(header_bytes));
-      RETURN_IF_ERROR(file->Append(compressed_));
-      dict_page_bytes = header_bytes.size() + compressed_.size();
+      RETURN_IF_ERROR(file->Append(compressed));
+      dict_page_bytes = header_bytes.size() + compressed.size();
       dict_page_uncompressed = header_bytes.size() + dict_.plain().size();
       md.__set_dictionary_page_offset(static_cast<int64_t>(start));
       encodings.push_back(pf::Encoding::PLAIN_DICTIONARY);
@@ -332,30 +336,32 @@ class ColumnWriter {
   // null needs no dictionary page.
   Status FlushPage() {
     if (page_values_ == 0) return Status::OK();
-    raw_.clear();
+    std::string& raw = zstd_->raw;  // shared page scratch
+    std::string& compressed = zstd_->compressed;
+    raw.clear();
     if (spec_.optional) {
-      raw_.resize(4);
-      AppendRleBitPacked(def_levels_.data(), def_levels_.size(), 1, &raw_);
-      EncodeFixed32(raw_.data(), static_cast<uint32_t>(raw_.size() - 4));
+      raw.resize(4);
+      AppendRleBitPacked(def_levels_.data(), def_levels_.size(), 1, &raw);
+      EncodeFixed32(raw.data(), static_cast<uint32_t>(raw.size() - 4));
     }
     pf::Encoding::type encoding = pf::Encoding::PLAIN;
     if (dict_mode_ && !indices_.empty()) {
       const int bit_width = BitWidthFor(dict_.size() - 1);
-      raw_.push_back(static_cast<char>(bit_width));
-      AppendRleBitPacked(indices_.data(), indices_.size(), bit_width, &raw_);
+      raw.push_back(static_cast<char>(bit_width));
+      AppendRleBitPacked(indices_.data(), indices_.size(), bit_width, &raw);
       encoding = pf::Encoding::RLE_DICTIONARY;
     } else {
-      raw_.append(values_);
+      raw.append(values_);
     }
-    if (raw_.size() > static_cast<size_t>(INT32_MAX)) {
+    if (raw.size() > static_cast<size_t>(INT32_MAX)) {
       return Status::Internal("parquet: data page larger than 2 GiB");
     }
-    RETURN_IF_ERROR(zstd_->Compress(raw_, &compressed_));
+    RETURN_IF_ERROR(zstd_->Compress(raw, &compressed));
 
     pf::PageHeader header;
     header.__set_type(pf::PageType::DATA_PAGE);
-    header.__set_uncompressed_page_size(static_cast<int32_t>(raw_.size()));
-    header.__set_compressed_page_size(static_cast<int32_t>(compressed_.size()));
+    header.__set_uncompressed_page_size(static_cast<int32_t>(raw.size()));
+    header.__set_compressed_page_size(static_cast<int32_t>(compressed.size()));
     pf::DataPageHeader dph;
     dph.__set_num_values(static_cast<int32_t>(page_values_));
     dph.__set_encoding(encoding);
@@ -365,8 +371,8 @@ class ColumnWriter {
     const size_t before = pages_.size();
     RETURN_IF_ERROR(SerializeThrift(header, &pages_));
     const size_t header_bytes = pages_.size() - before;
-    pages_.append(compressed_);
-    data_uncompressed_bytes_ += header_bytes + raw_.size();
+    pages_.append(compressed);
+    data_uncompressed_bytes_ += header_bytes + raw.size();
     if (encoding == pf::Encoding::RLE_DICTIONARY) {
       ++dict_data_pages_;
     } else {
@@ -419,8 +425,6 @@ class ColumnWriter {
   std::string min_bytes_, max_bytes_;
   int64_t min_i64_ = 0, max_i64_ = 0;
   __int128 min_i128_ = 0, max_i128_ = 0;
-
-  std::string raw_, compressed_;  // scratch for one page
 };
 
 namespace {
@@ -471,14 +475,21 @@ struct ParquetWriter::RowGroupInfo {
   parquet::pf::RowGroup row_group;
 };
 
+ParquetCompression::ParquetCompression(int zstd_level)
+    : zstd_(std::make_unique<parquet::ZstdCompressor>(zstd_level)) {}
+ParquetCompression::~ParquetCompression() = default;
+
 ParquetWriter::ParquetWriter(std::string path, ParquetWriterOptions options,
-                             std::unique_ptr<WritableFile> file)
-    : path_(std::move(path)),
-      options_(std::move(options)),
-      file_(std::move(file)),
-      zstd_(std::make_unique<parquet::ZstdCompressor>(options_.zstd_level)) {
+                             std::unique_ptr<WritableFile> file, ParquetCompression* shared)
+    : path_(std::move(path)), options_(std::move(options)), file_(std::move(file)) {
+  if (shared == nullptr) {
+    own_zstd_ = std::make_unique<parquet::ZstdCompressor>(options_.zstd_level);
+    zstd_ = own_zstd_.get();
+  } else {
+    zstd_ = shared->zstd_.get();
+  }
   for (const parquet::ColumnSpec& spec : parquet::kColumns) {
-    columns_.push_back(std::make_unique<parquet::ColumnWriter>(spec, options_, zstd_.get()));
+    columns_.push_back(std::make_unique<parquet::ColumnWriter>(spec, options_, zstd_));
   }
 }
 
@@ -488,7 +499,8 @@ ParquetWriter::~ParquetWriter() {
 
 Result<std::unique_ptr<ParquetWriter>> ParquetWriter::Create(FileSystem* fs,
                                                              const std::string& path,
-                                                             ParquetWriterOptions options) {
+                                                             ParquetWriterOptions options,
+                                                             ParquetCompression* shared) {
   if (options.rows_per_row_group == 0 || options.row_group_bytes == 0 ||
       options.page_bytes == 0 || options.page_rows == 0 || options.dictionary_bytes == 0 ||
       options.page_bytes > (1u << 30) || options.dictionary_bytes > (1u << 30) ||
@@ -500,7 +512,8 @@ Result<std::unique_ptr<ParquetWriter>> ParquetWriter::Create(FileSystem* fs,
     return Status::InvalidArgument("parquet writer: zstd_level out of range");
   }
   ASSIGN_OR_RETURN(auto file, fs->NewWritableFile(path));
-  std::unique_ptr<ParquetWriter> w(new ParquetWriter(path, std::move(options), std::move(file)));
+  std::unique_ptr<ParquetWriter> w(
+      new ParquetWriter(path, std::move(options), std::move(file), shared));
   Status s = w->file_->Append(parquet::kMagic);
   if (!s.ok()) return s.WithContext(path);
   w->bytes_written_ = parquet::kMagic.size();

@@ -10,10 +10,12 @@
 //
 // Memory bound: the writer holds the current row group as compressed pages plus, per column,
 // one uncompressed page (<= page_bytes + one value) and one dictionary (<= dictionary_bytes,
-// plus a hash table of about 24 bytes per entry). A row group is flushed to the file when it
-// reaches rows_per_row_group rows or when its buffered bytes reach row_group_bytes, so the
-// peak is about row_group_bytes + 15 * (page_bytes + 2 * dictionary_bytes) + one zstd context,
-// whatever the number of events (about 110 MiB with the defaults; typically far less).
+// plus a hash table of about 24 bytes per entry), and one page's scratch (encoded +
+// compressed) with the zstd context, possibly shared with other writers (ParquetCompression).
+// A row group is flushed to the file when it reaches rows_per_row_group rows or when its
+// buffered bytes reach row_group_bytes, so the peak is about row_group_bytes + 15 * (page_bytes
+// + 2 * dictionary_bytes) + one zstd context, whatever the number of events (about 110 MiB with
+// the defaults; typically far less).
 //
 // Thread safety: none; one thread uses a writer at a time.
 // Errors: the first failed call leaves the writer failed; later calls return that error. A
@@ -56,12 +58,31 @@ class ColumnWriter;
 class ZstdCompressor;
 }  // namespace parquet
 
+// Page compression state (one zstd context + the scratch buffers of one page, about 1.5 MiB
+// at level 3 with 1 MiB pages) that several writers can share when one thread drives them all
+// (a date-partitioned export keeps up to 32 writers open). Not thread-safe.
+class ParquetCompression {
+ public:
+  explicit ParquetCompression(int zstd_level = 3);
+  ~ParquetCompression();
+  ParquetCompression(const ParquetCompression&) = delete;
+  ParquetCompression& operator=(const ParquetCompression&) = delete;
+
+ private:
+  friend class ParquetWriter;
+  std::unique_ptr<parquet::ZstdCompressor> zstd_;
+};
+
 class ParquetWriter {
  public:
   // Creates (truncates) `path` on `fs` and writes the leading magic. `fs` must outlive the
   // writer. InvalidArgument for options out of range (zero rows, bytes or page sizes).
+  // `shared` (optional, not owned, must outlive the writer): compress with it instead of a
+  // context of the writer's own; its level is used and options.zstd_level is ignored. Writers
+  // sharing one must be used from one thread.
   static Result<std::unique_ptr<ParquetWriter>> Create(FileSystem* fs, const std::string& path,
-                                                       ParquetWriterOptions options = {});
+                                                       ParquetWriterOptions options = {},
+                                                       ParquetCompression* shared = nullptr);
 
   ParquetWriter(const ParquetWriter&) = delete;
   ParquetWriter& operator=(const ParquetWriter&) = delete;
@@ -88,7 +109,7 @@ class ParquetWriter {
 
  private:
   ParquetWriter(std::string path, ParquetWriterOptions options,
-                std::unique_ptr<WritableFile> file);
+                std::unique_ptr<WritableFile> file, ParquetCompression* shared);
 
   Status FlushRowGroup();
   Status WriteFooter();
@@ -99,7 +120,8 @@ class ParquetWriter {
   const std::string path_;
   const ParquetWriterOptions options_;
   std::unique_ptr<WritableFile> file_;
-  std::unique_ptr<parquet::ZstdCompressor> zstd_;
+  std::unique_ptr<parquet::ZstdCompressor> own_zstd_;  // when not shared
+  parquet::ZstdCompressor* zstd_ = nullptr;
   std::vector<std::unique_ptr<parquet::ColumnWriter>> columns_;
   std::vector<RowGroupInfo> row_groups_;
   std::string scratch_;  // canonical dimensions of the event being appended

@@ -10,6 +10,7 @@
 
 #include "export/parquet_encoding.h"
 #include "export/parquet_format.h"
+#include "export/parquet_test_reader.h"
 #include "export/parquet_thrift.h"
 #include "util/coding.h"
 #include "util/int128.h"
@@ -17,8 +18,6 @@
 namespace usagedb {
 namespace parquet {
 namespace {
-
-using Values = std::vector<std::optional<std::string>>;
 
 std::string Hex(std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -49,117 +48,6 @@ Event MakeEvent(std::string id, __int128 quantity) {
   e.ingested_at_ms = 1777593601000;
   return e;
 }
-
-// A deliberately small Parquet reader for the files this writer produces: walks a column
-// chunk's pages, decompresses them and decodes PLAIN / RLE_DICTIONARY values and definition
-// levels. Numbers come back as decimal strings, nulls as nullopt.
-class MiniReader {
- public:
-  explicit MiniReader(std::string bytes) : bytes_(std::move(bytes)) {}
-
-  Values ReadColumn(const pf::ColumnChunk& chunk, const ColumnSpec& spec,
-                    std::vector<pf::Encoding::type>* page_encodings = nullptr) {
-    Values out;
-    const pf::ColumnMetaData& md = chunk.meta_data;
-    uint64_t pos = md.__isset.dictionary_page_offset ? md.dictionary_page_offset
-                                                     : md.data_page_offset;
-    const uint64_t end = pos + md.total_compressed_size;
-    std::vector<std::string> dict;
-    while (pos < end) {
-      pf::PageHeader header;
-      size_t consumed = 0;
-      Status s = DeserializeThrift(std::string_view(bytes_).substr(pos), "page", &header,
-                                   &consumed);
-      EXPECT_TRUE(s.ok()) << s.ToString();
-      if (!s.ok()) return out;
-      pos += consumed;
-      std::string page(header.uncompressed_page_size, '\0');
-      const size_t n = ZSTD_decompress(page.data(), page.size(), bytes_.data() + pos,
-                                       header.compressed_page_size);
-      EXPECT_FALSE(ZSTD_isError(n));
-      EXPECT_EQ(page.size(), n);
-      pos += header.compressed_page_size;
-      Decoder d(page);
-      if (header.type == pf::PageType::DICTIONARY_PAGE) {
-        EXPECT_TRUE(dict.empty()) << "at most one dictionary page per chunk";
-        EXPECT_EQ(pf::Encoding::PLAIN_DICTIONARY, header.dictionary_page_header.encoding);
-        for (int i = 0; i < header.dictionary_page_header.num_values; ++i) {
-          std::string_view v;
-          uint32_t len = 0;
-          EXPECT_TRUE(d.GetFixed32(&len) && d.GetBytes(len, &v));
-          dict.emplace_back(v);
-        }
-        EXPECT_TRUE(d.empty());
-        continue;
-      }
-      EXPECT_EQ(pf::PageType::DATA_PAGE, header.type);
-      const pf::DataPageHeader& dph = header.data_page_header;
-      if (page_encodings) page_encodings->push_back(dph.encoding);
-      const size_t num_values = dph.num_values;
-      std::vector<uint32_t> levels(num_values, 1);
-      if (spec.optional) {
-        uint32_t len = 0;
-        std::string_view rle;
-        EXPECT_TRUE(d.GetFixed32(&len) && d.GetBytes(len, &rle));
-        levels.clear();
-        EXPECT_TRUE(DecodeRleBitPacked(rle, 1, num_values, &levels));
-      }
-      size_t non_null = 0;
-      for (uint32_t l : levels) non_null += l;
-      std::vector<std::string> vals;
-      if (dph.encoding == pf::Encoding::RLE_DICTIONARY) {
-        uint8_t width = 0;
-        EXPECT_TRUE(d.GetByte(&width));
-        std::string_view rest;
-        EXPECT_TRUE(d.GetBytes(d.remaining(), &rest));
-        std::vector<uint32_t> idx;
-        EXPECT_TRUE(DecodeRleBitPacked(rest, width, non_null, &idx));
-        for (uint32_t i : idx) {
-          EXPECT_LT(i, dict.size());
-          vals.push_back(i < dict.size() ? dict[i] : "");
-        }
-      } else {
-        EXPECT_EQ(pf::Encoding::PLAIN, dph.encoding);
-        for (size_t i = 0; i < non_null; ++i) {
-          std::string_view v;
-          switch (spec.kind) {
-            case PhysicalKind::kString: {
-              uint32_t len = 0;
-              EXPECT_TRUE(d.GetFixed32(&len) && d.GetBytes(len, &v));
-              vals.emplace_back(v);
-              break;
-            }
-            case PhysicalKind::kInt64: {
-              uint64_t x = 0;
-              EXPECT_TRUE(d.GetFixed64(&x));
-              vals.push_back(std::to_string(static_cast<int64_t>(x)));
-              break;
-            }
-            case PhysicalKind::kDecimal:
-              EXPECT_TRUE(d.GetBytes(16, &v));
-              vals.push_back(Int128ToString(DecodeDecimal128(v.data())));
-              break;
-          }
-        }
-        EXPECT_TRUE(d.empty());
-      }
-      size_t k = 0;
-      for (uint32_t l : levels) {
-        if (l) {
-          out.push_back(k < vals.size() ? std::optional<std::string>(vals[k]) : std::nullopt);
-          ++k;
-        } else {
-          out.push_back(std::nullopt);
-        }
-      }
-    }
-    EXPECT_EQ(end, pos);
-    return out;
-  }
-
- private:
-  std::string bytes_;
-};
 
 class ParquetWriterTest : public testing::Test {
  protected:
@@ -403,6 +291,43 @@ TEST_F(ParquetWriterTest, EveryColumnRoundTripsThroughTheMiniReader) {
             Column(meta, kColQuantity));
   EXPECT_EQ((Values{R"({"a":"x\"y","z":"1"})", "{}"}), Column(meta, kColDimensionsCanonical));
   EXPECT_EQ((Values{"1777593601000", std::to_string(INT64_MAX)}), Column(meta, kColIngestedAtMs));
+}
+
+TEST_F(ParquetWriterTest, WritersSharingOneCompressionInterleaveCorrectly) {
+  // Two writers, one shared zstd context and page scratch, pages closed alternately: each
+  // file must hold exactly its own values.
+  ParquetCompression shared(3);
+  ParquetWriterOptions o;
+  o.page_rows = 7;
+  o.rows_per_row_group = 20;
+  const std::string other = dir_ + "/other.parquet";
+  auto w1 = ParquetWriter::Create(fs_, path_, o, &shared);
+  auto w2 = ParquetWriter::Create(fs_, other, o, &shared);
+  ASSERT_TRUE(w1.ok() && w2.ok());
+  Values ids1, ids2;
+  for (int i = 0; i < 100; i++) {
+    const bool first = (i / 3) % 2 == 0;
+    const std::string id = (first ? "one-" : "two-") + std::to_string(i);
+    ASSERT_TRUE((first ? *w1 : *w2)->Append(MakeEvent(id, i)).ok());
+    (first ? ids1 : ids2).push_back(id);
+  }
+  ASSERT_TRUE((*w1)->Finish().ok());
+  ASSERT_TRUE((*w2)->Finish().ok());
+  auto meta1 = ReadParquetFooter(fs_, path_);
+  ASSERT_TRUE(meta1.ok());
+  EXPECT_EQ(ids1, Column(*meta1, kColEventId));
+  std::string bytes;
+  ASSERT_TRUE(fs_->ReadFileToString(other, &bytes).ok());
+  auto meta2 = ReadParquetFooter(fs_, other);
+  ASSERT_TRUE(meta2.ok());
+  MiniReader reader(bytes);
+  Values got2;
+  for (const pf::RowGroup& rg : meta2->row_groups) {
+    Values v = reader.ReadColumn(rg.columns[kColEventId], kColumns[kColEventId]);
+    got2.insert(got2.end(), v.begin(), v.end());
+  }
+  EXPECT_EQ(ids2, got2);
+  fs_->RemoveFile(other).IgnoreError();
 }
 
 TEST_F(ParquetWriterTest, QuantityStatisticsUseSignedOrder) {

@@ -4,6 +4,11 @@
 //   build/src/export/parquet_bench /tmp/usagedb_bench.parquet          # our file (10M rows)
 //   node tests/js/duckdb_bench.mjs /tmp/usagedb_bench.parquet [OUT_DIR] [--threads N]
 //
+// Or through the real export path (a database filled by `usagedb ingest`):
+//   node tests/js/duckdb_bench.mjs OUT.parquet [OUT_DIR] --usagedb build/usagedb --db-root DB
+// 0. runs `usagedb export-parquet OUT.parquet` and `... --partition-by date` under
+//    /usr/bin/time (wall time, peak RSS of the whole process), then compares as below.
+//
 // 1. DuckDB reads our file and checks it (row count, exact sum of quantity, distinct ids).
 // 2. DuckDB loads the rows into an in-memory table, then writes them with
 //    COPY t TO ... (FORMAT parquet, COMPRESSION zstd): the pure write, timed.
@@ -12,6 +17,7 @@
 // Prints one JSON object per measurement. DuckDB uses all cores unless --threads is given;
 // parquet_bench is single-threaded.
 import { existsSync, statSync, rmSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,14 +27,43 @@ if (!existsSync(path.join(here, 'node_modules', '@duckdb', 'node-api'))) {
   process.exit(77);
 }
 const args = process.argv.slice(2);
-let threads = null;
-const ti = args.indexOf('--threads');
-if (ti >= 0) {
-  threads = Number(args[ti + 1]);
-  args.splice(ti, 2);
+function flag(name) {
+  const i = args.indexOf(name);
+  if (i < 0) return null;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
 }
+const threadsFlag = flag('--threads');
+const threads = threadsFlag !== null ? Number(threadsFlag) : null;
+const usagedbBin = flag('--usagedb');
+const dbRoot = flag('--db-root');
 const ours = args[0] ?? '/tmp/usagedb_bench.parquet';
 const outDir = args[1] ?? path.join(path.dirname(ours), 'duckdb_bench');
+let exportStats = null;
+if (usagedbBin) {
+  // 0. The real export path, timed with /usr/bin/time (peak RSS of the usagedb process).
+  const runExport = (out, extra) => {
+    rmSync(out, { recursive: true, force: true });
+    const r = spawnSync('/usr/bin/time', ['-f', 'TIME %e %M', usagedbBin, '--db-root', dbRoot,
+                                          'export-parquet', out, ...extra], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      console.error(r.stdout, r.stderr);
+      process.exit(1);
+    }
+    const [, secs, kib] = /TIME ([\d.]+) (\d+)/.exec(r.stderr);
+    const events = Number(/exported (\d+) events/.exec(r.stdout)[1]);
+    const bytes = Number(/: (\d+) bytes in/.exec(r.stdout)[1]);
+    return { events, seconds: Number(secs), rows_per_s: Math.round(events / Number(secs)),
+             peak_rss_mib: +(Number(kib) / 1024).toFixed(1), file_bytes: bytes,
+             bytes_per_row: +(bytes / events).toFixed(2), summary: r.stdout.trim() };
+  };
+  const single = runExport(ours, []);
+  console.log(JSON.stringify({ step: 'usagedb_export_single', ...single }));
+  const tree = runExport(`${ours}.tree`, ['--partition-by', 'date']);
+  console.log(JSON.stringify({ step: 'usagedb_export_partitioned', ...tree }));
+  exportStats = { single, tree };
+}
 if (!existsSync(ours)) {
   console.error(`${ours} does not exist: run parquet_bench first`);
   process.exit(2);
@@ -107,4 +142,12 @@ console.log(JSON.stringify({ step: 'scan_aggregate', ours_seconds: +aggOurs.toFi
 console.log(JSON.stringify({ step: 'summary', rows, usagedb_file_bytes: oursBytes,
   duckdb_file_bytes: duckBytes, size_ratio_usagedb_over_duckdb: +(oursBytes / duckBytes).toFixed(3),
   duckdb_write_rows_per_s: Math.round(rows / writeS),
-  duckdb_memory_limit: '3GB', node_peak_rss_mib: +(process.resourceUsage().maxRSS / 1024).toFixed(1) }));
+  duckdb_memory_limit: '3GB', node_peak_rss_mib: +(process.resourceUsage().maxRSS / 1024).toFixed(1),
+  ...(exportStats ? {
+    usagedb_export_rows_per_s: exportStats.single.rows_per_s,
+    usagedb_export_peak_rss_mib: exportStats.single.peak_rss_mib,
+    usagedb_partitioned_export_rows_per_s: exportStats.tree.rows_per_s,
+    usagedb_partitioned_export_peak_rss_mib: exportStats.tree.peak_rss_mib,
+    usagedb_partitioned_bytes: exportStats.tree.file_bytes,
+    export_throughput_over_duckdb_write: +(exportStats.single.rows_per_s / (rows / writeS)).toFixed(2),
+  } : {}) }));
