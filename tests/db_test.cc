@@ -528,3 +528,28 @@ TEST_F(DbTest, ConflictsAreDurableAndListedOnce) {
 
 }  // namespace
 }  // namespace usagedb::testing
+
+namespace usagedb::testing {
+namespace {
+
+TEST_F(DbTest, FastModeFsyncErrorRewritesAcknowledgedUnitsBeforeAnythingElse) {
+  options_.durability = Durability::kFast;
+  options_.background_flush = false;
+  Open();
+  Ingest({MakeEvent("f1", "acc", 1)});  // acknowledged after write(), not yet synced
+  Ingest({MakeEvent("f2", "acc", 2)});
+  fs_.FailNth(1, OpKind::kSync);
+  Status s = db_->Flush();  // the flush's WAL fsync fails
+  EXPECT_EQ(StatusCode::kUnavailable, s.code()) << s.ToString();
+  // The acknowledged units were rewritten to a new WAL file and synced: power loss now keeps
+  // them, and nothing is counted twice although their sequences are in two files.
+  Crash(/*power_loss=*/true);
+  Open();
+  EXPECT_EQ(std::make_pair(std::string("3"), uint64_t{2}), Total());
+  Ingest({MakeEvent("f3", "acc", 4)});
+  ASSERT_TRUE(db_->Flush().ok());
+  EXPECT_EQ(std::make_pair(std::string("7"), uint64_t{3}), Total());
+}
+
+}  // namespace
+}  // namespace usagedb::testing
