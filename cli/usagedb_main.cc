@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "server/serve.h"
 #include "usagedb/db.h"
 #include "util/int128.h"
 #include "util/time_util.h"
@@ -215,13 +217,18 @@ int Main(int argc, char** argv) {
   usage->add_option("--from", from, "event time lower bound (inclusive)");
   usage->add_option("--to", to, "event time upper bound (exclusive)");
 
+  // serve parses its own settings (SPEC §3.9: flags, environment, config file): every
+  // argument after `serve` goes to it, --help included.
+  auto* serve = app.add_subcommand("serve", "run the HTTP server (serve --help lists the settings)");
+  serve->prefix_command();
+  serve->set_help_flag();
+
   struct Later {
     const char* name;
     const char* help;
     const char* issue;
   };
   const Later later[] = {
-      {"serve", "run the HTTP server", "HTTP server issue #4"},
       {"query", "run a SQL query", "query engine issue #4"},
       {"check", "manifest summary; --deep verifies checksums", "a later issue"},
       {"rebuild-rollups", "rebuild rollups", "rollups are a later issue"},
@@ -239,6 +246,7 @@ int Main(int argc, char** argv) {
     later_cmds.push_back({c, &l});
   }
   for (CLI::App* sub : app.get_subcommands({})) {
+    if (sub == serve) continue;
     sub->add_option("--db-root", db_root, "data directory (default ./data)");
   }
 
@@ -247,6 +255,11 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
+  }
+  if (*serve) {
+    std::optional<std::string> db_root_flag;
+    if (app.get_option("--db-root")->count() > 0) db_root_flag = db_root;
+    return server::RunServe(serve->remaining(), db_root_flag);
   }
   if (*ingest) return RunIngest(db_root, ingest_file, durability, batch_size);
   if (*usage) return RunUsage(db_root, account, from, to);
