@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "model/event_codec.h"
+#include "query/sql_plan.h"
 #include "server/serve.h"
 #include "usagedb/db.h"
 #include "util/int128.h"
@@ -192,6 +194,122 @@ int RunUsage(const std::string& db_root, const std::string& account, const std::
   return 0;
 }
 
+std::string ValueText(const QueryValue& v) {
+  switch (v.type) {
+    case QueryValue::Type::kNull: return "null";
+    case QueryValue::Type::kString: return v.str;
+    default: return Int128ToString(v.num);
+  }
+}
+
+// SPEC §3.4 shapes: sums/min/max as strings, counts as numbers, null for min/max of nothing.
+std::string ResultJson(const QueryResult& r) {
+  std::string out = "{\"data\":[";
+  for (size_t i = 0; i < r.rows.size(); i++) {
+    if (i) out += ',';
+    out += '{';
+    for (size_t c = 0; c < r.names.size(); c++) {
+      if (c) out += ',';
+      AppendJsonString(r.names[c], &out);
+      out += ':';
+      const QueryValue& v = r.rows[i][c];
+      switch (v.type) {
+        case QueryValue::Type::kNull: out += "null"; break;
+        case QueryValue::Type::kString: AppendJsonString(v.str, &out); break;
+        case QueryValue::Type::kCount: out += Int128ToString(v.num); break;
+        case QueryValue::Type::kInt: AppendJsonString(Int128ToString(v.num), &out); break;
+      }
+    }
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+int RunQuery(const std::string& db_root, const std::string& sql, bool json) {
+  auto req = query::PlanSqlText(sql);
+  if (!req.ok()) {
+    std::fprintf(stderr, "usagedb: %s\n", req.status().message().c_str());
+    return kExitUsage;
+  }
+  auto db_or = OpenDb(db_root, Durability::kStrict);
+  if (!db_or.ok()) return Fail(db_or.status());
+  std::unique_ptr<DB> db = std::move(db_or).value();
+  QueryResult r;
+  Status s = db->Query(*req, &r);
+  if (!s.ok()) {
+    std::fprintf(stderr, "usagedb: %s\n", s.ToString().c_str());
+    return s.IsInvalidArgument() ? kExitUsage : kExitFailure;
+  }
+  if (json) {
+    std::printf("%s\n", ResultJson(r).c_str());
+  } else {
+    std::vector<std::vector<std::string>> rows;
+    std::vector<bool> right(r.names.size(), false);
+    for (size_t c = 0; c < req->columns.size(); c++) right[c] = req->columns[c].is_metric;
+    for (const auto& row : r.rows) {
+      std::vector<std::string> cells;
+      for (const QueryValue& v : row) cells.push_back(ValueText(v));
+      rows.push_back(std::move(cells));
+    }
+    PrintTable(r.names, rows, right);
+    std::printf("(%zu row%s)\n", r.rows.size(), r.rows.size() == 1 ? "" : "s");
+  }
+  s = db->Close();
+  if (!s.ok()) return Fail(s);
+  return 0;
+}
+
+int RunConflicts(const std::string& db_root, const std::string& from, const std::string& to,
+                 const std::string& reason) {
+  ConflictListRequest req;
+  if (!from.empty()) {
+    auto t = ParseTimeArg(from);
+    if (!t.ok()) return Fail(t.status());
+    req.from_ms = *t;
+  }
+  if (!to.empty()) {
+    auto t = ParseTimeArg(to);
+    if (!t.ok()) return Fail(t.status());
+    req.to_ms = *t;
+  }
+  if (!reason.empty()) {
+    if (reason != "conflict" && reason != "period_closed") {
+      return Fail(Status::InvalidArgument("--reason must be conflict or period_closed"));
+    }
+    req.reason = reason;
+  }
+  auto db_or = OpenDb(db_root, Durability::kStrict);
+  if (!db_or.ok()) return Fail(db_or.status());
+  std::unique_ptr<DB> db = std::move(db_or).value();
+  req.limit = 10000;
+  uint64_t n = 0;
+  for (;;) {
+    ConflictListResult page;
+    Status s = db->ListConflicts(req, &page);
+    if (!s.ok()) return Fail(s);
+    for (const ConflictRecord& c : page.conflicts) {
+      // One JSON object per line: the rejected payload in full plus when and why.
+      std::string line = "{\"reason\":";
+      AppendJsonString(c.reason, &line);
+      line += ",\"request_time\":";
+      AppendJsonString(FormatRfc3339(c.request_time_ms), &line);
+      line += ",\"commit_sequence\":" + std::to_string(c.commit_sequence);
+      line += ",\"stored_ingested_at_ms\":" + std::to_string(c.stored_ingested_at_ms);
+      line += ",\"event\":";
+      AppendEventJson(c.event, &line);
+      line += "}";
+      std::printf("%s\n", line.c_str());
+      n++;
+    }
+    if (page.next_cursor.empty()) break;
+    req.cursor = page.next_cursor;
+  }
+  std::fprintf(stderr, "%llu conflict%s\n", static_cast<unsigned long long>(n), n == 1 ? "" : "s");
+  Status s = db->Close();
+  return s.ok() ? 0 : Fail(s);
+}
+
 int NotBuilt(const std::string& command, const std::string& issue) {
   std::fprintf(stderr, "usagedb: '%s' is not built yet in this version (%s)\n", command.c_str(),
                issue.c_str());
@@ -223,13 +341,24 @@ int Main(int argc, char** argv) {
   serve->prefix_command();
   serve->set_help_flag();
 
+  std::string sql;
+  bool query_json = false;
+  auto* query = app.add_subcommand("query", "run a SQL query (SPEC §3.4) and print a table");
+  query->add_option("--sql", sql, "the statement")->required();
+  query->add_flag("--json", query_json, "print {\"data\": [...]} instead of a table");
+
+  std::string c_from, c_to, c_reason;
+  auto* conflicts = app.add_subcommand("conflicts", "list recorded conflicts as JSON Lines");
+  conflicts->add_option("--from", c_from, "request time lower bound (inclusive)");
+  conflicts->add_option("--to", c_to, "request time upper bound (exclusive)");
+  conflicts->add_option("--reason", c_reason, "conflict or period_closed");
+
   struct Later {
     const char* name;
     const char* help;
     const char* issue;
   };
   const Later later[] = {
-      {"query", "run a SQL query", "query engine issue #4"},
       {"check", "manifest summary; --deep verifies checksums", "a later issue"},
       {"rebuild-rollups", "rebuild rollups", "rollups are a later issue"},
       {"inspect-segment", "segment metadata and first rows", "a later issue"},
@@ -237,7 +366,6 @@ int Main(int argc, char** argv) {
       {"export-parquet", "export raw events to Parquet", "Parquet export issue #5"},
       {"compact", "run compaction now", "a later issue"},
       {"checkpoint", "consistent copy of a stopped database", "a later issue"},
-      {"conflicts", "list recorded conflicts", "a later issue"},
   };
   std::vector<std::pair<CLI::App*, const Later*>> later_cmds;
   for (const Later& l : later) {
@@ -263,6 +391,8 @@ int Main(int argc, char** argv) {
   }
   if (*ingest) return RunIngest(db_root, ingest_file, durability, batch_size);
   if (*usage) return RunUsage(db_root, account, from, to);
+  if (*query) return RunQuery(db_root, sql, query_json);
+  if (*conflicts) return RunConflicts(db_root, c_from, c_to, c_reason);
   for (auto& [c, l] : later_cmds) {
     if (*c) return NotBuilt(l->name, l->issue);
   }

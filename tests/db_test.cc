@@ -457,3 +457,74 @@ TEST_F(DbTest, UnreadableNewestManifestFallsBackWhenTheWalStillCoversIt) {
 
 }  // namespace
 }  // namespace usagedb::testing
+
+namespace usagedb::testing {
+namespace {
+
+TEST_F(DbTest, DedupeRunsAreMergedAndStillFindEveryKey) {
+  Open();
+  for (int f = 0; f < 20; f++) {
+    std::vector<Event> batch;
+    for (int i = 0; i < 30; i++) {
+      batch.push_back(MakeEvent("m" + std::to_string(f) + "_" + std::to_string(i),
+                                "acc" + std::to_string(i % 7), 1));
+    }
+    Ingest(batch);
+    ASSERT_TRUE(db_->Flush().ok());
+  }
+  DbStats st = db_->Stats();
+  EXPECT_LE(st.dedupe_runs, 8u) << "runs must be merged as they pile up";
+  EXPECT_EQ(600u, st.dedupe_keys);
+  // Every key is still remembered, through merged runs, also after a restart.
+  for (int pass = 0; pass < 2; pass++) {
+    for (int f = 0; f < 20; f += 3) {
+      IngestResult r = Ingest({MakeEvent("m" + std::to_string(f) + "_4", "acc4", 1),
+                               MakeEvent("m" + std::to_string(f) + "_5", "acc5", 2)});
+      EXPECT_EQ(Outcome::kDuplicate, r.results[0].outcome) << f;
+      EXPECT_EQ(Outcome::kConflict, r.results[1].outcome) << f;
+    }
+    Reopen();
+  }
+  EXPECT_EQ(std::make_pair(std::string("600"), uint64_t{600}), Total());
+}
+
+}  // namespace
+}  // namespace usagedb::testing
+
+namespace usagedb::testing {
+namespace {
+
+TEST_F(DbTest, ConflictsAreDurableAndListedOnce) {
+  Open();
+  Ingest({MakeEvent("c1", "acc", 1), MakeEvent("c2", "acc", 2)});
+  IngestResult r = Ingest({MakeEvent("c1", "acc", 100), MakeEvent("c2", "acc", 2)});
+  ASSERT_EQ(1u, r.conflicts);
+  ASSERT_TRUE(db_->Flush().ok());  // the first conflict goes to a conflict-log file
+  clock_.AdvanceMs(1000);
+  r = Ingest({MakeEvent("c2", "acc", 200)});  // the second stays in the WAL/memtable
+  ASSERT_EQ(1u, r.conflicts);
+  for (int round = 0; round < 2; round++) {
+    ConflictListResult list;
+    ASSERT_TRUE(db_->ListConflicts(ConflictListRequest(), &list).ok());
+    ASSERT_EQ(2u, list.conflicts.size()) << "round " << round;
+    EXPECT_EQ("c1", list.conflicts[0].event.event_id);
+    EXPECT_EQ("100", Q(list.conflicts[0].event.quantity));  // the rejected payload in full
+    EXPECT_EQ("conflict", list.conflicts[0].reason);
+    EXPECT_GT(list.conflicts[0].stored_ingested_at_ms, 0);
+    EXPECT_EQ("c2", list.conflicts[1].event.event_id);
+    ConflictListRequest paged;
+    paged.limit = 1;
+    ASSERT_TRUE(db_->ListConflicts(paged, &list).ok());
+    ASSERT_EQ(1u, list.conflicts.size());
+    paged.cursor = list.next_cursor;
+    ASSERT_TRUE(db_->ListConflicts(paged, &list).ok());
+    ASSERT_EQ(1u, list.conflicts.size());
+    EXPECT_EQ("c2", list.conflicts[0].event.event_id);
+    EXPECT_TRUE(list.next_cursor.empty());
+    Crash(/*power_loss=*/true);  // strict: the unit with the conflict was synced
+    Open();
+  }
+}
+
+}  // namespace
+}  // namespace usagedb::testing

@@ -13,6 +13,7 @@
 
 #include "usagedb/event.h"
 #include "usagedb/options.h"
+#include "usagedb/query.h"
 #include "usagedb/status.h"
 
 namespace usagedb {
@@ -132,6 +133,42 @@ struct RecoveryReport {
   double replay_seconds = 0;
 };
 
+// The raw audit listing (SPEC §3.3): events ordered by (timestamp_ms, event_id), paged with an
+// opaque cursor that pins the first page's commit sequence, so following next_cursor until it
+// is empty lists every matching event exactly once, whatever is ingested or flushed meanwhile.
+struct ListRequest {
+  ReadFilter filter;        // account, time range, product/meter/model/kind filters, as_of_seq
+  uint32_t limit = 1000;    // 1..10000
+  std::string cursor;       // "" for the first page
+};
+
+struct ListResult {
+  std::vector<Event> events;
+  std::string next_cursor;  // "" when this was the last page
+  uint64_t snapshot_sequence = 0;
+};
+
+// A recorded conflict (same event_id, different payload) or period_closed rejection.
+struct ConflictRecord {
+  std::string reason;          // "conflict" or "period_closed"
+  uint64_t commit_sequence = 0;  // the unit that recorded it
+  int64_t request_time_ms = 0;
+  int64_t stored_ingested_at_ms = 0;  // the stored event's stamp (conflicts)
+  Event event;                 // the rejected payload in full
+};
+
+struct ConflictListRequest {
+  std::optional<int64_t> from_ms, to_ms;  // by request time, half-open
+  std::optional<std::string> reason;      // "conflict" | "period_closed"; absent = both
+  uint32_t limit = 1000;                  // 1..10000
+  std::string cursor;
+};
+
+struct ConflictListResult {
+  std::vector<ConflictRecord> conflicts;  // ordered by (request_time_ms, commit_sequence, n)
+  std::string next_cursor;
+};
+
 class DB {
  public:
   // Opens (creating when allowed) the database in `dir`, taking `dir/LOCK`. Replays the WAL.
@@ -154,6 +191,17 @@ class DB {
   // Overflow when a sum does not fit ±(2^127-1).
   virtual Status Aggregate(const ReadFilter& filter, bool group_by_account,
                            AggregateResult* result) = 0;
+  // Runs a query (SPEC §3.4) over raw data on one snapshot: group keys of §3.5, sum/count/
+  // min/max over quantity with exact accumulators wider than 128 bits, ORDER BY, LIMIT.
+  // InvalidArgument for a bad request, Overflow when a result does not fit ±(2^127-1),
+  // NotSupported for source=rollup (rollups are a later issue).
+  virtual Status Query(const QueryRequest& request, QueryResult* result) = 0;
+  // One page of the raw audit listing. InvalidArgument for a bad limit or a malformed cursor,
+  // and (message prefix "cursor_mismatch:") for a cursor made for other filters or another
+  // as_of.
+  virtual Status ListEvents(const ListRequest& request, ListResult* result) = 0;
+  // Lists the durable conflict log (committed conflict-log files + unflushed entries).
+  virtual Status ListConflicts(const ConflictListRequest& request, ConflictListResult* result) = 0;
   // Visits every matching event on one snapshot (no particular order). Return false to stop.
   virtual Status ScanEvents(const ReadFilter& filter,
                             const std::function<bool(const Event&)>& visit) = 0;

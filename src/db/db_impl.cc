@@ -1,6 +1,7 @@
 #include "db/db_impl.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <map>
 #include <unordered_map>
@@ -39,6 +40,86 @@ Result<const SegmentReader*> SegmentHandle::Reader() {
     reader_ = std::move(r).value();
   }
   return static_cast<const SegmentReader*>(reader_.get());
+}
+
+// Resolves dedupe run candidates against committed segment rows: compares the full event_id
+// (hashes only route) and, on a match, reads the row to recompute its payload digest. Keeps
+// the last decoded block, since the candidates of one batch often share blocks.
+class SegmentRowResolver : public DedupeRowResolver {
+ public:
+  explicit SegmentRowResolver(DBImpl* db) : db_(db) {}
+
+  Result<std::optional<DedupeEntry>> Resolve(const RowLocation& loc,
+                                             std::string_view event_id) override {
+    size_t block, row;
+    const SegmentReader* reader;
+    RETURN_IF_ERROR(Locate(loc.segment_file_number, loc.row, &reader, &block, &row));
+    if (!(cached_file_ == loc.segment_file_number && cached_block_ == block)) {
+      RETURN_IF_ERROR(reader->ReadBlock(block, kAllColumns, &cached_));
+      cached_file_ = loc.segment_file_number;
+      cached_block_ = block;
+    }
+    if (row >= cached_.rows) return Status::Corruption(reader->path() + ": row out of range");
+    if (cached_.event_id.Get(row) != event_id) return std::optional<DedupeEntry>();
+    Event e;
+    RETURN_IF_ERROR(cached_.MaterializeRow(row, &e));
+    return std::optional<DedupeEntry>(DedupeEntry{e.event_id, PayloadDigest(e), e.ingested_at_ms,
+                                                  e.timestamp_ms, e.kind, e.commit_seq});
+  }
+
+  Status ReadEventIds(uint64_t segment_file_number, const std::vector<uint32_t>& rows,
+                      std::vector<std::string>* ids) override {
+    ids->clear();
+    DecodedBlock b;
+    size_t loaded = SIZE_MAX;
+    for (uint32_t r : rows) {
+      size_t block, row;
+      const SegmentReader* reader;
+      RETURN_IF_ERROR(Locate(segment_file_number, r, &reader, &block, &row));
+      if (block != loaded) {
+        RETURN_IF_ERROR(reader->ReadBlock(block, ColumnBit(Column::kEventId), &b));
+        loaded = block;
+      }
+      ids->push_back(b.event_id.Get(row));
+    }
+    return Status::OK();
+  }
+
+ private:
+  Status Locate(uint64_t file_number, uint32_t row, const SegmentReader** reader, size_t* block,
+                size_t* row_in_block) {
+    std::shared_ptr<SegmentHandle> h = db_->SegmentByNumber(file_number);
+    if (!h) {
+      return Status::Corruption("dedupe run references segment " +
+                                std::to_string(file_number) + ", which is not committed");
+    }
+    handles_.push_back(h);  // keep it alive while its reader is used
+    ASSIGN_OR_RETURN(*reader, h->Reader());
+    size_t start = 0;
+    for (size_t b = 0; b < (*reader)->num_blocks(); b++) {
+      size_t n = (*reader)->zone_map(b).row_count;
+      if (row < start + n) {
+        *block = b;
+        *row_in_block = row - start;
+        return Status::OK();
+      }
+      start += n;
+    }
+    return Status::Corruption((*reader)->path() + ": row " + std::to_string(row) +
+                              " beyond the segment's rows (dedupe run reference)");
+  }
+
+  DBImpl* db_;
+  std::vector<std::shared_ptr<SegmentHandle>> handles_;
+  uint64_t cached_file_ = 0;
+  size_t cached_block_ = SIZE_MAX;
+  DecodedBlock cached_;
+};
+
+std::shared_ptr<SegmentHandle> DBImpl::SegmentByNumber(uint64_t file_number) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = segments_by_number_.find(file_number);
+  return it == segments_by_number_.end() ? nullptr : it->second;
 }
 
 Result<std::unique_ptr<DB>> DB::Open(const Options& options, const std::string& dir) {
@@ -158,6 +239,7 @@ Status DBImpl::Recover() {
   for (const SegmentMeta& m : state.segments) {
     v->segments.push_back(std::make_shared<SegmentHandle>(
         fs_, Path(kSegmentDir) + "/" + SegmentFileName(m.file_number), m));
+    segments_by_number_[m.file_number] = v->segments.back();
   }
   v->memtables.push_back(active_);
   version_ = v;
@@ -277,6 +359,7 @@ Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flus
     last_applied = u.seq;
     apply.push_back(&u);
   }
+  SegmentRowResolver resolver(this);
   constexpr size_t kWindow = 64;
   const size_t workers = std::max<size_t>(1, std::min<size_t>(4, std::thread::hardware_concurrency()));
   std::vector<DecodedUnit> decoded(kWindow);
@@ -297,15 +380,26 @@ Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flus
       DecodedUnit& unit = decoded[i];
       last_ingested_at_ms_ = std::max(last_ingested_at_ms_, unit.header.ingested_at_ms);
       active_->NoteSequence(unit.header.seq, unit.header.ingested_at_ms);
+      std::vector<RowMeta> rows;
+      rows.reserve(unit.events.size());
       for (size_t k = 0; k < unit.events.size(); k++) {
-        Event& e = unit.events[k];
+        const Event& e = unit.events[k];
         // Restored unless an event with its id is already stored (no §1/clock checks again).
         if (active_->Contains(e.event_id)) continue;
-        ASSIGN_OR_RETURN(auto found, dedupe_->Lookup(e.event_id, 0, 0));
+        ASSIGN_OR_RETURN(auto found, dedupe_->Lookup(e.event_id, 0, 0, &resolver));
         if (found.has_value()) continue;
-        active_->Add(std::move(e), unit.digests[k]);
+        RowMeta m;
+        m.offset = unit.record_spans[k].first;
+        m.length = unit.record_spans[k].second;
+        m.timestamp_ms = e.timestamp_ms;
+        m.account_hash = Hash64(e.account_id);
+        m.digest = unit.digests[k];
+        m.kind = e.kind;
+        rows.push_back(m);
         report_.events_replayed++;
       }
+      active_->AddUnit(unit.header.seq, unit.header.ingested_at_ms,
+                       apply[base + i]->payload, rows);
       for (ConflictEntry& c : unit.conflicts) {
         if (c.stored_ingested_at_ms == kSameUnitStamp) {
           c.stored_ingested_at_ms = unit.header.ingested_at_ms;
@@ -504,12 +598,7 @@ Status DBImpl::Commit(PendingUnit* w) {
     if (s.ok()) {
       for (PendingUnit* p : group) {
         mem->NoteSequence(p->seq, p->ingested_at_ms);
-        for (size_t i = 0; i < p->events.size(); i++) {
-          Event& e = p->events[i];
-          e.commit_seq = p->seq;
-          e.ingested_at_ms = p->ingested_at_ms;
-          mem->Add(std::move(e), p->digests[i]);
-        }
+        mem->AddUnit(p->seq, p->ingested_at_ms, p->body.bytes, p->rows);
         for (ConflictEntry& c : p->conflicts) {
           c.commit_seq = p->seq;
           if (c.stored_ingested_at_ms == kSameUnitStamp) {
@@ -597,19 +686,16 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   }
 
   // 2. Reserve the batch's distinct ids at once.
-  // The ids are copied: the events themselves move into the unit before the release.
-  std::vector<std::string> id_storage;
+  // Views into `events`, which outlives the reservations (released by `releaser` below).
   std::vector<std::string_view> ids;
   {
     std::unordered_map<std::string_view, bool> seen;
     seen.reserve(n);
     for (size_t i = 0; i < n; i++) {
       if (valid[i] && seen.emplace(events[i].event_id, true).second) {
-        id_storage.push_back(events[i].event_id);
+        ids.push_back(events[i].event_id);
       }
     }
-    ids.reserve(id_storage.size());
-    for (const std::string& id : id_storage) ids.push_back(id);
   }
   uint64_t token;
   {
@@ -634,6 +720,7 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     int64_t ingested_at_ms;  // kSameUnitStamp for events accepted in this batch
   };
   std::unordered_map<std::string_view, Stored> batch_stored;
+  SegmentRowResolver resolver(this);
   PendingUnit unit;
   unit.request_time_ms = request_time;
   std::vector<size_t> accepted_idx;
@@ -649,13 +736,13 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     } else {
       for (auto it = snap.version->memtables.rbegin(); it != snap.version->memtables.rend();
            ++it) {
-        if (auto m = (*it)->Find(e.event_id)) {
-          stored = Stored{m->digest, m->event.ingested_at_ms};
+        if (auto m = (*it)->FindDigest(e.event_id)) {
+          stored = Stored{m->digest, m->ingested_at_ms};
           break;
         }
       }
       if (!stored) {
-        ASSIGN_OR_RETURN(auto d, dedupe_->Lookup(e.event_id, now, window_ms));
+        ASSIGN_OR_RETURN(auto d, dedupe_->Lookup(e.event_id, now, window_ms, &resolver));
         if (d) stored = Stored{d->payload_digest, d->ingested_at_ms};
       }
     }
@@ -705,16 +792,16 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   }
 
   // 4. Encode the unit body (in parallel with other writers), then commit.
-  unit.events.reserve(accepted_idx.size());
-  for (size_t i : accepted_idx) unit.events.push_back(std::move(events[i]));
   {
     std::vector<const Event*> ev;
-    ev.reserve(unit.events.size());
-    for (const Event& e : unit.events) ev.push_back(&e);
+    ev.reserve(accepted_idx.size());
+    for (size_t i : accepted_idx) ev.push_back(&events[i]);
     std::vector<const ConflictEntry*> cf;
     for (const ConflictEntry& c : unit.conflicts) cf.push_back(&c);
-    EncodeUnitBody(ev, unit.digests, cf, &unit.body);
+    EncodeUnitBody(ev, unit.digests, cf, &unit.body, &unit.rows);
   }
+  // The body's records are (for the memtable) offsets relative to the body, which the unit
+  // payload prefixes with its header; AddUnit receives the body itself.
   Status s = Commit(&unit);
   if (!s.ok()) return s;  // nothing acknowledged; reservations released unpublished
   result->commit_sequence = unit.seq;
@@ -816,25 +903,69 @@ void DBImpl::BackgroundLoop() {
 }
 
 namespace {
-struct BillingOrder {
-  uint32_t bucket;
-  int32_t partition;
-  const Event* e;
-};
-bool BillingLess(const BillingOrder& a, const BillingOrder& b) {
-  if (a.bucket != b.bucket) return a.bucket < b.bucket;
-  if (a.partition != b.partition) return a.partition < b.partition;
-  const Event& x = *a.e;
-  const Event& y = *b.e;
+[[maybe_unused]] bool BillingLess(const Event& x, const Event& y) {
   if (int c = x.account_id.compare(y.account_id)) return c < 0;
   if (int c = x.product_id.compare(y.product_id)) return c < 0;
   if (int c = x.meter_id.compare(y.meter_id)) return c < 0;
-  const std::string& mx = x.model_id ? *x.model_id : std::string();
-  const std::string& my = y.model_id ? *y.model_id : std::string();
+  std::string_view mx = x.model_id ? std::string_view(*x.model_id) : std::string_view();
+  std::string_view my = y.model_id ? std::string_view(*y.model_id) : std::string_view();
   if (int c = mx.compare(my)) return c < 0;
   if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;
   return x.event_id < y.event_id;
 }
+// Billing order (account, product, meter, model, timestamp, event_id) of one partition.
+// Strings are replaced by their rank among the partition's distinct values first, so the sort
+// compares integers (a partition has few distinct accounts, products, meters and models).
+void SortBillingOrder(const std::vector<Event>& events, std::vector<const Event*>* order) {
+  const size_t n = events.size();
+  auto ranks = [&](auto get) {
+    std::unordered_map<std::string_view, uint32_t> ids;
+    std::vector<uint32_t> code(n);
+    std::vector<std::string_view> distinct;
+    for (size_t i = 0; i < n; i++) {
+      std::string_view v = get(events[i]);
+      auto [it, inserted] = ids.try_emplace(v, static_cast<uint32_t>(distinct.size()));
+      if (inserted) distinct.push_back(v);
+      code[i] = it->second;
+    }
+    std::vector<uint32_t> by_value(distinct.size());
+    for (uint32_t k = 0; k < by_value.size(); k++) by_value[k] = k;
+    std::sort(by_value.begin(), by_value.end(),
+              [&](uint32_t a, uint32_t b) { return distinct[a] < distinct[b]; });
+    std::vector<uint32_t> rank(distinct.size());
+    for (uint32_t r = 0; r < by_value.size(); r++) rank[by_value[r]] = r;
+    for (uint32_t& c : code) c = rank[c];
+    return code;
+  };
+  std::vector<uint32_t> acc = ranks([](const Event& e) { return std::string_view(e.account_id); });
+  std::vector<uint32_t> prod = ranks([](const Event& e) { return std::string_view(e.product_id); });
+  std::vector<uint32_t> met = ranks([](const Event& e) { return std::string_view(e.meter_id); });
+  // A missing model sorts as "" (before every model id, which is never empty).
+  std::vector<uint32_t> mod = ranks([](const Event& e) {
+    return e.model_id ? std::string_view(*e.model_id) : std::string_view();
+  });
+  std::vector<uint32_t> idx(n);
+  for (uint32_t i = 0; i < n; i++) idx[i] = i;
+  std::sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
+    if (acc[a] != acc[b]) return acc[a] < acc[b];
+    if (prod[a] != prod[b]) return prod[a] < prod[b];
+    if (met[a] != met[b]) return met[a] < met[b];
+    if (mod[a] != mod[b]) return mod[a] < mod[b];
+    if (events[a].timestamp_ms != events[b].timestamp_ms) {
+      return events[a].timestamp_ms < events[b].timestamp_ms;
+    }
+    return events[a].event_id < events[b].event_id;
+  });
+  order->clear();
+  order->reserve(n);
+  for (uint32_t i : idx) order->push_back(&events[i]);
+}
+
+struct PartitionKey {
+  uint32_t bucket;
+  int32_t partition;
+  uint32_t row;  // index into the memtable's rows
+};
 }  // namespace
 
 Status DBImpl::FlushOldestImmutable() {
@@ -850,19 +981,26 @@ Status DBImpl::FlushOldestImmutable() {
     bucket_count = base.bucket_count;
   }
 
-  const auto& entries = imm->entries_for_flush();
+  // Group the rows by partition (bucket, month) from their headers; each partition's events
+  // are decoded, sorted in billing order and written one partition at a time, so the flush
+  // holds at most one partition decoded.
+  const auto& rows = imm->rows_for_flush();
   const auto& conflicts = imm->conflicts_for_flush();
-  std::vector<BillingOrder> order;
-  order.reserve(entries.size());
-  for (const MemEntry& me : entries) {
-    order.push_back(BillingOrder{static_cast<uint32_t>(Hash64(me.event.account_id) % bucket_count),
-                                 MonthPartition(me.event.timestamp_ms), &me.event});
+  std::vector<PartitionKey> keys;
+  keys.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); i++) {
+    keys.push_back(PartitionKey{static_cast<uint32_t>(rows[i].account_hash % bucket_count),
+                                MonthPartition(rows[i].timestamp_ms), static_cast<uint32_t>(i)});
   }
-  std::sort(order.begin(), order.end(), BillingLess);
+  std::sort(keys.begin(), keys.end(), [](const PartitionKey& a, const PartitionKey& b) {
+    if (a.bucket != b.bucket) return a.bucket < b.bucket;
+    if (a.partition != b.partition) return a.partition < b.partition;
+    return a.row < b.row;
+  });
   size_t partitions = 0;
-  for (size_t i = 0; i < order.size(); i++) {
-    if (i == 0 || order[i].bucket != order[i - 1].bucket ||
-        order[i].partition != order[i - 1].partition) {
+  for (size_t i = 0; i < keys.size(); i++) {
+    if (i == 0 || keys[i].bucket != keys[i - 1].bucket ||
+        keys[i].partition != keys[i - 1].partition) {
       partitions++;
     }
   }
@@ -883,24 +1021,44 @@ Status DBImpl::FlushOldestImmutable() {
   std::vector<std::shared_ptr<SegmentHandle>> new_handles;
   const uint64_t origin_min = imm->min_seq();
   const uint64_t origin_max = imm->max_seq();
-  for (size_t i = 0; i < order.size();) {
+  std::vector<Event> events;
+  std::vector<const Event*> order;
+  std::vector<DedupeRunEntry> run_entries;
+  run_entries.reserve(rows.size());
+  for (size_t i = 0; i < keys.size();) {
     size_t j = i;
-    std::vector<const Event*> rows;
-    while (j < order.size() && order[j].bucket == order[i].bucket &&
-           order[j].partition == order[i].partition) {
-      rows.push_back(order[j].e);
+    while (j < keys.size() && keys[j].bucket == keys[i].bucket &&
+           keys[j].partition == keys[i].partition) {
       j++;
     }
+    events.clear();
+    events.resize(j - i);
+    for (size_t k = i; k < j; k++) {
+      if (!MemTable::DecodeRow(rows[keys[k].row], &events[k - i])) {
+        return cleanup(Status::Internal("undecodable memtable row"));
+      }
+    }
+    SortBillingOrder(events, &order);
+    // Debug builds (the test suite) check the rank-based sort against the plain definition.
+    assert(std::is_sorted(order.begin(), order.end(),
+                          [](const Event* a, const Event* b) { return BillingLess(*a, *b); }));
     SegmentInfo info;
-    info.bucket = order[i].bucket;
-    info.partition = order[i].partition;
+    info.bucket = keys[i].bucket;
+    info.partition = keys[i].partition;
     info.origin_min_seq = origin_min;
     info.origin_max_seq = origin_max;
     uint64_t fnum = number++;
     std::string path = Path(kSegmentDir) + "/" + SegmentFileName(fnum);
-    Status s = WriteSegment(fs_, path, rows, SegmentWriterOptions(), &info);
+    Status s = WriteSegment(fs_, path, order, SegmentWriterOptions(), &info);
     if (!s.ok()) return cleanup(s);
     written.push_back(path);
+    for (size_t k = 0; k < order.size(); k++) {
+      const Event& e = *order[k];
+      run_entries.push_back(DedupeRunEntry{Hash64(e.event_id),
+                                           RowLocation{fnum, static_cast<uint32_t>(k)},
+                                           e.commit_seq, e.kind != EventKind::kUsage,
+                                           std::max(e.ingested_at_ms, e.timestamp_ms)});
+    }
     SegmentMeta m;
     m.file_number = fnum;
     m.bucket = info.bucket;
@@ -919,19 +1077,15 @@ Status DBImpl::FlushOldestImmutable() {
     new_handles.push_back(std::make_shared<SegmentHandle>(fs_, path, m));
     i = j;
   }
+  events.clear();
+  events.shrink_to_fit();
 
   std::shared_ptr<DedupeRun> new_run;
-  if (!entries.empty()) {
-    std::vector<DedupeEntry> dentries;
-    dentries.reserve(entries.size());
-    for (const MemEntry& me : entries) {
-      dentries.push_back(DedupeEntry{me.event.event_id, me.digest, me.event.ingested_at_ms,
-                                     me.event.timestamp_ms, me.event.kind, me.event.commit_seq});
-    }
+  if (!run_entries.empty()) {
     uint64_t fnum = number++;
     std::string path = Path(kDedupeDir) + "/" + DedupeRunFileName(fnum);
     DedupeRunInfo info;
-    Status s = WriteDedupeRun(fs_, path, std::move(dentries), &info);
+    Status s = WriteDedupeRun(fs_, path, std::move(run_entries), &info);
     if (!s.ok()) return cleanup(s);
     written.push_back(path);
     auto run = DedupeRun::Open(fs_, path, fnum);
@@ -995,7 +1149,12 @@ Status DBImpl::FlushOldestImmutable() {
   // failed) and a restart would then use it. Unreferenced ones are removed by recovery.
   if (!committed.ok()) return committed.status();
 
-  // Publish: runs first, so an id is always findable in the memtable or the index.
+  // Publish: segments to the resolver, then runs, then the version without the memtable, so
+  // an id is always findable in a memtable or through the index.
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& h : new_handles) segments_by_number_[h->meta().file_number] = h;
+  }
   if (new_run) {
     auto runs = dedupe_->runs();
     runs.push_back(new_run);
@@ -1021,7 +1180,80 @@ Status DBImpl::FlushOldestImmutable() {
     if (fs_->RemoveFile(Path(kWalDir) + "/" + wal::WalFileName(n)).ok()) removed = true;
   }
   if (removed) fs_->SyncDir(Path(kWalDir)).IgnoreError();
+  // Keep the number of runs (each costs every miss a filter probe) small. A failed merge
+  // changes nothing durable; the next flush tries again.
+  Status m = MaybeMergeDedupeRuns();
+  if (!m.ok()) return m.WithContext("merging dedupe runs");
   return Status::OK();
+}
+
+// Size-tiered: whenever more than kMaxRuns runs exist, the kMergeWidth smallest are merged
+// into one, so a key is rewritten O(log(keys)) times and a miss probes at most ~kMaxRuns
+// filters. REQUIRES: flush_mu_ held (flushes and merges are the only manifest writers).
+Status DBImpl::MaybeMergeDedupeRuns() {
+  constexpr size_t kMaxRuns = 8;
+  constexpr size_t kMergeWidth = 4;
+  for (;;) {
+    std::vector<std::shared_ptr<DedupeRun>> runs = dedupe_->runs();
+    if (runs.size() <= kMaxRuns) return Status::OK();
+    std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) {
+      return a->info().key_count < b->info().key_count;
+    });
+    std::vector<std::shared_ptr<DedupeRun>> inputs(runs.begin(), runs.begin() + kMergeWidth);
+    uint64_t fnum;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      fnum = next_file_number_++;
+    }
+    const std::string path = Path(kDedupeDir) + "/" + DedupeRunFileName(fnum);
+    SegmentRowResolver resolver(this);
+    DedupeRunInfo info;
+    Status s = MergeDedupeRuns(fs_, inputs, path, &resolver, &info);
+    if (s.ok()) s = fs_->SyncDir(Path(kDedupeDir));
+    std::shared_ptr<DedupeRun> merged;
+    if (s.ok()) {
+      auto r = DedupeRun::Open(fs_, path, fnum);
+      if (r.ok()) {
+        merged = std::move(r).value();
+      } else {
+        s = r.status();
+      }
+    }
+    if (!s.ok()) {
+      fs_->RemoveFile(path).IgnoreError();
+      return s;
+    }
+    ManifestState next;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      next = version_->manifest;
+      next.next_file_number = next_file_number_;
+    }
+    auto is_input = [&](uint64_t n) {
+      for (const auto& in : inputs) {
+        if (in->file_number() == n) return true;
+      }
+      return false;
+    };
+    std::erase_if(next.dedupe_runs, [&](const DedupeRunMeta& m) { return is_input(m.file_number); });
+    next.dedupe_runs.push_back(DedupeRunMeta{fnum, info.key_count, info.file_size,
+                                             info.min_commit_seq, info.max_commit_seq});
+    auto committed = manifest_store_->Commit(next);
+    if (!committed.ok()) return committed.status();  // the output stays for recovery to judge
+    std::vector<std::shared_ptr<DedupeRun>> now = dedupe_->runs();
+    std::erase_if(now, [&](const auto& r) { return is_input(r->file_number()); });
+    now.push_back(merged);
+    dedupe_->SetRuns(std::move(now));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto v = std::make_shared<Version>(*version_);
+      v->manifest = *committed;
+      InstallVersionLocked(v);
+    }
+    // Lookups that started before SetRuns keep their runs (and open files) alive.
+    for (const auto& in : inputs) fs_->RemoveFile(in->path()).IgnoreError();
+    fs_->SyncDir(Path(kDedupeDir)).IgnoreError();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1136,10 +1368,18 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
     if (stop) return Status::OK();
   }
   if (only_segment) return Status::OK();
+  const uint64_t account_hash = f.account_id ? Hash64(*f.account_id) : 0;
+  Event scratch;
   for (const auto& mem : snap.version->memtables) {
-    mem->ForEach(snap.seq, [&](const MemEntry& me) {
-      if (!EventMatches(f, me.event, snap.seq)) return true;
-      if (!visit_mem(me.event)) {
+    mem->ForEachRow(snap.seq, [&](const MemRow& r) {
+      // Prefilter on the row header; decode only candidates.
+      if (f.as_of_ms && r.ingested_at_ms > *f.as_of_ms) return true;
+      if (f.from_ms && r.timestamp_ms < *f.from_ms) return true;
+      if (f.to_ms && r.timestamp_ms >= *f.to_ms) return true;
+      if (f.account_id && r.account_hash != account_hash) return true;
+      if (!MemTable::DecodeRow(r, &scratch)) return true;
+      if (!EventMatches(f, scratch, snap.seq)) return true;
+      if (!visit_mem(scratch)) {
         stop = true;
         return false;
       }

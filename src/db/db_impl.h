@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "db/reservations.h"
@@ -70,6 +71,9 @@ class DBImpl : public DB {
                    AggregateResult* result) override;
   Status ScanEvents(const ReadFilter& filter,
                     const std::function<bool(const Event&)>& visit) override;
+  Status Query(const QueryRequest& request, QueryResult* result) override;
+  Status ListEvents(const ListRequest& request, ListResult* result) override;
+  Status ListConflicts(const ConflictListRequest& request, ConflictListResult* result) override;
   Result<std::unique_ptr<SnapshotReader>> OpenSnapshot(std::optional<uint64_t> as_of_seq) override;
   Status Flush() override;
   DbStats Stats() override;
@@ -82,7 +86,7 @@ class DBImpl : public DB {
   struct PendingUnit {
     enum class Kind { kUnit, kSwitchMemtable, kSyncWal } kind = Kind::kUnit;
     UnitBody body;
-    std::vector<Event> events;  // accepted events, moved into the memtable after commit
+    std::vector<RowMeta> rows;  // where each accepted event's record lies in body.bytes
     std::vector<Digest128> digests;
     std::vector<ConflictEntry> conflicts;
     int64_t request_time_ms = 0;
@@ -117,6 +121,11 @@ class DBImpl : public DB {
   Status FlushOldestImmutable();
   Status WaitForFlushed(uint64_t seq);
 
+  // Dedupe runs reference segment rows; this resolves them (and merges runs when they pile up).
+  friend class SegmentRowResolver;
+  std::shared_ptr<SegmentHandle> SegmentByNumber(uint64_t file_number);
+  Status MaybeMergeDedupeRuns();
+
   // Recovery.
   Status Recover();
   Status ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flushed_sequence);
@@ -145,6 +154,9 @@ class DBImpl : public DB {
 
   std::mutex mu_;
   std::shared_ptr<const Version> version_;  // guarded by mu_
+  // Every committed segment by file number, including those a flush is about to publish
+  // (added before its dedupe run becomes visible). Guarded by mu_.
+  std::unordered_map<uint64_t, std::shared_ptr<SegmentHandle>> segments_by_number_;
   std::shared_ptr<MemTable> active_;        // guarded by mu_ (the leader appends)
   std::deque<std::shared_ptr<MemTable>> imms_;
   std::deque<PendingUnit*> writers_;

@@ -16,7 +16,7 @@ void ReservationTable::ReserveAll(const std::vector<std::string_view>& ids, uint
     for (; taken < ids.size(); taken++) {
       Shard& s = ShardFor(ids[taken]);
       std::lock_guard<std::mutex> l(s.mu);
-      auto [it, inserted] = s.held.try_emplace(std::string(ids[taken]), token);
+      auto [it, inserted] = s.held.try_emplace(ids[taken], token);
       if (!inserted && it->second != token) {
         blocked = ids[taken];
         is_blocked = true;
@@ -29,7 +29,7 @@ void ReservationTable::ReserveAll(const std::vector<std::string_view>& ids, uint
     ReleaseAll(partial, token);
     Shard& s = ShardFor(blocked);
     std::unique_lock<std::mutex> l(s.mu);
-    s.cv.wait(l, [&] { return s.held.find(std::string(blocked)) == s.held.end(); });
+    s.cv.wait(l, [&] { return s.held.find(blocked) == s.held.end(); });
   }
 }
 
@@ -39,7 +39,7 @@ void ReservationTable::ReleaseAll(const std::vector<std::string_view>& ids, uint
     bool notify = false;
     {
       std::lock_guard<std::mutex> l(s.mu);
-      auto it = s.held.find(std::string(id));
+      auto it = s.held.find(id);
       if (it != s.held.end() && it->second == token) {
         s.held.erase(it);
         notify = true;

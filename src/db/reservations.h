@@ -17,6 +17,8 @@ class ReservationTable {
  public:
   // Reserves every id (REQUIRES: distinct) for `token` (unique per batch). Blocks while any is
   // held by another token; never holds a partial set while waiting.
+  // REQUIRES: the bytes the views point to stay valid until ReleaseAll (the table keeps the
+  // views, not copies).
   void ReserveAll(const std::vector<std::string_view>& ids, uint64_t token);
   // REQUIRES: the same ids were reserved by ReserveAll(ids, token).
   void ReleaseAll(const std::vector<std::string_view>& ids, uint64_t token);
@@ -26,7 +28,7 @@ class ReservationTable {
   struct Shard {
     std::mutex mu;
     std::condition_variable cv;
-    std::unordered_map<std::string, uint64_t> held;
+    std::unordered_map<std::string_view, uint64_t> held;
   };
   Shard& ShardFor(std::string_view id);
   Shard shards_[kShards];

@@ -2,18 +2,35 @@
 
 #include "model/event_codec.h"
 #include "util/coding.h"
+#include "util/hash.h"
 
 namespace usagedb {
 
 void EncodeUnitBody(const std::vector<const Event*>& events,
                     const std::vector<Digest128>& digests,
-                    const std::vector<const ConflictEntry*>& conflicts, UnitBody* body) {
+                    const std::vector<const ConflictEntry*>& conflicts, UnitBody* body,
+                    std::vector<RowMeta>* rows) {
   std::string& b = body->bytes;
   b.clear();
   b.reserve(events.size() * 200);
   PutVarint64(&b, events.size());
+  if (rows) {
+    rows->clear();
+    rows->reserve(events.size());
+  }
   for (size_t i = 0; i < events.size(); i++) {
+    size_t start = b.size();
     EncodeEventBinary(*events[i], &b);
+    if (rows) {
+      RowMeta m;
+      m.offset = static_cast<uint32_t>(start);
+      m.length = static_cast<uint32_t>(b.size() - start);
+      m.timestamp_ms = events[i]->timestamp_ms;
+      m.account_hash = Hash64(events[i]->account_id);
+      m.digest = digests[i];
+      m.kind = events[i]->kind;
+      rows->push_back(m);
+    }
     PutFixed64(&b, digests[i].lo);
     PutFixed64(&b, digests[i].hi);
   }
@@ -44,9 +61,14 @@ Status DecodeUnit(std::string_view payload, DecodedUnit* unit) {
   unit->events.clear();
   unit->events.resize(n);
   unit->digests.resize(n);
+  unit->record_spans.resize(n);
   for (uint64_t i = 0; i < n; i++) {
     Event& e = unit->events[i];
-    if (!DecodeEventBinary(&d, &e) || !d.GetFixed64(&unit->digests[i].lo) ||
+    const size_t start = static_cast<size_t>(d.pos() - payload.data());
+    bool ok = DecodeEventBinary(&d, &e);
+    unit->record_spans[i] = {static_cast<uint32_t>(start),
+                             static_cast<uint32_t>(d.pos() - payload.data() - start)};
+    if (!ok || !d.GetFixed64(&unit->digests[i].lo) ||
         !d.GetFixed64(&unit->digests[i].hi)) {
       return Status::Corruption("bad event record in WAL unit");
     }

@@ -33,9 +33,12 @@ struct UnitBody {
   std::string bytes;
 };
 // REQUIRES: digests.size() == events.size(), digests[i] == PayloadDigest(*events[i]).
+// When `rows` is given it receives, per event, where its record lies in body->bytes (offsets
+// relative to the body) and the facts the memtable keeps (timestamp, account hash, digest).
 void EncodeUnitBody(const std::vector<const Event*>& events,
                     const std::vector<Digest128>& digests,
-                    const std::vector<const ConflictEntry*>& conflicts, UnitBody* body);
+                    const std::vector<const ConflictEntry*>& conflicts, UnitBody* body,
+                    std::vector<RowMeta>* rows = nullptr);
 // header + body = the unit payload.
 void EncodeUnitHeader(const UnitHeader& header, std::string* dst);
 
@@ -43,6 +46,8 @@ struct DecodedUnit {
   UnitHeader header;
   std::vector<Event> events;  // commit_seq / ingested_at_ms filled from the header
   std::vector<Digest128> digests;  // one per event
+  // Where each event's binary record lies in the payload: (offset, length).
+  std::vector<std::pair<uint32_t, uint32_t>> record_spans;
   std::vector<ConflictEntry> conflicts;
 };
 Status DecodeUnit(std::string_view payload, DecodedUnit* unit);

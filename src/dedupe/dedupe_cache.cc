@@ -1,4 +1,4 @@
-// DedupeBlockCache: a sharded LRU of decoded run blocks with a hard byte capacity.
+// DedupeBlockCache: a sharded LRU of verified run blocks with a hard byte capacity.
 #include <atomic>
 #include <list>
 #include <mutex>
@@ -9,21 +9,10 @@
 namespace usagedb {
 namespace dedupe_internal {
 
-DedupeEntry DecodedBlock::ToEntry(const Entry& e) const {
-  DedupeEntry out;
-  out.event_id = std::string(id(e));
-  out.payload_digest = e.digest;
-  out.ingested_at_ms = e.ingested_at_ms;
-  out.timestamp_ms = e.timestamp_ms;
-  out.kind = e.kind;
-  out.commit_seq = e.commit_seq;
-  return out;
-}
-
-size_t DecodedBlock::charge() const {
-  // Object + vector/string buffers + the cache's list node and hash-map node.
+size_t CachedBlock::charge() const {
+  // Object + byte buffer + the cache's list node and hash-map node.
   constexpr size_t kNodeOverhead = 96;
-  return sizeof(DecodedBlock) + entries.capacity() * sizeof(Entry) + ids.capacity() + kNodeOverhead;
+  return sizeof(CachedBlock) + bytes.capacity() + kNodeOverhead;
 }
 
 uint64_t NewRunCacheId() {
@@ -36,7 +25,7 @@ uint64_t NewRunCacheId() {
 namespace {
 
 using dedupe_internal::BlockKey;
-using dedupe_internal::DecodedBlock;
+using dedupe_internal::CachedBlock;
 
 struct BlockKeyHash {
   size_t operator()(const BlockKey& k) const {
@@ -53,7 +42,7 @@ class Shard {
   void set_capacity(size_t c) { capacity_ = c; }
   size_t used() const { return used_.load(std::memory_order_relaxed); }
 
-  std::shared_ptr<const DecodedBlock> Get(const BlockKey& key) {
+  std::shared_ptr<const CachedBlock> Get(const BlockKey& key) {
     std::lock_guard<std::mutex> l(mu_);
     auto it = map_.find(key);
     if (it == map_.end()) return nullptr;
@@ -61,7 +50,7 @@ class Shard {
     return it->second->block;
   }
 
-  void Put(const BlockKey& key, std::shared_ptr<const DecodedBlock> block) {
+  void Put(const BlockKey& key, std::shared_ptr<const CachedBlock> block) {
     size_t charge = block->charge();
     std::lock_guard<std::mutex> l(mu_);
     auto it = map_.find(key);
@@ -78,7 +67,7 @@ class Shard {
  private:
   struct Node {
     BlockKey key;
-    std::shared_ptr<const DecodedBlock> block;
+    std::shared_ptr<const CachedBlock> block;
     size_t charge;
   };
   using Map = std::unordered_map<BlockKey, std::list<Node>::iterator, BlockKeyHash>;
@@ -108,10 +97,10 @@ class ShardedCache : public DedupeBlockCache::Impl {
     for (size_t i = 0; i < n; ++i) shards_[i].set_capacity(capacity / n);
   }
 
-  std::shared_ptr<const DecodedBlock> Get(const BlockKey& key) override {
+  std::shared_ptr<const CachedBlock> Get(const BlockKey& key) override {
     return ShardFor(key).Get(key);
   }
-  void Put(const BlockKey& key, std::shared_ptr<const DecodedBlock> block) override {
+  void Put(const BlockKey& key, std::shared_ptr<const CachedBlock> block) override {
     ShardFor(key).Put(key, std::move(block));
   }
   size_t capacity_bytes() const override { return capacity_; }

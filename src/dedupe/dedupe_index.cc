@@ -1,6 +1,7 @@
 // DedupeIndex: the current run set, looked up newest content first.
 #include <algorithm>
 #include <mutex>
+#include <string>
 
 #include "dedupe/dedupe.h"
 
@@ -17,6 +18,13 @@ bool Forgotten(const DedupeEntry& e, int64_t now_ms, int64_t window_ms) {
 }
 
 }  // namespace
+
+Status DedupeRowResolver::ReadEventIds(uint64_t segment_file_number,
+                                       const std::vector<uint32_t>& /*rows*/,
+                                       std::vector<std::string>* /*ids*/) {
+  return Status::NotSupported("this dedupe row resolver cannot read event_ids (segment " +
+                              std::to_string(segment_file_number) + ")");
+}
 
 struct DedupeIndex::Impl {
   Impl(size_t cache_bytes, DedupeHashFn h) : hash(h), cache(cache_bytes) {}
@@ -64,7 +72,8 @@ void DedupeIndex::SetRuns(std::vector<std::shared_ptr<DedupeRun>> runs) {
 std::vector<std::shared_ptr<DedupeRun>> DedupeIndex::runs() const { return *impl_->Snapshot(); }
 
 Result<std::optional<DedupeEntry>> DedupeIndex::Lookup(std::string_view event_id, int64_t now_ms,
-                                                       int64_t window_ms) const {
+                                                       int64_t window_ms,
+                                                       DedupeRowResolver* resolver) const {
   const std::shared_ptr<const RunList> runs = impl_->Snapshot();
   const uint64_t hash = impl_->hash(event_id);
   // One filter line per run, each likely a cache miss: start them all before testing any.
@@ -75,9 +84,20 @@ Result<std::optional<DedupeEntry>> DedupeIndex::Lookup(std::string_view event_id
     // only beat it with a higher commit_seq, which its max_commit_seq rules out.
     if (best.has_value() && run->info().max_commit_seq <= best->commit_seq) break;
     if (!run->MayContain(hash)) continue;  // the common case: skip the Result machinery
-    ASSIGN_OR_RETURN(std::optional<DedupeEntry> found, run->Lookup(event_id, hash, &impl_->cache));
-    if (!found.has_value() || Forgotten(*found, now_ms, window_ms)) continue;
-    if (!best.has_value() || found->commit_seq > best->commit_seq) best = std::move(found);
+    if (DedupeRunIsForgotten(run->info(), now_ms, window_ms)) continue;
+    ASSIGN_OR_RETURN(std::vector<RowLocation> candidates, run->Candidates(hash, &impl_->cache));
+    // Hashes only route: an entry counts only when the resolver found the full id equal.
+    for (const RowLocation& loc : candidates) {
+      ASSIGN_OR_RETURN(std::optional<DedupeEntry> found, resolver->Resolve(loc, event_id));
+      if (!found.has_value()) continue;
+      if (found->event_id != event_id) {
+        return Status::Internal("dedupe resolver returned another event_id for segment " +
+                                std::to_string(loc.segment_file_number) + " row " +
+                                std::to_string(loc.row));
+      }
+      if (Forgotten(*found, now_ms, window_ms)) continue;
+      if (!best.has_value() || found->commit_seq > best->commit_seq) best = std::move(found);
+    }
   }
   return best;
 }

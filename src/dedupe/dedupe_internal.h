@@ -12,26 +12,15 @@
 
 namespace usagedb::dedupe_internal {
 
-// One decoded block: entries in (hash, event_id) order, ids concatenated in `ids`.
-// Immutable once built; shared between the cache and readers.
-struct DecodedBlock {
-  struct Entry {
-    uint64_t hash;
-    uint32_t id_offset;
-    uint16_t id_size;  // <= dedupe_format::kMaxEventIdBytes
-    EventKind kind;
-    Digest128 digest;
-    int64_t ingested_at_ms;
-    int64_t timestamp_ms;
-    uint64_t commit_seq;
-  };
-  std::vector<Entry> entries;
-  std::string ids;
-
-  std::string_view id(const Entry& e) const {
-    return std::string_view(ids).substr(e.id_offset, e.id_size);
-  }
-  DedupeEntry ToEntry(const Entry& e) const;
+// One verified block, kept in its encoded form (about 4.3 bytes per entry, so the cache holds
+// ~3x more entries than decoded ones would). Immutable once built; shared between the cache
+// and readers. Invariant: `bytes` holds the block's bit stream followed by at least 8 zero
+// bytes, so a reader may load 8 bytes at any bit position below total_bits.
+struct CachedBlock {
+  std::string bytes;
+  uint64_t total_bits = 0;  // bits in the stream (locations + deltas), without the padding
+  uint32_t count = 0;
+  uint8_t rice_k = 0, seg_bits = 0, row_bits = 0;
   // Bytes this block holds on the heap (what the cache charges, plus a node overhead).
   size_t charge() const;
 };
@@ -55,11 +44,11 @@ namespace usagedb {
 struct DedupeBlockCache::Impl {
   virtual ~Impl() = default;
   // Returns the block or null; a hit moves it to the front of its shard's LRU.
-  virtual std::shared_ptr<const dedupe_internal::DecodedBlock> Get(
+  virtual std::shared_ptr<const dedupe_internal::CachedBlock> Get(
       const dedupe_internal::BlockKey& key) = 0;
   // Inserts (or replaces) the block, evicting least recently used blocks of the shard.
   virtual void Put(const dedupe_internal::BlockKey& key,
-                   std::shared_ptr<const dedupe_internal::DecodedBlock> block) = 0;
+                   std::shared_ptr<const dedupe_internal::CachedBlock> block) = 0;
   virtual size_t capacity_bytes() const = 0;
   virtual size_t used_bytes() const = 0;
 };

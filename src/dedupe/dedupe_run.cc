@@ -1,11 +1,11 @@
 // Dedupe run files: writer (RunBuilder), reader (RunImpl), merge. Format: docs/parts/dedupe.md.
 //
-// Why this shape: a miss (the common case: a new event id) must cost about one cache line
-// per run, so each run keeps a blocked Bloom filter in RAM (one 64-byte line per key) and a
-// block index of 16 bytes per ~4 KiB block. Entries are sorted by routing hash, so the index
-// is a sorted array of first hashes and a filter-positive lookup reads exactly one block.
-#include <zstd.h>
-
+// Why this shape: the event_id, digest and timestamps of every key are already stored in the
+// raw segments, so a run stores only what routes a lookup to its row: the top routing_bits
+// bits of the hash (Rice-coded deltas in hash order, ~12 bits per key) and the row location
+// (segment-table index + row, bit-packed at the block's widths, ~19 bits). A miss must cost
+// about one cache line per run, so each run keeps a blocked Bloom filter over the full 64-bit
+// hash in RAM (one 64-byte line per key) and a block index of 16 bytes per 128-entry block.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -22,7 +22,7 @@ namespace {
 
 namespace fmt = dedupe_format;
 using dedupe_internal::BlockKey;
-using dedupe_internal::DecodedBlock;
+using dedupe_internal::CachedBlock;
 
 // ---------------------------------------------------------------------------------------------
 // Blocked Bloom filter. The line is chosen by the high bits of the hash (multiply-shift range
@@ -73,27 +73,161 @@ FilterWords AllocateFilter(uint64_t lines) {
   return FilterWords(p);
 }
 
-// (hash, id) order of the run.
-inline bool KeyLess(uint64_t ha, std::string_view a, uint64_t hb, std::string_view b) {
-  return ha != hb ? ha < hb : a < b;
+// ---------------------------------------------------------------------------------------------
+// Bits.
+
+inline uint32_t BitWidth(uint64_t v) { return v == 0 ? 0 : 64 - __builtin_clzll(v); }
+inline uint64_t LowMask(uint32_t n) { return n >= 64 ? UINT64_MAX : (uint64_t{1} << n) - 1; }
+// REQUIRES: 1 <= bits <= 64.
+inline uint64_t RoutingOf(uint64_t hash, uint32_t bits) { return hash >> (64 - bits); }
+inline uint64_t MaxRouting(uint32_t bits) { return LowMask(bits); }
+
+uint32_t AutoRoutingBits(uint64_t keys) {
+  const uint32_t bits = BitWidth(keys > 0 ? keys - 1 : 0) + fmt::kRoutingSlackBits;
+  return std::clamp(bits, fmt::kMinAutoRoutingBits, fmt::kMaxRoutingBits);
 }
 
-inline uint32_t BlockCrc(std::string_view contents, uint8_t type) {
-  uint32_t crc = crc32c::Value(contents);
-  char t = static_cast<char>(type);
-  return crc32c::Mask(crc32c::Extend(crc, &t, 1));
+// Appends bits LSB-first: stream bit j is bit (j % 8) of byte j / 8.
+class BitWriter {
+ public:
+  explicit BitWriter(std::string* out) : out_(out) {}
+  // Appends the low n bits of v (n <= 64).
+  void Put(uint64_t v, uint32_t n) {
+    if (n > 32) {
+      Put(v & 0xffffffffu, 32);
+      Put(v >> 32, n - 32);
+      return;
+    }
+    acc_ |= (v & LowMask(n)) << used_;  // used_ < 8, so used_ + n <= 40
+    used_ += n;
+    while (used_ >= 8) {
+      out_->push_back(static_cast<char>(acc_ & 0xff));
+      acc_ >>= 8;
+      used_ -= 8;
+    }
+  }
+  // Rice code of d with parameter k: q = d >> k one-bits, a zero, the low k bits; a quotient
+  // of kRiceEscape or more is kRiceEscape one-bits and d in `raw_bits` bits.
+  void PutRice(uint64_t d, uint32_t k, uint32_t raw_bits) {
+    const uint64_t q = d >> k;
+    if (q >= fmt::kRiceEscape) {
+      Put(LowMask(fmt::kRiceEscape), fmt::kRiceEscape);
+      Put(d, raw_bits);
+    } else {
+      Put(LowMask(static_cast<uint32_t>(q)), static_cast<uint32_t>(q) + 1);
+      Put(d, k);
+    }
+  }
+  // Writes the last partial byte (zero-padded).
+  void Finish() {
+    if (used_ > 0) out_->push_back(static_cast<char>(acc_ & 0xff));
+    acc_ = 0;
+    used_ = 0;
+  }
+
+ private:
+  std::string* out_;
+  uint64_t acc_ = 0;
+  uint32_t used_ = 0;
+};
+
+inline uint64_t RiceCost(uint64_t d, uint32_t k, uint32_t raw_bits) {
+  const uint64_t q = d >> k;
+  return q >= fmt::kRiceEscape ? fmt::kRiceEscape + raw_bits : q + 1 + k;
 }
+
+// Reads a bit stream of `total_bits` bits that is followed by at least 8 readable bytes.
+// Every read is bounds-checked against total_bits (false = the stream is malformed).
+class BitReader {
+ public:
+  BitReader(const char* data, uint64_t total_bits) : data_(data), total_(total_bits) {}
+  void Seek(uint64_t pos) { pos_ = pos; }
+  uint64_t pos() const { return pos_; }
+
+  bool Read(uint32_t n, uint64_t* v) {
+    if (n > total_ - pos_) return false;
+    if (n == 0) {
+      *v = 0;
+      return true;
+    }
+    if (n > 56) {
+      const uint64_t lo = Peek() & 0xffffffffu;
+      pos_ += 32;
+      *v = lo | ((Peek() & LowMask(n - 32)) << 32);
+      pos_ += n - 32;
+      return true;
+    }
+    *v = Peek() & LowMask(n);
+    pos_ += n;
+    return true;
+  }
+
+  bool ReadRice(uint32_t k, uint32_t raw_bits, uint64_t* d) {
+    if (pos_ >= total_) return false;
+    // Peek has >= 57 meaningful bits and zeros above them, so ~w != 0.
+    const uint32_t ones = static_cast<uint32_t>(__builtin_ctzll(~Peek()));
+    if (ones >= fmt::kRiceEscape) {
+      if (fmt::kRiceEscape > total_ - pos_) return false;
+      pos_ += fmt::kRiceEscape;
+      return Read(raw_bits, d);
+    }
+    if (uint64_t{ones} + 1 > total_ - pos_) return false;
+    pos_ += ones + 1;
+    uint64_t low = 0;
+    if (!Read(k, &low)) return false;
+    if (ones != 0 && BitWidth(ones) + k > 64) return false;  // quotient overflows
+    *d = (k >= 64 ? 0 : uint64_t{ones} << k) | low;
+    return true;
+  }
+
+ private:
+  uint64_t Peek() const {
+    uint64_t w;
+    std::memcpy(&w, data_ + (pos_ >> 3), 8);
+    return w >> (pos_ & 7);
+  }
+
+  const char* data_;
+  uint64_t total_;
+  uint64_t pos_ = 0;
+};
+
+// One decoded entry of a block: routing value and location (segment-table index + row).
+struct Decoded {
+  uint64_t routing;
+  uint32_t seg;
+  uint32_t row;
+};
+
+inline bool EntryLess(const Decoded& a, const Decoded& b) {
+  if (a.routing != b.routing) return a.routing < b.routing;
+  if (a.seg != b.seg) return a.seg < b.seg;
+  return a.row < b.row;
+}
+
+// Footer summaries the writer or merge computes from its input.
+struct Summary {
+  uint64_t min_seq = 0, max_seq = 0;
+  uint64_t forever = 0;
+  int64_t max_anchor = INT64_MIN;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Writer.
 
-// Streams entries, in strictly increasing (hash, id) order, into a run file at path + ".tmp"
-// and renames it to path on Finish. Not thread-safe. Destroying an unfinished builder removes
-// the temporary file.
+// Streams entries, in strictly increasing (routing, segment index, row) order, into a run file
+// at path + ".tmp" and renames it to path on Finish. Not thread-safe. Destroying an unfinished
+// builder removes the temporary file.
 class RunBuilder {
  public:
-  RunBuilder(FileSystem* fs, std::string path, const DedupeWriteOptions& options)
-      : fs_(fs), path_(std::move(path)), tmp_path_(path_ + ".tmp"), options_(options) {}
+  // REQUIRES: `segments` strictly ascending; 1 <= routing_bits <= 64.
+  RunBuilder(FileSystem* fs, std::string path, std::vector<uint64_t> segments,
+             uint32_t routing_bits)
+      : fs_(fs),
+        path_(std::move(path)),
+        tmp_path_(path_ + ".tmp"),
+        segments_(std::move(segments)),
+        bits_(routing_bits) {}
   ~RunBuilder() {
     if (file_ != nullptr) {
       file_->Close().IgnoreError();
@@ -108,52 +242,39 @@ class RunBuilder {
     return Status::OK();
   }
 
-  Status Add(DedupeEntry e, uint64_t hash) {
-    if (e.event_id.empty() || e.event_id.size() > fmt::kMaxEventIdBytes) {
-      return Status::InvalidArgument(path_ + ": dedupe entry id must be 1.." +
-                                     std::to_string(fmt::kMaxEventIdBytes) + " bytes");
+  // REQUIRES: routing <= MaxRouting(routing_bits), seg < segments.size().
+  Status Add(uint64_t routing, uint32_t seg, uint32_t row) {
+    const Decoded e{routing, seg, row};
+    if (key_count_ > 0 && !EntryLess(last_, e)) {
+      return Status::InvalidArgument(path_ + ": dedupe entries out of order or location " +
+                                     std::to_string(segments_[seg]) + ":" + std::to_string(row) +
+                                     " listed twice");
     }
-    if (static_cast<uint8_t>(e.kind) > static_cast<uint8_t>(EventKind::kRetraction)) {
-      return Status::InvalidArgument(path_ + ": dedupe entry with an unknown kind");
+    if (block_.size() >= fmt::kTargetBlockEntries && routing != last_.routing) {
+      RETURN_IF_ERROR(FlushBlock());
     }
-    if (key_count_ > 0 && !KeyLess(last_hash_, last_id_, hash, e.event_id)) {
-      return Status::InvalidArgument(path_ + ": dedupe entries out of order or repeated id '" +
-                                     e.event_id + "'");
-    }
-    if (cut_pending_ && hash != last_hash_) RETURN_IF_ERROR(FlushBlock());
-
+    block_.push_back(e);
+    last_ = e;
     key_count_++;
-    if (key_count_ == 1) {
-      min_seq_ = max_seq_ = e.commit_seq;
-    } else {
-      min_seq_ = std::min(min_seq_, e.commit_seq);
-      max_seq_ = std::max(max_seq_, e.commit_seq);
-    }
-    if (e.kind == EventKind::kUsage) {
-      max_usage_anchor_ = std::max(max_usage_anchor_, std::max(e.ingested_at_ms, e.timestamp_ms));
-    } else {
-      forever_count_++;
-    }
-    hashes_.push_back(hash);
-    last_hash_ = hash;
-    last_id_ = e.event_id;
-    block_estimate_ += e.event_id.size() + 16 + 1 + 2 + 12;
-    block_id_bytes_ += e.event_id.size();
-    block_.push_back(std::move(e));
-    if (block_.size() == 1) block_first_hash_ = hash;
-    if (block_estimate_ >= fmt::kTargetBlockBytes && block_.size() >= fmt::kMinBlockEntries) {
-      cut_pending_ = true;
-    }
     return Status::OK();
   }
 
-  Status Finish(DedupeRunInfo* info) {
+  // Writes the segment table, the filter over `filter_hashes` (the full hash of every entry),
+  // the index and the footer, then syncs and renames.
+  Status Finish(const std::vector<uint64_t>& filter_hashes, const Summary& summary,
+                DedupeRunInfo* info) {
     if (!block_.empty()) RETURN_IF_ERROR(FlushBlock());
+    const uint64_t segment_offset = offset_;
+    std::string table;
+    for (uint64_t s : segments_) PutFixed64(&table, s);
+    const uint32_t table_crc = crc32c::Mask(crc32c::Value(table));
+    RETURN_IF_ERROR(Write(table));
+
     const uint64_t filter_offset = offset_;
     const uint64_t lines = FilterLinesFor(key_count_);
     FilterWords words = AllocateFilter(lines);
     if (words == nullptr) return Status::Internal(path_ + ": out of memory for the filter");
-    for (uint64_t h : hashes_) FilterAdd(words.get(), lines, fmt::kFilterProbes, h);
+    for (uint64_t h : filter_hashes) FilterAdd(words.get(), lines, fmt::kFilterProbes, h);
     std::string_view filter(reinterpret_cast<const char*>(words.get()),
                             lines * fmt::kFilterLineBytes);
     const uint32_t filter_crc = crc32c::Mask(crc32c::Value(filter));
@@ -162,18 +283,23 @@ class RunBuilder {
     const uint32_t index_crc = crc32c::Mask(crc32c::Value(index_));
     RETURN_IF_ERROR(Write(index_));
 
+    const bool empty = key_count_ == 0;
     std::string footer;
     PutFixed32(&footer, fmt::kDedupeFormatVersion);
+    PutFixed32(&footer, bits_);
     PutFixed64(&footer, key_count_);
     PutFixed64(&footer, block_count_);
-    PutFixed64(&footer, min_seq_);
-    PutFixed64(&footer, max_seq_);
-    PutFixed64(&footer, forever_count_);
-    PutFixed64(&footer, static_cast<uint64_t>(max_usage_anchor_));
+    PutFixed64(&footer, segments_.size());
+    PutFixed64(&footer, empty ? 0 : summary.min_seq);
+    PutFixed64(&footer, empty ? 0 : summary.max_seq);
+    PutFixed64(&footer, empty ? 0 : summary.forever);
+    PutFixed64(&footer, static_cast<uint64_t>(empty ? INT64_MIN : summary.max_anchor));
+    PutFixed64(&footer, segment_offset);
     PutFixed64(&footer, filter_offset);
     PutFixed64(&footer, lines);
     PutFixed32(&footer, fmt::kFilterProbes);
     PutFixed64(&footer, index_offset);
+    PutFixed32(&footer, table_crc);
     PutFixed32(&footer, filter_crc);
     PutFixed32(&footer, index_crc);
     PutFixed32(&footer, crc32c::Mask(crc32c::Value(footer)));
@@ -186,84 +312,69 @@ class RunBuilder {
     RETURN_IF_ERROR(fs_->Rename(tmp_path_, path_));
     finished_ = true;
     if (info != nullptr) {
+      *info = DedupeRunInfo();
       info->key_count = key_count_;
       info->file_size = offset_;
-      info->min_commit_seq = min_seq_;
-      info->max_commit_seq = max_seq_;
-      info->forever_key_count = forever_count_;
-      info->max_usage_anchor_ms = max_usage_anchor_;
+      info->segment_count = segments_.size();
+      info->routing_bits = bits_;
+      info->min_commit_seq = empty ? 0 : summary.min_seq;
+      info->max_commit_seq = empty ? 0 : summary.max_seq;
+      info->forever_key_count = empty ? 0 : summary.forever;
+      info->max_usage_anchor_ms = empty ? INT64_MIN : summary.max_anchor;
     }
     return Status::OK();
   }
 
+  uint64_t key_count() const { return key_count_; }
+
  private:
   Status FlushBlock() {
-    int64_t base_ingested = block_[0].ingested_at_ms, base_ts = block_[0].timestamp_ms;
-    uint64_t base_seq = block_[0].commit_seq;
-    for (const DedupeEntry& e : block_) {
-      base_ingested = std::min(base_ingested, e.ingested_at_ms);
-      base_ts = std::min(base_ts, e.timestamp_ms);
-      base_seq = std::min(base_seq, e.commit_seq);
+    const size_t n = block_.size();
+    uint64_t max_seg = 0, max_row = 0;
+    for (const Decoded& e : block_) {
+      max_seg = std::max<uint64_t>(max_seg, e.seg);
+      max_row = std::max<uint64_t>(max_row, e.row);
     }
-    std::string body;
-    body.reserve(block_estimate_ + 64);
-    PutVarint32(&body, static_cast<uint32_t>(block_.size()));
-    PutVarint64(&body, ZigZagEncode64(base_ingested));
-    PutVarint64(&body, ZigZagEncode64(base_ts));
-    PutVarint64(&body, base_seq);
-    std::string_view prev;
-    for (const DedupeEntry& e : block_) {
-      std::string_view id = e.event_id;
-      size_t shared = 0;
-      const size_t limit = std::min(prev.size(), id.size());
-      while (shared < limit && prev[shared] == id[shared]) ++shared;
-      PutVarint32(&body, static_cast<uint32_t>(shared));
-      PutVarint32(&body, static_cast<uint32_t>(id.size() - shared));
-      body.append(id.data() + shared, id.size() - shared);
-      PutFixed64(&body, e.payload_digest.lo);
-      PutFixed64(&body, e.payload_digest.hi);
-      body.push_back(static_cast<char>(e.kind));
-      // Deltas from the block minimum, in wrapping unsigned arithmetic: exact for any int64.
-      PutVarint64(&body,
-                  static_cast<uint64_t>(e.ingested_at_ms) - static_cast<uint64_t>(base_ingested));
-      PutVarint64(&body, static_cast<uint64_t>(e.timestamp_ms) - static_cast<uint64_t>(base_ts));
-      PutVarint64(&body, e.commit_seq - base_seq);
-      prev = id;
-    }
-    if (body.size() + 64 > fmt::kMaxBlockBytes || block_id_bytes_ > fmt::kMaxBlockBytes) {
-      return Status::InvalidArgument(path_ + ": too many entries share one routing hash");
-    }
-
-    std::string contents;
-    uint8_t type = static_cast<uint8_t>(fmt::BlockType::kRaw);
-    if (options_.compress) {
-      std::string z;
-      z.resize(ZSTD_compressBound(body.size()) + 5);
-      std::string prefix;
-      PutVarint32(&prefix, static_cast<uint32_t>(body.size()));
-      size_t n = ZSTD_compress(z.data() + prefix.size(), z.size() - prefix.size(), body.data(),
-                               body.size(), fmt::kZstdLevel);
-      if (!ZSTD_isError(n) && prefix.size() + n <= body.size() - body.size() / 8) {
-        std::memcpy(z.data(), prefix.data(), prefix.size());
-        z.resize(prefix.size() + n);
-        contents = std::move(z);
-        type = static_cast<uint8_t>(fmt::BlockType::kZstd);
+    const uint32_t seg_bits = BitWidth(max_seg), row_bits = BitWidth(max_row);
+    // Rice parameter: the cheapest k near log2 of the mean delta.
+    uint32_t k = 0;
+    if (n > 1) {
+      const uint64_t mean = (block_.back().routing - block_.front().routing) / (n - 1);
+      const uint32_t guess = BitWidth(mean);
+      uint64_t best_cost = UINT64_MAX;
+      for (uint32_t c = guess > 3 ? guess - 3 : 0; c <= std::min<uint32_t>(guess + 1, 63); ++c) {
+        uint64_t cost = 0;
+        for (size_t i = 1; i < n; ++i) {
+          cost += RiceCost(block_[i].routing - block_[i - 1].routing, c, bits_);
+        }
+        if (cost < best_cost) {
+          best_cost = cost;
+          k = c;
+        }
       }
     }
-    if (type == static_cast<uint8_t>(fmt::BlockType::kRaw)) contents = std::move(body);
-    const uint32_t crc = BlockCrc(contents, type);
-    contents.push_back(static_cast<char>(type));
-    PutFixed32(&contents, crc);
+    std::string contents;
+    PutVarint32(&contents, static_cast<uint32_t>(n));
+    contents.push_back(static_cast<char>(k));
+    contents.push_back(static_cast<char>(seg_bits));
+    contents.push_back(static_cast<char>(row_bits));
+    BitWriter w(&contents);
+    for (const Decoded& e : block_) {
+      w.Put(e.seg, seg_bits);
+      w.Put(e.row, row_bits);
+    }
+    for (size_t i = 1; i < n; ++i) w.PutRice(block_[i].routing - block_[i - 1].routing, k, bits_);
+    w.Finish();
+    if (contents.size() + fmt::kBlockCrcSize > fmt::kMaxBlockBytes) {
+      return Status::InvalidArgument(path_ + ": too many entries share one routing value");
+    }
+    PutFixed32(&contents, crc32c::Mask(crc32c::Value(contents)));
 
-    PutFixed64(&index_, block_first_hash_);
-    PutFixed64(&index_, offset_);
+    PutFixed64(&index_, block_.front().routing);
     PutFixed32(&index_, static_cast<uint32_t>(contents.size()));
     block_count_++;
     RETURN_IF_ERROR(Write(contents));
     block_.clear();
-    block_estimate_ = 0;
-    block_id_bytes_ = 0;
-    cut_pending_ = false;
     return Status::OK();
   }
 
@@ -282,26 +393,18 @@ class RunBuilder {
 
   FileSystem* fs_;
   std::string path_, tmp_path_;
-  DedupeWriteOptions options_;
+  const std::vector<uint64_t> segments_;
+  const uint32_t bits_;
   std::unique_ptr<WritableFile> file_;
   bool started_ = false, finished_ = false;
   std::string buffer_;
   uint64_t offset_ = 0;
 
-  std::vector<DedupeEntry> block_;
-  uint64_t block_first_hash_ = 0;
-  size_t block_estimate_ = 0;
-  size_t block_id_bytes_ = 0;  // decoded size of the block's ids
-  bool cut_pending_ = false;
-
+  std::vector<Decoded> block_;
+  Decoded last_{};
   std::string index_;
   uint64_t block_count_ = 0;
-  std::vector<uint64_t> hashes_;  // every key's hash, for the filter built in Finish
-  uint64_t key_count_ = 0, forever_count_ = 0;
-  uint64_t min_seq_ = 0, max_seq_ = 0;
-  int64_t max_usage_anchor_ = INT64_MIN;
-  uint64_t last_hash_ = 0;
-  std::string last_id_;
+  uint64_t key_count_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -309,51 +412,87 @@ class RunBuilder {
 
 class RunImpl : public DedupeRun {
  public:
-  RunImpl(std::string path, uint64_t file_number, DedupeHashFn hash,
-          std::unique_ptr<RandomAccessFile> file)
+  RunImpl(std::string path, uint64_t file_number, std::unique_ptr<RandomAccessFile> file)
       : path_(std::move(path)),
         file_number_(file_number),
-        hash_(hash),
         file_(std::move(file)),
         cache_id_(dedupe_internal::NewRunCacheId()) {}
 
   Status Load();
 
-  Result<std::optional<DedupeEntry>> Lookup(std::string_view event_id, uint64_t hash,
-                                            DedupeBlockCache* cache) const override {
-    if (!MayContain(hash) || first_hash_.empty() || hash < first_hash_[0]) {
-      return std::optional<DedupeEntry>();
-    }
-    const uint64_t b = FindBlock(hash);
-    std::shared_ptr<const DecodedBlock> block;
+  Result<std::vector<RowLocation>> Candidates(uint64_t hash,
+                                              DedupeBlockCache* cache) const override {
+    std::vector<RowLocation> out;
+    if (first_routing_.empty() || !MayContain(hash)) return out;
+    const uint64_t target = RoutingOf(hash, info_.routing_bits);
+    if (target < first_routing_[0]) return out;
+    const uint64_t b = FindBlock(target);
+    std::shared_ptr<const CachedBlock> block;
     const BlockKey key{cache_id_, b};
     if (cache != nullptr) block = cache->impl()->Get(key);
     if (block == nullptr) {
-      auto fresh = std::make_shared<DecodedBlock>();
-      RETURN_IF_ERROR(ReadBlock(b, fresh.get()));
-      block = std::move(fresh);
+      ASSIGN_OR_RETURN(block, ReadBlock(b));
       if (cache != nullptr) cache->impl()->Put(key, block);
     }
-    const auto& es = block->entries;
-    auto it = std::lower_bound(es.begin(), es.end(), hash,
-                               [](const DecodedBlock::Entry& e, uint64_t h) { return e.hash < h; });
-    for (; it != es.end() && it->hash == hash; ++it) {
-      if (block->id(*it) == event_id) return std::optional<DedupeEntry>(block->ToEntry(*it));
+    // The block is verified: every read below succeeds; a failure would be a bug, reported
+    // as corruption rather than trusted.
+    const uint32_t width = uint32_t{block->seg_bits} + block->row_bits;
+    BitReader r(block->bytes.data(), block->total_bits);
+    r.Seek(uint64_t{block->count} * width);
+    uint64_t routing = first_routing_[b];
+    uint32_t matches[8];
+    uint32_t match_count = 0;
+    std::vector<uint32_t> more;
+    for (uint32_t i = 0; i < block->count; ++i) {
+      if (i > 0) {
+        uint64_t d = 0;
+        if (!r.ReadRice(block->rice_k, info_.routing_bits, &d)) {
+          return BlockCorrupt(b, "bad delta " + std::to_string(i));
+        }
+        routing += d;
+      }
+      if (routing > target) break;
+      if (routing == target) {
+        if (match_count < 8) {
+          matches[match_count++] = i;
+        } else {
+          more.push_back(i);
+        }
+      }
     }
-    return std::optional<DedupeEntry>();
+    auto add = [&](uint32_t i) -> Status {
+      uint64_t seg = 0, row = 0;
+      r.Seek(uint64_t{i} * width);
+      if (!r.Read(block->seg_bits, &seg) || !r.Read(block->row_bits, &row) ||
+          seg >= segments_.size()) {
+        return BlockCorrupt(b, "bad location " + std::to_string(i));
+      }
+      out.push_back(RowLocation{segments_[seg], static_cast<uint32_t>(row)});
+      return Status::OK();
+    };
+    out.reserve(match_count + more.size());
+    for (uint32_t m = 0; m < match_count; ++m) RETURN_IF_ERROR(add(matches[m]));
+    for (uint32_t i : more) RETURN_IF_ERROR(add(i));
+    return out;
   }
 
-  Status ReadAll(std::vector<DedupeEntry>* out) const override {
-    DecodedBlock block;
+  Status ReadAll(std::vector<DedupeRunEntry>* out) const override {
+    std::vector<Decoded> entries;
     uint64_t n = 0;
-    for (uint64_t b = 0; b < first_hash_.size(); ++b) {
-      RETURN_IF_ERROR(ReadBlock(b, &block));
-      for (const auto& e : block.entries) out->push_back(block.ToEntry(e));
-      n += block.entries.size();
+    const uint32_t shift = 64 - info_.routing_bits;
+    for (uint64_t b = 0; b < first_routing_.size(); ++b) {
+      RETURN_IF_ERROR(ReadDecoded(b, &entries));
+      for (const Decoded& e : entries) {
+        DedupeRunEntry re;
+        re.hash = e.routing << shift;
+        re.location = RowLocation{segments_[e.seg], e.row};
+        out->push_back(re);
+      }
+      n += entries.size();
     }
     if (n != info_.key_count) {
-      return Status::Corruption(path_ + ": blocks hold " + std::to_string(n) +
-                                " keys, footer says " + std::to_string(info_.key_count));
+      return Corrupt("blocks hold " + std::to_string(n) + " keys, footer says " +
+                     std::to_string(info_.key_count));
     }
     return Status::OK();
   }
@@ -364,29 +503,32 @@ class RunImpl : public DedupeRun {
   void PrefetchFilter(uint64_t hash) const override {
     __builtin_prefetch(filter_.get() + FilterLine(hash, filter_lines_) * 8);
   }
+  const std::vector<uint64_t>& segment_file_numbers() const override { return segments_; }
   const DedupeRunInfo& info() const override { return info_; }
   uint64_t file_number() const override { return file_number_; }
   const std::string& path() const override { return path_; }
   size_t memory_bytes() const override {
-    return filter_lines_ * fmt::kFilterLineBytes + first_hash_.capacity() * sizeof(uint64_t) +
-           offsets_.capacity() * sizeof(uint64_t) + sizeof(*this) + path_.capacity();
+    return filter_lines_ * fmt::kFilterLineBytes + first_routing_.capacity() * sizeof(uint64_t) +
+           offsets_.capacity() * sizeof(uint64_t) + segments_.capacity() * sizeof(uint64_t) +
+           sizeof(*this) + path_.capacity();
   }
 
-  uint64_t block_count() const { return first_hash_.size(); }
+  uint64_t block_count() const { return first_routing_.size(); }
+  uint64_t first_routing(uint64_t b) const { return first_routing_[b]; }
 
-  // The last block whose first hash is <= hash. REQUIRES: hash >= first_hash_[0].
-  // Hashes are uniform, so the block's rank is close to hash * blocks / 2^64: gallop from that
-  // estimate, then binary-search the bracket (a few adjacent cache lines instead of ~log2(n)
-  // scattered ones).
-  uint64_t FindBlock(uint64_t hash) const {
-    const uint64_t n = first_hash_.size();
-    const uint64_t* h = first_hash_.data();
+  // The last block whose first routing value is <= routing. REQUIRES: routing >=
+  // first_routing_[0]. Routing values are uniform, so the block's rank is close to
+  // routing * blocks / 2^bits: gallop from that estimate, then binary-search the bracket (a few
+  // adjacent cache lines instead of ~log2(n) scattered ones).
+  uint64_t FindBlock(uint64_t routing) const {
+    const uint64_t n = first_routing_.size();
+    const uint64_t* h = first_routing_.data();
     uint64_t lo, hi;  // answer in [lo, hi)
-    uint64_t guess = FilterLine(hash, n);
-    if (h[guess] <= hash) {
+    const uint64_t guess = FilterLine(routing << (64 - info_.routing_bits), n);
+    if (h[guess] <= routing) {
       lo = guess;
       uint64_t step = 1;
-      while (lo + step < n && h[lo + step] <= hash) {
+      while (lo + step < n && h[lo + step] <= routing) {
         lo += step;
         step *= 2;
       }
@@ -394,19 +536,23 @@ class RunImpl : public DedupeRun {
     } else {
       hi = guess;
       uint64_t step = 1;
-      while (hi >= step && h[hi - step] > hash) {
+      while (hi >= step && h[hi - step] > routing) {
         hi -= step;
         step *= 2;
       }
       lo = hi >= step ? hi - step : 0;
     }
-    // Invariant: h[lo] <= hash, and hi == n or h[hi] > hash.
-    return static_cast<uint64_t>(std::upper_bound(h + lo, h + hi, hash) - h) - 1;
+    // Invariant: h[lo] <= routing, and hi == n or h[hi] > routing.
+    return static_cast<uint64_t>(std::upper_bound(h + lo, h + hi, routing) - h) - 1;
   }
-  DedupeHashFn hash_fn() const { return hash_; }
 
-  // Reads, verifies and decodes block b (REQUIRES: b < block_count()) into *out.
-  Status ReadBlock(uint64_t b, DecodedBlock* out) const;
+  // Reads and verifies block b (REQUIRES: b < block_count()).
+  Result<std::shared_ptr<const CachedBlock>> ReadBlock(uint64_t b) const;
+  // Reads, verifies and decodes block b into *out (replacing its contents).
+  Status ReadDecoded(uint64_t b, std::vector<Decoded>* out) const {
+    ASSIGN_OR_RETURN(std::shared_ptr<const CachedBlock> block, ReadBlock(b));
+    return Decode(b, *block, out);
+  }
 
  private:
   Status Corrupt(const std::string& what) const { return Status::Corruption(path_ + ": " + what); }
@@ -414,18 +560,22 @@ class RunImpl : public DedupeRun {
     return Corrupt("block " + std::to_string(b) + " at offset " + std::to_string(offsets_[b]) +
                    ": " + what);
   }
+  // Decodes every entry of block b, checking everything the format promises: entries in
+  // strictly increasing (routing, segment, row) order inside the block's routing range,
+  // segment indexes inside the table, no trailing bits.
+  Status Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded>* out) const;
 
   const std::string path_;
   const uint64_t file_number_;
-  const DedupeHashFn hash_;
   const std::unique_ptr<RandomAccessFile> file_;
   const uint64_t cache_id_;
   DedupeRunInfo info_;
   FilterWords filter_;
   uint64_t filter_lines_ = 0;
   uint32_t filter_probes_ = 0;
-  std::vector<uint64_t> first_hash_;  // first (smallest) hash of each block, strictly increasing
-  std::vector<uint64_t> offsets_;     // block b is [offsets_[b], offsets_[b+1]); size blocks+1
+  std::vector<uint64_t> segments_;       // the segment table, strictly ascending
+  std::vector<uint64_t> first_routing_;  // first routing value of each block, strictly increasing
+  std::vector<uint64_t> offsets_;        // block b is [offsets_[b], offsets_[b+1]); size blocks+1
 };
 
 Status RunImpl::Load() {
@@ -436,22 +586,28 @@ Status RunImpl::Load() {
   std::string tail;
   RETURN_IF_ERROR(file_->Read(size - fmt::kTailSize, fmt::kTailSize, &tail));
   if (tail.size() != fmt::kTailSize) return Corrupt("short read of the footer");
-  if (std::string_view(tail).substr(fmt::kFooterSize) != fmt::kMagic) {
-    return Corrupt("bad magic (truncated or not a dedupe run)");
+  const std::string_view magic = std::string_view(tail).substr(fmt::kFooterSize);
+  if (magic == fmt::kMagicV1) {
+    return Status::NotSupported(path_ + ": dedupe run format version 1 (this build reads " +
+                                std::to_string(fmt::kDedupeFormatVersion) + "; rebuild the index)");
   }
+  if (magic != fmt::kMagic) return Corrupt("bad magic (truncated or not a dedupe run)");
   const uint32_t stored_footer_crc = DecodeFixed32(tail.data() + fmt::kFooterSize - 4);
   if (crc32c::Unmask(stored_footer_crc) != crc32c::Value(tail.data(), fmt::kFooterSize - 4)) {
     return Corrupt("footer checksum mismatch");
   }
   Decoder d(std::string_view(tail).substr(0, fmt::kFooterSize));
-  uint32_t version = 0, probes = 0, filter_crc = 0, index_crc = 0;
-  uint64_t block_count = 0, filter_offset = 0, lines = 0, index_offset = 0, anchor = 0;
-  bool ok = d.GetFixed32(&version) && d.GetFixed64(&info_.key_count) &&
-            d.GetFixed64(&block_count) && d.GetFixed64(&info_.min_commit_seq) &&
-            d.GetFixed64(&info_.max_commit_seq) && d.GetFixed64(&info_.forever_key_count) &&
-            d.GetFixed64(&anchor) && d.GetFixed64(&filter_offset) && d.GetFixed64(&lines) &&
-            d.GetFixed32(&probes) && d.GetFixed64(&index_offset) && d.GetFixed32(&filter_crc) &&
-            d.GetFixed32(&index_crc);
+  uint32_t version = 0, routing_bits = 0, probes = 0, table_crc = 0, filter_crc = 0, index_crc = 0;
+  uint64_t block_count = 0, segment_count = 0, segment_offset = 0, filter_offset = 0, lines = 0,
+           index_offset = 0, anchor = 0;
+  const bool ok = d.GetFixed32(&version) && d.GetFixed32(&routing_bits) &&
+                  d.GetFixed64(&info_.key_count) && d.GetFixed64(&block_count) &&
+                  d.GetFixed64(&segment_count) && d.GetFixed64(&info_.min_commit_seq) &&
+                  d.GetFixed64(&info_.max_commit_seq) && d.GetFixed64(&info_.forever_key_count) &&
+                  d.GetFixed64(&anchor) && d.GetFixed64(&segment_offset) &&
+                  d.GetFixed64(&filter_offset) && d.GetFixed64(&lines) && d.GetFixed32(&probes) &&
+                  d.GetFixed64(&index_offset) && d.GetFixed32(&table_crc) &&
+                  d.GetFixed32(&filter_crc) && d.GetFixed32(&index_crc);
   if (!ok) return Corrupt("short footer");
   if (version != fmt::kDedupeFormatVersion) {
     return Status::NotSupported(path_ + ": dedupe run format version " + std::to_string(version) +
@@ -460,23 +616,46 @@ Status RunImpl::Load() {
   }
   info_.max_usage_anchor_ms = static_cast<int64_t>(anchor);
   info_.file_size = size;
+  info_.segment_count = segment_count;
+  info_.routing_bits = routing_bits;
+  if (routing_bits < 1 || routing_bits > fmt::kMaxRoutingBits) return Corrupt("bad routing bits");
   const uint64_t body_end = size - fmt::kTailSize;
   if (probes < 1 || probes > fmt::kMaxFilterProbes) return Corrupt("bad filter probe count");
-  if (lines < 1 || lines > body_end / fmt::kFilterLineBytes ||
-      filter_offset > body_end - lines * fmt::kFilterLineBytes ||
+  // Sections, in file order: blocks [0, segment_offset), segment table, filter, index.
+  if (segment_count > body_end / fmt::kSegmentEntrySize || segment_offset > body_end ||
+      filter_offset != segment_offset + segment_count * fmt::kSegmentEntrySize) {
+    return Corrupt("bad segment table bounds");
+  }
+  if (lines < 1 || lines > body_end / fmt::kFilterLineBytes || filter_offset > body_end ||
       index_offset != filter_offset + lines * fmt::kFilterLineBytes) {
     return Corrupt("bad filter section bounds");
   }
-  if (block_count > body_end / fmt::kIndexEntrySize ||
+  if (block_count > body_end / fmt::kIndexEntrySize || index_offset > body_end ||
       index_offset + block_count * fmt::kIndexEntrySize != body_end) {
     return Corrupt("bad block index bounds");
   }
-  if (block_count > info_.key_count || (block_count == 0) != (info_.key_count == 0) ||
+  const bool empty = info_.key_count == 0;
+  if (block_count > info_.key_count || (block_count == 0) != empty ||
+      segment_count > info_.key_count || (segment_count == 0) != empty ||
       info_.forever_key_count > info_.key_count || info_.min_commit_seq > info_.max_commit_seq) {
     return Corrupt("inconsistent footer counts");
   }
 
   std::string buf;
+  RETURN_IF_ERROR(file_->Read(segment_offset, segment_count * fmt::kSegmentEntrySize, &buf));
+  if (buf.size() != segment_count * fmt::kSegmentEntrySize) {
+    return Corrupt("short read of the segment table");
+  }
+  if (crc32c::Unmask(table_crc) != crc32c::Value(buf)) {
+    return Corrupt("segment table checksum mismatch");
+  }
+  segments_.reserve(segment_count);
+  for (uint64_t i = 0; i < segment_count; ++i) {
+    const uint64_t s = DecodeFixed64(buf.data() + i * fmt::kSegmentEntrySize);
+    if (i > 0 && s <= segments_.back()) return Corrupt("segment table out of order");
+    segments_.push_back(s);
+  }
+
   RETURN_IF_ERROR(file_->Read(filter_offset, lines * fmt::kFilterLineBytes, &buf));
   if (buf.size() != lines * fmt::kFilterLineBytes) return Corrupt("short read of the filter");
   if (crc32c::Unmask(filter_crc) != crc32c::Value(buf)) return Corrupt("filter checksum mismatch");
@@ -491,120 +670,103 @@ Status RunImpl::Load() {
   if (crc32c::Unmask(index_crc) != crc32c::Value(buf)) {
     return Corrupt("block index checksum mismatch");
   }
-  first_hash_.reserve(block_count);
+  first_routing_.reserve(block_count);
   offsets_.reserve(block_count + 1);
   uint64_t expected_offset = 0;
+  // Smallest possible block: count (1 byte), rice_k, seg_bits, row_bits, crc.
+  constexpr uint32_t kMinBlockSize = 4 + fmt::kBlockCrcSize;
   for (uint64_t b = 0; b < block_count; ++b) {
     const char* p = buf.data() + b * fmt::kIndexEntrySize;
     const uint64_t first = DecodeFixed64(p);
-    const uint64_t offset = DecodeFixed64(p + 8);
-    const uint32_t bsize = DecodeFixed32(p + 16);
-    if (offset != expected_offset || bsize <= fmt::kBlockTrailerSize ||
-        bsize > fmt::kMaxBlockBytes || bsize > filter_offset - offset) {
+    const uint32_t bsize = DecodeFixed32(p + 8);
+    if (bsize < kMinBlockSize || bsize > fmt::kMaxBlockBytes ||
+        bsize > segment_offset - expected_offset) {
       return Corrupt("block index entry " + std::to_string(b) + " has bad bounds");
     }
-    if (b > 0 && first <= first_hash_.back()) {
+    if ((b > 0 && first <= first_routing_.back()) || first > MaxRouting(routing_bits)) {
       return Corrupt("block index entry " + std::to_string(b) + " is out of order");
     }
-    first_hash_.push_back(first);
-    offsets_.push_back(offset);
-    expected_offset = offset + bsize;
+    first_routing_.push_back(first);
+    offsets_.push_back(expected_offset);
+    expected_offset += bsize;
   }
-  if (expected_offset != filter_offset) return Corrupt("blocks do not end where the filter starts");
-  offsets_.push_back(filter_offset);
+  if (expected_offset != segment_offset) {
+    return Corrupt("blocks do not end where the segment table starts");
+  }
+  offsets_.push_back(segment_offset);
   return Status::OK();
 }
 
-Status RunImpl::ReadBlock(uint64_t b, DecodedBlock* out) const {
+Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b) const {
   const uint64_t size = offsets_[b + 1] - offsets_[b];
   std::string raw;
   RETURN_IF_ERROR(file_->Read(offsets_[b], size, &raw));
   if (raw.size() != size) return BlockCorrupt(b, "short read (file truncated?)");
-  const size_t n = size - fmt::kBlockTrailerSize;
-  const uint8_t type = static_cast<uint8_t>(raw[n]);
-  const uint32_t stored_crc = DecodeFixed32(raw.data() + n + 1);
-  if (stored_crc != BlockCrc(std::string_view(raw.data(), n), type)) {
+  const size_t n = size - fmt::kBlockCrcSize;
+  if (DecodeFixed32(raw.data() + n) != crc32c::Mask(crc32c::Value(raw.data(), n))) {
     return BlockCorrupt(b, "checksum mismatch");
   }
-  std::string inflated;
-  std::string_view body(raw.data(), n);
-  if (type == static_cast<uint8_t>(fmt::BlockType::kZstd)) {
-    Decoder zd(body);
-    uint32_t raw_size = 0;
-    if (!zd.GetVarint32(&raw_size) || raw_size > fmt::kMaxBlockBytes) {
-      return BlockCorrupt(b, "bad uncompressed size");
-    }
-    inflated.resize(raw_size);
-    const size_t got = ZSTD_decompress(inflated.data(), raw_size, zd.pos(), zd.remaining());
-    if (ZSTD_isError(got) || got != raw_size) return BlockCorrupt(b, "zstd decompression failed");
-    body = inflated;
-  } else if (type != static_cast<uint8_t>(fmt::BlockType::kRaw)) {
-    return BlockCorrupt(b, "unknown block type " + std::to_string(type));
-  }
-
-  Decoder d(body);
+  Decoder d(std::string_view(raw.data(), n));
   uint32_t count = 0;
-  uint64_t zi = 0, zt = 0, base_seq = 0;
-  if (!d.GetVarint32(&count) || !d.GetVarint64(&zi) || !d.GetVarint64(&zt) ||
-      !d.GetVarint64(&base_seq)) {
+  uint8_t k = 0, seg_bits = 0, row_bits = 0;
+  if (!d.GetVarint32(&count) || !d.GetByte(&k) || !d.GetByte(&seg_bits) || !d.GetByte(&row_bits) ||
+      count == 0 || k > fmt::kMaxRiceK || seg_bits > fmt::kMaxFieldBits ||
+      row_bits > fmt::kMaxFieldBits) {
     return BlockCorrupt(b, "bad block header");
   }
-  // Each entry takes at least 2 + 16 + 1 + 3 bytes; refuse counts the body cannot hold.
-  if (count == 0 || count > d.remaining() / 22) return BlockCorrupt(b, "bad entry count");
-  const uint64_t base_ingested = static_cast<uint64_t>(ZigZagDecode64(zi));
-  const uint64_t base_ts = static_cast<uint64_t>(ZigZagDecode64(zt));
-  out->entries.clear();
-  out->ids.clear();
-  out->entries.reserve(count);
-  out->ids.reserve(body.size());
-  size_t prev_offset = 0, prev_size = 0;
-  for (uint32_t i = 0; i < count; ++i) {
-    uint32_t shared = 0, unshared = 0;
-    std::string_view suffix;
-    uint64_t lo = 0, hi = 0, di = 0, dt = 0, ds = 0;
-    uint8_t kind = 0;
-    if (!d.GetVarint32(&shared) || !d.GetVarint32(&unshared) || shared > prev_size ||
-        unshared > fmt::kMaxEventIdBytes || !d.GetBytes(unshared, &suffix) || !d.GetFixed64(&lo) ||
-        !d.GetFixed64(&hi) || !d.GetByte(&kind) || !d.GetVarint64(&di) || !d.GetVarint64(&dt) ||
-        !d.GetVarint64(&ds)) {
-      return BlockCorrupt(b, "bad entry " + std::to_string(i));
+  auto block = std::make_shared<CachedBlock>();
+  const size_t stream = d.remaining();
+  block->bytes.reserve(stream + 8);
+  block->bytes.assign(d.pos(), stream);
+  block->bytes.append(8, '\0');
+  block->total_bits = uint64_t{stream} * 8;
+  block->count = count;
+  block->rice_k = k;
+  block->seg_bits = seg_bits;
+  block->row_bits = row_bits;
+  std::vector<Decoded> scratch;
+  RETURN_IF_ERROR(Decode(b, *block, &scratch));
+  return std::shared_ptr<const CachedBlock>(std::move(block));
+}
+
+Status RunImpl::Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded>* out) const {
+  const uint64_t width = uint64_t{block.seg_bits} + block.row_bits;
+  const uint64_t loc_bits = uint64_t{block.count} * width;
+  // Each delta takes at least one bit.
+  if (loc_bits > block.total_bits || block.count - 1 > block.total_bits - loc_bits) {
+    return BlockCorrupt(b, "entry count " + std::to_string(block.count) + " too large");
+  }
+  const uint64_t last_allowed =
+      b + 1 < first_routing_.size() ? first_routing_[b + 1] - 1 : MaxRouting(info_.routing_bits);
+  BitReader locs(block.bytes.data(), block.total_bits);
+  BitReader deltas(block.bytes.data(), block.total_bits);
+  deltas.Seek(loc_bits);
+  out->clear();
+  out->reserve(block.count);
+  uint64_t routing = first_routing_[b];
+  for (uint32_t i = 0; i < block.count; ++i) {
+    uint64_t delta = 0, seg = 0, row = 0;
+    if (i > 0 && !deltas.ReadRice(block.rice_k, info_.routing_bits, &delta)) {
+      return BlockCorrupt(b, "bad delta " + std::to_string(i));
     }
-    const size_t id_size = size_t{shared} + unshared;
-    if (id_size == 0 || id_size > fmt::kMaxEventIdBytes ||
-        kind > static_cast<uint8_t>(EventKind::kRetraction)) {
-      return BlockCorrupt(b, "bad entry " + std::to_string(i));
+    if (delta > last_allowed - routing) {
+      return BlockCorrupt(b, "entry " + std::to_string(i) + " outside the block's hash range");
     }
-    const size_t id_offset = out->ids.size();
-    if (id_offset + id_size > fmt::kMaxBlockBytes) return BlockCorrupt(b, "ids too large");
-    // Grow first so the shared prefix is copied from a buffer that does not move.
-    if (id_offset + id_size > out->ids.capacity()) {
-      out->ids.reserve(std::max(id_offset + id_size, 2 * out->ids.capacity()));
+    routing += delta;
+    if (!locs.Read(block.seg_bits, &seg) || !locs.Read(block.row_bits, &row) ||
+        seg >= segments_.size()) {
+      return BlockCorrupt(b, "bad location " + std::to_string(i));
     }
-    out->ids.append(out->ids.data() + prev_offset, shared);
-    out->ids.append(suffix.data(), suffix.size());
-    const std::string_view id(out->ids.data() + id_offset, id_size);
-    DecodedBlock::Entry e;
-    e.hash = hash_(id);
-    e.id_offset = static_cast<uint32_t>(id_offset);
-    e.id_size = static_cast<uint16_t>(id_size);
-    e.digest = Digest128{lo, hi};
-    e.ingested_at_ms = static_cast<int64_t>(base_ingested + di);
-    e.timestamp_ms = static_cast<int64_t>(base_ts + dt);
-    e.commit_seq = base_seq + ds;
-    e.kind = static_cast<EventKind>(kind);
-    if (i == 0 ? e.hash != first_hash_[b]
-               : !KeyLess(out->entries.back().hash,
-                          std::string_view(out->ids.data() + prev_offset, prev_size), e.hash, id)) {
+    const Decoded e{routing, static_cast<uint32_t>(seg), static_cast<uint32_t>(row)};
+    if (i > 0 && !EntryLess(out->back(), e)) {
       return BlockCorrupt(b, "entry " + std::to_string(i) + " out of order");
     }
-    out->entries.push_back(e);
-    prev_offset = id_offset;
-    prev_size = id_size;
+    out->push_back(e);
   }
-  if (!d.empty()) return BlockCorrupt(b, "trailing bytes");
-  out->ids.shrink_to_fit();  // the cache charges capacity: keep decoded blocks tight
-  if (b + 1 < first_hash_.size() && out->entries.back().hash >= first_hash_[b + 1]) {
-    return BlockCorrupt(b, "entries overlap the next block");
+  const uint64_t rest = block.total_bits - deltas.pos();
+  uint64_t pad = 0;
+  if (rest >= 8 || !deltas.Read(static_cast<uint32_t>(rest), &pad) || pad != 0) {
+    return BlockCorrupt(b, "trailing bytes");
   }
   return Status::OK();
 }
@@ -612,140 +774,239 @@ Status RunImpl::ReadBlock(uint64_t b, DecodedBlock* out) const {
 // ---------------------------------------------------------------------------------------------
 // Merge.
 
-// One merge input: the block being consumed and the position in it.
+// One merge input, consumed in (routing >> shift, segment file number, row) order. Blocks are
+// loaded in chunks that end at a change of the shifted routing value, so sorting a chunk
+// sorts the stream even when shifting makes neighbouring blocks share a value.
 struct MergeSource {
-  const RunImpl* run = nullptr;  // null: `block` already holds every entry of the input
+  const RunImpl* run = nullptr;
+  uint32_t shift = 0;  // input routing bits - output routing bits
   uint64_t next_block = 0;
-  DecodedBlock block;
+  struct Item {
+    uint64_t routing;  // shifted to the output's bits
+    uint64_t segment;  // file number
+    uint32_t row;
+  };
+  std::vector<Item> chunk;
   size_t pos = 0;
 
-  bool valid() const { return pos < block.entries.size(); }
-  uint64_t hash() const { return block.entries[pos].hash; }
-  std::string_view id() const { return block.id(block.entries[pos]); }
+  bool valid() const { return pos < chunk.size(); }
+  const Item& item() const { return chunk[pos]; }
 
-  // Moves to the next entry, loading the next block when this one is used up.
   Status Advance() {
     ++pos;
     return Fill();
   }
   Status Fill() {
-    while (!valid() && run != nullptr && next_block < run->block_count()) {
-      RETURN_IF_ERROR(run->ReadBlock(next_block++, &block));
-      pos = 0;
-    }
+    if (valid() || next_block >= run->block_count()) return Status::OK();
+    chunk.clear();
+    pos = 0;
+    std::vector<Decoded> decoded;
+    do {
+      RETURN_IF_ERROR(run->ReadDecoded(next_block++, &decoded));
+      for (const Decoded& e : decoded) {
+        chunk.push_back(Item{e.routing >> shift, run->segment_file_numbers()[e.seg], e.row});
+      }
+    } while (next_block < run->block_count() &&
+             (run->first_routing(next_block) >> shift) == chunk.back().routing);
+    std::sort(chunk.begin(), chunk.end(), [](const Item& a, const Item& b) {
+      if (a.routing != b.routing) return a.routing < b.routing;
+      if (a.segment != b.segment) return a.segment < b.segment;
+      return a.row < b.row;
+    });
     return Status::OK();
   }
 };
 
 }  // namespace
 
-Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<DedupeEntry> entries,
-                      DedupeRunInfo* info) {
-  return WriteDedupeRun(fs, path, std::move(entries), info, DedupeWriteOptions());
+bool DedupeRunIsForgotten(const DedupeRunInfo& info, int64_t now_ms, int64_t window_ms) {
+  if (window_ms <= 0 || info.forever_key_count > 0) return false;
+  return static_cast<__int128>(info.max_usage_anchor_ms) + window_ms <
+         static_cast<__int128>(now_ms);
 }
 
-Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<DedupeEntry> entries,
+Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<DedupeRunEntry> entries,
                       DedupeRunInfo* info, const DedupeWriteOptions& options) {
-  std::vector<std::pair<uint64_t, uint32_t>> order;
-  if (entries.size() > UINT32_MAX) return Status::InvalidArgument(path + ": too many entries");
-  order.reserve(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    order.emplace_back(options.hash(entries[i].event_id), static_cast<uint32_t>(i));
+  if (options.routing_bits > fmt::kMaxRoutingBits) {
+    return Status::InvalidArgument(path + ": routing_bits must be 0..64");
   }
-  std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
-    return KeyLess(a.first, entries[a.second].event_id, b.first, entries[b.second].event_id);
-  });
-  RunBuilder builder(fs, path, options);
+  const uint32_t bits =
+      options.routing_bits != 0 ? options.routing_bits : AutoRoutingBits(entries.size());
+  Summary summary;
+  std::vector<uint64_t> segments;
+  segments.reserve(64);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const DedupeRunEntry& e = entries[i];
+    summary.min_seq = i == 0 ? e.commit_seq : std::min(summary.min_seq, e.commit_seq);
+    summary.max_seq = std::max(summary.max_seq, e.commit_seq);
+    if (e.forever) {
+      summary.forever++;
+    } else {
+      summary.max_anchor = std::max(summary.max_anchor, e.anchor_ms);
+    }
+    if (segments.empty() || segments.back() != e.location.segment_file_number) {
+      segments.push_back(e.location.segment_file_number);
+    }
+  }
+  std::sort(segments.begin(), segments.end());
+  segments.erase(std::unique(segments.begin(), segments.end()), segments.end());
+  if (segments.size() > UINT32_MAX) return Status::InvalidArgument(path + ": too many segments");
+  {
+    // A row holds one event: a location listed twice (whatever its hashes) is a caller bug.
+    std::vector<RowLocation> locations;
+    locations.reserve(entries.size());
+    for (const DedupeRunEntry& e : entries) locations.push_back(e.location);
+    std::sort(locations.begin(), locations.end());
+    auto dup = std::adjacent_find(locations.begin(), locations.end());
+    if (dup != locations.end()) {
+      return Status::InvalidArgument(path + ": location " +
+                                     std::to_string(dup->segment_file_number) + ":" +
+                                     std::to_string(dup->row) + " listed twice");
+    }
+  }
+
+  // Sort by (routing, segment, row): the segment index order is the file number order.
+  std::sort(entries.begin(), entries.end(),
+            [bits](const DedupeRunEntry& a, const DedupeRunEntry& b) {
+              const uint64_t ra = RoutingOf(a.hash, bits), rb = RoutingOf(b.hash, bits);
+              if (ra != rb) return ra < rb;
+              return a.location < b.location;
+            });
+  std::vector<uint64_t> hashes;
+  hashes.reserve(entries.size());
+  RunBuilder builder(fs, path, segments, bits);
   RETURN_IF_ERROR(builder.Start());
-  for (const auto& [hash, i] : order) RETURN_IF_ERROR(builder.Add(std::move(entries[i]), hash));
-  return builder.Finish(info);
+  for (const DedupeRunEntry& e : entries) {
+    const uint32_t seg = static_cast<uint32_t>(
+        std::lower_bound(segments.begin(), segments.end(), e.location.segment_file_number) -
+        segments.begin());
+    RETURN_IF_ERROR(builder.Add(RoutingOf(e.hash, bits), seg, e.location.row));
+    hashes.push_back(e.hash);
+  }
+  return builder.Finish(hashes, summary, info);
 }
 
 Result<std::shared_ptr<DedupeRun>> DedupeRun::Open(FileSystem* fs, const std::string& path,
                                                    uint64_t file_number) {
-  return Open(fs, path, file_number, &Hash64);
-}
-
-Result<std::shared_ptr<DedupeRun>> DedupeRun::Open(FileSystem* fs, const std::string& path,
-                                                   uint64_t file_number, DedupeHashFn hash) {
   ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, fs->NewRandomAccessFile(path));
-  auto run = std::make_shared<RunImpl>(path, file_number, hash, std::move(file));
+  auto run = std::make_shared<RunImpl>(path, file_number, std::move(file));
   RETURN_IF_ERROR(run->Load());
   return std::shared_ptr<DedupeRun>(std::move(run));
 }
 
 Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeRun>>& inputs,
-                       const std::string& out_path, std::optional<int64_t> drop_expired_before_ms,
+                       const std::string& out_path, DedupeRowResolver* resolver,
                        DedupeRunInfo* info, const DedupeWriteOptions& options) {
+  uint32_t bits = fmt::kMaxRoutingBits;
+  Summary summary;
+  bool any = false;
+  std::vector<uint64_t> segments;
+  for (const auto& in : inputs) {
+    if (dynamic_cast<const RunImpl*>(in.get()) == nullptr) {
+      return Status::InvalidArgument(out_path + ": merge input of an unknown run type");
+    }
+    const DedupeRunInfo& ii = in->info();
+    if (ii.key_count == 0) continue;
+    bits = std::min(bits, ii.routing_bits);
+    summary.min_seq = any ? std::min(summary.min_seq, ii.min_commit_seq) : ii.min_commit_seq;
+    summary.max_seq = std::max(summary.max_seq, ii.max_commit_seq);
+    summary.forever += ii.forever_key_count;
+    summary.max_anchor = std::max(summary.max_anchor, ii.max_usage_anchor_ms);
+    segments.insert(segments.end(), in->segment_file_numbers().begin(),
+                    in->segment_file_numbers().end());
+    any = true;
+  }
+  if (!any) bits = options.routing_bits != 0 ? options.routing_bits : AutoRoutingBits(0);
+  if (bits > fmt::kMaxRoutingBits) {
+    return Status::InvalidArgument(out_path + ": routing_bits must be 0..64");
+  }
+  if (any && resolver == nullptr) {
+    return Status::InvalidArgument(out_path + ": merging runs needs a row resolver");
+  }
+  std::sort(segments.begin(), segments.end());
+  segments.erase(std::unique(segments.begin(), segments.end()), segments.end());
+
   std::vector<MergeSource> sources(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const auto* impl = dynamic_cast<const RunImpl*>(inputs[i].get());
-    if (impl != nullptr && impl->hash_fn() != options.hash) {
-      return Status::InvalidArgument(inputs[i]->path() + ": merge input uses another hash");
-    }
     MergeSource& s = sources[i];
-    if (impl != nullptr) {
-      s.run = impl;
-    } else {
-      // A DedupeRun of another implementation: load it whole, in (hash, id) order.
-      std::vector<DedupeEntry> all;
-      RETURN_IF_ERROR(inputs[i]->ReadAll(&all));
-      for (const DedupeEntry& e : all) {
-        DecodedBlock::Entry de{options.hash(e.event_id),
-                               static_cast<uint32_t>(s.block.ids.size()),
-                               static_cast<uint16_t>(e.event_id.size()),
-                               e.kind,
-                               e.payload_digest,
-                               e.ingested_at_ms,
-                               e.timestamp_ms,
-                               e.commit_seq};
-        s.block.ids += e.event_id;
-        s.block.entries.push_back(de);
-      }
-      std::sort(s.block.entries.begin(), s.block.entries.end(),
-                [&](const DecodedBlock::Entry& a, const DecodedBlock::Entry& b) {
-                  return KeyLess(a.hash, s.block.id(a), b.hash, s.block.id(b));
-                });
-    }
+    s.run = static_cast<const RunImpl*>(inputs[i].get());
+    s.shift = s.run->info().key_count == 0 ? 0 : s.run->info().routing_bits - bits;
     RETURN_IF_ERROR(s.Fill());
   }
-  // Min-heap of source numbers by (hash, id, source number).
   auto greater = [&](size_t a, size_t b) {
-    const MergeSource &x = sources[a], &y = sources[b];
-    if (x.hash() != y.hash()) return x.hash() > y.hash();
-    if (x.id() != y.id()) return x.id() > y.id();
+    const MergeSource::Item &x = sources[a].item(), &y = sources[b].item();
+    if (x.routing != y.routing) return x.routing > y.routing;
+    if (x.segment != y.segment) return x.segment > y.segment;
+    if (x.row != y.row) return x.row > y.row;
     return a > b;
   };
   std::priority_queue<size_t, std::vector<size_t>, decltype(greater)> heap(greater);
   for (size_t i = 0; i < sources.size(); ++i) {
     if (sources[i].valid()) heap.push(i);
   }
-  RunBuilder builder(fs, out_path, options);
+  // Per output segment: (row, low 32 routing bits) of its entries, to read their ids later.
+  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> rows_by_segment(segments.size());
+  RunBuilder builder(fs, out_path, segments, bits);
   RETURN_IF_ERROR(builder.Start());
+  bool have_last = false;
+  MergeSource::Item last{};
   while (!heap.empty()) {
-    const size_t first = heap.top();
+    const size_t i = heap.top();
     heap.pop();
-    const uint64_t hash = sources[first].hash();
-    DedupeEntry best =
-        sources[first].block.ToEntry(sources[first].block.entries[sources[first].pos]);
-    std::vector<size_t> used{first};
-    while (!heap.empty() && sources[heap.top()].hash() == hash &&
-           sources[heap.top()].id() == best.event_id) {
-      const size_t i = heap.top();
-      heap.pop();
-      const auto& e = sources[i].block.entries[sources[i].pos];
-      if (e.commit_seq > best.commit_seq) best = sources[i].block.ToEntry(e);
-      used.push_back(i);
+    const MergeSource::Item it = sources[i].item();
+    // The same entry in several inputs is written once.
+    if (!have_last || it.routing != last.routing || it.segment != last.segment ||
+        it.row != last.row) {
+      const uint32_t seg = static_cast<uint32_t>(
+          std::lower_bound(segments.begin(), segments.end(), it.segment) - segments.begin());
+      RETURN_IF_ERROR(builder.Add(it.routing, seg, it.row));
+      rows_by_segment[seg].emplace_back(it.row, static_cast<uint32_t>(it.routing));
+      last = it;
+      have_last = true;
     }
-    const bool expired = drop_expired_before_ms.has_value() && best.kind == EventKind::kUsage &&
-                         std::max(best.ingested_at_ms, best.timestamp_ms) < *drop_expired_before_ms;
-    if (!expired) RETURN_IF_ERROR(builder.Add(std::move(best), hash));
-    for (size_t i : used) {
-      RETURN_IF_ERROR(sources[i].Advance());
-      if (sources[i].valid()) heap.push(i);
-    }
+    RETURN_IF_ERROR(sources[i].Advance());
+    if (sources[i].valid()) heap.push(i);
   }
-  return builder.Finish(info);
+  sources.clear();
+
+  // The filter is over full hashes: read every row's event_id, segment by segment.
+  std::vector<uint64_t> hashes;
+  hashes.reserve(builder.key_count());
+  std::vector<uint32_t> rows;
+  std::vector<std::string> ids;
+  const uint32_t shift = 64 - bits;
+  for (size_t s = 0; s < segments.size(); ++s) {
+    auto& entries = rows_by_segment[s];
+    std::sort(entries.begin(), entries.end());
+    rows.clear();
+    for (const auto& [row, low] : entries) {
+      if (!rows.empty() && rows.back() == row) {
+        return Status::Corruption(out_path + ": row " + std::to_string(row) + " of segment " +
+                                  std::to_string(segments[s]) +
+                                  " is listed by merge inputs under different hashes");
+      }
+      rows.push_back(row);
+    }
+    ids.clear();
+    RETURN_IF_ERROR(resolver->ReadEventIds(segments[s], rows, &ids));
+    if (ids.size() != rows.size()) {
+      return Status::Internal(out_path + ": resolver returned " + std::to_string(ids.size()) +
+                              " ids for " + std::to_string(rows.size()) + " rows of segment " +
+                              std::to_string(segments[s]));
+    }
+    for (size_t r = 0; r < ids.size(); ++r) {
+      const uint64_t h = options.hash(ids[r]);
+      // A run that does not match its segments would route lookups to the wrong rows.
+      if (static_cast<uint32_t>(h >> shift) != entries[r].second) {
+        return Status::Corruption(out_path + ": row " + std::to_string(rows[r]) + " of segment " +
+                                  std::to_string(segments[s]) +
+                                  " holds an event_id whose hash does not match its dedupe entry");
+      }
+      hashes.push_back(h);
+    }
+    std::vector<std::pair<uint32_t, uint32_t>>().swap(entries);
+  }
+  return builder.Finish(hashes, summary, info);
 }
 
 std::string DedupeRunFileName(uint64_t file_number) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -11,6 +12,7 @@
 
 #include "dedupe/dedupe_format.h"
 #include "util/coding.h"
+#include "util/crc32c.h"
 
 namespace usagedb {
 namespace {
@@ -31,6 +33,13 @@ DedupeEntry MakeEntry(const std::string& id, uint64_t seq, EventKind kind = Even
 
 std::string Key(const std::string& prefix, uint64_t i) { return prefix + std::to_string(i); }
 
+std::string RandomId(std::mt19937_64& rng) {
+  static constexpr char kBase32[] = "abcdefghijklmnopqrstuvwxyz234567";
+  std::string id = "evt_";
+  for (int c = 0; c < 26; ++c) id.push_back(kBase32[rng() & 31]);
+  return id;
+}
+
 void ExpectSameEntry(const DedupeEntry& want, const std::optional<DedupeEntry>& got) {
   ASSERT_TRUE(got.has_value()) << want.event_id;
   EXPECT_EQ(want.event_id, got->event_id);
@@ -41,15 +50,49 @@ void ExpectSameEntry(const DedupeEntry& want, const std::optional<DedupeEntry>& 
   EXPECT_EQ(want.commit_seq, got->commit_seq);
 }
 
-// Every id collides: the whole run is one routing hash.
+// Every id collides: the whole run is one routing value.
 uint64_t ConstantHash(std::string_view) { return 42; }
-// Four routing hashes: long runs of equal hashes that block cuts must not split.
-uint64_t TinyHash(std::string_view s) { return Hash64(s) & 3; }
-
+// Four routing values: long runs of equal values that block cuts must not split.
+uint64_t TinyHash(std::string_view s) { return Hash64(s) << 62; }
 // All hashes in the lowest 2^44 of the range: the block-index position estimate is far off.
 uint64_t LowHash(std::string_view s) { return Hash64(s) >> 20; }
 // All hashes in the top 2^-8 of the range.
 uint64_t HighHash(std::string_view s) { return Hash64(s) | (uint64_t{0xff} << 56); }
+
+// The db layer's part, over a map of "segment rows". Thread-safe for concurrent Resolve calls
+// once filled (the map is only read).
+class MapResolver : public DedupeRowResolver {
+ public:
+  Result<std::optional<DedupeEntry>> Resolve(const RowLocation& loc,
+                                             std::string_view event_id) override {
+    calls++;
+    if (!fail.ok()) return fail;
+    auto it = rows.find(loc);
+    if (it == rows.end()) {
+      return Status::NotFound("segment " + std::to_string(loc.segment_file_number) + " row " +
+                              std::to_string(loc.row));
+    }
+    if (it->second.event_id != event_id) return std::optional<DedupeEntry>();
+    return std::optional<DedupeEntry>(it->second);
+  }
+  Status ReadEventIds(uint64_t segment, const std::vector<uint32_t>& want,
+                      std::vector<std::string>* ids) override {
+    id_reads++;
+    ids->clear();
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (i > 0 && want[i] <= want[i - 1]) return Status::InvalidArgument("rows not ascending");
+      auto it = rows.find(RowLocation{segment, want[i]});
+      if (it == rows.end()) return Status::NotFound("no such row");
+      ids->push_back(it->second.event_id);
+    }
+    return Status::OK();
+  }
+
+  std::map<RowLocation, DedupeEntry> rows;
+  std::atomic<uint64_t> calls{0};
+  int id_reads = 0;
+  Status fail;
+};
 
 class DedupeTest : public ::testing::Test {
  protected:
@@ -68,17 +111,51 @@ class DedupeTest : public ::testing::Test {
 
   std::string Path(uint64_t n) { return JoinPath(dir_, DedupeRunFileName(n)); }
 
-  // Writes run `n` and opens it.
-  std::shared_ptr<DedupeRun> Write(uint64_t n, std::vector<DedupeEntry> entries,
-                                   DedupeWriteOptions options = {}) {
+  // Simulates a flush: stores `events` as rows of `segments` new segments (event i goes to
+  // segment i % segments, at the next free row), then writes run `n` over them and opens it.
+  std::shared_ptr<DedupeRun> Flush(uint64_t n, const std::vector<DedupeEntry>& events,
+                                   uint64_t segments = 4, DedupeHashFn hash = &Hash64,
+                                   uint32_t routing_bits = 0, DedupeRunInfo* info_out = nullptr) {
+    std::vector<DedupeRunEntry> entries;
+    const uint64_t first_segment = next_segment_;
+    next_segment_ += segments;
+    std::vector<uint32_t> next_row(segments, 0);
+    for (size_t i = 0; i < events.size(); ++i) {
+      const DedupeEntry& e = events[i];
+      DedupeRunEntry re;
+      re.hash = hash(e.event_id);
+      re.location = RowLocation{first_segment + i % segments, next_row[i % segments]++};
+      re.commit_seq = e.commit_seq;
+      re.forever = e.kind != EventKind::kUsage;
+      re.anchor_ms = std::max(e.ingested_at_ms, e.timestamp_ms);
+      resolver_.rows[re.location] = e;
+      entries.push_back(re);
+    }
+    DedupeWriteOptions options;
+    options.hash = hash;
+    options.routing_bits = routing_bits;
     DedupeRunInfo info;
-    const size_t count = entries.size();
     Status s = WriteDedupeRun(fs_, Path(n), std::move(entries), &info, options);
     EXPECT_TRUE(s.ok()) << s.ToString();
-    EXPECT_EQ(count, info.key_count);
-    auto run = DedupeRun::Open(fs_, Path(n), n, options.hash);
+    EXPECT_EQ(events.size(), info.key_count);
+    if (info_out != nullptr) *info_out = info;
+    auto run = DedupeRun::Open(fs_, Path(n), n);
     EXPECT_TRUE(run.ok()) << run.status().ToString();
-    return run.ok() ? *run : nullptr;
+    if (!run.ok()) return nullptr;
+    EXPECT_EQ(info.file_size, (*run)->info().file_size);
+    EXPECT_EQ(info.routing_bits, (*run)->info().routing_bits);
+    return *run;
+  }
+
+  Result<std::optional<DedupeEntry>> Lookup(const DedupeIndex& index, const std::string& id,
+                                            int64_t now_ms = 0, int64_t window_ms = 0) {
+    return index.Lookup(id, now_ms, window_ms, &resolver_);
+  }
+  bool Has(const DedupeIndex& index, const std::string& id, int64_t now_ms = 0,
+           int64_t window_ms = 0) {
+    auto r = Lookup(index, id, now_ms, window_ms);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() && r->has_value();
   }
 
   std::string ReadRaw(uint64_t n) {
@@ -90,47 +167,57 @@ class DedupeTest : public ::testing::Test {
     ASSERT_TRUE(fs_->WriteFileAtomic(Path(n), data).ok());
   }
   // Footer field at byte `at` of the footer.
-  uint64_t FooterField64(const std::string& file, size_t at) {
+  static uint64_t FooterField64(const std::string& file, size_t at) {
     return DecodeFixed64(file.data() + file.size() - fmt::kTailSize + at);
   }
+  // Footer offsets: version 0, routing_bits 4, key_count 8, block_count 16, segment_count 24,
+  // seqs 32/40, forever 48, anchor 56, segment_table_offset 64, filter_offset 72,
+  // filter_lines 80, probes 88, index_offset 92, crcs 100/104/108, footer_crc 112.
+  static constexpr size_t kSegmentOffsetAt = 64, kFilterOffsetAt = 72, kIndexOffsetAt = 92;
 
   FileSystem* fs_ = FileSystem::Default();
   std::string dir_;
+  MapResolver resolver_;
+  uint64_t next_segment_ = 1000;
 };
 
 TEST_F(DedupeTest, WriteOpenLookupHitsAndMisses) {
-  std::vector<DedupeEntry> entries;
-  for (uint64_t i = 0; i < 100'000; ++i) entries.push_back(MakeEntry(Key("evt_", i), i + 1));
-  auto expected = entries;
-  auto run = Write(7, std::move(entries));
+  std::vector<DedupeEntry> events;
+  for (uint64_t i = 0; i < 100'000; ++i) events.push_back(MakeEntry(Key("evt_", i), i + 1));
+  auto run = Flush(7, events, 8);
   ASSERT_NE(nullptr, run);
   EXPECT_EQ(100'000u, run->info().key_count);
   EXPECT_EQ(1u, run->info().min_commit_seq);
   EXPECT_EQ(100'000u, run->info().max_commit_seq);
+  EXPECT_EQ(8u, run->info().segment_count);
+  EXPECT_EQ(27u, run->info().routing_bits);  // bit_width(99'999) = 17, + 10
+  EXPECT_EQ((std::vector<uint64_t>{1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007}),
+            run->segment_file_numbers());
   EXPECT_EQ(7u, run->file_number());
 
   DedupeIndex index(8 << 20);
   index.SetRuns({run});
-  for (const auto& e : expected) {
-    auto got = index.Lookup(e.event_id, 0, 0);
+  for (const auto& e : events) {
+    auto got = Lookup(index, e.event_id);
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     ExpectSameEntry(e, *got);
   }
-  for (uint64_t i = 0; i < 100'000; ++i) {
-    auto got = index.Lookup(Key("other_", i), 0, 0);
-    ASSERT_TRUE(got.ok());
-    EXPECT_FALSE(got->has_value());
-  }
+  const uint64_t hit_calls = resolver_.calls.load();
+  EXPECT_GE(hit_calls, events.size());
+  EXPECT_LE(hit_calls, events.size() + 200);  // false routing matches are rare (~2^-10)
+  for (uint64_t i = 0; i < 100'000; ++i) EXPECT_FALSE(Has(index, Key("other_", i)));
+  // Misses reach the resolver only through a filter false positive AND a routing collision.
+  EXPECT_LE(resolver_.calls.load() - hit_calls, 10u);
   // A prefix or extension of a stored id is a different id.
-  EXPECT_TRUE(index.Lookup("evt_1234", 0, 0)->has_value());
-  EXPECT_TRUE(index.Lookup("evt_123", 0, 0)->has_value());
-  EXPECT_FALSE(index.Lookup("evt_12345678", 0, 0)->has_value());
+  EXPECT_TRUE(Has(index, "evt_1234"));
+  EXPECT_TRUE(Has(index, "evt_123"));
+  EXPECT_FALSE(Has(index, "evt_12345678"));
 }
 
 TEST_F(DedupeTest, FilterFalsePositiveRateIsLow) {
-  std::vector<DedupeEntry> entries;
-  for (uint64_t i = 0; i < 100'000; ++i) entries.push_back(MakeEntry(Key("evt_", i), i + 1));
-  auto run = Write(1, std::move(entries));
+  std::vector<DedupeEntry> events;
+  for (uint64_t i = 0; i < 100'000; ++i) events.push_back(MakeEntry(Key("evt_", i), i + 1));
+  auto run = Flush(1, events);
   ASSERT_NE(nullptr, run);
   int positives = 0;
   for (uint64_t i = 0; i < 100'000; ++i) positives += run->MayContain(Hash64(Key("absent_", i)));
@@ -138,75 +225,111 @@ TEST_F(DedupeTest, FilterFalsePositiveRateIsLow) {
   EXPECT_LT(positives, 600) << positives;
 }
 
-TEST_F(DedupeTest, CompressedRunReadsTheSame) {
-  std::vector<DedupeEntry> entries;
-  // A common suffix survives prefix compression, so zstd has something to remove.
-  for (uint64_t i = 0; i < 5'000; ++i) {
-    entries.push_back(MakeEntry(Key("evt_", i) + "-from-collector-eu-west-1-batch", i));
+TEST_F(DedupeTest, CandidatesAndReadAllMatchTheWrittenLocations) {
+  std::vector<DedupeEntry> events;
+  for (uint64_t i = 0; i < 20'000; ++i) events.push_back(MakeEntry(Key("evt_", i), i));
+  auto run = Flush(1, events, 16);
+  ASSERT_NE(nullptr, run);
+  std::map<std::string, RowLocation> where;
+  for (const auto& [loc, e] : resolver_.rows) where[e.event_id] = loc;
+  DedupeBlockCache cache(1 << 20);
+  for (const auto& e : events) {
+    auto c = run->Candidates(Hash64(e.event_id), &cache);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ASSERT_FALSE(c->empty());
+    EXPECT_NE(c->end(), std::find(c->begin(), c->end(), where[e.event_id])) << e.event_id;
   }
-  DedupeWriteOptions zstd;
-  zstd.compress = true;
-  auto a = Write(1, entries);
-  auto b = Write(2, std::move(entries), zstd);
-  ASSERT_NE(nullptr, a);
-  ASSERT_NE(nullptr, b);
-  EXPECT_LT(b->info().file_size, a->info().file_size);  // entries are compressible
-  std::vector<DedupeEntry> from_a, from_b;
-  ASSERT_TRUE(a->ReadAll(&from_a).ok());
-  ASSERT_TRUE(b->ReadAll(&from_b).ok());
-  ASSERT_EQ(5'000u, from_a.size());
-  ASSERT_EQ(from_a.size(), from_b.size());
-  for (size_t i = 0; i < from_a.size(); ++i) {
-    EXPECT_EQ(from_a[i].event_id, from_b[i].event_id);
-    EXPECT_EQ(from_a[i].payload_digest, from_b[i].payload_digest);
+  auto none = run->Candidates(Hash64("absent"), nullptr);
+  ASSERT_TRUE(none.ok());
+  std::vector<DedupeRunEntry> all;
+  ASSERT_TRUE(run->ReadAll(&all).ok());
+  ASSERT_EQ(events.size(), all.size());
+  std::set<RowLocation> seen;
+  const uint32_t shift = 64 - run->info().routing_bits;
+  for (size_t i = 0; i < all.size(); ++i) {
+    const DedupeRunEntry& e = all[i];
+    ASSERT_TRUE(resolver_.rows.count(e.location));
+    EXPECT_EQ(Hash64(resolver_.rows[e.location].event_id) >> shift, e.hash >> shift);
+    EXPECT_EQ(0u, e.hash & ((uint64_t{1} << shift) - 1));  // only routing bits are stored
+    EXPECT_TRUE(seen.insert(e.location).second);
+    if (i > 0) {
+      EXPECT_LE(all[i - 1].hash, e.hash);
+    }
   }
 }
 
 TEST_F(DedupeTest, ExtremeValuesRoundTrip) {
-  std::vector<DedupeEntry> entries;
-  DedupeEntry lo = MakeEntry("lo", 0);
-  lo.ingested_at_ms = INT64_MIN;
-  lo.timestamp_ms = INT64_MAX;
-  DedupeEntry hi =
-      MakeEntry(std::string(fmt::kMaxEventIdBytes, 'x'), UINT64_MAX, EventKind::kRetraction);
-  hi.ingested_at_ms = INT64_MAX;
-  hi.timestamp_ms = INT64_MIN;
-  DedupeEntry utf8 = MakeEntry("évt_\xF0\x9F\x98\x80", 17, EventKind::kCorrection);
-  entries = {lo, hi, utf8};
-  auto run = Write(1, entries);
-  ASSERT_NE(nullptr, run);
-  EXPECT_EQ(0u, run->info().min_commit_seq);
-  EXPECT_EQ(UINT64_MAX, run->info().max_commit_seq);
-  EXPECT_EQ(2u, run->info().forever_key_count);
-  EXPECT_EQ(INT64_MAX, run->info().max_usage_anchor_ms);
-  DedupeBlockCache cache(1 << 20);
-  for (const auto& e : entries) {
-    auto got = run->Lookup(e.event_id, Hash64(e.event_id), &cache);
-    ASSERT_TRUE(got.ok()) << got.status().ToString();
-    ExpectSameEntry(e, *got);
+  std::vector<DedupeRunEntry> entries(3);
+  entries[0].hash = 0;
+  entries[0].location = RowLocation{0, 0};
+  entries[0].commit_seq = 0;
+  entries[0].anchor_ms = INT64_MIN;
+  entries[1].hash = UINT64_MAX;
+  entries[1].location = RowLocation{UINT64_MAX, UINT32_MAX};
+  entries[1].commit_seq = UINT64_MAX;
+  entries[1].forever = true;
+  entries[1].anchor_ms = INT64_MAX;  // forever entries do not count in the Usage anchor
+  entries[2].hash = UINT64_MAX;      // the same hash at another location
+  entries[2].location = RowLocation{UINT64_MAX, 0};
+  entries[2].commit_seq = 5;
+  entries[2].anchor_ms = 77;
+  for (uint32_t bits : {1u, 17u, 64u}) {
+    SCOPED_TRACE(bits);
+    DedupeWriteOptions options;
+    options.routing_bits = bits;
+    DedupeRunInfo info;
+    ASSERT_TRUE(WriteDedupeRun(fs_, Path(bits), entries, &info, options).ok());
+    auto run = DedupeRun::Open(fs_, Path(bits), bits);
+    ASSERT_TRUE(run.ok()) << run.status().ToString();
+    const DedupeRunInfo& ri = (*run)->info();
+    EXPECT_EQ(bits, ri.routing_bits);
+    EXPECT_EQ(0u, ri.min_commit_seq);
+    EXPECT_EQ(UINT64_MAX, ri.max_commit_seq);
+    EXPECT_EQ(1u, ri.forever_key_count);
+    EXPECT_EQ(77, ri.max_usage_anchor_ms);
+    EXPECT_EQ(2u, ri.segment_count);
+    auto top = (*run)->Candidates(UINT64_MAX, nullptr);
+    ASSERT_TRUE(top.ok()) << top.status().ToString();
+    std::vector<RowLocation> want{{UINT64_MAX, 0}, {UINT64_MAX, UINT32_MAX}};
+    EXPECT_EQ(want, *top);
+    auto bottom = (*run)->Candidates(0, nullptr);
+    ASSERT_TRUE(bottom.ok());
+    EXPECT_EQ((std::vector<RowLocation>{{0, 0}}), *bottom);
+    std::vector<DedupeRunEntry> all;
+    ASSERT_TRUE((*run)->ReadAll(&all).ok());
+    EXPECT_EQ(3u, all.size());
   }
 }
 
 TEST_F(DedupeTest, EmptyRunHasNoKeys) {
-  auto run = Write(1, {});
+  DedupeRunInfo info;
+  auto run = Flush(1, {}, 4, &Hash64, 0, &info);
   ASSERT_NE(nullptr, run);
   EXPECT_EQ(0u, run->info().key_count);
-  DedupeBlockCache cache(1 << 20);
-  auto got = run->Lookup("evt_x", Hash64("evt_x"), &cache);
-  ASSERT_TRUE(got.ok());
-  EXPECT_FALSE(got->has_value());
-  std::vector<DedupeEntry> all;
+  EXPECT_EQ(0u, run->info().segment_count);
+  EXPECT_EQ(INT64_MIN, run->info().max_usage_anchor_ms);
+  auto c = run->Candidates(Hash64("evt_x"), nullptr);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->empty());
+  std::vector<DedupeRunEntry> all;
   EXPECT_TRUE(run->ReadAll(&all).ok());
   EXPECT_TRUE(all.empty());
+  DedupeIndex index(1 << 20);
+  index.SetRuns({run});
+  EXPECT_FALSE(Has(index, "evt_x"));
 }
 
-TEST_F(DedupeTest, RepeatedOrEmptyIdIsInvalidArgumentAndLeavesNoFile) {
-  Status s = WriteDedupeRun(fs_, Path(1), {MakeEntry("a", 1), MakeEntry("a", 2)}, nullptr);
+TEST_F(DedupeTest, RepeatedLocationOrBadRoutingBitsIsInvalidArgumentAndLeavesNoFile) {
+  DedupeRunEntry a{Hash64("a"), RowLocation{5, 1}, 1, false, 0};
+  DedupeRunEntry b{Hash64("b"), RowLocation{5, 1}, 2, false, 0};
+  DedupeRunEntry same_hash_a{Hash64("a"), RowLocation{5, 1}, 2, false, 0};
+  Status s = WriteDedupeRun(fs_, Path(1), {a, b}, nullptr);
   EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
-  s = WriteDedupeRun(fs_, Path(2), {MakeEntry("", 1)}, nullptr);
+  s = WriteDedupeRun(fs_, Path(2), {a, same_hash_a}, nullptr);
   EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
-  s = WriteDedupeRun(fs_, Path(3), {MakeEntry(std::string(fmt::kMaxEventIdBytes + 1, 'y'), 1)},
-                     nullptr);
+  DedupeWriteOptions options;
+  options.routing_bits = 65;
+  s = WriteDedupeRun(fs_, Path(3), {a}, nullptr, options);
   EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
   auto names = fs_->ListDir(dir_);
   ASSERT_TRUE(names.ok());
@@ -216,73 +339,100 @@ TEST_F(DedupeTest, RepeatedOrEmptyIdIsInvalidArgumentAndLeavesNoFile) {
 TEST_F(DedupeTest, HashCollisionStillComparesFullId) {
   for (DedupeHashFn hash : {&ConstantHash, &TinyHash}) {
     SCOPED_TRACE(hash == &ConstantHash ? "constant" : "tiny");
-    std::vector<DedupeEntry> entries;
-    for (uint64_t i = 0; i < 2'000; ++i) entries.push_back(MakeEntry(Key("id-", i), i + 1));
-    auto expected = entries;
-    DedupeWriteOptions opts;
-    opts.hash = hash;
-    auto run = Write(hash == &ConstantHash ? 1 : 2, std::move(entries), opts);
+    constexpr uint64_t kKeys = 500;
+    std::vector<DedupeEntry> events;
+    for (uint64_t i = 0; i < kKeys; ++i) {
+      events.push_back(MakeEntry(Key(hash == &ConstantHash ? "c-" : "t-", i), i + 1));
+    }
+    auto run = Flush(hash == &ConstantHash ? 1 : 2, events, 3, hash);
     ASSERT_NE(nullptr, run);
     DedupeIndex index(1 << 20, hash);
     index.SetRuns({run});
-    for (const auto& e : expected) {
-      auto got = index.Lookup(e.event_id, 0, 0);
+    for (const auto& e : events) {
+      auto got = Lookup(index, e.event_id);
       ASSERT_TRUE(got.ok()) << got.status().ToString();
       ExpectSameEntry(e, *got);
     }
-    for (uint64_t i = 2'000; i < 2'200; ++i) {
-      ASSERT_TRUE(run->MayContain(hash(Key("id-", i))));  // the filter cannot tell them apart
-      auto got = index.Lookup(Key("id-", i), 0, 0);
-      ASSERT_TRUE(got.ok());
-      EXPECT_FALSE(got->has_value()) << Key("id-", i);
+    for (uint64_t i = kKeys; i < kKeys + 50; ++i) {
+      const std::string id = Key(hash == &ConstantHash ? "c-" : "t-", i);
+      ASSERT_TRUE(run->MayContain(hash(id)));  // the filter cannot tell them apart
+      const uint64_t before = resolver_.calls.load();
+      EXPECT_FALSE(Has(index, id)) << id;
+      // Every colliding entry was read and compared in full; none matched.
+      auto c = run->Candidates(hash(id), nullptr);
+      ASSERT_TRUE(c.ok());
+      EXPECT_EQ(c->size(), resolver_.calls.load() - before);
+      if (hash == &ConstantHash) {
+        EXPECT_EQ(kKeys, c->size());
+      }
     }
-    std::vector<DedupeEntry> all;
+    std::vector<DedupeRunEntry> all;
     ASSERT_TRUE(run->ReadAll(&all).ok());
-    EXPECT_EQ(2'000u, all.size());
+    EXPECT_EQ(kKeys, all.size());
   }
+}
+
+TEST_F(DedupeTest, FewRoutingBitsCostResolverCallsNotAnswers) {
+  std::vector<DedupeEntry> events;
+  for (uint64_t i = 0; i < 20'000; ++i) events.push_back(MakeEntry(Key("evt_", i), i));
+  auto run = Flush(1, events, 4, &Hash64, /*routing_bits=*/12);
+  ASSERT_NE(nullptr, run);
+  EXPECT_EQ(12u, run->info().routing_bits);
+  DedupeIndex index(1 << 20);
+  index.SetRuns({run});
+  for (const auto& e : events) ExpectSameEntry(e, *Lookup(index, e.event_id));
+  // 20K keys in 4096 routing values: ~5 entries share each value, so hits cost extra calls.
+  EXPECT_GT(resolver_.calls.load(), 3 * events.size());
 }
 
 TEST_F(DedupeTest, SkewedHashesStillFindTheirBlock) {
   uint64_t n = 10;
   for (DedupeHashFn hash : {&LowHash, &HighHash}) {
-    std::vector<DedupeEntry> entries;
-    for (uint64_t i = 0; i < 20'000; ++i) entries.push_back(MakeEntry(Key("evt_", i), i));
-    auto expected = entries;
-    DedupeWriteOptions opts;
-    opts.hash = hash;
-    auto run = Write(n++, std::move(entries), opts);
-    ASSERT_NE(nullptr, run);
-    DedupeIndex index(1 << 20, hash);
-    index.SetRuns({run});
-    for (const auto& e : expected) {
-      auto got = index.Lookup(e.event_id, 0, 0);
-      ASSERT_TRUE(got.ok());
-      ExpectSameEntry(e, *got);
+    std::vector<DedupeEntry> events;
+    for (uint64_t i = 0; i < 20'000; ++i) events.push_back(MakeEntry(Key("evt_", i), i));
+    for (uint32_t bits : {0u, 64u}) {
+      auto run = Flush(n++, events, 4, hash, bits);
+      ASSERT_NE(nullptr, run);
+      DedupeIndex index(1 << 20, hash);
+      index.SetRuns({run});
+      for (const auto& e : events) {
+        auto got = Lookup(index, e.event_id);
+        ASSERT_TRUE(got.ok());
+        ExpectSameEntry(e, *got);
+      }
+      EXPECT_FALSE(Has(index, "evt_x"));
     }
-    EXPECT_FALSE(index.Lookup("evt_x", 0, 0)->has_value());
   }
 }
 
-TEST_F(DedupeTest, NewestRunWins) {
-  auto older = Write(3, {MakeEntry("x", 5), MakeEntry("only-old", 4)});
-  auto newer = Write(4, {MakeEntry("x", 9), MakeEntry("only-new", 8)});
+TEST_F(DedupeTest, NewestCommitSeqWinsAcrossRuns) {
+  auto older = Flush(3, {MakeEntry("x", 5), MakeEntry("only-old", 4)});
+  auto newer = Flush(4, {MakeEntry("x", 9), MakeEntry("only-new", 8)});
   ASSERT_NE(nullptr, older);
   ASSERT_NE(nullptr, newer);
   for (bool reversed : {false, true}) {
     DedupeIndex index(1 << 20);
     index.SetRuns(reversed ? std::vector{newer, older} : std::vector{older, newer});
-    ExpectSameEntry(MakeEntry("x", 9), *index.Lookup("x", 0, 0));
-    ExpectSameEntry(MakeEntry("only-old", 4), *index.Lookup("only-old", 0, 0));
-    ExpectSameEntry(MakeEntry("only-new", 8), *index.Lookup("only-new", 0, 0));
+    ExpectSameEntry(MakeEntry("x", 9), *Lookup(index, "x"));
+    ExpectSameEntry(MakeEntry("only-old", 4), *Lookup(index, "only-old"));
+    ExpectSameEntry(MakeEntry("only-new", 8), *Lookup(index, "only-new"));
     EXPECT_EQ(4u, index.key_count());
     ASSERT_EQ(2u, index.runs().size());
     EXPECT_EQ(4u, index.runs()[0]->file_number());
   }
+  // One run holding the id twice (a merge of the two): the higher commit_seq still wins.
+  DedupeRunInfo info;
+  ASSERT_TRUE(MergeDedupeRuns(fs_, {older, newer}, Path(5), &resolver_, &info).ok());
+  auto merged = DedupeRun::Open(fs_, Path(5), 5);
+  ASSERT_TRUE(merged.ok());
+  DedupeIndex index(1 << 20);
+  index.SetRuns({*merged});
+  ExpectSameEntry(MakeEntry("x", 9), *Lookup(index, "x"));
 }
 
 TEST_F(DedupeTest, WindowForgetsUsageButNotCorrections) {
   constexpr int64_t kWindow = 1'000;
-  auto run = Write(1, {
+  auto run = Flush(1, {
                           MakeEntry("usage", 1, EventKind::kUsage, 1'000, 500),
                           MakeEntry("future-ts", 2, EventKind::kUsage, 1'000, 5'000),
                           MakeEntry("corr", 3, EventKind::kCorrection, 1'000, 500),
@@ -293,52 +443,77 @@ TEST_F(DedupeTest, WindowForgetsUsageButNotCorrections) {
   EXPECT_EQ(5'000, run->info().max_usage_anchor_ms);
   DedupeIndex index(1 << 20);
   index.SetRuns({run});
-  auto has = [&](const char* id, int64_t now, int64_t window) {
-    auto r = index.Lookup(id, now, window);
-    EXPECT_TRUE(r.ok());
-    return r.ok() && r->has_value();
-  };
-  EXPECT_TRUE(has("usage", 2'000, kWindow));      // anchor + window == now: still remembered
-  EXPECT_FALSE(has("usage", 2'001, kWindow));     // forgotten
-  EXPECT_TRUE(has("usage", 1'000'000, 0));        // window 0 = forever
-  EXPECT_TRUE(has("future-ts", 6'000, kWindow));  // anchored on the later timestamp
-  EXPECT_FALSE(has("future-ts", 6'001, kWindow));
-  EXPECT_TRUE(has("corr", INT64_MAX, kWindow));
-  EXPECT_TRUE(has("retr", INT64_MAX, kWindow));
+  EXPECT_TRUE(Has(index, "usage", 2'000, kWindow));      // anchor + window == now: remembered
+  EXPECT_FALSE(Has(index, "usage", 2'001, kWindow));     // forgotten
+  EXPECT_TRUE(Has(index, "usage", 1'000'000, 0));        // window 0 = forever
+  EXPECT_TRUE(Has(index, "future-ts", 6'000, kWindow));  // anchored on the later timestamp
+  EXPECT_FALSE(Has(index, "future-ts", 6'001, kWindow));
+  EXPECT_TRUE(Has(index, "corr", INT64_MAX, kWindow));
+  EXPECT_TRUE(Has(index, "retr", INT64_MAX, kWindow));
   // anchor (1000) + window near INT64_MAX: no overflow in the comparison.
-  EXPECT_FALSE(has("usage", INT64_MAX, INT64_MAX - 1'001));
-  EXPECT_TRUE(has("usage", INT64_MAX, INT64_MAX - 1'000));
-  EXPECT_TRUE(has("usage", INT64_MAX, INT64_MAX));
+  EXPECT_FALSE(Has(index, "usage", INT64_MAX, INT64_MAX - 1'001));
+  EXPECT_TRUE(Has(index, "usage", INT64_MAX, INT64_MAX - 1'000));
+  EXPECT_TRUE(Has(index, "usage", INT64_MAX, INT64_MAX));
 
   // A forgotten key accepted again lives in a newer run; the old entry never shadows it, even
   // when the old run sorts first.
-  auto again = Write(2, {MakeEntry("usage", 10, EventKind::kUsage, 50'000, 50'000)});
+  auto again = Flush(2, {MakeEntry("usage", 10, EventKind::kUsage, 50'000, 50'000)});
   ASSERT_NE(nullptr, again);
   index.SetRuns({run, again});
-  auto got = index.Lookup("usage", 50'500, kWindow);
+  auto got = Lookup(index, "usage", 50'500, kWindow);
   ASSERT_TRUE(got.ok());
   ASSERT_TRUE(got->has_value());
   EXPECT_EQ(10u, (*got)->commit_seq);
+}
 
-  // Merging with the window's cutoff drops the forgotten Usage entry, keeps the rest.
-  DedupeRunInfo info;
-  ASSERT_TRUE(MergeDedupeRuns(fs_, {run}, Path(3), int64_t{2'001 - kWindow}, &info).ok());
-  auto merged = DedupeRun::Open(fs_, Path(3), 3);
-  ASSERT_TRUE(merged.ok());
-  std::vector<DedupeEntry> all;
-  ASSERT_TRUE((*merged)->ReadAll(&all).ok());
-  std::set<std::string> ids;
-  for (const auto& e : all) ids.insert(e.event_id);
-  EXPECT_EQ((std::set<std::string>{"future-ts", "corr", "retr"}), ids);
-  EXPECT_EQ(3u, info.key_count);
+TEST_F(DedupeTest, ForgottenRunIsSkippedWithoutReadingIt) {
+  constexpr int64_t kWindow = 1'000;
+  auto run = Flush(1, {MakeEntry("a", 1, EventKind::kUsage, 1'000, 900),
+                       MakeEntry("b", 2, EventKind::kUsage, 1'500, 1'400)});
+  ASSERT_NE(nullptr, run);
+  EXPECT_EQ(1'500, run->info().max_usage_anchor_ms);
+  EXPECT_FALSE(DedupeRunIsForgotten(run->info(), 2'500, kWindow));
+  EXPECT_TRUE(DedupeRunIsForgotten(run->info(), 2'501, kWindow));
+  EXPECT_FALSE(DedupeRunIsForgotten(run->info(), INT64_MAX, 0));
+  EXPECT_FALSE(DedupeRunIsForgotten(run->info(), INT64_MAX, INT64_MAX));  // no overflow
+  DedupeIndex index(1 << 20);
+  index.SetRuns({run});
+  EXPECT_TRUE(Has(index, "b", 2'500, kWindow));
+  const uint64_t before = resolver_.calls.load();
+  EXPECT_FALSE(Has(index, "b", 2'501, kWindow));
+  EXPECT_EQ(before, resolver_.calls.load());  // the footer said so: no resolver call
+  // A Correction in the run keeps it alive.
+  auto forever = Flush(2, {MakeEntry("c", 3, EventKind::kCorrection, 1'000, 900)});
+  ASSERT_NE(nullptr, forever);
+  EXPECT_FALSE(DedupeRunIsForgotten(forever->info(), INT64_MAX, kWindow));
+}
+
+TEST_F(DedupeTest, ResolverErrorsPropagate) {
+  auto run = Flush(1, {MakeEntry("a", 1), MakeEntry("b", 2)});
+  ASSERT_NE(nullptr, run);
+  DedupeIndex index(1 << 20);
+  index.SetRuns({run});
+  resolver_.fail = Status::Corruption("segment 1000: bad block");
+  auto got = Lookup(index, "a");
+  ASSERT_FALSE(got.ok());
+  EXPECT_TRUE(got.status().IsCorruption()) << got.status().ToString();
+  EXPECT_NE(std::string::npos, got.status().message().find("segment 1000"));
+  // A miss that never reaches the resolver is not affected.
+  EXPECT_FALSE(Has(index, "zzz"));
+  // A row the resolver cannot find (segment gone) is NotFound, not a silent miss.
+  resolver_.fail = Status::OK();
+  resolver_.rows.clear();
+  got = Lookup(index, "a");
+  ASSERT_FALSE(got.ok());
+  EXPECT_TRUE(got.status().IsNotFound()) << got.status().ToString();
 }
 
 TEST_F(DedupeTest, CacheIsBounded) {
-  std::vector<DedupeEntry> entries;
-  for (uint64_t i = 0; i < 30'000; ++i) entries.push_back(MakeEntry(Key("evt_", i), i));
-  auto run = Write(1, std::move(entries));
+  std::vector<DedupeEntry> events;
+  for (uint64_t i = 0; i < 100'000; ++i) events.push_back(MakeEntry(Key("evt_", i), i));
+  auto run = Flush(1, events);
   ASSERT_NE(nullptr, run);
-  for (size_t capacity : {size_t{1} << 10, size_t{256} << 10, size_t{3} << 20}) {
+  for (size_t capacity : {size_t{1} << 8, size_t{64} << 10, size_t{256} << 10}) {
     SCOPED_TRACE(capacity);
     DedupeIndex index(capacity);
     index.SetRuns({run});
@@ -346,15 +521,13 @@ TEST_F(DedupeTest, CacheIsBounded) {
     size_t max_used = 0;
     std::mt19937_64 rng(capacity);
     for (int i = 0; i < 6'000; ++i) {
-      const std::string id = Key("evt_", rng() % 30'000);
-      auto got = index.Lookup(id, 0, 0);
-      ASSERT_TRUE(got.ok());
-      ASSERT_TRUE(got->has_value()) << id;
+      const std::string id = Key("evt_", rng() % 100'000);
+      ASSERT_TRUE(Has(index, id)) << id;
       const size_t used = index.cache()->used_bytes();
       ASSERT_LE(used, capacity);
       max_used = std::max(max_used, used);
     }
-    if (capacity >= (256u << 10)) {
+    if (capacity >= (64u << 10)) {
       EXPECT_GT(max_used, capacity / 2);  // the cache is used, and nearly filled
     } else {
       EXPECT_EQ(0u, max_used);  // no block fits: nothing cached, lookups still answer
@@ -363,37 +536,56 @@ TEST_F(DedupeTest, CacheIsBounded) {
 }
 
 TEST_F(DedupeTest, MemoryPerKeyWithinBound) {
-  std::vector<DedupeEntry> entries;
+  std::vector<DedupeRunEntry> entries;
   entries.reserve(1'000'000);
   std::mt19937_64 rng(1);
-  static constexpr char kBase32[] = "abcdefghijklmnopqrstuvwxyz234567";
-  for (uint64_t i = 0; i < 1'000'000; ++i) {
-    std::string id = "evt_";
-    for (int c = 0; c < 26; ++c) id.push_back(kBase32[rng() & 31]);
-    entries.push_back(MakeEntry(id, i));
+  for (uint32_t i = 0; i < 1'000'000; ++i) {
+    entries.push_back(DedupeRunEntry{rng(), RowLocation{i % 200, i / 200}, i, false, 0});
   }
-  auto run = Write(1, std::move(entries));
-  ASSERT_NE(nullptr, run);
+  ASSERT_TRUE(WriteDedupeRun(fs_, Path(1), std::move(entries), nullptr).ok());
+  auto run = DedupeRun::Open(fs_, Path(1), 1);
+  ASSERT_TRUE(run.ok());
   DedupeIndex index(64 << 20);
-  index.SetRuns({run});
+  index.SetRuns({*run});
   ASSERT_EQ(1'000'000u, index.key_count());
   const double per_key =
       static_cast<double>(index.filter_memory_bytes()) / static_cast<double>(index.key_count());
   EXPECT_LE(per_key, 2.0) << per_key;
   // The filter alone is 13 bits per key; the block index fits in the rest.
   EXPECT_GE(per_key, 13.0 / 8.0) << per_key;
-  EXPECT_EQ(run->memory_bytes(), index.filter_memory_bytes());
+  EXPECT_EQ((*run)->memory_bytes(), index.filter_memory_bytes());
+}
+
+// The size target: a flush of 300K random ids over 64 segments of ~4.7K rows.
+TEST_F(DedupeTest, DiskBytesPerKey) {
+  constexpr uint32_t kKeys = 300'000, kSegments = 64;
+  std::vector<DedupeRunEntry> entries;
+  entries.reserve(kKeys);
+  std::mt19937_64 rng(7);
+  for (uint32_t i = 0; i < kKeys; ++i) {
+    entries.push_back(DedupeRunEntry{Hash64(RandomId(rng)),
+                                     RowLocation{500 + i % kSegments, i / kSegments}, i / 100,
+                                     i % 1000 == 0, 0});
+  }
+  DedupeRunInfo info;
+  ASSERT_TRUE(WriteDedupeRun(fs_, Path(1), std::move(entries), &info).ok());
+  const double per_key = static_cast<double>(info.file_size) / kKeys;
+  EXPECT_LE(per_key, 6.0) << per_key;
+  EXPECT_EQ(kSegments, info.segment_count);
+  EXPECT_EQ(29u, info.routing_bits);
+  std::printf("disk: %.3f bytes/key (%llu bytes)\n", per_key,
+              static_cast<unsigned long long>(info.file_size));
 }
 
 TEST_F(DedupeTest, BlockChecksumMismatchIsCorruption) {
-  std::vector<DedupeEntry> entries;
-  for (uint64_t i = 0; i < 1'000; ++i) entries.push_back(MakeEntry(Key("evt_", i), i));
-  auto expected = entries;
-  ASSERT_NE(nullptr, Write(1, std::move(entries)));
+  std::vector<DedupeEntry> events;
+  for (uint64_t i = 0; i < 1'000; ++i) events.push_back(MakeEntry(Key("evt_", i), i));
+  ASSERT_NE(nullptr, Flush(1, events));
   const std::string good = ReadRaw(1);
-  // Footer: version, 6 x fixed64 counts, filter_offset, filter_lines, probes, index_offset.
-  const uint64_t filter_offset = FooterField64(good, 4 + 8 * 6);
-  const uint64_t index_offset = FooterField64(good, 4 + 8 * 6 + 8 + 8 + 4);
+  const uint64_t segment_offset = FooterField64(good, kSegmentOffsetAt);
+  const uint64_t filter_offset = FooterField64(good, kFilterOffsetAt);
+  const uint64_t index_offset = FooterField64(good, kIndexOffsetAt);
+  ASSERT_LT(segment_offset, filter_offset);
   ASSERT_LT(filter_offset, index_offset);
   ASSERT_LT(index_offset, good.size());
 
@@ -404,24 +596,26 @@ TEST_F(DedupeTest, BlockChecksumMismatchIsCorruption) {
   WriteRaw(1, bad);
   auto run = DedupeRun::Open(fs_, Path(1), 1);
   ASSERT_TRUE(run.ok()) << run.status().ToString();
-  std::vector<DedupeEntry> all;
+  std::vector<DedupeRunEntry> all;
   Status s = (*run)->ReadAll(&all);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
   EXPECT_NE(std::string::npos, s.message().find(Path(1))) << s.ToString();
   EXPECT_NE(std::string::npos, s.message().find("checksum")) << s.ToString();
   int corrupt = 0;
-  DedupeBlockCache cache(1 << 20);
-  for (const auto& e : expected) {
-    auto got = (*run)->Lookup(e.event_id, Hash64(e.event_id), &cache);
+  DedupeIndex index(1 << 20);
+  index.SetRuns({*run});
+  for (const auto& e : events) {
+    auto got = Lookup(index, e.event_id);
     if (!got.ok()) {
       EXPECT_TRUE(got.status().IsCorruption());
+      EXPECT_NE(std::string::npos, got.status().message().find(Path(1)));
       ++corrupt;
     }
   }
   EXPECT_GT(corrupt, 0);
 
-  // Damage in the filter, the index or the footer fails Open.
-  for (uint64_t at : {filter_offset + 3, index_offset + 1,
+  // Damage in the segment table, the filter, the index or the footer fails Open.
+  for (uint64_t at : {segment_offset + 1, filter_offset + 3, index_offset + 1,
                       static_cast<uint64_t>(good.size() - fmt::kTailSize + 9),
                       static_cast<uint64_t>(good.size() - 2)}) {
     SCOPED_TRACE(at);
@@ -435,10 +629,52 @@ TEST_F(DedupeTest, BlockChecksumMismatchIsCorruption) {
   }
 }
 
+// A block whose checksum is right but whose contents break the format (a writer bug, or
+// damage that happens to keep the crc): still Corruption, never a crash or a wrong answer.
+TEST_F(DedupeTest, BlockWithValidChecksumButBadContentsIsCorruption) {
+  std::vector<DedupeEntry> events;
+  for (uint64_t i = 0; i < 300; ++i) events.push_back(MakeEntry(Key("evt_", i), i));
+  ASSERT_NE(nullptr, Flush(1, events, 2));
+  const std::string good = ReadRaw(1);
+  const uint64_t index_offset = FooterField64(good, kIndexOffsetAt);
+  const uint32_t block0_size = DecodeFixed32(good.data() + index_offset + 8);
+  const size_t contents = block0_size - fmt::kBlockCrcSize;
+  // Header: count varint (2 bytes: 128 entries), rice_k, seg_bits, row_bits; then the bits.
+  ASSERT_EQ(0x80, static_cast<uint8_t>(good[0]));
+  ASSERT_EQ(0x01, good[1]);
+  const std::vector<std::pair<const char*, std::function<void(std::string*)>>> cases = {
+      {"count zero", [](std::string* b) { (*b)[0] = 0; }},
+      {"count too large", [](std::string* b) { (*b)[1] = 0x7f; }},
+      {"rice_k too large", [](std::string* b) { (*b)[2] = 64; }},
+      {"seg_bits too large", [](std::string* b) { (*b)[3] = 33; }},
+      {"wider locations", [](std::string* b) { (*b)[3] = 8; }},
+      {"narrower rows", [](std::string* b) { (*b)[4] = static_cast<char>((*b)[4] - 1); }},
+      {"garbage deltas",
+       [&](std::string* b) {
+         for (size_t i = contents - 24; i < contents - 16; ++i) (*b)[i] = static_cast<char>(0xff);
+       }},
+      {"stray padding", [&](std::string* b) { (*b)[contents - 1] = static_cast<char>(0xff); }},
+  };
+  for (const auto& [what, damage] : cases) {
+    SCOPED_TRACE(what);
+    std::string bad = good;
+    damage(&bad);
+    EncodeFixed32(bad.data() + contents, crc32c::Mask(crc32c::Value(bad.data(), contents)));
+    WriteRaw(1, bad);
+    auto run = DedupeRun::Open(fs_, Path(1), 1);
+    ASSERT_TRUE(run.ok()) << run.status().ToString();
+    std::vector<DedupeRunEntry> all;
+    Status s = (*run)->ReadAll(&all);
+    EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+    EXPECT_NE(std::string::npos, s.message().find(Path(1))) << s.ToString();
+    EXPECT_NE(std::string::npos, s.message().find("block 0")) << s.ToString();
+  }
+}
+
 TEST_F(DedupeTest, TruncatedRunIsCorruption) {
-  std::vector<DedupeEntry> entries;
-  for (uint64_t i = 0; i < 2'000; ++i) entries.push_back(MakeEntry(Key("evt_", i), i));
-  ASSERT_NE(nullptr, Write(1, std::move(entries)));
+  std::vector<DedupeEntry> events;
+  for (uint64_t i = 0; i < 2'000; ++i) events.push_back(MakeEntry(Key("evt_", i), i));
+  ASSERT_NE(nullptr, Flush(1, events));
   const std::string good = ReadRaw(1);
   for (size_t len : {size_t{0}, size_t{7}, fmt::kTailSize - 1, fmt::kTailSize, good.size() / 2,
                      good.size() - fmt::kTailSize, good.size() - 8, good.size() - 1}) {
@@ -454,9 +690,33 @@ TEST_F(DedupeTest, TruncatedRunIsCorruption) {
   auto run = DedupeRun::Open(fs_, Path(1), 1);
   ASSERT_TRUE(run.ok());
   ASSERT_TRUE(fs_->Truncate(Path(1), 100).ok());
-  std::vector<DedupeEntry> all;
+  std::vector<DedupeRunEntry> all;
   Status s = (*run)->ReadAll(&all);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(std::string::npos, s.message().find(Path(1)));
+}
+
+TEST_F(DedupeTest, OtherFormatVersionIsNotSupported) {
+  ASSERT_NE(nullptr, Flush(1, {MakeEntry("a", 1)}));
+  const std::string good = ReadRaw(1);
+  // A version-1 file (old magic).
+  std::string old = good;
+  old.replace(old.size() - fmt::kMagicSize, fmt::kMagicSize, fmt::kMagicV1);
+  WriteRaw(1, old);
+  auto r = DedupeRun::Open(fs_, Path(1), 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE((r.status().code() == StatusCode::kNotSupported)) << r.status().ToString();
+  EXPECT_NE(std::string::npos, r.status().message().find(Path(1)));
+  // A future version with a valid footer checksum.
+  std::string next = good;
+  char* footer = next.data() + next.size() - fmt::kTailSize;
+  EncodeFixed32(footer, fmt::kDedupeFormatVersion + 1);
+  EncodeFixed32(footer + fmt::kFooterSize - 4,
+                crc32c::Mask(crc32c::Value(footer, fmt::kFooterSize - 4)));
+  WriteRaw(1, next);
+  r = DedupeRun::Open(fs_, Path(1), 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE((r.status().code() == StatusCode::kNotSupported)) << r.status().ToString();
 }
 
 TEST_F(DedupeTest, MissingRunIsNotFound) {
@@ -466,56 +726,96 @@ TEST_F(DedupeTest, MissingRunIsNotFound) {
 }
 
 TEST_F(DedupeTest, MergeKeepsEveryKey) {
-  // Three runs: disjoint ranges plus ids present in several runs with different seqs.
   std::vector<std::shared_ptr<DedupeRun>> inputs;
-  std::map<std::string, uint64_t> oracle;  // id -> winning seq
+  std::vector<DedupeEntry> everything;
   for (uint64_t r = 0; r < 3; ++r) {
-    std::vector<DedupeEntry> entries;
-    for (uint64_t i = 0; i < 3'000; ++i) {
-      const std::string id = Key("evt_", r * 2'000 + i);  // runs overlap by 1000 ids
-      const uint64_t seq = r * 10'000 + i;
-      entries.push_back(MakeEntry(id, seq));
-      oracle[id] = std::max(oracle[id], seq);
+    std::vector<DedupeEntry> events;
+    for (uint64_t i = 0; i < 3'000 + 1'000 * r; ++i) {
+      events.push_back(MakeEntry(Key("evt_" + std::to_string(r) + "_", i), r * 10'000 + i,
+                                 i % 100 == 0 ? EventKind::kCorrection : EventKind::kUsage,
+                                 1'000 + static_cast<int64_t>(i), 500));
     }
-    inputs.push_back(Write(r + 1, std::move(entries)));
+    everything.insert(everything.end(), events.begin(), events.end());
+    // Different routing bits per input: the output keeps the smallest.
+    inputs.push_back(Flush(r + 1, events, 5 + r, &Hash64, r == 1 ? 20 : 0));
     ASSERT_NE(nullptr, inputs.back());
   }
   DedupeRunInfo info;
-  Status s = MergeDedupeRuns(fs_, inputs, Path(10), std::nullopt, &info);
+  // An input listed twice contributes its entries once.
+  Status s = MergeDedupeRuns(fs_, {inputs[0], inputs[1], inputs[2], inputs[0]}, Path(10),
+                             &resolver_, &info);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(oracle.size(), info.key_count);
+  EXPECT_EQ(everything.size(), info.key_count);
   EXPECT_EQ(0u, info.min_commit_seq);
-  EXPECT_EQ(22'999u, info.max_commit_seq);
+  EXPECT_EQ(24'999u, info.max_commit_seq);
+  EXPECT_EQ(20u, info.routing_bits);
+  EXPECT_EQ(5u + 6 + 7, info.segment_count);
+  EXPECT_EQ(inputs[0]->info().forever_key_count * 2 + inputs[1]->info().forever_key_count +
+                inputs[2]->info().forever_key_count,
+            info.forever_key_count);  // summed over inputs: an upper bound
+  EXPECT_EQ(1'000 + 4'999, info.max_usage_anchor_ms);
+  EXPECT_EQ(18, resolver_.id_reads);  // one ReadEventIds per output segment
   auto merged = DedupeRun::Open(fs_, Path(10), 10);
   ASSERT_TRUE(merged.ok()) << merged.status().ToString();
+  std::vector<uint64_t> want_segments;
+  for (const auto& in : inputs) {
+    want_segments.insert(want_segments.end(), in->segment_file_numbers().begin(),
+                         in->segment_file_numbers().end());
+  }
+  EXPECT_EQ(want_segments, (*merged)->segment_file_numbers());
   DedupeIndex index(1 << 20);
   index.SetRuns({*merged});
-  for (const auto& [id, seq] : oracle) {
-    auto got = index.Lookup(id, 0, 0);
+  for (const auto& e : everything) {
+    auto got = Lookup(index, e.event_id);
     ASSERT_TRUE(got.ok());
-    ExpectSameEntry(MakeEntry(id, seq), *got);
+    ExpectSameEntry(e, *got);
   }
-  std::vector<DedupeEntry> all;
+  EXPECT_FALSE(Has(index, "evt_9_1"));
+  std::vector<DedupeRunEntry> all;
   ASSERT_TRUE((*merged)->ReadAll(&all).ok());
-  EXPECT_EQ(oracle.size(), all.size());
+  EXPECT_EQ(everything.size(), all.size());
   EXPECT_FALSE(fs_->FileExists(Path(10) + ".tmp"));
 
   // Merging nothing gives an empty run; a merge output can be merged again.
-  ASSERT_TRUE(MergeDedupeRuns(fs_, {}, Path(11), std::nullopt, &info).ok());
+  ASSERT_TRUE(MergeDedupeRuns(fs_, {}, Path(11), nullptr, &info).ok());
   EXPECT_EQ(0u, info.key_count);
-  ASSERT_TRUE(MergeDedupeRuns(fs_, {*merged, inputs[0]}, Path(12), std::nullopt, &info).ok());
-  EXPECT_EQ(oracle.size(), info.key_count);
+  ASSERT_TRUE(MergeDedupeRuns(fs_, {*merged, inputs[2]}, Path(12), &resolver_, &info).ok());
+  EXPECT_EQ(everything.size(), info.key_count);
+}
+
+TEST_F(DedupeTest, MergeNeedsAResolverThatReadsIds) {
+  auto run = Flush(1, {MakeEntry("a", 1), MakeEntry("b", 2)});
+  ASSERT_NE(nullptr, run);
+  DedupeRunInfo info;
+  Status s = MergeDedupeRuns(fs_, {run}, Path(2), nullptr, &info);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  class LookupOnly : public DedupeRowResolver {
+   public:
+    Result<std::optional<DedupeEntry>> Resolve(const RowLocation&, std::string_view) override {
+      return std::optional<DedupeEntry>();
+    }
+  } lookup_only;
+  s = MergeDedupeRuns(fs_, {run}, Path(3), &lookup_only, &info);
+  EXPECT_TRUE((s.code() == StatusCode::kNotSupported)) << s.ToString();
+  // Segments that do not hold the ids the run routes to: Corruption, no output.
+  for (auto& [loc, e] : resolver_.rows) e.event_id += "-changed";
+  s = MergeDedupeRuns(fs_, {run}, Path(4), &resolver_, &info);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  for (uint64_t n : {2, 3, 4}) {
+    EXPECT_FALSE(fs_->FileExists(Path(n)));
+    EXPECT_FALSE(fs_->FileExists(Path(n) + ".tmp"));
+  }
 }
 
 TEST_F(DedupeTest, ConcurrentLookups) {
-  std::vector<DedupeEntry> a_entries, b_entries;
-  for (uint64_t i = 0; i < 20'000; ++i) a_entries.push_back(MakeEntry(Key("a", i), i));
-  for (uint64_t i = 0; i < 20'000; ++i) b_entries.push_back(MakeEntry(Key("b", i), 100'000 + i));
-  auto a = Write(1, std::move(a_entries));
-  auto b = Write(2, std::move(b_entries));
+  std::vector<DedupeEntry> a_events, b_events;
+  for (uint64_t i = 0; i < 20'000; ++i) a_events.push_back(MakeEntry(Key("a", i), i));
+  for (uint64_t i = 0; i < 20'000; ++i) b_events.push_back(MakeEntry(Key("b", i), 100'000 + i));
+  auto a = Flush(1, a_events);
+  auto b = Flush(2, b_events);
   ASSERT_NE(nullptr, a);
   ASSERT_NE(nullptr, b);
-  DedupeIndex index(512 << 10);  // small: forces eviction under concurrency
+  DedupeIndex index(64 << 10);  // small: forces eviction under concurrency
   index.SetRuns({a, b});
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0};
@@ -529,11 +829,11 @@ TEST_F(DedupeTest, ConcurrentLookups) {
       std::mt19937_64 rng(t);
       for (int i = 0; i < 4'000; ++i) {
         const uint64_t k = rng() % 20'000;
-        auto hit = index.Lookup(Key("a", k), 0, 0);
+        auto hit = index.Lookup(Key("a", k), 0, 0, &resolver_);
         if (!hit.ok() || !hit->has_value() || (*hit)->commit_seq != k) errors++;
-        auto miss = index.Lookup(Key("c", k), 0, 0);
+        auto miss = index.Lookup(Key("c", k), 0, 0, &resolver_);
         if (!miss.ok() || miss->has_value()) errors++;
-        auto maybe = index.Lookup(Key("b", k), 0, 0);  // present or not, never wrong
+        auto maybe = index.Lookup(Key("b", k), 0, 0, &resolver_);  // present or not, never wrong
         if (!maybe.ok() || (maybe->has_value() && (*maybe)->commit_seq != 100'000 + k)) errors++;
       }
     });

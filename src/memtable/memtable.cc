@@ -1,55 +1,107 @@
 #include "memtable/memtable.h"
 
+#include <cstring>
 #include <mutex>
+
+#include "model/event_codec.h"
+#include "util/coding.h"
 
 namespace usagedb {
 namespace {
-size_t EventBytes(const Event& e) {
-  size_t n = sizeof(MemEntry) + e.event_id.size() + e.account_id.size() + e.product_id.size() +
-             e.meter_id.size() + e.unit.size() + e.source.size() +
-             e.correction_original_event_id.size() + e.correction_reason.size() + 48;
-  if (e.subscription_id) n += e.subscription_id->size();
-  if (e.model_id) n += e.model_id->size();
-  for (const auto& [k, v] : e.dimensions) n += k.size() + v.size() + 64;
-  return n;
+
+constexpr size_t kChunkBytes = 1 << 20;
+// Per-row overhead beyond the record: the MemRow in the deque and the index node.
+constexpr size_t kRowOverhead = sizeof(MemRow) + 64;
+
+// The event_id of a binary event record: flags u8 | kind u8 | event_id lpstr | ...
+std::string_view RecordEventId(const char* rec, uint32_t len) {
+  Decoder d(std::string_view(rec, len));
+  uint8_t b;
+  std::string_view id;
+  if (!d.GetByte(&b) || !d.GetByte(&b) || !d.GetLengthPrefixed(&id)) return {};
+  return id;
 }
+
 }  // namespace
 
-void MemTable::NoteSequence(uint64_t seq, int64_t ingested_at_ms) {
-  std::unique_lock lock(mu_);
+const char* MemTable::CopyToArena(std::string_view bytes) {
+  if (chunk_used_ + bytes.size() > chunk_capacity_) {
+    chunk_capacity_ = std::max(kChunkBytes, bytes.size());
+    chunks_.emplace_back(new char[chunk_capacity_]);
+    chunk_used_ = 0;
+    arena_bytes_ += chunk_capacity_;
+  }
+  char* p = chunks_.back().get() + chunk_used_;
+  std::memcpy(p, bytes.data(), bytes.size());
+  chunk_used_ += bytes.size();
+  return p;
+}
+
+void MemTable::NoteSequenceLocked(uint64_t seq, int64_t ingested_at_ms) {
   if (min_seq_ == 0 || seq < min_seq_) min_seq_ = seq;
   if (seq > max_seq_) max_seq_ = seq;
   if (ingested_at_ms > max_ingested_at_ms_) max_ingested_at_ms_ = ingested_at_ms;
 }
 
-void MemTable::Add(Event event, const Digest128& digest) {
+void MemTable::NoteSequence(uint64_t seq, int64_t ingested_at_ms) {
   std::unique_lock lock(mu_);
-  size_t bytes = EventBytes(event);
-  uint64_t seq = event.commit_seq;
-  int64_t ing = event.ingested_at_ms;
-  entries_.push_back(MemEntry{std::move(event), digest});
-  const MemEntry& e = entries_.back();
-  index_.emplace(std::string_view(e.event.event_id), static_cast<uint32_t>(entries_.size() - 1));
-  bytes_ += bytes + 32;
-  if (min_seq_ == 0 || seq < min_seq_) min_seq_ = seq;
-  if (seq > max_seq_) max_seq_ = seq;
-  if (ing > max_ingested_at_ms_) max_ingested_at_ms_ = ing;
+  NoteSequenceLocked(seq, ingested_at_ms);
+}
+
+void MemTable::AddUnit(uint64_t seq, int64_t ingested_at_ms, std::string_view bytes,
+                       const std::vector<RowMeta>& rows) {
+  std::unique_lock lock(mu_);
+  for (const RowMeta& m : rows) {
+    const char* rec = CopyToArena(bytes.substr(m.offset, m.length));
+    MemRow r;
+    r.record = rec;
+    r.record_length = m.length;
+    r.event_id = RecordEventId(rec, m.length);
+    r.commit_seq = seq;
+    r.ingested_at_ms = ingested_at_ms;
+    r.timestamp_ms = m.timestamp_ms;
+    r.account_hash = m.account_hash;
+    r.digest = m.digest;
+    r.kind = m.kind;
+    rows_.push_back(r);
+    index_.emplace(r.event_id, static_cast<uint32_t>(rows_.size() - 1));
+  }
+  NoteSequenceLocked(seq, ingested_at_ms);
+}
+
+void MemTable::Add(const Event& event, const Digest128& digest) {
+  std::string rec;
+  EncodeEventBinary(event, &rec);
+  RowMeta m;
+  m.offset = 0;
+  m.length = static_cast<uint32_t>(rec.size());
+  m.timestamp_ms = event.timestamp_ms;
+  m.account_hash = Hash64(event.account_id);
+  m.digest = digest;
+  m.kind = event.kind;
+  AddUnit(event.commit_seq, event.ingested_at_ms, rec, {m});
 }
 
 void MemTable::AddConflict(ConflictEntry entry) {
   std::unique_lock lock(mu_);
-  bytes_ += EventBytes(entry.event) + 32;
+  conflict_bytes_ += sizeof(ConflictEntry) + entry.event.event_id.size() + 256;
   uint64_t seq = entry.commit_seq;
   conflicts_.push_back(std::move(entry));
   if (min_seq_ == 0 || seq < min_seq_) min_seq_ = seq;
   if (seq > max_seq_) max_seq_ = seq;
 }
 
-std::optional<MemEntry> MemTable::Find(std::string_view event_id) const {
+std::vector<ConflictEntry> MemTable::conflicts_snapshot() const {
+  std::shared_lock lock(mu_);
+  return conflicts_;
+}
+
+std::optional<MemTable::Stored> MemTable::FindDigest(std::string_view event_id) const {
   std::shared_lock lock(mu_);
   auto it = index_.find(event_id);
   if (it == index_.end()) return std::nullopt;
-  return entries_[it->second];
+  const MemRow& r = rows_[it->second];
+  return Stored{r.digest, r.ingested_at_ms};
 }
 
 bool MemTable::Contains(std::string_view event_id) const {
@@ -57,18 +109,66 @@ bool MemTable::Contains(std::string_view event_id) const {
   return index_.count(event_id) != 0;
 }
 
-size_t MemTable::size() const {
+bool MemTable::DecodeRow(const MemRow& row, Event* out) {
+  Decoder d(std::string_view(row.record, row.record_length));
+  if (!DecodeEventBinary(&d, out)) return false;
+  out->commit_seq = row.commit_seq;
+  out->ingested_at_ms = row.ingested_at_ms;
+  return true;
+}
+
+std::optional<MemEntry> MemTable::Find(std::string_view event_id) const {
   std::shared_lock lock(mu_);
-  return entries_.size();
+  auto it = index_.find(event_id);
+  if (it == index_.end()) return std::nullopt;
+  MemEntry e;
+  if (!DecodeRow(rows_[it->second], &e.event)) return std::nullopt;
+  e.digest = rows_[it->second].digest;
+  return e;
+}
+
+void MemTable::ForEachRow(uint64_t max_seq,
+                          const std::function<bool(const MemRow&)>& visit) const {
+  std::shared_lock lock(mu_);
+  for (const MemRow& r : rows_) {
+    if (r.commit_seq > max_seq) break;  // sequences are non-decreasing
+    if (!visit(r)) return;
+  }
 }
 
 void MemTable::ForEach(uint64_t max_seq,
                        const std::function<bool(const MemEntry&)>& visit) const {
+  MemEntry scratch;
+  ForEachRow(max_seq, [&](const MemRow& r) {
+    if (!DecodeRow(r, &scratch.event)) return true;  // cannot happen: see DecodeRow
+    scratch.digest = r.digest;
+    return visit(scratch);
+  });
+}
+
+size_t MemTable::ApproximateBytes() const {
   std::shared_lock lock(mu_);
-  for (const MemEntry& e : entries_) {
-    if (e.event.commit_seq > max_seq) break;  // sequences are non-decreasing
-    if (!visit(e)) return;
-  }
+  return arena_bytes_ + rows_.size() * kRowOverhead + conflict_bytes_;
+}
+
+size_t MemTable::size() const {
+  std::shared_lock lock(mu_);
+  return rows_.size();
+}
+
+uint64_t MemTable::min_seq() const {
+  std::shared_lock lock(mu_);
+  return min_seq_;
+}
+
+uint64_t MemTable::max_seq() const {
+  std::shared_lock lock(mu_);
+  return max_seq_;
+}
+
+int64_t MemTable::max_ingested_at_ms() const {
+  std::shared_lock lock(mu_);
+  return max_ingested_at_ms_;
 }
 
 }  // namespace usagedb

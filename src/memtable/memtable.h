@@ -1,13 +1,17 @@
 // MemTable: the events of committed batches not yet in segments, plus their conflict log
-// entries. Append-only; readers see a prefix bounded by a commit sequence.
+// entries. Events are kept as their binary event records (the WAL unit's own bytes, copied
+// once into an append-only arena) with a small fixed header each, so a memtable holds ~3x more
+// events per byte than decoded structs, and inserting a unit costs one copy per record.
+// Readers see a prefix bounded by a commit sequence and decode only the rows they need.
 //
 // Thread safety: Add* are called by one thread at a time (the group-commit leader or
-// recovery); readers (Find, ForEach) run concurrently under a shared lock.
+// recovery); readers (Find*, ForEach*) run concurrently under a shared lock.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -32,6 +36,30 @@ struct ConflictEntry {
   Event event;
 };
 
+// Per-event facts the writer computes while encoding a unit body; offset/length locate the
+// event's binary record (EncodeEventBinary) inside the bytes handed to AddUnit.
+struct RowMeta {
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  int64_t timestamp_ms = 0;
+  uint64_t account_hash = 0;  // Hash64(account_id): bucket routing and read prefilter
+  Digest128 digest;
+  EventKind kind = EventKind::kUsage;
+};
+
+// One stored event: its record in the arena and the facts needed without decoding it.
+struct MemRow {
+  const char* record = nullptr;
+  uint32_t record_length = 0;
+  std::string_view event_id;  // points into the record
+  uint64_t commit_seq = 0;
+  int64_t ingested_at_ms = 0;
+  int64_t timestamp_ms = 0;
+  uint64_t account_hash = 0;
+  Digest128 digest;
+  EventKind kind = EventKind::kUsage;
+};
+
 struct MemEntry {
   Event event;
   Digest128 digest;
@@ -43,36 +71,58 @@ class MemTable {
   MemTable(const MemTable&) = delete;
   MemTable& operator=(const MemTable&) = delete;
 
-  // REQUIRES: event.commit_seq/ingested_at_ms set; sequences added in non-decreasing order;
-  // event_id not already present.
-  void Add(Event event, const Digest128& digest);
+  // Adds the events of one committed unit. REQUIRES: sequences added in non-decreasing order;
+  // every rows[i] locates a valid record in `bytes` whose event_id is not already present.
+  void AddUnit(uint64_t seq, int64_t ingested_at_ms, std::string_view bytes,
+               const std::vector<RowMeta>& rows);
+  // Convenience for tests and tools: encodes the event (commit_seq/ingested_at_ms set).
+  void Add(const Event& event, const Digest128& digest);
   void AddConflict(ConflictEntry entry);
-
-  // The entry with this exact event_id, if any.
-  std::optional<MemEntry> Find(std::string_view event_id) const;
-  bool Contains(std::string_view event_id) const;
-
-  // Visits entries with commit_seq <= max_seq in insertion order; stop by returning false.
-  void ForEach(uint64_t max_seq, const std::function<bool(const MemEntry&)>& visit) const;
-  // Moves nothing: a flush reads the entries through this (no concurrent Add allowed).
-  const std::deque<MemEntry>& entries_for_flush() const { return entries_; }
-  const std::vector<ConflictEntry>& conflicts_for_flush() const { return conflicts_; }
-
-  size_t ApproximateBytes() const { return bytes_; }
-  size_t size() const;
-  uint64_t min_seq() const { return min_seq_; }
-  uint64_t max_seq() const { return max_seq_; }
-  int64_t max_ingested_at_ms() const { return max_ingested_at_ms_; }
-  int64_t created_ms() const { return created_ms_; }
-  // Mark sequences covered even when a unit held only conflicts.
+  // Marks sequences covered even when a unit held only conflicts.
   void NoteSequence(uint64_t seq, int64_t ingested_at_ms);
 
+  struct Stored {
+    Digest128 digest;
+    int64_t ingested_at_ms;
+  };
+  std::optional<Stored> FindDigest(std::string_view event_id) const;
+  bool Contains(std::string_view event_id) const;
+  // The decoded entry with this exact event_id, if any.
+  std::optional<MemEntry> Find(std::string_view event_id) const;
+
+  // Visits rows with commit_seq <= max_seq in insertion order; stop by returning false.
+  void ForEachRow(uint64_t max_seq, const std::function<bool(const MemRow&)>& visit) const;
+  // As ForEachRow, decoding each row (commit_seq/ingested_at_ms set).
+  void ForEach(uint64_t max_seq, const std::function<bool(const MemEntry&)>& visit) const;
+  // Decodes one row into *out. False only if the record is malformed (a bug: records were
+  // encoded by this process or replayed from a checksummed WAL record).
+  static bool DecodeRow(const MemRow& row, Event* out);
+
+  // A copy of the conflict entries so far (readers; thread-safe).
+  std::vector<ConflictEntry> conflicts_snapshot() const;
+  // For the flusher (no concurrent Add allowed).
+  const std::deque<MemRow>& rows_for_flush() const { return rows_; }
+  const std::vector<ConflictEntry>& conflicts_for_flush() const { return conflicts_; }
+
+  size_t ApproximateBytes() const;
+  size_t size() const;
+  uint64_t min_seq() const;
+  uint64_t max_seq() const;
+  int64_t max_ingested_at_ms() const;
+  int64_t created_ms() const { return created_ms_; }
+
  private:
+  const char* CopyToArena(std::string_view bytes);  // REQUIRES: mu_ held exclusively
+  void NoteSequenceLocked(uint64_t seq, int64_t ingested_at_ms);
+
   mutable std::shared_mutex mu_;
-  std::deque<MemEntry> entries_;  // deque: references (and string data) stay stable on append
-  std::unordered_map<std::string_view, uint32_t> index_;  // views into entries_
+  std::vector<std::unique_ptr<char[]>> chunks_;
+  size_t chunk_used_ = 0, chunk_capacity_ = 0;
+  size_t arena_bytes_ = 0;
+  std::deque<MemRow> rows_;
+  std::unordered_map<std::string_view, uint32_t> index_;  // views into the arena
   std::vector<ConflictEntry> conflicts_;
-  size_t bytes_ = 0;
+  size_t conflict_bytes_ = 0;
   uint64_t min_seq_ = 0, max_seq_ = 0;
   int64_t max_ingested_at_ms_ = 0;
   int64_t created_ms_;

@@ -8,6 +8,16 @@ namespace {
 void AppendEscaped(std::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
+  bool plain = true;  // the common case: nothing to escape
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    plain &= c >= 0x20 && c != '"' && c != '\\';
+  }
+  if (plain) {
+    out->append(s);
+    out->push_back('"');
+    return;
+  }
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
@@ -133,6 +143,59 @@ void AppendCanonicalDimensions(const Dimensions& dims, std::string* out) {
     AppendEscaped(order[i]->second, out);
   }
   out->push_back('}');
+}
+
+namespace {
+
+bool SameDimensions(const Dimensions& a, const Dimensions& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!BytesEqual(a[i].first, b[i].first) || !BytesEqual(a[i].second, b[i].second)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+uint64_t HashDimensions(const Dimensions& dims) {
+  uint64_t h = kHashK0 ^ dims.size();
+  for (const auto& [key, value] : dims) {
+    h = Mum(h ^ HashBytes(key), HashBytes(value, kHashK1) ^ kHashK2);
+  }
+  return h;
+}
+
+}  // namespace
+
+void DimensionsDictionary::Clear() {
+  entries_.clear();
+  offsets_.clear();
+  arena_.clear();
+  by_content_.Clear();
+  by_canonical_.Clear();
+}
+
+uint32_t DimensionsDictionary::Add(const Dimensions& dims) {
+  bool inserted;
+  const uint32_t entry = by_content_.FindOrInsert(
+      HashDimensions(dims), static_cast<uint32_t>(entries_.size()),
+      [&](uint32_t k) { return SameDimensions(*entries_[k].dims, dims); }, &inserted);
+  if (!inserted) return entries_[entry].id;
+  // A new set: build its canonical string once; sets listing the same pairs in another order
+  // share it.
+  const size_t offset = arena_.size();
+  AppendCanonicalDimensions(dims, &arena_);
+  const std::string_view canon = std::string_view(arena_).substr(offset);
+  const uint32_t id = by_canonical_.FindOrInsert(
+      HashBytes(canon), static_cast<uint32_t>(offsets_.size()),
+      [&](uint32_t k) { return BytesEqual(canonical(k), canon); }, &inserted);
+  if (inserted) {
+    offsets_.emplace_back(offset, canon.size());
+  } else {
+    arena_.resize(offset);
+  }
+  entries_.push_back(Entry{&dims, id});
+  return id;
 }
 
 std::string CanonicalDimensionsString(const Dimensions& dims) {

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "segment/segment_hash.h"
 #include "usagedb/status.h"
 
 namespace usagedb::segment {
@@ -22,5 +23,31 @@ std::string CanonicalDimensionsString(const Dimensions& dims);
 // Parses exactly the canonical form back into sorted pairs. Returns false when `s` is not a
 // canonical dimensions string (bad syntax, unsorted or repeated keys, trailing bytes).
 bool ParseCanonicalDimensionsString(std::string_view s, Dimensions* out);
+
+// Block-local dictionary of dimension sets for the writer: maps each row's dimensions to the
+// id of its canonical string, building each canonical string once per distinct set (most
+// rows share a few sets). Equal ids <=> equal canonical strings. Not thread-safe; reusable
+// across blocks via Clear. The Dimensions passed to Add must outlive the next Clear.
+class DimensionsDictionary {
+ public:
+  void Clear();
+  // Returns the id (dense, from 0 in order of first appearance) of dims' canonical string.
+  uint32_t Add(const Dimensions& dims);
+  size_t size() const { return offsets_.size(); }
+  // The canonical string of an id. Valid until the next Add or Clear.
+  std::string_view canonical(uint32_t id) const {
+    return std::string_view(arena_).substr(offsets_[id].first, offsets_[id].second);
+  }
+
+ private:
+  struct Entry {
+    const Dimensions* dims;  // the first set seen with this content
+    uint32_t id;             // canonical id (sets differing only in order share one)
+  };
+  std::vector<Entry> entries_;
+  std::vector<std::pair<size_t, size_t>> offsets_;  // canonical id -> (offset, size) in arena_
+  std::string arena_;
+  FlatIdMap by_content_, by_canonical_;
+};
 
 }  // namespace usagedb::segment

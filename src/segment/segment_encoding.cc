@@ -12,23 +12,88 @@ namespace {
 
 using uint128 = unsigned __int128;
 
-size_t VarintLength(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
+// ceil(bits / 7) for bits in [1, 70] by multiply and shift (checked exhaustively below).
+constexpr uint32_t VarintBytesForBits(uint32_t bits) { return ((bits + 6) * 37) >> 8; }
+constexpr bool CheckVarintBytesForBits() {
+  for (uint32_t bits = 1; bits <= 70; ++bits) {
+    if (VarintBytesForBits(bits) != (bits + 6) / 7) return false;
   }
-  return n;
+  return true;
+}
+static_assert(CheckVarintBytesForBits());
+
+inline size_t VarintLength(uint64_t v) {
+  return VarintBytesForBits(static_cast<uint32_t>(64 - __builtin_clzll(v | 1)));
 }
 
-size_t VarintLength128(uint128 v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
+inline size_t VarintLength128(uint128 v) {
+  const uint64_t hi = static_cast<uint64_t>(v >> 64);
+  if (hi == 0) return VarintLength(static_cast<uint64_t>(v));
+  return static_cast<size_t>((128 - __builtin_clzll(hi) + 6) / 7);
 }
+
+inline uint8_t* WriteVarint(uint8_t* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<uint8_t>(v);
+  return p;
+}
+
+inline uint8_t* WriteVarint128(uint8_t* p, uint128 v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<uint8_t>(static_cast<uint8_t>(v) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<uint8_t>(v);
+  return p;
+}
+
+inline uint8_t* WriteBytes(uint8_t* p, const void* data, size_t n) {
+  if (n > 0) std::memcpy(p, data, n);
+  return p + n;
+}
+
+// Grows *body by exactly `size` bytes and returns where they start. The encoders below know
+// each body's exact size from their analysis and fill it through the returned pointer.
+inline uint8_t* Extend(std::string* body, size_t size) {
+  const size_t start = body->size();
+  body->resize(start + size);
+  return reinterpret_cast<uint8_t*>(body->data() + start);
+}
+
+// Bit-packs values LSB-first through a 64-bit accumulator, storing 8 bytes at a time.
+// Writes exactly BitPackedBytes(count, width) bytes for `count` values of one width.
+class BitWriter {
+ public:
+  explicit BitWriter(uint8_t* out) : out_(out) {}
+
+  // REQUIRES: 0 <= width <= 64 and v < 2^width.
+  void Put(uint64_t v, int width) {
+    acc_ |= v << bits_;  // bits_ < 64
+    bits_ += width;
+    if (bits_ >= 64) {
+      std::memcpy(out_, &acc_, 8);
+      out_ += 8;
+      bits_ -= 64;
+      acc_ = bits_ == 0 ? 0 : v >> (width - bits_);
+    }
+  }
+  // Stores the pending bits; returns the end of the packed bytes.
+  uint8_t* Finish() {
+    const int bytes = (bits_ + 7) / 8;
+    for (int i = 0; i < bytes; ++i) *out_++ = static_cast<uint8_t>(acc_ >> (8 * i));
+    acc_ = 0;
+    bits_ = 0;
+    return out_;
+  }
+
+ private:
+  uint8_t* out_;
+  uint64_t acc_ = 0;
+  int bits_ = 0;
+};
 
 int64_t WrapSub(int64_t a, int64_t b) {
   return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
@@ -156,13 +221,14 @@ struct IntPlan {
 
 // ---- strings -----------------------------------------------------------------------------
 
-bool IsNull(const std::vector<uint8_t>& nulls, size_t i) { return !nulls.empty() && nulls[i]; }
-
-void PutNullBitmap(const std::vector<uint8_t>& nulls, std::string* body) {
-  const size_t start = body->size();
-  body->resize(start + (nulls.size() + 7) / 8, '\0');
-  for (size_t i = 0; i < nulls.size(); ++i) {
-    if (nulls[i]) (*body)[start + i / 8] |= static_cast<char>(1u << (i % 8));
+// Appends ceil(n/8) bytes: bit i (LSB-first) = row i is null.
+void PutNullBitmap(const uint8_t* nulls, size_t n, std::string* body) {
+  uint8_t* out = Extend(body, (n + 7) / 8);
+  for (size_t i = 0; i < n; i += 8) {
+    uint8_t byte = 0;
+    for (size_t k = 0; k < 8 && i + k < n; ++k)
+      byte |= static_cast<uint8_t>((nulls[i + k] != 0) << k);
+    out[i / 8] = byte;
   }
 }
 
@@ -203,23 +269,10 @@ size_t BitPackedBytes(size_t n, int width) {
 
 void PutBitPacked(const uint64_t* values, size_t n, int width, std::string* dst) {
   if (width == 0 || n == 0) return;
-  const size_t start = dst->size();
-  dst->resize(start + BitPackedBytes(n, width), '\0');
-  auto* out = reinterpret_cast<uint8_t*>(dst->data() + start);
   const uint64_t mask = width == 64 ? ~uint64_t{0} : (uint64_t{1} << width) - 1;
-  uint128 acc = 0;
-  int bits = 0;
-  size_t o = 0;
-  for (size_t i = 0; i < n; ++i) {
-    acc |= static_cast<uint128>(values[i] & mask) << bits;
-    bits += width;
-    while (bits >= 8) {
-      out[o++] = static_cast<uint8_t>(acc);
-      acc >>= 8;
-      bits -= 8;
-    }
-  }
-  if (bits > 0) out[o++] = static_cast<uint8_t>(acc);
+  BitWriter w(Extend(dst, BitPackedBytes(n, width)));
+  for (size_t i = 0; i < n; ++i) w.Put(values[i] & mask, width);
+  w.Finish();
 }
 
 void UnpackBits(const uint8_t* in, size_t in_size, size_t n, int width, uint64_t* out) {
@@ -229,123 +282,130 @@ void UnpackBits32(const uint8_t* in, size_t in_size, size_t n, int width, uint32
   UnpackBitsT(in, in_size, n, width, out);
 }
 
-namespace {
-
-// Analysis of a 64-bit column: the exact body size of every generic candidate, one pass.
-struct Int64Stats {
-  int64_t first = 0, mn = 0, mx = 0, dmin = 0, dmax = 0;
-  size_t delta_size = 0, runs = 0, rle_size = 0;
-  int for_width = 0, dfor_width = 0;
-
-  Int64Stats(const int64_t* v, size_t n) {
-    first = mn = mx = v[0];
-    delta_size = VarintLength(ZigZagEncode64(v[0]));
-    for (size_t i = 1, run_start = 0; i <= n; ++i) {
-      if (i == n || v[i] != v[run_start]) {
-        ++runs;
-        rle_size += VarintLength(ZigZagEncode64(v[run_start])) + VarintLength(i - run_start);
-        run_start = i;
-      }
-      if (i == n) break;
-      mn = std::min(mn, v[i]);
-      mx = std::max(mx, v[i]);
-      const int64_t d = WrapSub(v[i], v[i - 1]);
-      dmin = i == 1 ? d : std::min(dmin, d);
-      dmax = i == 1 ? d : std::max(dmax, d);
-      delta_size += VarintLength(ZigZagEncode64(d));
-    }
-    rle_size += VarintLength(runs);
-    for_width = BitWidth(static_cast<uint64_t>(mx) - static_cast<uint64_t>(mn));
-    dfor_width = BitWidth(static_cast<uint64_t>(dmax) - static_cast<uint64_t>(dmin));
-  }
-
-  size_t Size(Encoding e, size_t n) const {
-    switch (e) {
-      case Encoding::kIntFor:
-        return VarintLength(ZigZagEncode64(mn)) + 1 + BitPackedBytes(n, for_width);
-      case Encoding::kIntDeltaFor:
-        return VarintLength(ZigZagEncode64(first)) + VarintLength(ZigZagEncode64(dmin)) + 1 +
-               BitPackedBytes(n - 1, dfor_width);
-      case Encoding::kIntRle:
-        return rle_size;
-      default:
-        return delta_size;
+Int64Analysis AnalyzeInt64(const int64_t* v, size_t n) {
+  Int64Analysis a;
+  a.n = n;
+  a.first = v[0];
+  int64_t mn = v[0], mx = v[0];
+  int64_t dmin = n > 1 ? INT64_MAX : 0, dmax = n > 1 ? INT64_MIN : 0;
+  size_t delta_size = VarintLength(ZigZagEncode64(v[0]));
+  size_t runs = 0, rle_size = 0, run_start = 0;
+  for (size_t i = 1; i < n; ++i) {
+    const int64_t x = v[i], prev = v[i - 1];
+    mn = std::min(mn, x);
+    mx = std::max(mx, x);
+    const int64_t d = WrapSub(x, prev);
+    dmin = std::min(dmin, d);
+    dmax = std::max(dmax, d);
+    delta_size += VarintLength(ZigZagEncode64(d));
+    if (x != prev) {
+      ++runs;
+      rle_size += VarintLength(ZigZagEncode64(prev)) + VarintLength(i - run_start);
+      run_start = i;
     }
   }
-};
+  ++runs;
+  rle_size += VarintLength(ZigZagEncode64(v[n - 1])) + VarintLength(n - run_start);
+  rle_size += VarintLength(runs);
+  a.mn = mn;
+  a.mx = mx;
+  a.dmin = dmin;
+  a.dmax = dmax;
+  a.delta_size = delta_size;
+  a.runs = runs;
+  a.rle_size = rle_size;
+  a.for_width = BitWidth(static_cast<uint64_t>(mx) - static_cast<uint64_t>(mn));
+  a.dfor_width = BitWidth(static_cast<uint64_t>(dmax) - static_cast<uint64_t>(dmin));
+  return a;
+}
 
-void EncodeInt64With(const Int64Stats& st, Encoding encoding, const int64_t* v, size_t n,
-                     std::string* body) {
-  switch (encoding) {
-    case Encoding::kIntFor: {
-      PutVarint64(body, ZigZagEncode64(st.mn));
-      body->push_back(static_cast<char>(st.for_width));
-      std::vector<uint64_t> offsets(n);
-      for (size_t i = 0; i < n; ++i) {
-        offsets[i] = static_cast<uint64_t>(v[i]) - static_cast<uint64_t>(st.mn);
-      }
-      PutBitPacked(offsets.data(), n, st.for_width, body);
-      break;
-    }
-    case Encoding::kIntDeltaFor: {
-      PutVarint64(body, ZigZagEncode64(v[0]));
-      PutVarint64(body, ZigZagEncode64(st.dmin));
-      body->push_back(static_cast<char>(st.dfor_width));
-      std::vector<uint64_t> offsets(n - 1);
-      for (size_t i = 1; i < n; ++i) {
-        offsets[i - 1] =
-            static_cast<uint64_t>(WrapSub(v[i], v[i - 1])) - static_cast<uint64_t>(st.dmin);
-      }
-      PutBitPacked(offsets.data(), n - 1, st.dfor_width, body);
-      break;
-    }
-    case Encoding::kIntRle: {
-      PutVarint64(body, st.runs);
-      for (size_t i = 1, run_start = 0; i <= n; ++i) {
-        if (i == n || v[i] != v[run_start]) {
-          PutVarint64(body, ZigZagEncode64(v[run_start]));
-          PutVarint64(body, i - run_start);
-          run_start = i;
-        }
-      }
-      break;
-    }
-    default: {
-      PutVarint64(body, ZigZagEncode64(v[0]));
-      for (size_t i = 1; i < n; ++i) PutVarint64(body, ZigZagEncode64(WrapSub(v[i], v[i - 1])));
-      break;
-    }
+size_t Int64Analysis::Size(Encoding e) const {
+  switch (e) {
+    case Encoding::kIntFor:
+      return VarintLength(ZigZagEncode64(mn)) + 1 + BitPackedBytes(n, for_width);
+    case Encoding::kIntDeltaFor:
+      return VarintLength(ZigZagEncode64(first)) + VarintLength(ZigZagEncode64(dmin)) + 1 +
+             BitPackedBytes(n - 1, dfor_width);
+    case Encoding::kIntRle:
+      return rle_size;
+    default:
+      return delta_size;
   }
 }
 
-}  // namespace
-
-Encoding EncodeInt64Column(const int64_t* v, size_t n, std::string* body) {
-  const Int64Stats st(v, n);
+Encoding Int64Analysis::Smallest() const {
   IntPlan plan;
   for (Encoding e :
        {Encoding::kIntFor, Encoding::kIntDeltaFor, Encoding::kIntRle, Encoding::kIntDeltaVarint}) {
-    plan.Offer(e, st.Size(e, n));
+    plan.Offer(e, Size(e));
   }
-  EncodeInt64With(st, plan.encoding, v, n, body);
   return plan.encoding;
 }
 
-void EncodeInt64As(Encoding encoding, const int64_t* v, size_t n, std::string* body) {
-  EncodeInt64With(Int64Stats(v, n), encoding, v, n, body);
+void EncodeInt64With(const Int64Analysis& a, Encoding encoding, const int64_t* v,
+                     std::string* body) {
+  const size_t n = a.n;
+  uint8_t* p = Extend(body, a.Size(encoding));
+  switch (encoding) {
+    case Encoding::kIntFor: {
+      p = WriteVarint(p, ZigZagEncode64(a.mn));
+      *p++ = static_cast<uint8_t>(a.for_width);
+      if (a.for_width == 0) break;
+      BitWriter w(p);
+      const uint64_t base = static_cast<uint64_t>(a.mn);
+      for (size_t i = 0; i < n; ++i) w.Put(static_cast<uint64_t>(v[i]) - base, a.for_width);
+      w.Finish();
+      break;
+    }
+    case Encoding::kIntDeltaFor: {
+      p = WriteVarint(p, ZigZagEncode64(v[0]));
+      p = WriteVarint(p, ZigZagEncode64(a.dmin));
+      *p++ = static_cast<uint8_t>(a.dfor_width);
+      if (a.dfor_width == 0) break;
+      BitWriter w(p);
+      const uint64_t base = static_cast<uint64_t>(a.dmin);
+      for (size_t i = 1; i < n; ++i) {
+        w.Put(static_cast<uint64_t>(WrapSub(v[i], v[i - 1])) - base, a.dfor_width);
+      }
+      w.Finish();
+      break;
+    }
+    case Encoding::kIntRle: {
+      p = WriteVarint(p, a.runs);
+      size_t run_start = 0;
+      for (size_t i = 1; i < n; ++i) {
+        if (v[i] != v[i - 1]) {
+          p = WriteVarint(p, ZigZagEncode64(v[i - 1]));
+          p = WriteVarint(p, i - run_start);
+          run_start = i;
+        }
+      }
+      p = WriteVarint(p, ZigZagEncode64(v[n - 1]));
+      WriteVarint(p, n - run_start);
+      break;
+    }
+    default: {
+      p = WriteVarint(p, ZigZagEncode64(v[0]));
+      for (size_t i = 1; i < n; ++i) p = WriteVarint(p, ZigZagEncode64(WrapSub(v[i], v[i - 1])));
+      break;
+    }
+  }
 }
 
-bool EncodeInt64StepsBySeq(const int64_t* v, const uint64_t* seqs, size_t n, std::string* body) {
-  std::vector<std::pair<uint64_t, int64_t>> pairs(n);
-  for (size_t i = 0; i < n; ++i) pairs[i] = {seqs[i], v[i]};
-  std::sort(pairs.begin(), pairs.end());
-  std::vector<std::pair<uint64_t, int64_t>> steps;
-  for (size_t i = 0; i < n; ++i) {
-    if (i > 0 && pairs[i].first == pairs[i - 1].first && pairs[i].second != pairs[i - 1].second) {
-      return false;  // not a function of seq
-    }
-    if (steps.empty() || steps.back().second != pairs[i].second) steps.push_back(pairs[i]);
-  }
+Encoding EncodeInt64Column(const int64_t* v, size_t n, std::string* body) {
+  const Int64Analysis a = AnalyzeInt64(v, n);
+  const Encoding e = a.Smallest();
+  EncodeInt64With(a, e, v, body);
+  return e;
+}
+
+void EncodeInt64As(Encoding encoding, const int64_t* v, size_t n, std::string* body) {
+  EncodeInt64With(AnalyzeInt64(v, n), encoding, v, body);
+}
+
+namespace {
+
+void PutSteps(const std::vector<std::pair<uint64_t, int64_t>>& steps, std::string* body) {
   PutVarint64(body, steps.size());
   PutVarint64(body, steps[0].first);
   PutVarint64(body, ZigZagEncode64(steps[0].second));
@@ -353,6 +413,64 @@ bool EncodeInt64StepsBySeq(const int64_t* v, const uint64_t* seqs, size_t n, std
     PutVarint64(body, steps[k].first - steps[k - 1].first);
     PutVarint64(body, ZigZagEncode64(WrapSub(steps[k].second, steps[k - 1].second)));
   }
+}
+
+// The general case: sort (seq, value) pairs.
+bool StepsBySorting(const int64_t* v, const uint64_t* seqs, size_t n,
+                    std::vector<std::pair<uint64_t, int64_t>>* steps) {
+  std::vector<std::pair<uint64_t, int64_t>> pairs(n);
+  for (size_t i = 0; i < n; ++i) pairs[i] = {seqs[i], v[i]};
+  std::sort(pairs.begin(), pairs.end());
+  steps->clear();
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0 && pairs[i].first == pairs[i - 1].first && pairs[i].second != pairs[i - 1].second) {
+      return false;  // not a function of seq
+    }
+    if (steps->empty() || steps->back().second != pairs[i].second) steps->push_back(pairs[i]);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool EncodeInt64StepsBySeq(const int64_t* v, const uint64_t* seqs, size_t n, std::string* body) {
+  // Fast path without sorting rows: the seq interval of each distinct value. When the
+  // intervals, ordered by their first seq, do not overlap, each value is one run in seq
+  // order and the steps are (first seq, value) in that order: exactly what sorting the rows
+  // by seq produces. Otherwise sort.
+  struct Interval {
+    int64_t value;
+    uint64_t lo, hi;
+  };
+  std::vector<Interval> iv;
+  FlatIdMap map;
+  uint32_t last = UINT32_MAX;
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t x = v[i];
+    uint32_t id = last;
+    if (last == UINT32_MAX || iv[last].value != x) {
+      bool inserted;
+      id = map.FindOrInsert(
+          HashInt(static_cast<uint64_t>(x)), static_cast<uint32_t>(iv.size()),
+          [&](uint32_t k) { return iv[k].value == x; }, &inserted);
+      if (inserted) iv.push_back({x, seqs[i], seqs[i]});
+      last = id;
+    }
+    Interval& t = iv[id];
+    t.lo = std::min(t.lo, seqs[i]);
+    t.hi = std::max(t.hi, seqs[i]);
+  }
+  std::sort(iv.begin(), iv.end(), [](const Interval& a, const Interval& b) { return a.lo < b.lo; });
+  std::vector<std::pair<uint64_t, int64_t>> steps;
+  bool disjoint = true;
+  for (size_t k = 1; k < iv.size() && disjoint; ++k) disjoint = iv[k - 1].hi < iv[k].lo;
+  if (disjoint) {
+    steps.reserve(iv.size());
+    for (const Interval& t : iv) steps.emplace_back(t.lo, t.value);
+  } else if (!StepsBySorting(v, seqs, n, &steps)) {
+    return false;
+  }
+  PutSteps(steps, body);
   return true;
 }
 
@@ -456,19 +574,25 @@ Encoding EncodeInt128Column(const __int128* v, size_t n, std::string* body) {
   const uint128 range = static_cast<uint128>(mx) - static_cast<uint128>(mn);
   if ((range >> 64) == 0) {
     const int width = BitWidth(static_cast<uint64_t>(range));
-    const size_t for_size = VarintLength128(ZigZagEncode128(mn)) + 1 + BitPackedBytes(n, width);
+    const size_t base_size = VarintLength128(ZigZagEncode128(mn));
+    const size_t for_size = base_size + 1 + BitPackedBytes(n, width);
     if (for_size <= varint_size) {
-      PutVarint128(body, ZigZagEncode128(mn));
-      body->push_back(static_cast<char>(width));
-      std::vector<uint64_t> offsets(n);
-      for (size_t i = 0; i < n; ++i) {
-        offsets[i] = static_cast<uint64_t>(static_cast<uint128>(v[i]) - static_cast<uint128>(mn));
+      uint8_t* p = Extend(body, for_size);
+      p = WriteVarint128(p, ZigZagEncode128(mn));
+      *p++ = static_cast<uint8_t>(width);
+      if (width > 0) {
+        BitWriter w(p);
+        const uint128 base = static_cast<uint128>(mn);
+        for (size_t i = 0; i < n; ++i) {
+          w.Put(static_cast<uint64_t>(static_cast<uint128>(v[i]) - base), width);
+        }
+        w.Finish();
       }
-      PutBitPacked(offsets.data(), n, width, body);
       return Encoding::kInt128For;
     }
   }
-  for (size_t i = 0; i < n; ++i) PutVarint128(body, ZigZagEncode128(v[i]));
+  uint8_t* p = Extend(body, varint_size);
+  for (size_t i = 0; i < n; ++i) p = WriteVarint128(p, ZigZagEncode128(v[i]));
   return Encoding::kInt128Varint;
 }
 
@@ -505,117 +629,235 @@ bool DecodeInt128Column(Encoding encoding, std::string_view body, size_t n, __in
   }
 }
 
-Encoding EncodeStringColumn(const std::vector<std::string_view>& values,
-                            const std::vector<uint8_t>& nulls, std::string* body) {
-  const size_t n = values.size();
-  bool has_nulls = false;
-  for (uint8_t b : nulls) has_nulls |= b != 0;
+namespace {
 
-  // Analyze: dictionary, runs, common prefix, fixed suffix length, suffix alphabet.
-  std::unordered_map<std::string_view, uint32_t> ids;
-  ids.reserve(n);
-  std::vector<std::string_view> distinct;
-  std::vector<uint32_t> first_ids(n, 0);
-  bool have_prefix = false, fixed = true;
-  std::string_view prefix;
-  size_t total_len = 0, nonnull = 0, fixed_len = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (IsNull(nulls, i)) continue;
-    const std::string_view s = values[i];
-    auto [it, inserted] = ids.emplace(s, static_cast<uint32_t>(distinct.size()));
-    if (inserted) distinct.push_back(s);
-    first_ids[i] = it->second;
-    if (!have_prefix) {
-      prefix = s;
-      have_prefix = true;
-      fixed_len = s.size();
-    } else {
-      size_t k = 0;
-      const size_t m = std::min(prefix.size(), s.size());
-      while (k < m && prefix[k] == s[k]) ++k;
-      prefix = prefix.substr(0, k);
-      fixed &= s.size() == fixed_len;
-    }
-    total_len += s.size();
-    ++nonnull;
+// Length of the common prefix of a and b.
+inline size_t CommonPrefix(std::string_view a, std::string_view b) {
+  const size_t m = std::min(a.size(), b.size());
+  size_t k = 0;
+  for (; k + 8 <= m; k += 8) {
+    const uint64_t x = Load64(a.data() + k) ^ Load64(b.data() + k);
+    if (x != 0) return k + static_cast<size_t>(__builtin_ctzll(x) / 8);
   }
-  // Sorted dictionary: codes follow byte order, which keeps sorted columns' codes monotone.
-  std::vector<uint32_t> order(distinct.size());
-  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](uint32_t a, uint32_t b) { return distinct[a] < distinct[b]; });
-  std::vector<uint32_t> rank(distinct.size());
-  for (uint32_t i = 0; i < order.size(); ++i) rank[order[i]] = i;
-  const uint32_t null_shift = has_nulls ? 1 : 0;
-  std::vector<uint64_t> codes(n);
-  for (size_t i = 0; i < n; ++i) codes[i] = IsNull(nulls, i) ? 0 : rank[first_ids[i]] + null_shift;
+  while (k < m && a[k] == b[k]) ++k;
+  return k;
+}
 
-  size_t dict_part = 1 + VarintLength(distinct.size());
-  for (std::string_view s : distinct) dict_part += VarintLength(s.size()) + s.size();
-  const int code_width = BitWidth(distinct.size() + null_shift - 1);
-  size_t runs = 0, run_bytes = 0;
-  for (size_t i = 0, start = 0; i <= n; ++i) {
-    if (i == n || codes[i] != codes[start]) {
-      if (i > start) {
-        ++runs;
-        run_bytes += VarintLength(codes[start]) + VarintLength(i - start);
+// Packs the alphabet indices of every non-null row's suffix, kWidth bits each, handing the
+// bit writer groups of as many symbols as fit 64 bits.
+template <int kWidth>
+void PackSymbols(const std::string_view* values, const uint8_t* nulls, size_t n, size_t p,
+                 size_t suffix_len, const std::array<uint8_t, 256>& index, BitWriter* w) {
+  constexpr size_t kPerGroup = 64 / kWidth;
+  for (size_t i = 0; i < n; ++i) {
+    if (nulls != nullptr && nulls[i]) continue;
+    const auto* c = reinterpret_cast<const uint8_t*>(values[i].data()) + p;
+    size_t k = 0;
+    for (; k + kPerGroup <= suffix_len; k += kPerGroup) {
+      uint64_t group = 0;
+      for (size_t j = 0; j < kPerGroup; ++j) {
+        group |= static_cast<uint64_t>(index[c[k + j]]) << (j * kWidth);
       }
-      start = i;
+      w->Put(group, static_cast<int>(kPerGroup * kWidth));
     }
+    for (; k < suffix_len; ++k) w->Put(index[c[k]], kWidth);
   }
-  const size_t p = prefix.size();
-  const size_t prefix_part = 1 + VarintLength(p) + p;
-  size_t plain_size = prefix_part + (total_len - nonnull * p);
-  for (size_t i = 0; i < n; ++i) {
-    plain_size += IsNull(nulls, i) ? 1 : VarintLength(values[i].size() - p + (has_nulls ? 1 : 0));
-  }
-  const size_t suffix_len = fixed_len - (have_prefix ? p : 0);
-  const size_t bitmap_bytes = has_nulls ? (n + 7) / 8 : 0;
-  std::array<bool, 256> used{};
-  size_t alphabet = 0;
-  if (fixed) {
-    for (size_t i = 0; i < n; ++i) {
-      if (IsNull(nulls, i)) continue;
-      for (char c : values[i].substr(p)) used[static_cast<uint8_t>(c)] = true;
-    }
-    for (bool u : used) alphabet += u;
-  }
+}
 
-  IntPlan plan;
-  plan.Offer(Encoding::kStringDict, dict_part + 1 + BitPackedBytes(n, code_width));
-  plan.Offer(Encoding::kStringDictRle, dict_part + VarintLength(runs) + run_bytes);
+// Below this many non-null rows the dictionary is always built completely (cheap), so small
+// blocks compare every candidate.
+constexpr size_t kMinRowsToStopEarly = 64;
+
+}  // namespace
+
+bool StringColumnEncoder::BuildDictionary(const StringColumnInput& in, size_t nonnull) {
+  const size_t n = in.n;
+  const std::string_view* v = in.values;
+  const uint8_t* nulls = in.nulls;
+  ids_.resize(n);
+  distinct_.clear();
+  map_.Clear();
+  // Stop as soon as more than half of the non-null values are distinct: the final count can
+  // only be larger, so the column is "mostly distinct" and gets a per-row encoding.
+  const size_t limit = in.need_distinct || nonnull < kMinRowsToStopEarly ? SIZE_MAX : nonnull / 2;
+  std::string_view last;
+  uint32_t last_id = UINT32_MAX;
+  for (size_t i = 0; i < n; ++i) {
+    if (nulls != nullptr && nulls[i]) {
+      ids_[i] = 0;
+      continue;
+    }
+    const std::string_view s = v[i];
+    if (last_id != UINT32_MAX && BytesEqual(s, last)) {  // runs: sorted columns
+      ids_[i] = last_id;
+      continue;
+    }
+    bool inserted;
+    const uint32_t id = map_.FindOrInsert(
+        HashBytes(s), static_cast<uint32_t>(distinct_.size()),
+        [&](uint32_t k) { return BytesEqual(distinct_[k], s); }, &inserted);
+    if (inserted) {
+      distinct_.push_back(s);
+      if (distinct_.size() > limit) return false;
+    }
+    ids_[i] = id;
+    last = s;
+    last_id = id;
+  }
+  return true;
+}
+
+Encoding StringColumnEncoder::Encode(const StringColumnInput& in, std::string* body) {
+  const size_t n = in.n;
+  const std::string_view* values = in.values;
+  size_t nonnull = n;
+  if (in.nulls != nullptr) {
+    for (size_t i = 0; i < n; ++i) nonnull -= in.nulls[i] != 0;
+  }
+  const bool has_nulls = nonnull < n;
+  const uint8_t* nulls = has_nulls ? in.nulls : nullptr;
+  auto is_null = [nulls](size_t i) { return nulls != nullptr && nulls[i] != 0; };
+
+  // Analyze: dictionary ids.
+  const uint32_t* ids;
+  const std::string_view* distinct;
+  size_t dcount;
+  if (in.ids != nullptr) {
+    ids = in.ids;
+    distinct = in.distinct;
+    dcount = in.distinct_count;
+    dict_complete_ = true;
+  } else {
+    StringColumnInput no_nulls = in;
+    no_nulls.nulls = nulls;
+    dict_complete_ = BuildDictionary(no_nulls, nonnull);
+    ids = ids_.data();
+    distinct = distinct_.data();
+    dcount = distinct_.size();
+  }
+  sorted_.clear();
   // Per-row encodings materialise one string per row when scanned; a dictionary decodes each
   // distinct value once. They are candidates only for mostly-distinct columns (ids).
-  const bool mostly_distinct = distinct.size() * 2 > nonnull;
-  if (fixed && mostly_distinct) {
-    const size_t fixed_part = prefix_part + VarintLength(suffix_len) + bitmap_bytes;
-    plan.Offer(Encoding::kStringFixed, fixed_part + nonnull * suffix_len);
-    if (alphabet > 0 && alphabet <= 128) {
-      plan.Offer(
-          Encoding::kStringFixedAlphabet,
-          fixed_part + 1 + alphabet + BitPackedBytes(nonnull * suffix_len, BitWidth(alphabet - 1)));
+  const bool mostly_distinct = !dict_complete_ || dcount * 2 > nonnull;
+  const uint32_t null_shift = has_nulls ? 1 : 0;
+
+  IntPlan plan;
+  int code_width = 0;
+  size_t runs = 0;
+  if (dict_complete_) {
+    // Sorted dictionary: codes follow byte order, which keeps sorted columns' codes monotone.
+    order_.resize(dcount);
+    for (uint32_t i = 0; i < dcount; ++i) order_[i] = i;
+    std::sort(order_.begin(), order_.end(),
+              [&](uint32_t a, uint32_t b) { return distinct[a] < distinct[b]; });
+    rank_.resize(dcount);
+    sorted_.resize(dcount);
+    size_t dict_part = 1 + VarintLength(dcount);
+    for (uint32_t k = 0; k < dcount; ++k) {
+      rank_[order_[k]] = k + null_shift;
+      const std::string_view s = distinct[order_[k]];
+      sorted_[k] = s;
+      dict_part += VarintLength(s.size()) + s.size();
     }
+    code_width = BitWidth(dcount + null_shift - 1);
+    codes_.resize(n);
+    size_t run_bytes = 0, run_start = 0;
+    uint32_t prev = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t code = is_null(i) ? 0 : rank_[ids[i]];
+      codes_[i] = code;
+      if (code != prev && i > 0) {
+        ++runs;
+        run_bytes += VarintLength(prev) + VarintLength(i - run_start);
+        run_start = i;
+      }
+      prev = code;
+    }
+    ++runs;
+    run_bytes += VarintLength(prev) + VarintLength(n - run_start);
+    plan.Offer(Encoding::kStringDict, dict_part + 1 + BitPackedBytes(n, code_width));
+    plan.Offer(Encoding::kStringDictRle, dict_part + VarintLength(runs) + run_bytes);
   }
-  if (mostly_distinct) plan.Offer(Encoding::kStringPlain, plain_size);
+
+  // Per-row candidates: common prefix, fixed suffix length, suffix alphabet.
+  std::string_view prefix;
+  size_t suffix_len = 0, alphabet = 0;
+  std::array<uint8_t, 256> used{};
+  if (mostly_distinct && nonnull > 0) {
+    bool have_prefix = false, fixed = true;
+    size_t total_len = 0, fixed_len = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (is_null(i)) continue;
+      const std::string_view s = values[i];
+      if (!have_prefix) {
+        prefix = s;
+        fixed_len = s.size();
+        have_prefix = true;
+      } else {
+        if (prefix.size() > 0 &&
+            !(s.size() >= prefix.size() && BytesEqual(prefix, s.substr(0, prefix.size())))) {
+          prefix = prefix.substr(0, CommonPrefix(prefix, s));
+        }
+        fixed &= s.size() == fixed_len;
+      }
+      total_len += s.size();
+    }
+    const size_t p = prefix.size();
+    const size_t prefix_part = 1 + VarintLength(p) + p;
+    size_t plain_size = prefix_part + (total_len - nonnull * p) + (n - nonnull);
+    if (fixed) {
+      plain_size += nonnull * VarintLength(fixed_len - p + null_shift);
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        if (!is_null(i)) plain_size += VarintLength(values[i].size() - p + null_shift);
+      }
+    }
+    if (fixed) {
+      suffix_len = fixed_len - p;
+      for (size_t i = 0; i < n; ++i) {
+        if (is_null(i)) continue;
+        const auto* c = reinterpret_cast<const uint8_t*>(values[i].data()) + p;
+        size_t k = 0;
+        for (; k + 4 <= suffix_len; k += 4) {
+          const uint8_t c0 = c[k], c1 = c[k + 1], c2 = c[k + 2], c3 = c[k + 3];
+          used[c0] = used[c1] = used[c2] = used[c3] = 1;
+        }
+        for (; k < suffix_len; ++k) used[c[k]] = 1;
+      }
+      for (uint8_t u : used) alphabet += u;
+      const size_t bitmap_bytes = has_nulls ? (n + 7) / 8 : 0;
+      const size_t fixed_part = prefix_part + VarintLength(suffix_len) + bitmap_bytes;
+      plan.Offer(Encoding::kStringFixed, fixed_part + nonnull * suffix_len);
+      if (alphabet > 0 && alphabet <= 128) {
+        plan.Offer(Encoding::kStringFixedAlphabet,
+                   fixed_part + 1 + alphabet +
+                       BitPackedBytes(nonnull * suffix_len, BitWidth(alphabet - 1)));
+      }
+    }
+    plan.Offer(Encoding::kStringPlain, plain_size);
+  }
 
   // Compress.
+  const size_t p = prefix.size();
   switch (plan.encoding) {
     case Encoding::kStringDict:
     case Encoding::kStringDictRle: {
       body->push_back(has_nulls ? 1 : 0);
-      PutVarint64(body, distinct.size());
-      for (uint32_t id : order) PutLengthPrefixed(body, distinct[id]);
+      PutVarint64(body, dcount);
+      for (std::string_view s : sorted_) PutLengthPrefixed(body, s);
       if (plan.encoding == Encoding::kStringDict) {
         body->push_back(static_cast<char>(code_width));
-        PutBitPacked(codes.data(), n, code_width, body);
+        if (code_width > 0) {
+          BitWriter w(Extend(body, BitPackedBytes(n, code_width)));
+          for (size_t i = 0; i < n; ++i) w.Put(codes_[i], code_width);
+          w.Finish();
+        }
       } else {
         PutVarint64(body, runs);
-        for (size_t i = 0, start = 0; i <= n; ++i) {
-          if (i == n || codes[i] != codes[start]) {
-            if (i > start) {
-              PutVarint64(body, codes[start]);
-              PutVarint64(body, i - start);
-            }
+        for (size_t i = 1, start = 0; i <= n; ++i) {
+          if (i == n || codes_[i] != codes_[start]) {
+            PutVarint64(body, codes_[start]);
+            PutVarint64(body, i - start);
             start = i;
           }
         }
@@ -627,10 +869,11 @@ Encoding EncodeStringColumn(const std::vector<std::string_view>& values,
       body->push_back(has_nulls ? 1 : 0);
       PutLengthPrefixed(body, prefix);
       PutVarint64(body, suffix_len);
-      if (has_nulls) PutNullBitmap(nulls, body);
+      if (has_nulls) PutNullBitmap(nulls, n, body);
       if (plan.encoding == Encoding::kStringFixed) {
+        uint8_t* out = Extend(body, nonnull * suffix_len);
         for (size_t i = 0; i < n; ++i) {
-          if (!IsNull(nulls, i)) body->append(values[i].substr(p));
+          if (!is_null(i)) out = WriteBytes(out, values[i].data() + p, suffix_len);
         }
       } else {
         std::array<uint8_t, 256> index{};
@@ -640,13 +883,28 @@ Encoding EncodeStringColumn(const std::vector<std::string_view>& values,
           index[c] = static_cast<uint8_t>(k++);
           body->push_back(static_cast<char>(c));
         }
-        std::vector<uint64_t> symbols;
-        symbols.reserve(nonnull * suffix_len);
-        for (size_t i = 0; i < n; ++i) {
-          if (IsNull(nulls, i)) continue;
-          for (char c : values[i].substr(p)) symbols.push_back(index[static_cast<uint8_t>(c)]);
+        const int width = BitWidth(alphabet - 1);
+        if (width > 0) {
+          BitWriter w(Extend(body, BitPackedBytes(nonnull * suffix_len, width)));
+          switch (width) {
+            case 5:  // base32 ids
+              PackSymbols<5>(values, nulls, n, p, suffix_len, index, &w);
+              break;
+            case 6:  // base64-like ids
+              PackSymbols<6>(values, nulls, n, p, suffix_len, index, &w);
+              break;
+            case 4:  // hex ids
+              PackSymbols<4>(values, nulls, n, p, suffix_len, index, &w);
+              break;
+            default:
+              for (size_t i = 0; i < n; ++i) {
+                if (is_null(i)) continue;
+                const auto* c = reinterpret_cast<const uint8_t*>(values[i].data()) + p;
+                for (size_t k = 0; k < suffix_len; ++k) w.Put(index[c[k]], width);
+              }
+          }
+          w.Finish();
         }
-        PutBitPacked(symbols.data(), symbols.size(), BitWidth(alphabet - 1), body);
       }
       break;
     }
@@ -654,19 +912,25 @@ Encoding EncodeStringColumn(const std::vector<std::string_view>& values,
       body->push_back(has_nulls ? 1 : 0);
       PutLengthPrefixed(body, prefix);
       for (size_t i = 0; i < n; ++i) {
-        if (IsNull(nulls, i)) {
-          PutVarint64(body, 0);
-        } else {
-          PutVarint64(body, values[i].size() - p + (has_nulls ? 1 : 0));
-        }
+        PutVarint64(body, is_null(i) ? 0 : values[i].size() - p + null_shift);
       }
       for (size_t i = 0; i < n; ++i) {
-        if (!IsNull(nulls, i)) body->append(values[i].substr(p));
+        if (!is_null(i)) body->append(values[i].data() + p, values[i].size() - p);
       }
       break;
     }
   }
   return plan.encoding;
+}
+
+Encoding EncodeStringColumn(const std::vector<std::string_view>& values,
+                            const std::vector<uint8_t>& nulls, std::string* body) {
+  StringColumnEncoder encoder;
+  StringColumnInput in;
+  in.values = values.data();
+  in.nulls = nulls.empty() ? nullptr : nulls.data();
+  in.n = values.size();
+  return encoder.Encode(in, body);
 }
 
 bool DecodeStringColumn(Encoding encoding, std::string_view body, size_t n, bool nullable,

@@ -13,6 +13,7 @@
 
 #include "segment/segment.h"
 #include "segment/segment_format.h"
+#include "segment/segment_hash.h"
 
 namespace usagedb::segment {
 
@@ -27,6 +28,23 @@ void UnpackBits(const uint8_t* in, size_t in_size, size_t n, int width, uint64_t
 void UnpackBits32(const uint8_t* in, size_t in_size, size_t n, int width, uint32_t* out);
 
 // 64-bit integer columns (uint64 values are passed as their bit pattern).
+
+// One-pass analysis of a 64-bit column: the exact body size of every generic encoding
+// (kIntFor, kIntDeltaFor, kIntRle, kIntDeltaVarint). REQUIRES: n >= 1.
+struct Int64Analysis {
+  int64_t first = 0, mn = 0, mx = 0, dmin = 0, dmax = 0;
+  size_t delta_size = 0, runs = 0, rle_size = 0;
+  int for_width = 0, dfor_width = 0;
+  size_t n = 0;
+
+  size_t Size(Encoding encoding) const;
+  Encoding Smallest() const;  // ties: kIntFor, kIntDeltaFor, kIntRle, kIntDeltaVarint
+};
+Int64Analysis AnalyzeInt64(const int64_t* values, size_t n);
+// Appends the body of a generic encoding using the analysis of the same values.
+void EncodeInt64With(const Int64Analysis& analysis, Encoding encoding, const int64_t* values,
+                     std::string* body);
+
 // REQUIRES: n >= 1. Appends the body to *body and returns its encoding (the smallest body).
 Encoding EncodeInt64Column(const int64_t* values, size_t n, std::string* body);
 // Appends the body of one given generic encoding (kIntFor, kIntDeltaFor, kIntRle,
@@ -45,8 +63,48 @@ bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const
 Encoding EncodeInt128Column(const __int128* values, size_t n, std::string* body);
 bool DecodeInt128Column(Encoding encoding, std::string_view body, size_t n, __int128* out);
 
+// One string column of a block for StringColumnEncoder.
+struct StringColumnInput {
+  const std::string_view* values = nullptr;  // n rows; a null row's value is ignored
+  const uint8_t* nulls = nullptr;            // nullptr (no nulls) or n flags, 1 = null
+  size_t n = 0;
+  // Optional dictionary the caller already built (dimensions): ids[i] < distinct_count for
+  // non-null rows, the distinct values pairwise different, each used by some row.
+  const uint32_t* ids = nullptr;
+  const std::string_view* distinct = nullptr;
+  size_t distinct_count = 0;
+  // Build the whole dictionary even for a mostly distinct column (sorted_distinct() needed).
+  bool need_distinct = false;
+};
+
+// Analyzes and encodes string columns, reusing its buffers from column to column and block to
+// block (no allocation per row; none per block once grown). Not thread-safe.
+//
+// Analysis: one hashing pass assigns dictionary ids (a row equal to the previous row costs one
+// comparison); it stops early once more than half of the non-null values are distinct
+// (unless need_distinct), since a dictionary is then not considered. Dictionary columns
+// compare kStringDict with kStringDictRle; mostly distinct columns compare the per-row
+// encodings (kStringFixed, kStringFixedAlphabet, kStringPlain) from exact sizes.
+class StringColumnEncoder {
+ public:
+  Encoding Encode(const StringColumnInput& in, std::string* body);
+  // After Encode: whether the whole dictionary was built, and then its values in byte order
+  // (views into the input values or distinct; valid while those are).
+  bool has_sorted_distinct() const { return dict_complete_; }
+  const std::vector<std::string_view>& sorted_distinct() const { return sorted_; }
+
+ private:
+  bool BuildDictionary(const StringColumnInput& in, size_t nonnull);
+
+  std::vector<uint32_t> ids_, rank_, order_;
+  std::vector<std::string_view> distinct_, sorted_;
+  std::vector<uint32_t> codes_;
+  FlatIdMap map_;
+  bool dict_complete_ = false;
+};
+
 // String columns. nulls is empty (no nulls) or has one entry per row (1 = null; the value
-// is then ignored).
+// is then ignored). Convenience wrapper around a temporary StringColumnEncoder.
 Encoding EncodeStringColumn(const std::vector<std::string_view>& values,
                             const std::vector<uint8_t>& nulls, std::string* body);
 // A null in a column with nullable == false is malformed.

@@ -419,6 +419,77 @@ TEST_F(SegmentTest, SingleRow) {
   EXPECT_EQ(events[0].timestamp_ms, (*reader)->zone_map(0).max_timestamp_ms);
 }
 
+TEST_F(SegmentTest, PartitionBoundariesAreExact) {
+  // The writer checks rows against the partition's millisecond range; the range ends must
+  // agree with MonthPartition exactly, also before 1970.
+  for (int64_t month_start : {kMay2024Ms, int64_t{-31} * kDayMs, int64_t{0}}) {
+    const int64_t next_start = month_start + 31 * kDayMs;  // May, Dec 1969, Jan 1970
+    auto events = MakeEvents(2);
+    events[0].timestamp_ms = month_start;
+    events[1].timestamp_ms = next_start - 1;
+    EXPECT_TRUE(Write(events).ok()) << month_start;
+    events[1].timestamp_ms = next_start;
+    EXPECT_TRUE(Write(events).IsInvalidArgument()) << month_start;
+    events[1].timestamp_ms = month_start - 1;
+    EXPECT_TRUE(Write(events).IsInvalidArgument()) << month_start;
+  }
+  // Partitions whose range does not fit int64 milliseconds fall back to MonthPartition.
+  auto events = MakeEvents(1);
+  for (int64_t ts : {INT64_MAX, INT64_MIN}) {
+    events[0].timestamp_ms = ts;
+    EXPECT_TRUE(Write(events).ok()) << ts;
+    std::vector<Event> got;
+    ASSERT_TRUE(ReadAll(&got).ok());
+    EXPECT_EQ(events, got);
+    info_.partition += 1;
+    EXPECT_TRUE(WriteSegment(fs_, path_, Pointers(events), SegmentWriterOptions(), &info_)
+                    .IsInvalidArgument());
+  }
+}
+
+TEST_F(SegmentTest, BlocksOfDifferentShapesThroughOneWriter) {
+  // The writer reuses its scratch buffers and hash tables across blocks: a block of distinct
+  // ids and dimension sets followed by uniform blocks and back must all round-trip.
+  std::vector<Event> events;
+  for (int i = 0; i < 600; ++i) {
+    Event e = MakeEvent(i);
+    e.account_id = "acct_" + std::to_string(i / 200);
+    if (i < 200) {
+      e.dimensions = {{"k" + std::to_string(i % 7), "v" + std::to_string(i)}};
+      e.source = "src_" + std::to_string(i);
+    } else if (i < 400) {
+      e.event_id = "evt_" + std::to_string(1000000 + i % 3);  // mostly repeated
+      e.dimensions = {};
+      e.model_id.reset();
+    } else {
+      // One set in two different orders: one canonical string.
+      e.dimensions = {{"region", "eu"}, {"provider", i % 2 ? "a" : "b"}};
+      if (i % 3 == 0) std::swap(e.dimensions[0], e.dimensions[1]);
+    }
+    events.push_back(e);
+  }
+  std::stable_sort(events.begin(), events.end(), BillingLess);
+  ASSERT_TRUE(Write(events, 200).ok());
+  std::vector<Event> got;
+  ASSERT_TRUE(ReadAll(&got).ok());
+  ASSERT_EQ(events.size(), got.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    // Dimensions come back in key order.
+    Event want = events[i];
+    std::sort(want.dimensions.begin(), want.dimensions.end());
+    EXPECT_EQ(want, got[i]) << i;
+  }
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  EXPECT_TRUE((*reader)->VerifyAll().ok());
+  EXPECT_EQ("acct_0", (*reader)->zone_map(0).min_account_id);
+  EXPECT_EQ("acct_1", (*reader)->zone_map(1).max_account_id);
+  EXPECT_TRUE((*reader)->zone_map(1).model_ids.empty());
+  DecodedBlock block;
+  ASSERT_TRUE((*reader)->ReadBlock(2, ColumnBit(Column::kDimensions), &block).ok());
+  EXPECT_EQ(2u, block.dimensions.dict.size());
+}
+
 TEST_F(SegmentTest, ZeroRowsIsInvalidArgument) {
   EXPECT_TRUE(Write({}).IsInvalidArgument());
   EXPECT_FALSE(fs_->FileExists(path_));
@@ -879,6 +950,209 @@ TEST(SegmentEncoding, BitPackingEveryWidth) {
   }
 }
 
+TEST(SegmentEncoding, Int64BodiesHaveTheAnalyzedSize) {
+  // The encoders write into space sized by the analysis: the sizes must be exact.
+  std::mt19937_64 rng(7);
+  std::vector<std::vector<int64_t>> columns = {
+      {42}, {INT64_MIN, INT64_MAX, 0, -1, INT64_MIN, INT64_MAX}, std::vector<int64_t>(300, -7)};
+  std::vector<int64_t> random(1000), ramp(1000), runs(1000);
+  for (size_t i = 0; i < 1000; ++i) {
+    random[i] = static_cast<int64_t>(rng());
+    ramp[i] = kMay2024Ms + static_cast<int64_t>(i * 1000 + rng() % 50);
+    runs[i] = static_cast<int64_t>(i / 100) - 3;
+  }
+  columns.push_back(random);
+  columns.push_back(ramp);
+  columns.push_back(runs);
+  for (const auto& v : columns) {
+    const segment::Int64Analysis a = segment::AnalyzeInt64(v.data(), v.size());
+    for (segment::Encoding e : {segment::Encoding::kIntFor, segment::Encoding::kIntDeltaFor,
+                                segment::Encoding::kIntRle, segment::Encoding::kIntDeltaVarint}) {
+      std::string body = "prefix";
+      segment::EncodeInt64With(a, e, v.data(), &body);
+      ASSERT_EQ(6 + a.Size(e), body.size()) << static_cast<int>(e) << " n=" << v.size();
+      std::vector<int64_t> out(v.size());
+      ASSERT_TRUE(segment::DecodeInt64Column(e, std::string_view(body).substr(6), v.size(), nullptr,
+                                             out.data()));
+      EXPECT_EQ(v, out);
+    }
+  }
+}
+
+// The steps a sort of (seq, value) pairs yields: the reference for the writer's fast path.
+std::string ReferenceSteps(const std::vector<int64_t>& v, const std::vector<uint64_t>& seqs) {
+  std::vector<std::pair<uint64_t, int64_t>> pairs;
+  for (size_t i = 0; i < v.size(); ++i) pairs.emplace_back(seqs[i], v[i]);
+  std::sort(pairs.begin(), pairs.end());
+  std::vector<std::pair<uint64_t, int64_t>> steps;
+  for (const auto& p : pairs) {
+    if (steps.empty() || steps.back().second != p.second) steps.push_back(p);
+  }
+  std::string body;
+  PutVarint64(&body, steps.size());
+  PutVarint64(&body, steps[0].first);
+  PutVarint64(&body, ZigZagEncode64(steps[0].second));
+  for (size_t k = 1; k < steps.size(); ++k) {
+    PutVarint64(&body, steps[k].first - steps[k - 1].first);
+    PutVarint64(&body, ZigZagEncode64(steps[k].second - steps[k - 1].second));
+  }
+  return body;
+}
+
+TEST(SegmentEncoding, StepsBySeqMatchesSortingInEveryShape) {
+  std::mt19937_64 rng(11);
+  // Batches in billing order (disjoint seq intervals per value).
+  std::vector<uint64_t> seqs(400);
+  std::vector<int64_t> values(400);
+  for (size_t i = 0; i < 400; ++i) {
+    seqs[i] = 7000 + (i * 151) % 400;
+    values[i] = kMay2024Ms + static_cast<int64_t>(seqs[i] / 16);
+  }
+  // A value that returns after another (A, B, A in seq order): intervals overlap.
+  std::vector<uint64_t> seqs2 = {1, 2, 3, 4, 5, 6};
+  std::vector<int64_t> values2 = {10, 10, 20, 20, 10, 10};
+  // Every row its own value, in shuffled order.
+  std::vector<uint64_t> seqs3(300);
+  std::vector<int64_t> values3(300);
+  for (size_t i = 0; i < 300; ++i) seqs3[i] = i * 3 + 1;
+  std::shuffle(seqs3.begin(), seqs3.end(), rng);
+  for (size_t i = 0; i < 300; ++i) values3[i] = static_cast<int64_t>(seqs3[i]) * -5;
+  // One row; and repeated seqs with equal values.
+  std::vector<uint64_t> seqs4 = {UINT64_MAX};
+  std::vector<int64_t> values4 = {INT64_MIN};
+  std::vector<uint64_t> seqs5 = {9, 9, 3, 3, 9};
+  std::vector<int64_t> values5 = {2, 2, 1, 1, 2};
+  for (const auto& [s, v] :
+       std::vector<std::pair<std::vector<uint64_t>, std::vector<int64_t>>>{{seqs, values},
+                                                                           {seqs2, values2},
+                                                                           {seqs3, values3},
+                                                                           {seqs4, values4},
+                                                                           {seqs5, values5}}) {
+    std::string body;
+    ASSERT_TRUE(segment::EncodeInt64StepsBySeq(v.data(), s.data(), v.size(), &body));
+    EXPECT_EQ(ReferenceSteps(v, s), body) << v.size();
+    std::vector<int64_t> out(v.size());
+    ASSERT_TRUE(segment::DecodeInt64Column(segment::Encoding::kIntStepsBySeq, body, v.size(),
+                                           s.data(), out.data()));
+    EXPECT_EQ(v, out);
+  }
+  // Overlapping intervals with a conflict on one seq still fail.
+  seqs2[4] = 3;
+  std::string body;
+  EXPECT_FALSE(segment::EncodeInt64StepsBySeq(values2.data(), seqs2.data(), 6, &body));
+  EXPECT_TRUE(body.empty());
+}
+
+TEST(SegmentEncoding, StringEncoderReusedAcrossColumnsAndBlocks) {
+  segment::StringColumnEncoder encoder;
+  std::mt19937 rng(5);
+  auto check = [&](const std::vector<std::string>& values, const std::vector<uint8_t>& nulls,
+                   bool need_distinct, segment::Encoding* enc) {
+    std::vector<std::string_view> views(values.begin(), values.end());
+    segment::StringColumnInput in;
+    in.values = views.data();
+    in.nulls = nulls.empty() ? nullptr : nulls.data();
+    in.n = views.size();
+    in.need_distinct = need_distinct;
+    std::string body;
+    *enc = encoder.Encode(in, &body);
+    StringColumn col;
+    ASSERT_TRUE(segment::DecodeStringColumn(*enc, body, values.size(), true, &col));
+    std::set<std::string> distinct;
+    for (size_t i = 0; i < values.size(); ++i) {
+      const bool is_null = !nulls.empty() && nulls[i];
+      ASSERT_EQ(is_null, col.IsNull(i)) << i;
+      if (is_null) continue;
+      EXPECT_EQ(values[i], col.Get(i)) << i;
+      distinct.insert(values[i]);
+    }
+    if (need_distinct) {
+      ASSERT_TRUE(encoder.has_sorted_distinct());
+      EXPECT_EQ(std::vector<std::string>(distinct.begin(), distinct.end()),
+                std::vector<std::string>(encoder.sorted_distinct().begin(),
+                                         encoder.sorted_distinct().end()));
+    }
+  };
+  segment::Encoding enc;
+  // Many distinct values first (grows the hash table), then small and null-heavy columns.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5000; ++i) ids.push_back("id-" + std::to_string(rng()));
+  check(ids, {}, false, &enc);
+  EXPECT_EQ(segment::Encoding::kStringPlain, enc);
+  check(ids, {}, true, &enc);  // the whole dictionary when asked (zone maps)
+  EXPECT_EQ(segment::Encoding::kStringPlain, enc);
+  std::vector<std::string> few(3000);
+  for (size_t i = 0; i < few.size(); ++i) few[i] = "model-" + std::to_string(i / 700);
+  std::vector<uint8_t> nulls(few.size(), 0);
+  for (size_t i = 1000; i < 1100; ++i) nulls[i] = 1;
+  check(few, nulls, true, &enc);
+  EXPECT_EQ(segment::Encoding::kStringDictRle, enc);
+  for (size_t i = 0; i < few.size(); i += 9) nulls[i] = 1;  // runs broken up
+  check(few, nulls, true, &enc);
+  EXPECT_EQ(segment::Encoding::kStringDict, enc);
+  check({"x"}, {}, true, &enc);
+  check({"", "", ""}, {1, 1, 1}, true, &enc);
+  EXPECT_TRUE(encoder.sorted_distinct().empty());
+  // Exactly half distinct keeps the dictionary; one more distinct value makes it per-row,
+  // however late the extra value comes (the early stop is exact).
+  std::vector<std::string> half(200);
+  for (size_t i = 0; i < 200; ++i) half[i] = "value-" + std::to_string(i % 100) + "-padding";
+  check(half, {}, false, &enc);
+  EXPECT_EQ(segment::Encoding::kStringDict, enc);
+  half[199] = "value-extra-padding";
+  check(half, {}, false, &enc);
+  EXPECT_EQ(segment::Encoding::kStringPlain, enc);
+  EXPECT_FALSE(encoder.has_sorted_distinct());
+  // Strings of every length up to 40 bytes differing only in the last byte (hash and
+  // equality tails).
+  std::vector<std::string> tails;
+  for (int len = 1; len <= 40; ++len) {
+    for (char c : {'a', 'b'}) tails.push_back(std::string(len - 1, 'z') + c);
+  }
+  const std::vector<std::string> once = tails;
+  for (int rep = 0; rep < 3; ++rep) tails.insert(tails.end(), once.begin(), once.end());
+  check(tails, {}, true, &enc);
+  EXPECT_EQ(80u, encoder.sorted_distinct().size());
+}
+
+TEST(SegmentEncoding, PrecomputedDictionaryIds) {
+  const std::vector<std::string_view> distinct = {"{\"b\":\"2\"}", "{}", "{\"a\":\"1\"}"};
+  const std::vector<uint32_t> ids = {0, 0, 1, 2, 2, 2, 1, 0};
+  std::vector<std::string_view> views;
+  for (uint32_t id : ids) views.push_back(distinct[id]);
+  segment::StringColumnEncoder encoder;
+  segment::StringColumnInput in;
+  in.values = views.data();
+  in.n = views.size();
+  in.ids = ids.data();
+  in.distinct = distinct.data();
+  in.distinct_count = distinct.size();
+  std::string body;
+  const segment::Encoding enc = encoder.Encode(in, &body);
+  StringColumn col;
+  ASSERT_TRUE(segment::DecodeStringColumn(enc, body, views.size(), false, &col));
+  EXPECT_EQ((std::vector<std::string>{"{\"a\":\"1\"}", "{\"b\":\"2\"}", "{}"}), col.dict);
+  for (size_t i = 0; i < views.size(); ++i) EXPECT_EQ(views[i], col.Get(i));
+}
+
+TEST(SegmentEncoding, FixedAlphabetEveryWidth) {
+  // Alphabets of 2..128 symbols (widths 1..7, grouped and ungrouped packing) with nulls.
+  std::mt19937 rng(9);
+  for (int alphabet : {2, 3, 16, 17, 32, 33, 64, 65, 128}) {
+    std::vector<std::string> values;
+    std::vector<uint8_t> nulls;
+    for (int i = 0; i < 150; ++i) {
+      std::string s = "id_";
+      for (int k = 0; k < 29; ++k) s.push_back(static_cast<char>(' ' + rng() % alphabet));
+      values.push_back(s);
+      nulls.push_back(i % 50 == 7);
+    }
+    segment::Encoding enc;
+    RoundTripStrings(values, nulls, &enc);
+    EXPECT_EQ(segment::Encoding::kStringFixedAlphabet, enc) << alphabet;
+  }
+}
+
 // ---- dimensions, names, partitions ------------------------------------------------------------
 
 TEST(SegmentDims, CanonicalFormAndParse) {
@@ -902,6 +1176,40 @@ TEST(SegmentDims, CanonicalFormAndParse) {
                           "{\"a\":\"\\q\"}", "{\"a\":\"\x01\"}"}) {
     EXPECT_FALSE(segment::ParseCanonicalDimensionsString(bad, &parsed)) << bad;
   }
+}
+
+TEST(SegmentDims, DictionaryBuildsEachCanonicalStringOnce) {
+  using segment::Dimensions;
+  segment::DimensionsDictionary dict;
+  const Dimensions a = {{"provider", "anthropic"}, {"region", "eu"}};
+  const Dimensions a_again = a;
+  const Dimensions a_reordered = {{"region", "eu"}, {"provider", "anthropic"}};
+  const Dimensions b = {{"provider", "anthropic"}, {"region", "e\"u"}};
+  const Dimensions empty;
+  const Dimensions longer = {{"k", std::string(100, 'x')}, {"k2", std::string("\0\x01", 2)}};
+  EXPECT_EQ(0u, dict.Add(a));
+  EXPECT_EQ(0u, dict.Add(a_again));
+  EXPECT_EQ(0u, dict.Add(a_reordered));
+  EXPECT_EQ(1u, dict.Add(b));
+  EXPECT_EQ(2u, dict.Add(empty));
+  EXPECT_EQ(3u, dict.Add(longer));
+  EXPECT_EQ(0u, dict.Add(a));
+  ASSERT_EQ(4u, dict.size());
+  EXPECT_EQ(segment::CanonicalDimensionsString(a), dict.canonical(0));
+  EXPECT_EQ(segment::CanonicalDimensionsString(b), dict.canonical(1));
+  EXPECT_EQ("{}", dict.canonical(2));
+  EXPECT_EQ(segment::CanonicalDimensionsString(longer), dict.canonical(3));
+  dict.Clear();
+  EXPECT_EQ(0u, dict.size());
+  EXPECT_EQ(0u, dict.Add(b));
+  EXPECT_EQ(segment::CanonicalDimensionsString(b), dict.canonical(0));
+  // Many sets: the tables grow.
+  std::vector<Dimensions> many;
+  for (int i = 0; i < 3000; ++i) many.push_back({{"agent", "agent-" + std::to_string(i)}});
+  for (int rep = 0; rep < 2; ++rep) {
+    for (int i = 0; i < 3000; ++i) ASSERT_EQ(static_cast<uint32_t>(i + 1), dict.Add(many[i]));
+  }
+  EXPECT_EQ(segment::CanonicalDimensionsString(many[2999]), dict.canonical(3000));
 }
 
 TEST(SegmentNames, FileNameRoundTrip) {

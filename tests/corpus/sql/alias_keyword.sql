@@ -1,0 +1,1 @@
+SELECT "order", SUM(quantity) AS "select" FROM usage_events GROUP BY "order" ORDER BY "select"

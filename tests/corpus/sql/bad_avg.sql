@@ -1,0 +1,1 @@
+SELECT AVG(quantity) FROM usage_events

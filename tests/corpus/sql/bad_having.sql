@@ -1,0 +1,1 @@
+SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id HAVING SUM(quantity) > 10

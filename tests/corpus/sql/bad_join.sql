@@ -1,0 +1,1 @@
+SELECT account_id FROM usage_events JOIN accounts ON usage_events.account_id = accounts.id

@@ -1,0 +1,1 @@
+SELECT COUNT(*) FROM usage_events WHERE NOT account_id LIKE 'a%' AND model_id IS NULL

@@ -1,0 +1,1 @@
+SELECT COUNT(*) FROM usage_events; SELECT COUNT(*) FROM usage_events

@@ -1,0 +1,1 @@
+SELECT SUM(quantity) FROM usage_events WHERE account_id = 'a' OR account_id = 'b'

@@ -1,0 +1,1 @@
+SELECT SUM(quantity) FROM usage_events WHERE account_id IN (SELECT account_id FROM usage_events)

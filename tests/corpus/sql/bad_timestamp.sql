@@ -1,0 +1,1 @@
+SELECT SUM(quantity) FROM usage_events WHERE timestamp_ms >= TIMESTAMP '2026-13-01T00:00:00Z'

@@ -1,0 +1,1 @@
+SELECT COUNT(*) FROM usage_events UNION ALL SELECT COUNT(*) FROM usage_rollup_hourly

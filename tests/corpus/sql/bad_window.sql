@@ -1,0 +1,1 @@
+SELECT account_id, ROW_NUMBER() OVER (PARTITION BY account_id) FROM usage_events

@@ -1,0 +1,1 @@
+SELECT provider, agent, COUNT(*) FROM usage_events WHERE region = 'eu-west-1' GROUP BY provider, agent ORDER BY 3 DESC

@@ -1,0 +1,3 @@
+-- monthly
+SELECT /* total */ SUM(quantity) FROM usage_events -- done
+;

@@ -1,0 +1,1 @@
+SELECT kind, SUM(quantity) FROM usage_events WHERE kind IN ('usage', 'CORRECTION') GROUP BY kind

@@ -1,0 +1,1 @@
+SELECT month, day, SUM(quantity) AS total FROM usage_events GROUP BY month, day

@@ -1,0 +1,1 @@
+SELECT meter_id, SUM(quantity) FROM usage_events GROUP BY meter_id ORDER BY SUM(quantity) DESC, meter_id ASC LIMIT 0

@@ -1,0 +1,1 @@
+SELECT COUNT(*) FROM usage_events WHERE ((account_id = 'a') AND (timestamp_ms <= 5 AND (timestamp_ms > -3)))

@@ -1,0 +1,1 @@
+SELECT SUM(quantity), COUNT(*) FROM usage_events WHERE account_id = 'acc_42' AND timestamp_ms >= TIMESTAMP '2026-05-01T00:00:00Z' AND timestamp_ms < TIMESTAMP '2026-06-01T00:00:00Z'

@@ -1,0 +1,1 @@
+select date, sum(quantity) from usage_events where account_id = 'acc_42' and timestamp_ms >= 1777593600000 and timestamp_ms < 1780272000000 group by date order by date

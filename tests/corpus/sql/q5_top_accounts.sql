@@ -1,0 +1,1 @@
+SELECT account_id, SUM(quantity) AS tokens FROM usage_events WHERE meter_id = 'tokens.output' AND timestamp_ms >= TIMESTAMP '2026-05-01T00:00:00Z' AND timestamp_ms < TIMESTAMP '2026-06-01T00:00:00Z' GROUP BY account_id ORDER BY tokens DESC LIMIT 100

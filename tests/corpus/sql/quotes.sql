@@ -1,0 +1,1 @@
+SELECT SUM(quantity) FROM usage_events WHERE account_id = 'O''Brien' AND "dim.tool-name" = 'web''search'

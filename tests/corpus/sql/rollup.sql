@@ -1,0 +1,1 @@
+SELECT hour_start_ms, dim.provider, MAX(quantity), MIN(quantity) FROM usage_rollup_hourly WHERE dim.provider IN ('anthropic', 'openai') GROUP BY hour_start_ms, dim.provider

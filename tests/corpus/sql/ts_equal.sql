@@ -1,0 +1,1 @@
+SELECT COUNT(*) FROM usage_events WHERE timestamp_ms = 1777593600000

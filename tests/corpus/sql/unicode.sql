@@ -1,0 +1,1 @@
+SELECT SUM(quantity) FROM usage_events WHERE dim.city = 'Zürich' AND source = 'collector-α'

@@ -1,0 +1,1 @@
+SELECT SUM(quantity) FROM usage_events GROUP BY account_id, dim.region ORDER BY dim.region

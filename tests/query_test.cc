@@ -1,0 +1,252 @@
+// The query engine through SQL against a small fixture: accepted statements with their exact
+// results (segments and memtable both), plus engine-level errors.
+#include <gtest/gtest.h>
+
+#include "db_test_util.h"
+#include "io/fault_injection_fs.h"
+#include "query/json_query.h"
+#include "query/sql_plan.h"
+#include "util/clock.h"
+
+namespace usagedb::testing {
+namespace {
+
+constexpr int64_t kMay1 = 1777593600000;  // 2026-05-01T00:00:00Z
+
+class QueryTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    Options o;
+    o.file_system = &fs_;
+    o.clock = &clock_;
+    o.background_flush = false;
+    o.bucket_count = 4;
+    auto r = DB::Open(o, "/db");
+    ASSERT_TRUE(r.ok());
+    db_ = std::move(r).value();
+    auto ev = [](const std::string& id, const std::string& acc, __int128 q, int64_t ts,
+                 const std::string& meter, std::vector<std::pair<std::string, std::string>> dims) {
+      Event e = MakeEvent(id, acc, q, ts, meter);
+      e.dimensions = std::move(dims);
+      return e;
+    };
+    std::vector<Event> batch = {
+        ev("a1", "acc_a", 10, kMay1 + 1000, "tokens.input", {{"provider", "anthropic"}}),
+        ev("a2", "acc_a", 20, kMay1 + 3600000, "tokens.input", {{"provider", "openai"}}),
+        ev("a3", "acc_a", 5, kMay1 + 86400000, "tokens.output", {{"provider", "anthropic"}}),
+        ev("a4", "acc_a", 7, kMay1 + 86400000 + 5, "tokens.output", {}),
+        ev("b1", "acc_b", 100, kMay1 + 2000, "tokens.input", {{"provider", "anthropic"}}),
+        ev("b2", "acc_b", 1, kMay1 - 1, "tokens.input", {{"provider", "anthropic"}}),  // April
+    };
+    IngestResult r2;
+    ASSERT_TRUE(db_->Ingest(batch, &r2).ok());
+    ASSERT_EQ(6u, r2.accepted);
+    Event corr = MakeCorrection("a5", "a1", "acc_a", -3);
+    corr.timestamp_ms = kMay1 + 1000;
+    corr.meter_id = "tokens.input";
+    corr.dimensions = {{"provider", "anthropic"}};
+    ASSERT_TRUE(db_->Ingest({corr}, &r2).ok());
+    if (GetParam()) {
+      ASSERT_TRUE(db_->Flush().ok());  // the same answers from segments
+    }
+  }
+
+  // Rows as "name=value|name=value" lines.
+  std::vector<std::string> Run(const std::string& sql) {
+    auto req = query::PlanSqlText(sql);
+    EXPECT_TRUE(req.ok()) << req.status().ToString();
+    if (!req.ok()) return {};
+    QueryResult r;
+    Status s = db_->Query(*req, &r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    std::vector<std::string> out;
+    for (const auto& row : r.rows) {
+      std::string line;
+      for (size_t c = 0; c < row.size(); c++) {
+        if (c) line += "|";
+        line += r.names[c] + "=";
+        line += row[c].type == QueryValue::Type::kNull     ? "null"
+                : row[c].type == QueryValue::Type::kString ? row[c].str
+                                                           : Q(row[c].num);
+      }
+      out.push_back(line);
+    }
+    return out;
+  }
+  using V = std::vector<std::string>;
+
+  FaultInjectionFileSystem fs_;
+  ManualClock clock_{kNowMs};
+  std::unique_ptr<DB> db_;
+};
+
+TEST_P(QueryTest, MonthlyTotalOfOneAccount) {
+  EXPECT_EQ(V{"sum=39|count=5"},
+            Run("SELECT SUM(quantity), COUNT(*) FROM usage_events WHERE account_id = 'acc_a' "
+                "AND timestamp_ms >= TIMESTAMP '2026-05-01T00:00:00Z' AND timestamp_ms < "
+                "TIMESTAMP '2026-06-01T00:00:00Z'"));
+}
+
+TEST_P(QueryTest, ByMeterAndKindWithMinMax) {
+  EXPECT_EQ((V{"meter_id=tokens.input|kind=Retraction|s=-3|min=-3|max=-3",
+               "meter_id=tokens.input|kind=Usage|s=131|min=1|max=100",
+               "meter_id=tokens.output|kind=Usage|s=12|min=5|max=7"}),
+            Run("SELECT meter_id, kind, SUM(quantity) AS s, MIN(quantity), MAX(quantity) "
+                "FROM usage_events GROUP BY meter_id, kind"));
+}
+
+TEST_P(QueryTest, TimeKeysSortByTime) {
+  EXPECT_EQ((V{"date=2026-04-30|count=1", "date=2026-05-01|count=4", "date=2026-05-02|count=2"}),
+            Run("SELECT date, COUNT(*) FROM usage_events GROUP BY date"));
+  EXPECT_EQ((V{"month=2026-04|sum=1", "month=2026-05|sum=139"}),
+            Run("SELECT month, SUM(quantity) FROM usage_events GROUP BY month"));
+  EXPECT_EQ((V{"hour_start_ms=1777593600000|count=2", "hour_start_ms=1777597200000|count=1"}),
+            Run("SELECT hour_start_ms, COUNT(*) FROM usage_events WHERE account_id = 'acc_a' "
+                "AND timestamp_ms < 1777680000000 GROUP BY hour_start_ms"));
+}
+
+TEST_P(QueryTest, DimensionsGroupMissingAsEmptyAndFilterNeverMatchesMissing) {
+  EXPECT_EQ((V{"provider=|sum=7", "provider=anthropic|sum=12", "provider=openai|sum=20"}),
+            Run("SELECT provider, SUM(quantity) FROM usage_events WHERE account_id = 'acc_a' "
+                "GROUP BY provider"));
+  EXPECT_EQ(V{"sum=-3|count=1"},
+            Run("SELECT SUM(quantity), COUNT(*) FROM usage_events WHERE dim.provider = "
+                "'anthropic' AND kind = 'retraction'"));
+  EXPECT_EQ(V{"sum=132"},
+            Run("SELECT SUM(quantity) FROM usage_events WHERE provider IN ('anthropic', "
+                "'openai') AND timestamp_ms >= 1777593600000"));
+}
+
+TEST_P(QueryTest, OrderByMetricLimitAndTies) {
+  EXPECT_EQ((V{"account_id=acc_b|q=101", "account_id=acc_a|q=39"}),
+            Run("SELECT account_id, SUM(quantity) AS q FROM usage_events GROUP BY account_id "
+                "ORDER BY q DESC"));
+  EXPECT_EQ(V{"account_id=acc_a|n=5"},
+            Run("SELECT account_id, COUNT(*) AS n FROM usage_events GROUP BY account_id "
+                "ORDER BY n DESC LIMIT 1"));
+}
+
+TEST_P(QueryTest, EmptyAnswersHaveOneRowWithoutGroupKeysAndNoneWithThem) {
+  EXPECT_EQ(V{"sum=0|count=0|min=null|max=null"},
+            Run("SELECT SUM(quantity), COUNT(*), MIN(quantity), MAX(quantity) FROM "
+                "usage_events WHERE account_id = 'nobody'"));
+  EXPECT_EQ(V{}, Run("SELECT account_id, SUM(quantity) FROM usage_events WHERE account_id = "
+                     "'nobody' GROUP BY account_id"));
+  EXPECT_EQ(V{"sum=0"}, Run("SELECT SUM(quantity) FROM usage_events WHERE timestamp_ms >= "
+                            "1777593601000 AND timestamp_ms < 1777593601000"));
+}
+
+TEST_P(QueryTest, RollupSourceIsNotBuiltYet) {
+  auto req = query::PlanSqlText("SELECT SUM(quantity) FROM usage_rollup_hourly");
+  ASSERT_TRUE(req.ok());
+  QueryResult r;
+  EXPECT_EQ(StatusCode::kNotSupported, db_->Query(*req, &r).code());
+}
+
+TEST_P(QueryTest, JsonRequestOfSpecShape) {
+  auto req = query::ParseJsonQuery(
+      R"({"source": "auto", "account_id": "acc_a", "from": "2026-05-01", "to": "2026-06-01",
+          "group_by": ["meter_id", "date"], "filters": {"dim.provider": ["anthropic", "openai"]},
+          "metrics": {"quantity": "sum", "n": "count", "peak": "max"},
+          "order_by": [{"key": "quantity", "desc": true}], "limit": 100})");
+  ASSERT_TRUE(req.ok()) << req.status().ToString();
+  QueryResult r;
+  ASSERT_TRUE(db_->Query(*req, &r).ok());
+  ASSERT_EQ((std::vector<std::string>{"meter_id", "date", "quantity", "n", "peak"}), r.names);
+  ASSERT_EQ(2u, r.rows.size());
+  EXPECT_EQ("tokens.input", r.rows[0][0].str);
+  EXPECT_EQ("27", Q(r.rows[0][2].num));  // 10 + 20 - 3
+  EXPECT_EQ("5", Q(r.rows[1][2].num));
+  EXPECT_EQ("2026-05-02", r.rows[1][1].str);
+  // Defaults: sum + count, one row.
+  req = query::ParseJsonQuery(R"({"account_id": "acc_b"})");
+  ASSERT_TRUE(req.ok());
+  ASSERT_TRUE(db_->Query(*req, &r).ok());
+  ASSERT_EQ((std::vector<std::string>{"quantity", "count"}), r.names);
+  EXPECT_EQ("101", Q(r.rows[0][0].num));
+}
+
+TEST(JsonQueryTest, BadRequestsNameTheProblem) {
+  auto err = [](const char* body) { return query::ParseJsonQuery(body).status().message(); };
+  EXPECT_NE(std::string::npos, err(R"({"frm": 1})").find("unknown field: frm"));
+  EXPECT_NE(std::string::npos, err(R"({"metrics": {"x": "avg"}})").find("unknown function"));
+  EXPECT_NE(std::string::npos, err(R"({"group_by": ["event_id"]})").find("group_by"));
+  EXPECT_NE(std::string::npos, err(R"({"from": "2026-13-01"})").find("from"));
+  EXPECT_NE(std::string::npos, err(R"({"from": 5, "to": 4})").find("after"));
+  EXPECT_NE(std::string::npos, err("[1]").find("object"));
+  EXPECT_NE(std::string::npos, err("{").find("invalid JSON"));
+}
+
+INSTANTIATE_TEST_SUITE_P(MemtableAndSegments, QueryTest, ::testing::Values(false, true));
+
+}  // namespace
+}  // namespace usagedb::testing
+
+namespace usagedb::testing {
+namespace {
+
+TEST(ListEventsTest, PagesCoverEveryEventOnceWhileIngestAndFlushesGoOn) {
+  FaultInjectionFileSystem fs;
+  ManualClock clock(kNowMs);
+  Options o;
+  o.file_system = &fs;
+  o.clock = &clock;
+  o.background_flush = false;
+  o.bucket_count = 2;
+  auto db = DB::Open(o, "/db");
+  ASSERT_TRUE(db.ok());
+  std::vector<Event> batch;
+  for (int i = 0; i < 250; i++) {
+    // Many equal timestamps: the order falls back to event_id.
+    batch.push_back(MakeEvent("e" + std::to_string(i), "acc", 1, kMay1 + (i % 17) * 1000));
+  }
+  IngestResult r;
+  ASSERT_TRUE((*db)->Ingest(batch, &r).ok());
+  ASSERT_TRUE((*db)->Flush().ok());
+  ListRequest req;
+  req.filter.account_id = "acc";
+  req.limit = 40;
+  std::vector<std::string> seen;
+  int pages = 0;
+  for (;;) {
+    ListResult page;
+    ASSERT_TRUE((*db)->ListEvents(req, &page).ok());
+    pages++;
+    for (size_t i = 0; i < page.events.size(); i++) {
+      seen.push_back(page.events[i].event_id);
+      if (i > 0) {
+        const Event& a = page.events[i - 1];
+        const Event& b = page.events[i];
+        ASSERT_TRUE(a.timestamp_ms < b.timestamp_ms ||
+                    (a.timestamp_ms == b.timestamp_ms && a.event_id < b.event_id));
+      }
+    }
+    // Meanwhile: new events (later than the snapshot: never listed) and a flush.
+    ASSERT_TRUE((*db)->Ingest({MakeEvent("late" + std::to_string(pages), "acc", 1, kMay1)}, &r).ok());
+    if (pages == 2) {
+      ASSERT_TRUE((*db)->Flush().ok());
+    }
+    if (page.next_cursor.empty()) break;
+    req.cursor = page.next_cursor;
+  }
+  EXPECT_EQ(7, pages);
+  ASSERT_EQ(250u, seen.size());
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen.end(), std::adjacent_find(seen.begin(), seen.end())) << "an event listed twice";
+  // A cursor reused with other filters is refused; a damaged one too.
+  ListRequest other = req;
+  other.filter.account_id = "acc2";
+  ListResult page;
+  Status s = (*db)->ListEvents(other, &page);
+  EXPECT_TRUE(s.IsInvalidArgument());
+  EXPECT_NE(std::string::npos, s.message().find("cursor_mismatch")) << s.ToString();
+  other = req;
+  other.cursor = "!!";
+  EXPECT_TRUE((*db)->ListEvents(other, &page).IsInvalidArgument());
+  other.cursor = "";
+  other.limit = 0;
+  EXPECT_TRUE((*db)->ListEvents(other, &page).IsInvalidArgument());
+}
+
+}  // namespace
+}  // namespace usagedb::testing
