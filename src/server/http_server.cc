@@ -15,6 +15,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -56,6 +58,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec);
   void ReadBody();
   void OnBody(beast::error_code ec);
+  void WriteResponse(HttpResponse response, bool keep_alive, unsigned version);
   void OnWrite(beast::error_code ec, bool close);
   // A request that could not be read: answer (when there is something to say) and close.
   void OnReadError(beast::error_code ec);
@@ -90,9 +93,40 @@ class ServerImpl : public HttpServer {
   ~ServerImpl() override {
     Shutdown(std::chrono::steady_clock::now());
     ioc_.stop();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      handlers_stop_ = true;
+      handler_cv_.notify_all();
+    }
+    JoinAll();
+  }
+
+  void JoinAll() {
     for (std::thread& t : threads_) {
       if (t.joinable()) t.join();
     }
+    for (std::thread& t : handler_threads_) {
+      if (t.joinable()) t.join();
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    handler_queue_.clear();
+  }
+
+  void HandlerLoop() {
+    std::unique_lock<std::mutex> l(mu_);
+    handler_threads_running_++;
+    while (true) {
+      handler_cv_.wait(l, [this] { return handlers_stop_ || !handler_queue_.empty(); });
+      if (handlers_stop_) break;
+      std::function<void()> fn = std::move(handler_queue_.front());
+      handler_queue_.pop_front();
+      l.unlock();
+      fn();
+      fn = nullptr;  // release the session before taking the lock again
+      l.lock();
+    }
+    handler_threads_running_--;
+    cv_.notify_all();
   }
 
   Status Listen() {
@@ -112,8 +146,12 @@ class ServerImpl : public HttpServer {
   }
 
   void Run() {
-    int n = options_.threads;
-    if (n <= 0) n = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+    const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    int n = options_.threads > 0 ? options_.threads : std::max(2, cores);
+    int h = options_.handler_threads > 0 ? options_.handler_threads : std::max(8, 4 * cores);
+    for (int i = 0; i < h; i++) {
+      handler_threads_.emplace_back([this] { HandlerLoop(); });
+    }
     DoAccept();
     running_threads_ = n;
     for (int i = 0; i < n; i++) {
@@ -174,12 +212,24 @@ class ServerImpl : public HttpServer {
   bool Join(TimePoint deadline) override {
     {
       std::unique_lock<std::mutex> l(mu_);
-      if (!cv_.wait_until(l, deadline, [this] { return running_threads_ == 0; })) return false;
+      handlers_stop_ = true;
+      handler_cv_.notify_all();
+      if (!cv_.wait_until(l, deadline, [this] {
+            return running_threads_ == 0 && handler_threads_running_ == 0;
+          })) {
+        return false;
+      }
     }
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
+    JoinAll();
     return true;
+  }
+
+  // Queues `fn` for the handler pool. Jobs still queued when the pool stops are dropped
+  // (their connections are being shut down anyway).
+  void RunHandler(std::function<void()> fn) {
+    std::lock_guard<std::mutex> l(mu_);
+    handler_queue_.push_back(std::move(fn));
+    handler_cv_.notify_one();
   }
 
   // --- used by sessions ---
@@ -254,6 +304,12 @@ class ServerImpl : public HttpServer {
   int pending_acks_ = 0;       // guarded by mu_: sessions yet to see the shutdown
   int running_threads_ = 0;    // guarded by mu_
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mu_
+  // The handler pool: requests received in full wait here for a handler thread.
+  std::condition_variable handler_cv_;
+  std::deque<std::function<void()>> handler_queue_;  // guarded by mu_
+  bool handlers_stop_ = false;                       // guarded by mu_
+  int handler_threads_running_ = 0;                  // guarded by mu_
+  std::vector<std::thread> handler_threads_;
 
   net::io_context ioc_;
   // Keeps the workers running while nothing is pending (e.g. between the acceptor's close
@@ -340,13 +396,25 @@ void Session::OnBody(beast::error_code ec) {
   const bool keep_alive = req.keep_alive();
   const unsigned version = req.version();
 
-  HttpResponse response;
-  try {
-    server_->handler()->Handle(request, &response);
-  } catch (const std::exception& e) {
-    SetHttpError(500, "internal", std::string("unexpected exception: ") + e.what(), &response);
-  }
+  // The handler runs on the handler pool (it may block in the WAL's group-commit fsync; many
+  // concurrent committers are what lets one fsync cover several batches); the response is
+  // written back on this connection's strand.
+  server_->RunHandler([self = shared_from_this(), request = std::move(request), keep_alive,
+                       version]() mutable {
+    auto response = std::make_shared<HttpResponse>();
+    try {
+      self->server_->handler()->Handle(request, response.get());
+    } catch (const std::exception& e) {
+      SetHttpError(500, "internal", std::string("unexpected exception: ") + e.what(),
+                   response.get());
+    }
+    net::post(self->executor(), [self, response, keep_alive, version] {
+      self->WriteResponse(std::move(*response), keep_alive, version);
+    });
+  });
+}
 
+void Session::WriteResponse(HttpResponse response, bool keep_alive, unsigned version) {
   auto res = std::make_shared<http::response<http::string_body>>();
   res->version(version);
   res->result(static_cast<unsigned>(response.status));

@@ -1,6 +1,7 @@
 // HTTP/1.1 server (Boost.Beast/Asio, kept inside http_server.cc, the only translation unit
-// that includes Beast): keep-alive, a fixed pool of worker threads that run both the network
-// I/O and the handlers, request size and time limits, and the graceful shutdown of SPEC §4.
+// that includes Beast): keep-alive, a small pool of network I/O threads, a pool of handler
+// threads (handlers may block in the WAL's fsync), request size and time limits, and the
+// graceful shutdown of SPEC §4.
 #pragma once
 
 #include <chrono>
@@ -19,7 +20,11 @@ class ServerMetrics;
 struct HttpServerOptions {
   std::string host = "127.0.0.1";  // numeric IPv4 or IPv6 address
   uint16_t port = 8080;            // 0 = any free port (see HttpServer::port())
-  int threads = 0;                 // 0 = max(2, hardware threads)
+  int threads = 0;                 // network I/O threads; 0 = max(2, hardware threads)
+  // Threads that run handlers; 0 = max(8, 4 x hardware threads). Strict-mode ingest blocks a
+  // handler for its group-commit fsync: concurrent committers share one fsync only when
+  // more handlers than cores can wait at once.
+  int handler_threads = 0;
   // A request whose body (as received, before gzip) is larger gets 413 and the connection is
   // closed; the decompressed size is checked by the handler.
   uint64_t max_body_bytes = 32u << 20;
@@ -50,8 +55,9 @@ class HttpServer {
   // Then stops the workers' event loop. Call once.
   virtual bool Shutdown(TimePoint deadline) = 0;
 
-  // Waits for the worker threads until `deadline`: true when all exited (joined). False means
-  // a handler is still running (blocked in the database); the destructor then waits for it.
+  // Stops the handler pool (queued requests are dropped) and waits for every thread until
+  // `deadline`: true when all exited (joined). False means a handler is still running
+  // (blocked in the database); the destructor then waits for it. REQUIRES: after Shutdown.
   virtual bool Join(TimePoint deadline) = 0;
 };
 
