@@ -28,13 +28,20 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     const char* v = argv[i + 1];
-    if (f == "--host") host = v;
-    else if (f == "--port") port = std::atoi(v);
-    else if (f == "--clients") clients = std::atoi(v);
-    else if (f == "--batch") batch = std::strtoull(v, nullptr, 10);
-    else if (f == "--events") events = std::strtoull(v, nullptr, 10);
-    else if (f == "--accounts") accounts = std::strtoull(v, nullptr, 10);
-    else if (f == "--seed") seed = std::strtoull(v, nullptr, 10);
+    if (f == "--host")
+      host = v;
+    else if (f == "--port")
+      port = std::atoi(v);
+    else if (f == "--clients")
+      clients = std::atoi(v);
+    else if (f == "--batch")
+      batch = std::strtoull(v, nullptr, 10);
+    else if (f == "--events")
+      events = std::strtoull(v, nullptr, 10);
+    else if (f == "--accounts")
+      accounts = std::strtoull(v, nullptr, 10);
+    else if (f == "--seed")
+      seed = std::strtoull(v, nullptr, 10);
     else {
       std::fprintf(stderr, "unknown flag %s\n", f.c_str());
       return 2;
@@ -92,7 +99,9 @@ int main(int argc, char** argv) {
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
-  auto pct = [&](double p) { return all.empty() ? 0.0 : all[static_cast<size_t>(p * (all.size() - 1))]; };
+  auto pct = [&](double p) {
+    return all.empty() ? 0.0 : all[static_cast<size_t>(p * (all.size() - 1))];
+  };
   std::printf(
       "clients=%d batch=%llu events=%llu batches=%zu failed=%llu: %.2f s, %.0f events/s; "
       "batch latency p50 %.1f ms p99 %.1f ms (bodies built in %.2f s, not timed)\n",

@@ -72,8 +72,7 @@ Result<std::optional<int64_t>> TimeParam(const QueryParams& q, std::string_view 
   if (v == nullptr) return std::optional<int64_t>();
   Result<int64_t> t = ParseTimeArg(*v);
   if (!t.ok()) {
-    return Status::InvalidArgument("bad_date: " + std::string(name) + ": " +
-                                   t.status().message());
+    return Status::InvalidArgument("bad_date: " + std::string(name) + ": " + t.status().message());
   }
   return std::optional<int64_t>(*t);
 }
@@ -89,11 +88,15 @@ Result<EventKind> ParseKind(std::string_view s) {
 
 // SPEC §3.5 reserved names: never dimension keys.
 bool IsReservedName(std::string_view k) {
-  static const char* const kReserved[] = {
-      "account_id",   "subscription_id", "product_id",    "meter_id",     "model_id",
-      "source",       "unit",            "kind",          "hour_start_ms", "day",
-      "date",         "month",           "event_id",      "timestamp_ms", "quantity",
-      "ingested_at_ms", "correction_ref", "dimensions"};
+  static const char* const kReserved[] = {"account_id",     "subscription_id",
+                                          "product_id",     "meter_id",
+                                          "model_id",       "source",
+                                          "unit",           "kind",
+                                          "hour_start_ms",  "day",
+                                          "date",           "month",
+                                          "event_id",       "timestamp_ms",
+                                          "quantity",       "ingested_at_ms",
+                                          "correction_ref", "dimensions"};
   for (const char* r : kReserved) {
     if (k == r) return true;
   }
@@ -160,8 +163,7 @@ void ApiService::AddRoutes() {
        "billing periods arrive in a later issue"},
       {"POST", "/v1/accounts/{account_id}/periods/{period}/reopen", Scope::kAdmin,
        "billing periods arrive in a later issue"},
-      {"GET", "/v1/export/parquet", Scope::kRead,
-       "Parquet export over HTTP arrives with issue #5"},
+      {"GET", "/v1/export/parquet", Scope::kRead, "Parquet export over HTTP arrives with issue #5"},
       {"POST", "/v1/admin/rollup", Scope::kAdmin, "rollups arrive in a later issue"},
       {"POST", "/v1/admin/compact", Scope::kAdmin, "compaction arrives in a later issue"},
       {"POST", "/v1/admin/check", Scope::kAdmin, "check arrives in a later issue"},
@@ -215,8 +217,8 @@ void ApiService::Handle(HttpRequest& request, HttpResponse* response) {
         const char* scope = route.scope == Scope::kIngest ? "ingest"
                             : route.scope == Scope::kRead ? "read"
                                                           : "admin";
-        SetHttpError(403, "forbidden",
-                     std::string("this API key lacks the '") + scope + "' scope", response);
+        SetHttpError(403, "forbidden", std::string("this API key lacks the '") + scope + "' scope",
+                     response);
         break;
       }
       Result<QueryParams> q = QueryParams::Parse(request.query);
@@ -277,10 +279,10 @@ bool ApiService::DecodeBody(RequestContext& ctx, size_t* size) {
     return false;
   }
   if (body.size() > settings_.max_body_bytes) {
-    SetHttpError(413, "body_too_large",
-                 "the body exceeds max_body_bytes (" + std::to_string(settings_.max_body_bytes) +
-                     ")",
-                 ctx.response);
+    SetHttpError(
+        413, "body_too_large",
+        "the body exceeds max_body_bytes (" + std::to_string(settings_.max_body_bytes) + ")",
+        ctx.response);
     return false;
   }
   *size = body.size();
@@ -313,8 +315,8 @@ Status ApiService::HandleBatch(RequestContext& ctx) {
   opts.body_is_padded = true;
   opts.max_events = kMaxBatchEvents;
   std::vector<DecodedEvent> decoded;
-  Status s = ndjson ? DecodeBatchNdjson(body, opts, &decoded)
-                    : DecodeBatchJson(body, opts, &decoded);
+  Status s =
+      ndjson ? DecodeBatchNdjson(body, opts, &decoded) : DecodeBatchJson(body, opts, &decoded);
   if (!s.ok()) {
     metrics_.AddBatchFailure();
     if (s.code() == StatusCode::kAborted) {
@@ -463,9 +465,8 @@ Status ApiService::HandleAccountUsage(RequestContext& ctx) {
     if (!ok) return Status::InvalidArgument("as_of: '" + *as_of + "' is not a commit sequence");
     uint64_t last = db_->LastSequence();
     if (seq > last) {
-      return Status::InvalidArgument("as_of: " + *as_of +
-                                     " is above the latest committed sequence " +
-                                     std::to_string(last));
+      return Status::InvalidArgument(
+          "as_of: " + *as_of + " is above the latest committed sequence " + std::to_string(last));
     }
     f.as_of_seq = seq;
   }

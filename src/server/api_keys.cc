@@ -2,9 +2,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <simdjson.h>
 
 #include <set>
-#include <simdjson.h>
 
 #include "io/file_system.h"
 
@@ -107,8 +107,7 @@ Result<ApiKeys> ApiKeys::Parse(std::string_view json, const std::string& origin)
           } else if (name == "admin") {
             e.scopes |= static_cast<uint8_t>(Scope::kAdmin);
           } else {
-            return bad(where + ": unknown scope '" + std::string(name) +
-                       "' (ingest, read, admin)");
+            return bad(where + ": unknown scope '" + std::string(name) + "' (ingest, read, admin)");
           }
         }
         has_scopes = true;

@@ -86,8 +86,8 @@ InflateOutcome GzipInflate(std::string_view in, size_t max_out, std::string* out
 std::string GzipCompress(std::string_view in) {
   z_stream zs{};
   std::string out;
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                   Z_DEFAULT_STRATEGY) != Z_OK) {
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) !=
+      Z_OK) {
     return out;
   }
   out.resize(deflateBound(&zs, in.size()) + 32);

@@ -26,9 +26,9 @@ const HttpErrorMapping kTable[] = {
 
 // Specific codes a lower layer (or a route) may name at the start of a Status message.
 const char* const kSpecificCodes[] = {
-    "too_many_events", "timeout",          "not_in_rollups", "not_supported",
-    "unaligned_range", "cursor_mismatch",  "period_not_ended", "overflow",
-    "invalid_body",    "invalid_gzip",     "bad_date",       "shutting_down",
+    "too_many_events", "timeout",           "not_in_rollups",   "not_supported",
+    "unaligned_range", "cursor_mismatch",   "period_not_ended", "overflow",
+    "invalid_body",    "invalid_gzip",      "bad_date",         "shutting_down",
     "not_implemented", "unknown_parameter", "invalid_period",
 };
 
@@ -67,7 +67,8 @@ void SetStatusError(const Status& status, HttpResponse* response) {
   response->body.clear();
   response->headers.clear();
   AppendErrorJson(code, message, &response->body);
-  if (m.retry_after) response->headers.emplace_back("Retry-After", std::to_string(kRetryAfterSeconds));
+  if (m.retry_after)
+    response->headers.emplace_back("Retry-After", std::to_string(kRetryAfterSeconds));
 }
 
 void SetHttpError(int http_status, std::string_view code, std::string_view message,

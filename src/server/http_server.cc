@@ -10,14 +10,14 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <functional>
-#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -197,7 +197,8 @@ class ServerImpl : public HttpServer {
     bool finished;
     {
       std::unique_lock<std::mutex> l(mu_);
-      finished = cv_.wait_until(l, deadline, [this] { return pending_acks_ == 0 && in_flight_ == 0; });
+      finished =
+          cv_.wait_until(l, deadline, [this] { return pending_acks_ == 0 && in_flight_ == 0; });
       if (!finished) {
         // Abort: shutting a socket down is safe from any thread; a session unregisters (under
         // mu_) before its socket is closed, so every fd here is still that session's.
@@ -271,23 +272,24 @@ class ServerImpl : public HttpServer {
 
  private:
   void DoAccept() {
-    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec,
-                                                          tcp::socket socket) {
-      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-      if (ec) {
-        // EMFILE and the like: wait a little instead of spinning.
-        accept_retry_.expires_after(std::chrono::milliseconds(50));
-        accept_retry_.async_wait([this](beast::error_code wec) {
-          if (!wec && acceptor_.is_open()) DoAccept();
-        });
-        return;
-      }
-      beast::error_code opt_ec;
-      socket.set_option(tcp::no_delay(true), opt_ec);
-      auto session = std::make_shared<Session>(std::move(socket), this);
-      if (Register(session)) session->Start();
-      DoAccept();
-    });
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           [this](beast::error_code ec, tcp::socket socket) {
+                             if (ec == net::error::operation_aborted || !acceptor_.is_open())
+                               return;
+                             if (ec) {
+                               // EMFILE and the like: wait a little instead of spinning.
+                               accept_retry_.expires_after(std::chrono::milliseconds(50));
+                               accept_retry_.async_wait([this](beast::error_code wec) {
+                                 if (!wec && acceptor_.is_open()) DoAccept();
+                               });
+                               return;
+                             }
+                             beast::error_code opt_ec;
+                             socket.set_option(tcp::no_delay(true), opt_ec);
+                             auto session = std::make_shared<Session>(std::move(socket), this);
+                             if (Register(session)) session->Start();
+                             DoAccept();
+                           });
   }
 
   HttpServerOptions options_;
@@ -298,11 +300,11 @@ class ServerImpl : public HttpServer {
   // unregister themselves.
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;      // guarded by mu_
-  bool shut_down_ = false;     // guarded by mu_
-  int in_flight_ = 0;          // guarded by mu_: requests received and not yet answered
-  int pending_acks_ = 0;       // guarded by mu_: sessions yet to see the shutdown
-  int running_threads_ = 0;    // guarded by mu_
+  bool stopping_ = false;    // guarded by mu_
+  bool shut_down_ = false;   // guarded by mu_
+  int in_flight_ = 0;        // guarded by mu_: requests received and not yet answered
+  int pending_acks_ = 0;     // guarded by mu_: sessions yet to see the shutdown
+  int running_threads_ = 0;  // guarded by mu_
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mu_
   // The handler pool: requests received in full wait here for a handler thread.
   std::condition_variable handler_cv_;
@@ -346,10 +348,9 @@ void Session::ReadHeader() {
   parser_->header_limit(server_->options().max_header_bytes);
   parser_->body_limit(server_->options().max_body_bytes);
   stream_.expires_after(std::chrono::milliseconds(server_->options().request_timeout_ms));
-  http::async_read_header(stream_, buffer_, *parser_,
-                          [self = shared_from_this()](beast::error_code ec, size_t) {
-                            self->OnHeader(ec);
-                          });
+  http::async_read_header(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
 }
 
 void Session::OnHeader(beast::error_code ec) {
@@ -359,11 +360,10 @@ void Session::OnHeader(beast::error_code ec) {
   if (beast::iequals(req[http::field::expect], "100-continue") && !parser_->is_done()) {
     auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
     pending_ = cont;
-    http::async_write(stream_, *cont,
-                      [self = shared_from_this()](beast::error_code wec, size_t) {
-                        if (wec) return self->Close();
-                        self->ReadBody();
-                      });
+    http::async_write(stream_, *cont, [self = shared_from_this()](beast::error_code wec, size_t) {
+      if (wec) return self->Close();
+      self->ReadBody();
+    });
     return;
   }
   ReadBody();
@@ -399,19 +399,19 @@ void Session::OnBody(beast::error_code ec) {
   // The handler runs on the handler pool (it may block in the WAL's group-commit fsync; many
   // concurrent committers are what lets one fsync cover several batches); the response is
   // written back on this connection's strand.
-  server_->RunHandler([self = shared_from_this(), request = std::move(request), keep_alive,
-                       version]() mutable {
-    auto response = std::make_shared<HttpResponse>();
-    try {
-      self->server_->handler()->Handle(request, response.get());
-    } catch (const std::exception& e) {
-      SetHttpError(500, "internal", std::string("unexpected exception: ") + e.what(),
-                   response.get());
-    }
-    net::post(self->executor(), [self, response, keep_alive, version] {
-      self->WriteResponse(std::move(*response), keep_alive, version);
-    });
-  });
+  server_->RunHandler(
+      [self = shared_from_this(), request = std::move(request), keep_alive, version]() mutable {
+        auto response = std::make_shared<HttpResponse>();
+        try {
+          self->server_->handler()->Handle(request, response.get());
+        } catch (const std::exception& e) {
+          SetHttpError(500, "internal", std::string("unexpected exception: ") + e.what(),
+                       response.get());
+        }
+        net::post(self->executor(), [self, response, keep_alive, version] {
+          self->WriteResponse(std::move(*response), keep_alive, version);
+        });
+      });
 }
 
 void Session::WriteResponse(HttpResponse response, bool keep_alive, unsigned version) {
@@ -444,8 +444,8 @@ void Session::OnWrite(beast::error_code ec, bool close) {
 
 void Session::OnReadError(beast::error_code ec) {
   if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
-      ec == net::error::operation_aborted || ec == beast::error::timeout ||
-      ec == net::error::eof || ec == net::error::connection_reset || shutdown_requested_) {
+      ec == net::error::operation_aborted || ec == beast::error::timeout || ec == net::error::eof ||
+      ec == net::error::connection_reset || shutdown_requested_) {
     return Close();
   }
   if (ec == http::error::body_limit) {

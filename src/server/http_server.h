@@ -41,8 +41,7 @@ class HttpServer {
   // Binds, listens and starts the worker threads. `handler` (and `metrics`, may be null) are
   // not owned and must outlive the server. IOError when the address cannot be bound.
   static Result<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
-                                                   RequestHandler* handler,
-                                                   ServerMetrics* metrics);
+                                                   RequestHandler* handler, ServerMetrics* metrics);
   virtual ~HttpServer() = default;
 
   // The port actually bound.

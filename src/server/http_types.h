@@ -12,10 +12,10 @@ namespace usagedb {
 namespace server {
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // as received: path and query
-  std::string path;    // target before '?', not percent-decoded
-  std::string query;   // target after '?', not percent-decoded
+  std::string method;            // "GET", "POST", ...
+  std::string target;            // as received: path and query
+  std::string path;              // target before '?', not percent-decoded
+  std::string query;             // target after '?', not percent-decoded
   std::string content_type;      // "" when absent
   std::string content_encoding;  // "" when absent
   std::string authorization;     // "" when absent

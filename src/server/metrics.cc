@@ -66,8 +66,7 @@ std::string ServerMetrics::Render(const DbStats& s, uint64_t uptime_ms) const {
   Value(&out, "usagedb_ingest_events_total{outcome=\"duplicate\"}", duplicates_.load());
   Value(&out, "usagedb_ingest_events_total{outcome=\"conflict\"}", conflicts_.load());
   Value(&out, "usagedb_ingest_events_total{outcome=\"rejected\"}", rejected_.load());
-  Counter(&out, "usagedb_ingest_batches_total", "Batches processed (status 200).",
-          batches_.load());
+  Counter(&out, "usagedb_ingest_batches_total", "Batches processed (status 200).", batches_.load());
   Counter(&out, "usagedb_ingest_batch_failures_total",
           "Batches that failed as a whole (4xx body errors, 503).", batch_failures_.load());
   Counter(&out, "usagedb_ingest_body_bytes_total", "Decompressed bytes of processed batches.",
@@ -122,10 +121,10 @@ std::string ServerMetrics::Render(const DbStats& s, uint64_t uptime_ms) const {
     for (size_t i = 0; i <= kBuckets.size(); i++) {
       cumulative += r.buckets[i];
       std::string le = i < kBuckets.size() ? Le(kBuckets[i]) : "+Inf";
-      Value(&out,
-            "usagedb_http_request_duration_seconds_bucket{route=\"" + route + "\",le=\"" + le +
-                "\"}",
-            cumulative);
+      Value(
+          &out,
+          "usagedb_http_request_duration_seconds_bucket{route=\"" + route + "\",le=\"" + le + "\"}",
+          cumulative);
     }
     Value(&out, "usagedb_http_request_duration_seconds_sum{route=\"" + route + "\"}",
           r.sum_seconds);

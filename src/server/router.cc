@@ -67,8 +67,7 @@ Result<QueryParams> QueryParams::Parse(std::string_view query) {
                                      std::string(k) + "'");
     }
     if (!IsUtf8(key) || !IsUtf8(value)) {
-      return Status::InvalidArgument("query parameter '" + std::string(k) +
-                                     "' is not valid UTF-8");
+      return Status::InvalidArgument("query parameter '" + std::string(k) + "' is not valid UTF-8");
     }
     p.items_.emplace_back(std::move(key), std::move(value));
   }

@@ -41,8 +41,10 @@ void SignalLoop(SignalState* state, sigset_t set) {
     if (sigwait(&set, &sig) != 0) continue;
     std::unique_lock<std::mutex> l(state->mu);
     if (state->first != 0) {
-      std::fprintf(stderr, "usagedb: second %s: exiting at once (the WAL keeps every "
-                   "acknowledged event)\n", SignalName(sig));
+      std::fprintf(stderr,
+                   "usagedb: second %s: exiting at once (the WAL keeps every "
+                   "acknowledged event)\n",
+                   SignalName(sig));
       std::fflush(stderr);
       _exit(128 + sig);
     }
@@ -142,7 +144,8 @@ int RunServe(const std::vector<std::string>& args_in,
   std::fprintf(stderr, "usagedb: %s: shutting down (in-flight requests get %lld ms)\n",
                SignalName(sig), static_cast<long long>(settings.shutdown_grace_ms));
   if (!server->Shutdown(grace_deadline)) {
-    std::fprintf(stderr, "usagedb: requests still running after the grace period were "
+    std::fprintf(stderr,
+                 "usagedb: requests still running after the grace period were "
                  "aborted\n");
   }
   // Handlers cut off by the abort may still be inside the database for a moment.
@@ -181,8 +184,10 @@ int RunServe(const std::vector<std::string>& args_in,
     _exit(0);
   }
   if (!close_status.ok()) {
-    std::fprintf(stderr, "usagedb: final flush failed: %s (the WAL keeps every acknowledged "
-                 "event)\n", close_status.ToString().c_str());
+    std::fprintf(stderr,
+                 "usagedb: final flush failed: %s (the WAL keeps every acknowledged "
+                 "event)\n",
+                 close_status.ToString().c_str());
   } else {
     std::fprintf(stderr, "usagedb: flushed and closed\n");
   }

@@ -1,10 +1,10 @@
 #include "server/settings.h"
 
 #include <arpa/inet.h>
+#include <simdjson.h>
 
 #include <cstdlib>
 #include <set>
-#include <simdjson.h>
 
 #include "io/file_system.h"
 
@@ -112,8 +112,8 @@ Result<int64_t> ParseIntValue(const SettingDef& d, const RawValue& v) {
   // 19 digits may exceed int64: compare as unsigned first.
   unsigned long long u = std::strtoull(std::string(body).c_str(), nullptr, 10);
   if (u > static_cast<unsigned long long>(INT64_MAX)) {
-    return Bad(v, digits + " is out of range " + std::to_string(d.min) + ".." +
-                      std::to_string(d.max));
+    return Bad(v,
+               digits + " is out of range " + std::to_string(d.min) + ".." + std::to_string(d.max));
   }
   int64_t x = neg ? -static_cast<int64_t>(u) : static_cast<int64_t>(u);
   if (x < d.min || x > d.max) {
@@ -134,11 +134,15 @@ Result<std::string> StringValue(const RawValue& v) {
 
 // SPEC §3.5 reserved names (columns, time keys, event fields).
 bool IsReservedKey(std::string_view k) {
-  static const char* const kReserved[] = {
-      "account_id", "subscription_id", "product_id", "meter_id",       "model_id",
-      "source",     "unit",            "kind",       "hour_start_ms",  "day",
-      "date",       "month",           "event_id",   "timestamp_ms",   "quantity",
-      "ingested_at_ms", "correction_ref", "dimensions"};
+  static const char* const kReserved[] = {"account_id",     "subscription_id",
+                                          "product_id",     "meter_id",
+                                          "model_id",       "source",
+                                          "unit",           "kind",
+                                          "hour_start_ms",  "day",
+                                          "date",           "month",
+                                          "event_id",       "timestamp_ms",
+                                          "quantity",       "ingested_at_ms",
+                                          "correction_ref", "dimensions"};
   for (const char* r : kReserved) {
     if (k == r) return true;
   }
@@ -276,14 +280,21 @@ Status Apply(const SettingDef& d, const RawValue& v, ServerSettings* s) {
 const char* JsonTypeName(simdjson::dom::element_type t) {
   using T = simdjson::dom::element_type;
   switch (t) {
-    case T::ARRAY: return "array";
-    case T::OBJECT: return "object";
+    case T::ARRAY:
+      return "array";
+    case T::OBJECT:
+      return "object";
     case T::INT64:
-    case T::UINT64: return "integer";
-    case T::DOUBLE: return "number with a fraction or exponent";
-    case T::STRING: return "string";
-    case T::BOOL: return "boolean";
-    case T::NULL_VALUE: return "null";
+    case T::UINT64:
+      return "integer";
+    case T::DOUBLE:
+      return "number with a fraction or exponent";
+    case T::STRING:
+      return "string";
+    case T::BOOL:
+      return "boolean";
+    case T::NULL_VALUE:
+      return "null";
   }
   return "value";
 }
@@ -298,8 +309,8 @@ Status ApplyConfigFile(const std::string& path, ServerSettings* s) {
   simdjson::dom::element root;
   auto err = parser.parse(text).get(root);
   if (err) {
-    return Status::InvalidArgument("config file " + path + ": not JSON: " +
-                                   simdjson::error_message(err));
+    return Status::InvalidArgument("config file " + path +
+                                   ": not JSON: " + simdjson::error_message(err));
   }
   simdjson::dom::object obj;
   if (root.get(obj)) {

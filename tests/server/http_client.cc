@@ -127,9 +127,9 @@ ClientResponse HttpClient::ReadResponse() {
   return res;
 }
 
-ClientResponse HttpClient::Request(const std::string& method, const std::string& target,
-                                   std::string_view body,
-                                   const std::vector<std::pair<std::string, std::string>>& headers) {
+ClientResponse HttpClient::Request(
+    const std::string& method, const std::string& target, std::string_view body,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + host_ + "\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   if (!body.empty() || method == "POST") {

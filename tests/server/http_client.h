@@ -13,7 +13,7 @@ namespace usagedb {
 namespace testing {
 
 struct ClientResponse {
-  int status = 0;  // 0 = no response (connection closed or failed)
+  int status = 0;                              // 0 = no response (connection closed or failed)
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
   std::string Header(const std::string& lower_name) const {

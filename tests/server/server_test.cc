@@ -3,6 +3,7 @@
 // signals.
 #include <fcntl.h>
 #include <signal.h>
+#include <simdjson.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,7 +15,6 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <simdjson.h>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -40,8 +40,8 @@ constexpr int64_t kDayMs = 86400000;
 const char kMax38[] = "99999999999999999999999999999999999999";  // 10^38 - 1
 
 std::string TempDir(const std::string& name) {
-  std::string dir = ::testing::TempDir() + "usagedb_server_" + name + "_" +
-                    std::to_string(::getpid());
+  std::string dir =
+      ::testing::TempDir() + "usagedb_server_" + name + "_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
@@ -56,8 +56,8 @@ std::string Ev(const std::string& id, const std::string& account, const std::str
                int64_t ts = kMay1 + 1000, const std::string& extra = "") {
   return "{\"event_id\":\"" + id + "\",\"account_id\":\"" + account +
          "\",\"product_id\":\"ai_gateway\",\"meter_id\":\"tokens.input\",\"timestamp_ms\":" +
-         std::to_string(ts) + ",\"quantity\":" + qty +
-         ",\"unit\":\"token\",\"source\":\"test\"" + extra + "}";
+         std::to_string(ts) + ",\"quantity\":" + qty + ",\"unit\":\"token\",\"source\":\"test\"" +
+         extra + "}";
 }
 
 std::string Batch(const std::vector<std::string>& events) {
@@ -107,7 +107,9 @@ std::string ErrorCode(const ClientResponse& r) {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name()); }
+  void SetUp() override {
+    dir_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
   void TearDown() override {
     StopServer();
     std::filesystem::remove_all(dir_);
@@ -155,7 +157,8 @@ class ServerTest : public ::testing::Test {
   }
   // Quantity and count of the usage line of `query` (a 200 answer is asserted).
   std::pair<std::string, int64_t> Usage(const std::string& account, const std::string& query = "") {
-    ClientResponse r = Get("/v1/accounts/" + account + "/usage" + (query.empty() ? "" : "?" + query));
+    ClientResponse r =
+        Get("/v1/accounts/" + account + "/usage" + (query.empty() ? "" : "?" + query));
     EXPECT_EQ(200, r.status) << r.body;
     Json j(r.body);
     EXPECT_EQ(1u, j.Size("/lines")) << r.body;
@@ -241,10 +244,9 @@ TEST_F(ServerTest, ConnectionCloseIsHonoured) {
 
 TEST_F(ServerTest, BatchReportsCountsSequenceAndNonAcceptedResults) {
   StartServer();
-  ClientResponse r = Post(
-      "/v1/usage/batch",
-      Batch({Ev("e1", "a", "5"), Ev("e2", "a", "-1"), Ev("e1", "a", "5"), Ev("e1", "a", "6"),
-             Ev("e3", "a", "\"7\"")}));
+  ClientResponse r =
+      Post("/v1/usage/batch", Batch({Ev("e1", "a", "5"), Ev("e2", "a", "-1"), Ev("e1", "a", "5"),
+                                     Ev("e1", "a", "6"), Ev("e3", "a", "\"7\"")}));
   ASSERT_EQ(200, r.status) << r.body;
   Json j(r.body);
   ASSERT_TRUE(j.ok) << r.body;
@@ -289,8 +291,8 @@ TEST_F(ServerTest, AllRejectedBatchIsStill200) {
 
 TEST_F(ServerTest, NdjsonSkipsBlankLinesAndRejectsNonObjects) {
   StartServer();
-  std::string body = "\n" + Ev("n1", "a", "1") + "\n   \n\r\n" + "not json\n" +
-                     Ev("n2", "a", "2") + "\r\n\t\n";
+  std::string body =
+      "\n" + Ev("n1", "a", "1") + "\n   \n\r\n" + "not json\n" + Ev("n2", "a", "2") + "\r\n\t\n";
   ClientResponse r = Post("/v1/usage/batch", body, "application/x-ndjson; charset=utf-8");
   ASSERT_EQ(200, r.status) << r.body;
   Json j(r.body);
@@ -347,8 +349,8 @@ TEST_F(ServerTest, BodyOverMaxBodyBytesIs413AndTheServerGoesOn) {
   ServerSettings s;
   s.max_body_bytes = 4096;
   StartServer(s);
-  std::string big = Batch({Ev("big", "a", "1", kMay1, ",\"dimensions\":{\"pad\":\"" +
-                                                          std::string(200, 'x') + "\"}")});
+  std::string big = Batch(
+      {Ev("big", "a", "1", kMay1, ",\"dimensions\":{\"pad\":\"" + std::string(200, 'x') + "\"}")});
   while (big.size() <= 4096) big.insert(big.size() - 1, " ");
   ClientResponse r = Post("/v1/usage/batch", big);
   EXPECT_EQ(413, r.status);
@@ -416,15 +418,14 @@ TEST_F(ServerTest, WalUnavailableIs503WithRetryAfter) {
 
 TEST_F(ServerTest, UsageSumsAre38DigitExact) {
   StartServer();
-  ASSERT_EQ(200, Post("/v1/usage/batch",
-                      Batch({Ev("big1", "a", std::string("\"") + kMax38 + "\""),
-                             Ev("big2", "a", "1")}))
+  ASSERT_EQ(200, Post("/v1/usage/batch", Batch({Ev("big1", "a", std::string("\"") + kMax38 + "\""),
+                                                Ev("big2", "a", "1")}))
                      .status);
   EXPECT_EQ("100000000000000000000000000000000000000", Usage("a").first);
   // Another 10^38-1 takes the sum past 2^127-1: 422 overflow, never a wrap.
-  ASSERT_EQ(200, Post("/v1/usage/batch",
-                      Batch({Ev("big3", "a", std::string("\"") + kMax38 + "\"")}))
-                     .status);
+  ASSERT_EQ(
+      200,
+      Post("/v1/usage/batch", Batch({Ev("big3", "a", std::string("\"") + kMax38 + "\"")})).status);
   ClientResponse r = Get("/v1/accounts/a/usage");
   EXPECT_EQ(422, r.status) << r.body;
   EXPECT_EQ("overflow", ErrorCode(r));
@@ -440,10 +441,10 @@ TEST_F(ServerTest, UsageSumsAre38DigitExact) {
 TEST_F(ServerTest, UsageRangeIsHalfOpenAndEchoed) {
   StartServer();
   const int64_t from = kMay1, to = kMay1 + kDayMs;
-  ASSERT_EQ(200, Post("/v1/usage/batch",
-                      Batch({Ev("r0", "a", "1", from - 1), Ev("r1", "a", "10", from),
-                             Ev("r2", "a", "100", to - 1), Ev("r3", "a", "1000", to)}))
-                     .status);
+  ASSERT_EQ(
+      200, Post("/v1/usage/batch", Batch({Ev("r0", "a", "1", from - 1), Ev("r1", "a", "10", from),
+                                          Ev("r2", "a", "100", to - 1), Ev("r3", "a", "1000", to)}))
+               .status);
   EXPECT_EQ("110", Usage("a", "from=2026-05-01&to=2026-05-02").first);
   EXPECT_EQ("110", Usage("a", "from=" + std::to_string(from) + "&to=" + std::to_string(to)).first);
   EXPECT_EQ("110", Usage("a", "from=2026-05-01T02:00:00%2B02:00&to=2026-05-02T00:00:00Z").first);
@@ -502,8 +503,8 @@ TEST_F(ServerTest, UsageFiltersByColumnsKindAndDimensions) {
     return "{\"event_id\":\"" + id +
            "\",\"account_id\":\"acc/1\",\"product_id\":\"p\",\"meter_id\":\"" + meter +
            "\",\"model_id\":" + model + ",\"timestamp_ms\":" + std::to_string(kMay1) +
-           ",\"quantity\":" + qty + ",\"unit\":\"token\",\"source\":\"s\",\"dimensions\":" +
-           dims + "}";
+           ",\"quantity\":" + qty + ",\"unit\":\"token\",\"source\":\"s\",\"dimensions\":" + dims +
+           "}";
   };
   ASSERT_EQ(200,
             Post("/v1/usage/batch",
@@ -537,12 +538,14 @@ TEST_F(ServerTest, UsageAsOfReproducesAnEarlierAnswer) {
   EXPECT_EQ("12", Usage("a").first);
   // A duplicate's commit_sequence covers the stored event.
   r = Post("/v1/usage/batch", Batch({Ev("s1", "a", "5")}));
-  EXPECT_EQ("12", Usage("a", "as_of=" + std::to_string(Json(r.body).Int("/commit_sequence"))).first);
-  EXPECT_EQ("12", Usage("a", "as_of_ms=" + std::to_string(
-                                               std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                   std::chrono::system_clock::now().time_since_epoch())
-                                                   .count()))
-                      .first);
+  EXPECT_EQ("12",
+            Usage("a", "as_of=" + std::to_string(Json(r.body).Int("/commit_sequence"))).first);
+  EXPECT_EQ("12",
+            Usage("a", "as_of_ms=" +
+                           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count()))
+                .first);
   EXPECT_EQ("0", Usage("a", "as_of_ms=2020-01-01").first);
   EXPECT_EQ(400, Get("/v1/accounts/a/usage?as_of=999999").status);
   EXPECT_EQ(400, Get("/v1/accounts/a/usage?as_of=1&as_of_ms=1").status);
@@ -554,8 +557,8 @@ TEST_F(ServerTest, UsageAsOfReproducesAnEarlierAnswer) {
 
 TEST_F(ServerTest, MetricsArePrometheusText) {
   StartServer();
-  ASSERT_EQ(200, Post("/v1/usage/batch", Batch({Ev("mx1", "a", "1"), Ev("mx1", "a", "1"),
-                                                Ev("mx2", "a", "-1")}))
+  ASSERT_EQ(200, Post("/v1/usage/batch",
+                      Batch({Ev("mx1", "a", "1"), Ev("mx1", "a", "1"), Ev("mx2", "a", "-1")}))
                      .status);
   ClientResponse r = Get("/metrics");
   ASSERT_EQ(200, r.status);
@@ -565,7 +568,8 @@ TEST_F(ServerTest, MetricsArePrometheusText) {
         "usagedb_ingest_events_total{outcome=\"duplicate\"} 1\n",
         "usagedb_ingest_events_total{outcome=\"rejected\"} 1\n", "usagedb_ingest_batches_total 1\n",
         "# TYPE usagedb_wal_fsync_latency_seconds summary\n", "usagedb_memtable_bytes ",
-        "usagedb_segments 0\n", "usagedb_http_requests_total{route=\"usage_batch\",status=\"200\"} 1\n",
+        "usagedb_segments 0\n",
+        "usagedb_http_requests_total{route=\"usage_batch\",status=\"200\"} 1\n",
         "usagedb_http_request_duration_seconds_bucket{route=\"usage_batch\",le=\"+Inf\"} 1\n"}) {
     EXPECT_NE(std::string::npos, r.body.find(line)) << line << "\n" << r.body;
   }
@@ -600,7 +604,8 @@ TEST_F(ServerTest, ApiKeysGive401And403AndLeaveHealthOpen) {
   auto keys = ApiKeys::Parse(
       "{\"keys\":[{\"key\":\"ingest-secret\",\"scopes\":[\"ingest\"]},"
       "{\"key\":\"reader\",\"scopes\":[\"read\"]},"
-      "{\"key_sha256\":\"" + hex(Sha256("admin-secret")) + "\",\"scopes\":[\"admin\",\"read\"]}]}",
+      "{\"key_sha256\":\"" +
+          hex(Sha256("admin-secret")) + "\",\"scopes\":[\"admin\",\"read\"]}]}",
       "test");
   ASSERT_TRUE(keys.ok()) << keys.status().ToString();
   StartServer(ServerSettings(), std::move(keys).value());
@@ -672,8 +677,8 @@ TEST_F(ServerTest, GarbageBytesHugeHeadersAndDeepNestingLeaveTheServerAnswering)
   {
     HttpClient c("127.0.0.1", server_->port());
     // The server answers after 64 KiB and drains the rest before closing.
-    ASSERT_TRUE(c.SendRaw("GET /health HTTP/1.1\r\nX-Big: " + std::string(1 << 20, 'a') +
-                          "\r\n\r\n"));
+    ASSERT_TRUE(
+        c.SendRaw("GET /health HTTP/1.1\r\nX-Big: " + std::string(1 << 20, 'a') + "\r\n\r\n"));
     ClientResponse r = c.ReadResponse();
     EXPECT_EQ(431, r.status);
     EXPECT_EQ("headers_too_large", ErrorCode(r));
@@ -683,8 +688,8 @@ TEST_F(ServerTest, GarbageBytesHugeHeadersAndDeepNestingLeaveTheServerAnswering)
     std::string deep = "{\"events\":[" + std::string(100000, '[') + std::string(100000, ']') + "]}";
     ClientResponse r = Post("/v1/usage/batch", deep);
     EXPECT_TRUE(r.status == 400 || r.status == 200) << r.status << " " << r.body.substr(0, 200);
-    std::string deep_event = "{\"events\":[{\"dimensions\":" + std::string(50000, '[') +
-                             std::string(50000, ']') + "}]}";
+    std::string deep_event =
+        "{\"events\":[{\"dimensions\":" + std::string(50000, '[') + std::string(50000, ']') + "}]}";
     r = Post("/v1/usage/batch", deep_event);
     EXPECT_TRUE(r.status == 400 || r.status == 200) << r.status;
     std::string deep_nd = std::string(100000, '{') + "\n";
@@ -695,7 +700,8 @@ TEST_F(ServerTest, GarbageBytesHugeHeadersAndDeepNestingLeaveTheServerAnswering)
   EXPECT_TRUE(Healthy());
   {
     HttpClient c("127.0.0.1", server_->port());
-    ASSERT_TRUE(c.SendRaw("POST /v1/usage/batch HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"));
+    ASSERT_TRUE(
+        c.SendRaw("POST /v1/usage/batch HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"));
     ClientResponse r = c.ReadResponse();
     EXPECT_EQ(400, r.status) << r.body;
   }
@@ -711,9 +717,10 @@ TEST_F(ServerTest, ExpectContinueIsAnswered) {
   StartServer();
   HttpClient c("127.0.0.1", server_->port());
   std::string body = Batch({Ev("ec1", "a", "9")});
-  ASSERT_TRUE(c.SendRaw("POST /v1/usage/batch HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                        "Content-Type: application/json\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\n\r\n"));
+  ASSERT_TRUE(
+      c.SendRaw("POST /v1/usage/batch HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                "Content-Type: application/json\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n"));
   ASSERT_TRUE(c.SendRaw(body));
   ClientResponse r = c.ReadResponse();  // skips the interim 100
   EXPECT_EQ(200, r.status) << r.body;
@@ -922,7 +929,8 @@ TEST(SettingsTest, BadValuesAndUnknownNamesAreRefusedNamingThem) {
 // A `usagedb serve` child process with its stdout and stderr captured.
 class ServeProcess {
  public:
-  ServeProcess(const std::vector<std::string>& args, const std::vector<std::string>& env_extra = {}) {
+  ServeProcess(const std::vector<std::string>& args,
+               const std::vector<std::string>& env_extra = {}) {
     std::vector<std::string> argv_s = {USAGEDB_BINARY};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -1044,8 +1052,8 @@ TEST(ServeBinaryTest, FlagBeatsEnvironmentOnTheRunningServer) {
   uint16_t port = p.WaitListening();
   ASSERT_NE(0, port);
   HttpClient c("127.0.0.1", port);
-  std::string body = Batch({Ev("pb1", "a", "1", kMay1, ",\"dimensions\":{\"pad\":\"" +
-                                                         std::string(100, 'x') + "\"}")});
+  std::string body = Batch(
+      {Ev("pb1", "a", "1", kMay1, ",\"dimensions\":{\"pad\":\"" + std::string(100, 'x') + "\"}")});
   ASSERT_GT(body.size(), 200u);
   EXPECT_EQ(200, c.Request("POST", "/v1/usage/batch", body).status);
   EXPECT_EQ(413, c.Request("POST", "/v1/usage/batch", std::string(6000, ' ')).status);
