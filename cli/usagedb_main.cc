@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "model/event_codec.h"
 #include "query/sql_plan.h"
 #include "io/file_system.h"
+#include "server/serve.h"
 #include "usagedb/db.h"
 #include "usagedb/export.h"
 #include "util/int128.h"
@@ -434,6 +436,12 @@ int Main(int argc, char** argv) {
   usage->add_option("--from", from, "event time lower bound (inclusive)");
   usage->add_option("--to", to, "event time upper bound (exclusive)");
 
+  // serve parses its own settings (SPEC §3.9: flags, environment, config file): every
+  // argument after `serve` goes to it, --help included.
+  auto* serve = app.add_subcommand("serve", "run the HTTP server (serve --help lists the settings)");
+  serve->prefix_command();
+  serve->set_help_flag();
+
   std::string sql;
   bool query_json = false;
   auto* query = app.add_subcommand("query", "run a SQL query (SPEC §3.4) and print a table");
@@ -469,7 +477,6 @@ int Main(int argc, char** argv) {
     const char* issue;
   };
   const Later later[] = {
-      {"serve", "run the HTTP server", "HTTP server issue #4"},
       {"check", "manifest summary; --deep verifies checksums", "a later issue"},
       {"rebuild-rollups", "rebuild rollups", "rollups are a later issue"},
       {"inspect-segment", "segment metadata and first rows", "a later issue"},
@@ -484,6 +491,7 @@ int Main(int argc, char** argv) {
     later_cmds.push_back({c, &l});
   }
   for (CLI::App* sub : app.get_subcommands({})) {
+    if (sub == serve) continue;
     sub->add_option("--db-root", db_root, "data directory (default ./data)");
   }
 
@@ -492,6 +500,11 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
+  }
+  if (*serve) {
+    std::optional<std::string> db_root_flag;
+    if (app.get_option("--db-root")->count() > 0) db_root_flag = db_root;
+    return server::RunServe(serve->remaining(), db_root_flag);
   }
   if (*ingest) return RunIngest(db_root, ingest_file, durability, batch_size);
   if (*usage) return RunUsage(db_root, account, from, to);

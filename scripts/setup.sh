@@ -9,6 +9,7 @@ PKGS=(
   libsimdjson-dev libzstd-dev libxxhash-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   libboost-dev libthrift-dev thrift-compiler libssl-dev
+  zlib1g-dev
 )
 # Node.js/npm are preinstalled on this machine kind (not Debian's packages, which conflict);
 # only fall back to apt when they are absent.

@@ -1,0 +1,584 @@
+#include "server/api.h"
+
+#include <simdjson.h>
+
+#include <optional>
+
+#include "model/event_codec.h"
+#include "server/gzip.h"
+#include "server/http_errors.h"
+#include "util/int128.h"
+#include "util/time_util.h"
+
+namespace usagedb {
+namespace server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool IsUtf8(std::string_view s) { return simdjson::validate_utf8(s.data(), s.size()); }
+
+enum class MediaType { kJson, kNdjson, kOther };
+
+// "application/json", "application/json; charset=utf-8", "application/x-ndjson; charset=UTF-8".
+// A charset other than UTF-8 makes it kOther; other parameters are ignored.
+MediaType ParseMediaType(std::string_view content_type) {
+  size_t semi = content_type.find(';');
+  std::string type = Lower(Trim(content_type.substr(0, semi)));
+  MediaType m = MediaType::kOther;
+  if (type == "application/json") m = MediaType::kJson;
+  if (type == "application/x-ndjson") m = MediaType::kNdjson;
+  while (m != MediaType::kOther && semi != std::string_view::npos) {
+    content_type.remove_prefix(semi + 1);
+    semi = content_type.find(';');
+    std::string_view param = Trim(content_type.substr(0, semi));
+    size_t eq = param.find('=');
+    if (eq == std::string_view::npos) continue;
+    if (Lower(Trim(param.substr(0, eq))) != "charset") continue;
+    std::string_view v = Trim(param.substr(eq + 1));
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    std::string cs = Lower(v);
+    if (cs != "utf-8" && cs != "utf8") m = MediaType::kOther;
+  }
+  return m;
+}
+
+void AppendU64(uint64_t v, std::string* out) { out->append(std::to_string(v)); }
+
+void AppendTimeOrNull(const std::optional<int64_t>& ms, std::string* out) {
+  if (ms) {
+    AppendJsonString(FormatRfc3339(*ms), out);
+  } else {
+    out->append("null");
+  }
+}
+
+Result<std::optional<int64_t>> TimeParam(const QueryParams& q, std::string_view name) {
+  ASSIGN_OR_RETURN(const std::string* v, q.Single(name));
+  if (v == nullptr) return std::optional<int64_t>();
+  Result<int64_t> t = ParseTimeArg(*v);
+  if (!t.ok()) {
+    return Status::InvalidArgument("bad_date: " + std::string(name) + ": " + t.status().message());
+  }
+  return std::optional<int64_t>(*t);
+}
+
+Result<EventKind> ParseKind(std::string_view s) {
+  std::string l = Lower(s);
+  if (l == "usage") return EventKind::kUsage;
+  if (l == "correction") return EventKind::kCorrection;
+  if (l == "retraction") return EventKind::kRetraction;
+  return Status::InvalidArgument("kind: '" + std::string(s) +
+                                 "' is not Usage, Correction or Retraction");
+}
+
+// SPEC §3.5 reserved names: never dimension keys.
+bool IsReservedName(std::string_view k) {
+  static const char* const kReserved[] = {"account_id",     "subscription_id",
+                                          "product_id",     "meter_id",
+                                          "model_id",       "source",
+                                          "unit",           "kind",
+                                          "hour_start_ms",  "day",
+                                          "date",           "month",
+                                          "event_id",       "timestamp_ms",
+                                          "quantity",       "ingested_at_ms",
+                                          "correction_ref", "dimensions"};
+  for (const char* r : kReserved) {
+    if (k == r) return true;
+  }
+  return false;
+}
+
+bool IsDimensionKeySyntax(std::string_view k) {
+  if (k.empty() || k.size() > 64) return false;
+  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!letter(k[0]) && k[0] != '_') return false;
+  for (char c : k) {
+    if (!letter(c) && !(c >= '0' && c <= '9') && c != '_' && c != '.' && c != ':' && c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+ApiService::ApiService(DB* db, const ServerSettings& settings, ApiKeys keys)
+    : db_(db), settings_(settings), keys_(std::move(keys)), started_(Clock::now()) {
+  AddRoutes();
+}
+
+void ApiService::AddRoutes() {
+  Router& r = router_;
+  auto bind = [this](Status (ApiService::*fn)(RequestContext&)) {
+    return [this, fn](RequestContext& ctx) { return (this->*fn)(ctx); };
+  };
+  r.Add("POST", "/v1/usage/batch", Scope::kIngest, "usage_batch", bind(&ApiService::HandleBatch));
+  r.Add("GET", "/v1/accounts/{account_id}/usage", Scope::kRead, "account_usage",
+        bind(&ApiService::HandleAccountUsage));
+  r.Add("GET", "/health", Scope::kNone, "health", bind(&ApiService::HandleHealth));
+  r.Add("GET", "/metrics", Scope::kRead, "metrics", bind(&ApiService::HandleMetrics));
+  r.Add("POST", "/v1/admin/flush", Scope::kAdmin, "admin_flush",
+        bind(&ApiService::HandleAdminFlush));
+
+  // SPEC §3 routes that later work builds: 501 naming where they come from.
+  struct Later {
+    const char* method;
+    const char* pattern;
+    Scope scope;
+    const char* what;
+  };
+  static const Later kLater[] = {
+      {"GET", "/v1/accounts/{account_id}/usage/events", Scope::kRead,
+       "the raw audit listing arrives with the query engine (issue #4)"},
+      {"POST", "/v1/query/json", Scope::kRead, "queries arrive with the query engine (issue #4)"},
+      {"POST", "/v1/query/sql", Scope::kRead, "SQL arrives with the query engine (issue #4)"},
+      {"GET", "/v1/conflicts", Scope::kRead,
+       "the conflict listing arrives with the query engine (issue #4)"},
+      {"GET", "/v1/accounts/{account_id}/explain", Scope::kRead,
+       "explain arrives with rollups (a later issue)"},
+      {"GET", "/v1/accounts/{account_id}/verify", Scope::kRead,
+       "verify arrives with rollups (a later issue)"},
+      {"GET", "/v1/accounts/{account_id}/periods/{period}", Scope::kRead,
+       "billing periods arrive in a later issue"},
+      {"GET", "/v1/accounts/{account_id}/periods/{period}/events", Scope::kRead,
+       "billing periods arrive in a later issue"},
+      {"GET", "/v1/accounts/{account_id}/periods/{period}/adjustments", Scope::kRead,
+       "billing periods arrive in a later issue"},
+      {"POST", "/v1/accounts/{account_id}/periods/{period}/close", Scope::kAdmin,
+       "billing periods arrive in a later issue"},
+      {"POST", "/v1/accounts/{account_id}/periods/{period}/reopen", Scope::kAdmin,
+       "billing periods arrive in a later issue"},
+      {"GET", "/v1/export/parquet", Scope::kRead, "Parquet export over HTTP arrives with issue #5"},
+      {"POST", "/v1/admin/rollup", Scope::kAdmin, "rollups arrive in a later issue"},
+      {"POST", "/v1/admin/compact", Scope::kAdmin, "compaction arrives in a later issue"},
+      {"POST", "/v1/admin/check", Scope::kAdmin, "check arrives in a later issue"},
+      {"POST", "/v1/admin/rebuild-rollups", Scope::kAdmin, "rollups arrive in a later issue"},
+      {"POST", "/v1/admin/checkpoint", Scope::kAdmin, "checkpoints arrive in a later issue"},
+  };
+  for (const Later& l : kLater) {
+    std::string message = std::string(l.method) + " " + l.pattern + " is not built yet: " + l.what;
+    r.Add(l.method, l.pattern, l.scope, "not_implemented", [message](RequestContext& ctx) {
+      SetHttpError(501, "not_implemented", message, ctx.response);
+      return Status::OK();
+    });
+  }
+}
+
+void ApiService::Handle(HttpRequest& request, HttpResponse* response) {
+  const auto t0 = Clock::now();
+  Router::MatchResult m = router_.Match(request.method, request.path);
+  std::string route_name = "unmatched";
+  switch (m.kind) {
+    case Router::MatchResult::kNotFound: {
+      std::string what = IsUtf8(request.path) && request.path.size() <= 512
+                             ? request.method + " " + request.path
+                             : request.method + " request";
+      SetHttpError(404, "not_found", "no route for " + what, response);
+      break;
+    }
+    case Router::MatchResult::kBadPath:
+      SetHttpError(400, "invalid_argument",
+                   "a path segment has a malformed percent-escape or is not UTF-8", response);
+      break;
+    case Router::MatchResult::kMethodNotAllowed:
+      SetHttpError(405, "method_not_allowed",
+                   request.method + " is not allowed here (allowed: " + m.allow + ")", response);
+      response->headers.emplace_back("Allow", m.allow);
+      break;
+    case Router::MatchResult::kFound: {
+      const Route& route = *m.route;
+      route_name = route.name;
+      AuthResult auth = keys_.Check(request.authorization, route.scope);
+      if (auth == AuthResult::kUnauthorized) {
+        SetHttpError(401, "unauthorized",
+                     request.authorization.empty()
+                         ? "this route needs an API key: Authorization: Bearer <key>"
+                         : "unknown API key",
+                     response);
+        response->headers.emplace_back("WWW-Authenticate", "Bearer");
+        break;
+      }
+      if (auth == AuthResult::kForbidden) {
+        const char* scope = route.scope == Scope::kIngest ? "ingest"
+                            : route.scope == Scope::kRead ? "read"
+                                                          : "admin";
+        SetHttpError(403, "forbidden", std::string("this API key lacks the '") + scope + "' scope",
+                     response);
+        break;
+      }
+      Result<QueryParams> q = QueryParams::Parse(request.query);
+      if (!q.ok()) {
+        SetStatusError(q.status(), response);
+        break;
+      }
+      RequestContext ctx{request, response, std::move(m.path_params), std::move(q).value()};
+      Status s = route.handler(ctx);
+      if (!s.ok()) SetStatusError(s, response);
+      break;
+    }
+  }
+  metrics_.AddRequest(route_name, response->status,
+                      std::chrono::duration<double>(Clock::now() - t0).count());
+}
+
+bool ApiService::CheckMediaType(RequestContext& ctx, bool allow_ndjson, bool* ndjson) {
+  *ndjson = false;
+  const std::string& ct = ctx.request.content_type;
+  if (ct.empty()) return true;  // SPEC §3: a missing Content-Type on a JSON route means JSON
+  MediaType m = ParseMediaType(ct);
+  if (m == MediaType::kJson) return true;
+  if (m == MediaType::kNdjson && allow_ndjson) {
+    *ndjson = true;
+    return true;
+  }
+  std::string shown = IsUtf8(ct) && ct.size() <= 256 ? "'" + ct + "'" : "this Content-Type";
+  SetHttpError(415, "unsupported_media_type",
+               shown + " is not accepted here: send application/json" +
+                   (allow_ndjson ? std::string(" or application/x-ndjson") : std::string()) +
+                   " (charset, when given, utf-8)",
+               ctx.response);
+  return false;
+}
+
+bool ApiService::DecodeBody(RequestContext& ctx, size_t* size) {
+  std::string& body = ctx.request.body;
+  std::string enc = Lower(Trim(ctx.request.content_encoding));
+  if (enc == "gzip" || enc == "x-gzip") {
+    std::string inflated, error;
+    InflateOutcome o = GzipInflate(body, settings_.max_body_bytes, &inflated, &error);
+    if (o == InflateOutcome::kTooLarge) {
+      SetHttpError(413, "body_too_large",
+                   "the decompressed body exceeds max_body_bytes (" +
+                       std::to_string(settings_.max_body_bytes) + ")",
+                   ctx.response);
+      return false;
+    }
+    if (o == InflateOutcome::kMalformed) {
+      SetHttpError(400, "invalid_gzip", error, ctx.response);
+      return false;
+    }
+    body = std::move(inflated);
+  } else if (!enc.empty() && enc != "identity") {
+    SetHttpError(415, "unsupported_media_type",
+                 "Content-Encoding must be gzip or absent (identity)", ctx.response);
+    return false;
+  }
+  if (body.size() > settings_.max_body_bytes) {
+    SetHttpError(
+        413, "body_too_large",
+        "the body exceeds max_body_bytes (" + std::to_string(settings_.max_body_bytes) + ")",
+        ctx.response);
+    return false;
+  }
+  *size = body.size();
+  body.append(kJsonPadding, '\0');
+  return true;
+}
+
+Status ApiService::HandleBatch(RequestContext& ctx) {
+  bool all_results = false;
+  for (const auto& [k, v] : ctx.query.items()) {
+    if (k == "results") {
+      if (v == "all") {
+        all_results = true;
+      } else if (v != "errors") {
+        return Status::InvalidArgument("results: must be 'all' (every event) or 'errors'");
+      }
+    } else {
+      return Status::InvalidArgument("unknown_parameter: '" + k +
+                                     "' is not a parameter of this route");
+    }
+  }
+  bool ndjson = false;
+  size_t size = 0;
+  if (!CheckMediaType(ctx, /*allow_ndjson=*/true, &ndjson) || !DecodeBody(ctx, &size)) {
+    metrics_.AddBatchFailure();
+    return Status::OK();
+  }
+  std::string_view body(ctx.request.body.data(), size);
+  BatchDecodeOptions opts;
+  opts.body_is_padded = true;
+  opts.max_events = kMaxBatchEvents;
+  std::vector<DecodedEvent> decoded;
+  Status s =
+      ndjson ? DecodeBatchNdjson(body, opts, &decoded) : DecodeBatchJson(body, opts, &decoded);
+  if (!s.ok()) {
+    metrics_.AddBatchFailure();
+    if (s.code() == StatusCode::kAborted) {
+      SetHttpError(413, "too_many_events",
+                   "a batch holds at most " + std::to_string(kMaxBatchEvents) + " events",
+                   ctx.response);
+      return Status::OK();
+    }
+    SetHttpError(400, "invalid_body", s.message(), ctx.response);
+    return Status::OK();
+  }
+  ctx.request.body.clear();
+  ctx.request.body.shrink_to_fit();
+
+  IngestOptions io;
+  io.prevalidated = true;
+  std::vector<Event> events;
+  events.reserve(decoded.size());
+  for (const DecodedEvent& d : decoded) {
+    if (!d.ok()) {
+      io.reject_reasons.resize(decoded.size());
+      break;
+    }
+  }
+  for (size_t i = 0; i < decoded.size(); i++) {
+    if (!decoded[i].ok()) {
+      io.reject_reasons[i] = std::move(decoded[i].reject_reason);
+      decoded[i].event.event_id = std::move(decoded[i].event_id_for_report);
+    }
+    events.push_back(std::move(decoded[i].event));
+  }
+  decoded.clear();
+  IngestResult r;
+  s = db_->Ingest(std::move(events), io, &r);
+  if (!s.ok()) {
+    metrics_.AddBatchFailure();
+    return s;
+  }
+  metrics_.AddBatch(size);
+  metrics_.AddOutcomes(r.accepted, r.duplicates, r.conflicts, r.rejected);
+
+  std::string& out = ctx.response->body;
+  out.reserve(160 + (all_results ? r.results.size() * 64 : 0));
+  out.append("{\"accepted\":");
+  AppendU64(r.accepted, &out);
+  out.append(",\"duplicates\":");
+  AppendU64(r.duplicates, &out);
+  out.append(",\"conflicts\":");
+  AppendU64(r.conflicts, &out);
+  out.append(",\"rejected\":");
+  AppendU64(r.rejected, &out);
+  out.append(",\"commit_sequence\":");
+  AppendU64(r.commit_sequence, &out);
+  out.append(",\"results\":[");
+  bool first = true;
+  for (const EventResult& er : r.results) {
+    if (!all_results && er.outcome == Outcome::kAccepted) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    out.append("{\"index\":");
+    AppendU64(er.index, &out);
+    out.append(",\"event_id\":");
+    AppendJsonString(er.event_id, &out);
+    out.append(",\"status\":\"");
+    out.append(OutcomeName(er.outcome));
+    out.push_back('"');
+    if (!er.reason.empty()) {
+      out.append(",\"reason\":");
+      AppendJsonString(er.reason, &out);
+    }
+    out.push_back('}');
+  }
+  out.append("]}");
+  return Status::OK();
+}
+
+Status ApiService::HandleAccountUsage(RequestContext& ctx) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.request_timeout_ms);
+  const QueryParams& q = ctx.query;
+  ReadFilter f;
+  f.account_id = ctx.path_params[0];
+  std::vector<std::pair<std::string, std::string>> dim_filters;  // (key, value)
+  for (const auto& [k, v] : q.items()) {
+    if (k == "from" || k == "to" || k == "as_of" || k == "as_of_ms" || k == "source") continue;
+    if (k == "product_id") {
+      f.product_ids.push_back(v);
+    } else if (k == "meter_id") {
+      f.meter_ids.push_back(v);
+    } else if (k == "model_id") {
+      f.model_ids.push_back(v);
+    } else if (k == "kind") {
+      ASSIGN_OR_RETURN(EventKind kind, ParseKind(v));
+      f.kinds.push_back(kind);
+    } else if (k == "group_by") {
+      return Status::InvalidArgument(
+          "not_supported: group_by arrives with the query engine (issue #4); this version "
+          "answers one line per request");
+    } else if (k == "time_zone") {
+      return Status::InvalidArgument(
+          "not_supported: time zones are planned; hours, days and months are UTC in this "
+          "version");
+    } else if (k.compare(0, 4, "dim.") == 0) {
+      std::string key = k.substr(4);
+      if (!IsDimensionKeySyntax(key) || IsReservedName(key)) {
+        return Status::InvalidArgument("'" + k + "': '" + key +
+                                       "' is not a valid, non-reserved dimension key");
+      }
+      dim_filters.emplace_back(std::move(key), v);
+    } else {
+      // Dimension filters need their `dim.` prefix here, so that a misspelt parameter
+      // (`form=`) is an error rather than a filter that silently matches nothing.
+      return Status::InvalidArgument("unknown_parameter: '" + k +
+                                     "' is not a parameter of this route (a dimension "
+                                     "filter is written dim.<key>=<value>)");
+    }
+  }
+  ASSIGN_OR_RETURN(const std::string* source, q.Single("source"));
+  if (source != nullptr && *source != "auto" && *source != "raw") {
+    if (*source == "rollup") {
+      return Status::InvalidArgument(
+          "not_in_rollups: source=rollup is not available: rollups are not built in this "
+          "version (a later issue); source=raw and source=auto answer from raw data");
+    }
+    return Status::InvalidArgument("source: must be auto, raw or rollup, not '" + *source + "'");
+  }
+  ASSIGN_OR_RETURN(std::optional<int64_t> from, TimeParam(q, "from"));
+  ASSIGN_OR_RETURN(std::optional<int64_t> to, TimeParam(q, "to"));
+  if (from && to && *from > *to) {
+    return Status::InvalidArgument("from (" + FormatRfc3339(*from) + ") is after to (" +
+                                   FormatRfc3339(*to) + ")");
+  }
+  f.from_ms = from;
+  f.to_ms = to;
+  ASSIGN_OR_RETURN(const std::string* as_of, q.Single("as_of"));
+  ASSIGN_OR_RETURN(const std::string* as_of_ms, q.Single("as_of_ms"));
+  if (as_of != nullptr && as_of_ms != nullptr) {
+    return Status::InvalidArgument("as_of and as_of_ms exclude each other");
+  }
+  if (as_of != nullptr) {
+    uint64_t seq = 0;
+    bool ok = !as_of->empty() && as_of->size() <= 19;
+    for (char c : *as_of) {
+      if (c < '0' || c > '9') ok = false;
+    }
+    if (ok) seq = std::stoull(*as_of);
+    if (!ok) return Status::InvalidArgument("as_of: '" + *as_of + "' is not a commit sequence");
+    uint64_t last = db_->LastSequence();
+    if (seq > last) {
+      return Status::InvalidArgument(
+          "as_of: " + *as_of + " is above the latest committed sequence " + std::to_string(last));
+    }
+    f.as_of_seq = seq;
+  }
+  if (as_of_ms != nullptr) {
+    Result<int64_t> t = ParseTimeArg(*as_of_ms);
+    if (!t.ok()) return Status::InvalidArgument("bad_date: as_of_ms: " + t.status().message());
+    int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    if (*t > now) return Status::InvalidArgument("as_of_ms: " + *as_of_ms + " is in the future");
+    f.as_of_ms = *t;
+  }
+
+  int128 quantity = 0;
+  uint64_t count = 0;
+  if (dim_filters.empty()) {
+    AggregateResult r;
+    RETURN_IF_ERROR(db_->Aggregate(f, /*group_by_account=*/false, &r));
+    if (!r.rows.empty()) {
+      quantity = r.rows[0].quantity;
+      count = r.rows[0].count;
+    }
+  } else {
+    // Dimension filters: one key ORs its values, keys AND (SPEC §3.5); a missing dimension
+    // never matches.
+    std::sort(dim_filters.begin(), dim_filters.end());
+    WideSum sum;
+    bool timed_out = false;
+    uint64_t visited = 0;
+    RETURN_IF_ERROR(db_->ScanEvents(f, [&](const Event& e) {
+      if ((++visited & 1023) == 0 && Clock::now() > deadline) {
+        timed_out = true;
+        return false;
+      }
+      size_t i = 0;
+      while (i < dim_filters.size()) {
+        const std::string& key = dim_filters[i].first;
+        bool match = false;
+        const std::string* value = nullptr;
+        for (const auto& [dk, dv] : e.dimensions) {
+          if (dk == key) value = &dv;
+        }
+        for (; i < dim_filters.size() && dim_filters[i].first == key; i++) {
+          if (value != nullptr && *value == dim_filters[i].second) match = true;
+        }
+        if (!match) return true;
+      }
+      sum.Add(e.quantity);
+      count++;
+      return true;
+    }));
+    if (timed_out) {
+      return Status::Unavailable("timeout: the request ran longer than request_timeout_ms (" +
+                                 std::to_string(settings_.request_timeout_ms) + ")");
+    }
+    std::optional<int128> v = sum.Value();
+    if (!v) return Status::Overflow("overflow: the sum does not fit in ±(2^127-1)");
+    quantity = *v;
+  }
+  if (Clock::now() > deadline) {
+    return Status::Unavailable("timeout: the request ran longer than request_timeout_ms (" +
+                               std::to_string(settings_.request_timeout_ms) + ")");
+  }
+  std::string& out = ctx.response->body;
+  out.append("{\"account_id\":");
+  AppendJsonString(*f.account_id, &out);
+  out.append(",\"from\":");
+  AppendTimeOrNull(from, &out);
+  out.append(",\"to\":");
+  AppendTimeOrNull(to, &out);
+  out.append(",\"watermark_ms\":null,\"lines\":[{\"quantity\":\"");
+  out.append(Int128ToString(quantity));
+  out.append("\",\"count\":");
+  AppendU64(count, &out);
+  out.append("}]}");
+  return Status::OK();
+}
+
+Status ApiService::HandleHealth(RequestContext& ctx) {
+  ctx.response->body = "{\"status\":\"ok\"}";
+  return Status::OK();
+}
+
+Status ApiService::HandleMetrics(RequestContext& ctx) {
+  uint64_t uptime_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
+  ctx.response->content_type = "text/plain; version=0.0.4; charset=utf-8";
+  ctx.response->body = metrics_.Render(db_->Stats(), uptime_ms);
+  return Status::OK();
+}
+
+Status ApiService::HandleAdminFlush(RequestContext& ctx) {
+  const auto t0 = Clock::now();
+  RETURN_IF_ERROR(db_->Flush());
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  DbStats st = db_->Stats();
+  std::string& out = ctx.response->body;
+  out.append("{\"flushed\":true,\"flushed_sequence\":");
+  AppendU64(st.flushed_sequence, &out);
+  out.append(",\"last_sequence\":");
+  AppendU64(st.last_sequence, &out);
+  out.append(",\"segment_count\":");
+  AppendU64(st.segment_count, &out);
+  out.append(",\"segment_bytes\":");
+  AppendU64(st.segment_bytes, &out);
+  out.append(",\"memtable_bytes\":");
+  AppendU64(st.memtable_bytes, &out);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", ms);
+  out.append(",\"elapsed_ms\":").append(buf).append("}");
+  return Status::OK();
+}
+
+}  // namespace server
+}  // namespace usagedb

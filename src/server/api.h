@@ -1,0 +1,61 @@
+// The HTTP API of SPEC §3 over an embedded DB: the route table, authentication, body
+// decoding (gzip, JSON/NDJSON media types) and the routes built so far. Routes of SPEC §3 that
+// later issues build answer 501 `not_implemented` naming the issue.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "server/api_keys.h"
+#include "server/http_types.h"
+#include "server/metrics.h"
+#include "server/router.h"
+#include "server/settings.h"
+#include "usagedb/db.h"
+
+namespace usagedb {
+namespace server {
+
+// SPEC §2.3: more events than this in one batch → 413 too_many_events.
+inline constexpr size_t kMaxBatchEvents = 100000;
+
+class ApiService : public RequestHandler {
+ public:
+  // `db` is not owned and must outlive the service. Thread-safe.
+  ApiService(DB* db, const ServerSettings& settings, ApiKeys keys);
+
+  void Handle(HttpRequest& request, HttpResponse* response) override;
+
+  ServerMetrics& metrics() { return metrics_; }
+  // Later issues register their routes here before the server starts.
+  Router& router() { return router_; }
+
+ private:
+  void AddRoutes();
+  Status HandleBatch(RequestContext& ctx);
+  Status HandleAccountUsage(RequestContext& ctx);
+  Status HandleHealth(RequestContext& ctx);
+  Status HandleMetrics(RequestContext& ctx);
+  Status HandleAdminFlush(RequestContext& ctx);
+
+  // Checks the Content-Type of a request with a JSON body (and NDJSON when allowed); writes
+  // 415 and returns false when it is not acceptable.
+  bool CheckMediaType(RequestContext& ctx, bool allow_ndjson, bool* ndjson);
+  // Replaces ctx.request.body with the decoded body (gzip inflated, bounded by max_body_bytes)
+  // followed by kJsonPadding bytes that are not part of it; *size is the body's size. Writes
+  // 413/415/400 and returns false when it cannot.
+  bool DecodeBody(RequestContext& ctx, size_t* size);
+
+  DB* db_;
+  ServerSettings settings_;
+  ApiKeys keys_;
+  ServerMetrics metrics_;
+  Router router_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace server
+}  // namespace usagedb
