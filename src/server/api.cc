@@ -5,6 +5,8 @@
 #include <optional>
 
 #include "model/event_codec.h"
+#include "query/json_query.h"
+#include "query/sql_plan.h"
 #include "server/gzip.h"
 #include "server/http_errors.h"
 #include "util/int128.h"
@@ -134,6 +136,11 @@ void ApiService::AddRoutes() {
   r.Add("GET", "/metrics", Scope::kRead, "metrics", bind(&ApiService::HandleMetrics));
   r.Add("POST", "/v1/admin/flush", Scope::kAdmin, "admin_flush",
         bind(&ApiService::HandleAdminFlush));
+  r.Add("GET", "/v1/accounts/{account_id}/usage/events", Scope::kRead, "usage_events",
+        bind(&ApiService::HandleUsageEvents));
+  r.Add("POST", "/v1/query/json", Scope::kRead, "query_json", bind(&ApiService::HandleQueryJson));
+  r.Add("POST", "/v1/query/sql", Scope::kRead, "query_sql", bind(&ApiService::HandleQuerySql));
+  r.Add("GET", "/v1/conflicts", Scope::kRead, "conflicts", bind(&ApiService::HandleConflicts));
 
   // SPEC §3 routes that later work builds: 501 naming where they come from.
   struct Later {
@@ -143,12 +150,6 @@ void ApiService::AddRoutes() {
     const char* what;
   };
   static const Later kLater[] = {
-      {"GET", "/v1/accounts/{account_id}/usage/events", Scope::kRead,
-       "the raw audit listing arrives with the query engine (issue #4)"},
-      {"POST", "/v1/query/json", Scope::kRead, "queries arrive with the query engine (issue #4)"},
-      {"POST", "/v1/query/sql", Scope::kRead, "SQL arrives with the query engine (issue #4)"},
-      {"GET", "/v1/conflicts", Scope::kRead,
-       "the conflict listing arrives with the query engine (issue #4)"},
       {"GET", "/v1/accounts/{account_id}/explain", Scope::kRead,
        "explain arrives with rollups (a later issue)"},
       {"GET", "/v1/accounts/{account_id}/verify", Scope::kRead,
@@ -393,27 +394,44 @@ Status ApiService::HandleBatch(RequestContext& ctx) {
   return Status::OK();
 }
 
-Status ApiService::HandleAccountUsage(RequestContext& ctx) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.request_timeout_ms);
+// Builds the QueryRequest behind /usage: the account, filters, time range, as_of and group keys
+// of the query string (SPEC §3.2).
+Result<QueryRequest> ApiService::UsageRequest(RequestContext& ctx, std::optional<int64_t>* from,
+                                              std::optional<int64_t>* to) {
   const QueryParams& q = ctx.query;
-  ReadFilter f;
-  f.account_id = ctx.path_params[0];
-  std::vector<std::pair<std::string, std::string>> dim_filters;  // (key, value)
+  QueryRequest req;
+  req.account_id = ctx.path_params[0];
+  std::vector<QueryFilter> filters;
+  auto add_filter = [&](const std::string& key, const std::string& value) {
+    for (QueryFilter& f : filters) {
+      if (f.key == key) {
+        f.values.push_back(value);
+        return;
+      }
+    }
+    filters.push_back(QueryFilter{key, {value}});
+  };
+  std::vector<std::pair<std::string, std::string>> group;  // (canonical, as asked)
   for (const auto& [k, v] : q.items()) {
     if (k == "from" || k == "to" || k == "as_of" || k == "as_of_ms" || k == "source") continue;
-    if (k == "product_id") {
-      f.product_ids.push_back(v);
-    } else if (k == "meter_id") {
-      f.meter_ids.push_back(v);
-    } else if (k == "model_id") {
-      f.model_ids.push_back(v);
+    if (k == "product_id" || k == "meter_id" || k == "model_id") {
+      add_filter(k, v);
     } else if (k == "kind") {
       ASSIGN_OR_RETURN(EventKind kind, ParseKind(v));
-      f.kinds.push_back(kind);
+      add_filter("kind", EventKindName(kind));
     } else if (k == "group_by") {
-      return Status::InvalidArgument(
-          "not_supported: group_by arrives with the query engine (issue #4); this version "
-          "answers one line per request");
+      size_t pos = 0;
+      while (pos <= v.size()) {
+        size_t comma = v.find(',', pos);
+        std::string asked = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        pos = comma == std::string::npos ? v.size() + 1 : comma + 1;
+        Result<std::string> canon = query::CanonicalGroupKey(asked);
+        if (!canon.ok()) return Status::InvalidArgument("group_by: " + canon.status().message());
+        for (const auto& g : group) {
+          if (g.first == *canon) return Status::InvalidArgument("group_by: '" + asked + "' repeats");
+        }
+        group.push_back({*canon, asked});
+      }
     } else if (k == "time_zone") {
       return Status::InvalidArgument(
           "not_supported: time zones are planned; hours, days and months are UTC in this "
@@ -424,7 +442,7 @@ Status ApiService::HandleAccountUsage(RequestContext& ctx) {
         return Status::InvalidArgument("'" + k + "': '" + key +
                                        "' is not a valid, non-reserved dimension key");
       }
-      dim_filters.emplace_back(std::move(key), v);
+      add_filter(k, v);
     } else {
       // Dimension filters need their `dim.` prefix here, so that a misspelt parameter
       // (`form=`) is an error rather than a filter that silently matches nothing.
@@ -433,6 +451,13 @@ Status ApiService::HandleAccountUsage(RequestContext& ctx) {
                                      "filter is written dim.<key>=<value>)");
     }
   }
+  req.filters = std::move(filters);
+  for (const auto& [canon, asked] : group) {
+    req.group_by.push_back(canon);
+    req.columns.push_back(QueryColumn{asked, false, canon, QueryFunc::kSum});
+  }
+  req.columns.push_back(QueryColumn{"quantity", true, "", QueryFunc::kSum});
+  req.columns.push_back(QueryColumn{"count", true, "", QueryFunc::kCount});
   ASSIGN_OR_RETURN(const std::string* source, q.Single("source"));
   if (source != nullptr && *source != "auto" && *source != "raw") {
     if (*source == "rollup") {
@@ -442,14 +467,20 @@ Status ApiService::HandleAccountUsage(RequestContext& ctx) {
     }
     return Status::InvalidArgument("source: must be auto, raw or rollup, not '" + *source + "'");
   }
-  ASSIGN_OR_RETURN(std::optional<int64_t> from, TimeParam(q, "from"));
-  ASSIGN_OR_RETURN(std::optional<int64_t> to, TimeParam(q, "to"));
-  if (from && to && *from > *to) {
-    return Status::InvalidArgument("from (" + FormatRfc3339(*from) + ") is after to (" +
-                                   FormatRfc3339(*to) + ")");
+  ASSIGN_OR_RETURN(*from, TimeParam(q, "from"));
+  ASSIGN_OR_RETURN(*to, TimeParam(q, "to"));
+  if (*from && *to && **from > **to) {
+    return Status::InvalidArgument("from (" + FormatRfc3339(**from) + ") is after to (" +
+                                   FormatRfc3339(**to) + ")");
   }
-  f.from_ms = from;
-  f.to_ms = to;
+  req.from_ms = *from;
+  req.to_ms = *to;
+  RETURN_IF_ERROR(AsOfParams(q, &req.as_of_seq, &req.as_of_ms));
+  return req;
+}
+
+Status ApiService::AsOfParams(const QueryParams& q, std::optional<uint64_t>* seq_out,
+                              std::optional<int64_t>* ms_out) {
   ASSIGN_OR_RETURN(const std::string* as_of, q.Single("as_of"));
   ASSIGN_OR_RETURN(const std::string* as_of_ms, q.Single("as_of_ms"));
   if (as_of != nullptr && as_of_ms != nullptr) {
@@ -468,7 +499,7 @@ Status ApiService::HandleAccountUsage(RequestContext& ctx) {
       return Status::InvalidArgument(
           "as_of: " + *as_of + " is above the latest committed sequence " + std::to_string(last));
     }
-    f.as_of_seq = seq;
+    *seq_out = seq;
   }
   if (as_of_ms != nullptr) {
     Result<int64_t> t = ParseTimeArg(*as_of_ms);
@@ -477,71 +508,231 @@ Status ApiService::HandleAccountUsage(RequestContext& ctx) {
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
     if (*t > now) return Status::InvalidArgument("as_of_ms: " + *as_of_ms + " is in the future");
-    f.as_of_ms = *t;
+    *ms_out = *t;
   }
+  return Status::OK();
+}
 
-  int128 quantity = 0;
-  uint64_t count = 0;
-  if (dim_filters.empty()) {
-    AggregateResult r;
-    RETURN_IF_ERROR(db_->Aggregate(f, /*group_by_account=*/false, &r));
-    if (!r.rows.empty()) {
-      quantity = r.rows[0].quantity;
-      count = r.rows[0].count;
-    }
-  } else {
-    // Dimension filters: one key ORs its values, keys AND (SPEC §3.5); a missing dimension
-    // never matches.
-    std::sort(dim_filters.begin(), dim_filters.end());
-    WideSum sum;
-    bool timed_out = false;
-    uint64_t visited = 0;
-    RETURN_IF_ERROR(db_->ScanEvents(f, [&](const Event& e) {
-      if ((++visited & 1023) == 0 && Clock::now() > deadline) {
-        timed_out = true;
-        return false;
-      }
-      size_t i = 0;
-      while (i < dim_filters.size()) {
-        const std::string& key = dim_filters[i].first;
-        bool match = false;
-        const std::string* value = nullptr;
-        for (const auto& [dk, dv] : e.dimensions) {
-          if (dk == key) value = &dv;
-        }
-        for (; i < dim_filters.size() && dim_filters[i].first == key; i++) {
-          if (value != nullptr && *value == dim_filters[i].second) match = true;
-        }
-        if (!match) return true;
-      }
-      sum.Add(e.quantity);
-      count++;
-      return true;
-    }));
-    if (timed_out) {
-      return Status::Unavailable("timeout: the request ran longer than request_timeout_ms (" +
-                                 std::to_string(settings_.request_timeout_ms) + ")");
-    }
-    std::optional<int128> v = sum.Value();
-    if (!v) return Status::Overflow("overflow: the sum does not fit in ±(2^127-1)");
-    quantity = *v;
-  }
+Status ApiService::CheckDeadline(std::chrono::steady_clock::time_point deadline) const {
   if (Clock::now() > deadline) {
     return Status::Unavailable("timeout: the request ran longer than request_timeout_ms (" +
                                std::to_string(settings_.request_timeout_ms) + ")");
   }
+  return Status::OK();
+}
+
+// One result row as a JSON object: keys as strings, sums/min/max as decimal strings (exact),
+// counts as numbers, null min/max.
+void AppendRowJson(const std::vector<std::string>& names, const std::vector<QueryValue>& row,
+                   std::string* out) {
+  out->push_back('{');
+  for (size_t c = 0; c < names.size(); c++) {
+    if (c) out->push_back(',');
+    AppendJsonString(names[c], out);
+    out->push_back(':');
+    const QueryValue& v = row[c];
+    switch (v.type) {
+      case QueryValue::Type::kNull: out->append("null"); break;
+      case QueryValue::Type::kString: AppendJsonString(v.str, out); break;
+      case QueryValue::Type::kCount: out->append(Int128ToString(v.num)); break;
+      case QueryValue::Type::kInt: AppendJsonString(Int128ToString(v.num), out); break;
+    }
+  }
+  out->push_back('}');
+}
+
+Status ApiService::HandleAccountUsage(RequestContext& ctx) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.request_timeout_ms);
+  std::optional<int64_t> from, to;
+  ASSIGN_OR_RETURN(QueryRequest req, UsageRequest(ctx, &from, &to));
+  QueryResult r;
+  RETURN_IF_ERROR(db_->Query(req, &r));
+  RETURN_IF_ERROR(CheckDeadline(deadline));
   std::string& out = ctx.response->body;
   out.append("{\"account_id\":");
-  AppendJsonString(*f.account_id, &out);
+  AppendJsonString(*req.account_id, &out);
   out.append(",\"from\":");
   AppendTimeOrNull(from, &out);
   out.append(",\"to\":");
   AppendTimeOrNull(to, &out);
-  out.append(",\"watermark_ms\":null,\"lines\":[{\"quantity\":\"");
-  out.append(Int128ToString(quantity));
-  out.append("\",\"count\":");
-  AppendU64(count, &out);
-  out.append("}]}");
+  out.append(",\"watermark_ms\":null,\"lines\":[");
+  for (size_t i = 0; i < r.rows.size(); i++) {
+    if (i) out.push_back(',');
+    AppendRowJson(r.names, r.rows[i], &out);
+  }
+  out.append("]}");
+  return Status::OK();
+}
+
+Status ApiService::RunQueryRoute(RequestContext& ctx, const QueryRequest& req) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.request_timeout_ms);
+  if (req.source == QuerySource::kRollup) {
+    return Status::InvalidArgument(
+        "not_in_rollups: the rollup source is not built in this version (a later issue); use "
+        "usage_events / source raw or auto");
+  }
+  if (req.as_of_seq && *req.as_of_seq > db_->LastSequence()) {
+    return Status::InvalidArgument("as_of is above the latest committed sequence");
+  }
+  QueryResult r;
+  RETURN_IF_ERROR(db_->Query(req, &r));
+  RETURN_IF_ERROR(CheckDeadline(deadline));
+  std::string& out = ctx.response->body;
+  out.append("{\"data\":[");
+  for (size_t i = 0; i < r.rows.size(); i++) {
+    if (i) out.push_back(',');
+    AppendRowJson(r.names, r.rows[i], &out);
+  }
+  out.append("]}");
+  return Status::OK();
+}
+
+Status ApiService::HandleQueryJson(RequestContext& ctx) {
+  bool ndjson = false;
+  if (!CheckMediaType(ctx, /*allow_ndjson=*/false, &ndjson)) return Status::OK();
+  size_t size = 0;
+  if (!DecodeBody(ctx, &size)) return Status::OK();
+  ASSIGN_OR_RETURN(QueryRequest req,
+                   query::ParseJsonQuery(std::string_view(ctx.request.body.data(), size)));
+  return RunQueryRoute(ctx, req);
+}
+
+Status ApiService::HandleQuerySql(RequestContext& ctx) {
+  bool ndjson = false;
+  if (!CheckMediaType(ctx, /*allow_ndjson=*/false, &ndjson)) return Status::OK();
+  size_t size = 0;
+  if (!DecodeBody(ctx, &size)) return Status::OK();
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::padded_string padded(std::string_view(ctx.request.body.data(), size));
+  if (parser.parse(padded).get(doc) || !doc.is_object()) {
+    return Status::InvalidArgument("the body must be a JSON object {\"query\": \"SELECT ...\"}");
+  }
+  std::string_view sql;
+  for (auto [k, v] : simdjson::dom::object(doc)) {
+    if (k != "query") return Status::InvalidArgument("unknown field: " + std::string(k));
+    if (!v.is_string()) return Status::InvalidArgument("query: expected a string");
+    sql = v.get_string();
+  }
+  if (sql.data() == nullptr) return Status::InvalidArgument("missing field: query");
+  ASSIGN_OR_RETURN(QueryRequest req, query::PlanSqlText(sql));
+  return RunQueryRoute(ctx, req);
+}
+
+Status ApiService::HandleUsageEvents(RequestContext& ctx) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.request_timeout_ms);
+  const QueryParams& q = ctx.query;
+  ListRequest req;
+  req.filter.account_id = ctx.path_params[0];
+  for (const auto& [k, v] : q.items()) {
+    if (k == "from" || k == "to" || k == "as_of" || k == "as_of_ms" || k == "limit" ||
+        k == "cursor") {
+      continue;
+    }
+    if (k == "product_id") {
+      req.filter.product_ids.push_back(v);
+    } else if (k == "meter_id") {
+      req.filter.meter_ids.push_back(v);
+    } else if (k == "model_id") {
+      req.filter.model_ids.push_back(v);
+    } else if (k == "kind") {
+      ASSIGN_OR_RETURN(EventKind kind, ParseKind(v));
+      req.filter.kinds.push_back(kind);
+    } else {
+      return Status::InvalidArgument("unknown_parameter: '" + k +
+                                     "' is not a parameter of this route");
+    }
+  }
+  ASSIGN_OR_RETURN(req.filter.from_ms, TimeParam(q, "from"));
+  ASSIGN_OR_RETURN(req.filter.to_ms, TimeParam(q, "to"));
+  if (req.filter.from_ms && req.filter.to_ms && *req.filter.from_ms > *req.filter.to_ms) {
+    return Status::InvalidArgument("from is after to");
+  }
+  std::optional<int64_t> as_of_ms;
+  RETURN_IF_ERROR(AsOfParams(q, &req.filter.as_of_seq, &as_of_ms));
+  if (as_of_ms) req.filter.as_of_ms = as_of_ms;
+  ASSIGN_OR_RETURN(const std::string* limit, q.Single("limit"));
+  if (limit != nullptr) {
+    bool ok = !limit->empty() && limit->size() <= 5;
+    for (char c : *limit) ok = ok && c >= '0' && c <= '9';
+    uint32_t n = ok ? static_cast<uint32_t>(std::stoul(*limit)) : 0;
+    if (!ok || n < 1 || n > 10000) {
+      return Status::InvalidArgument("limit: must be an integer from 1 to 10000, not '" + *limit + "'");
+    }
+    req.limit = n;
+  }
+  ASSIGN_OR_RETURN(const std::string* cursor, q.Single("cursor"));
+  if (cursor != nullptr) req.cursor = *cursor;
+  ListResult r;
+  RETURN_IF_ERROR(db_->ListEvents(req, &r));
+  RETURN_IF_ERROR(CheckDeadline(deadline));
+  std::string& out = ctx.response->body;
+  out.append("{\"events\":[");
+  for (size_t i = 0; i < r.events.size(); i++) {
+    if (i) out.push_back(',');
+    AppendEventJson(r.events[i], &out);
+  }
+  out.append("],\"next_cursor\":");
+  if (r.next_cursor.empty()) {
+    out.append("null");
+  } else {
+    AppendJsonString(r.next_cursor, &out);
+  }
+  out.append("}");
+  return Status::OK();
+}
+
+Status ApiService::HandleConflicts(RequestContext& ctx) {
+  const QueryParams& q = ctx.query;
+  ConflictListRequest req;
+  for (const auto& [k, v] : q.items()) {
+    if (k != "from" && k != "to" && k != "limit" && k != "cursor" && k != "reason") {
+      return Status::InvalidArgument("unknown_parameter: '" + k +
+                                     "' is not a parameter of this route");
+    }
+  }
+  ASSIGN_OR_RETURN(req.from_ms, TimeParam(q, "from"));
+  ASSIGN_OR_RETURN(req.to_ms, TimeParam(q, "to"));
+  ASSIGN_OR_RETURN(const std::string* reason, q.Single("reason"));
+  if (reason != nullptr) req.reason = *reason;
+  ASSIGN_OR_RETURN(const std::string* limit, q.Single("limit"));
+  if (limit != nullptr) {
+    bool ok = !limit->empty() && limit->size() <= 5;
+    for (char c : *limit) ok = ok && c >= '0' && c <= '9';
+    uint32_t n = ok ? static_cast<uint32_t>(std::stoul(*limit)) : 0;
+    if (!ok || n < 1 || n > 10000) {
+      return Status::InvalidArgument("limit: must be an integer from 1 to 10000, not '" + *limit + "'");
+    }
+    req.limit = n;
+  }
+  ASSIGN_OR_RETURN(const std::string* cursor, q.Single("cursor"));
+  if (cursor != nullptr) req.cursor = *cursor;
+  ConflictListResult r;
+  RETURN_IF_ERROR(db_->ListConflicts(req, &r));
+  std::string& out = ctx.response->body;
+  out.append("{\"conflicts\":[");
+  for (size_t i = 0; i < r.conflicts.size(); i++) {
+    const ConflictRecord& c = r.conflicts[i];
+    if (i) out.push_back(',');
+    out.append("{\"reason\":");
+    AppendJsonString(c.reason, &out);
+    out.append(",\"request_time_ms\":");
+    out.append(std::to_string(c.request_time_ms));
+    out.append(",\"commit_sequence\":");
+    AppendU64(c.commit_sequence, &out);
+    out.append(",\"stored_ingested_at_ms\":");
+    out.append(std::to_string(c.stored_ingested_at_ms));
+    out.append(",\"event\":");
+    AppendEventJson(c.event, &out);
+    out.push_back('}');
+  }
+  out.append("],\"next_cursor\":");
+  if (r.next_cursor.empty()) {
+    out.append("null");
+  } else {
+    AppendJsonString(r.next_cursor, &out);
+  }
+  out.append("}");
   return Status::OK();
 }
 

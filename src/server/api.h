@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "server/api_keys.h"
@@ -40,6 +41,16 @@ class ApiService : public RequestHandler {
   Status HandleHealth(RequestContext& ctx);
   Status HandleMetrics(RequestContext& ctx);
   Status HandleAdminFlush(RequestContext& ctx);
+  Status HandleUsageEvents(RequestContext& ctx);
+  Status HandleQueryJson(RequestContext& ctx);
+  Status HandleQuerySql(RequestContext& ctx);
+  Status HandleConflicts(RequestContext& ctx);
+  Status RunQueryRoute(RequestContext& ctx, const QueryRequest& req);
+  Result<QueryRequest> UsageRequest(RequestContext& ctx, std::optional<int64_t>* from,
+                                    std::optional<int64_t>* to);
+  Status AsOfParams(const QueryParams& q, std::optional<uint64_t>* seq,
+                    std::optional<int64_t>* ms);
+  Status CheckDeadline(std::chrono::steady_clock::time_point deadline) const;
 
   // Checks the Content-Type of a request with a JSON body (and NDJSON when allowed); writes
   // 415 and returns false when it is not acceptable.

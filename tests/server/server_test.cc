@@ -209,15 +209,12 @@ TEST_F(ServerTest, WrongMethodOnKnownPathIs405WithAllow) {
 
 TEST_F(ServerTest, RoutesOfLaterIssuesAre501NamingTheIssue) {
   StartServer();
-  ClientResponse r = Post("/v1/query/sql", "{\"query\":\"SELECT 1\"}");
+  ClientResponse r = Get("/v1/export/parquet");
   EXPECT_EQ(501, r.status);
   EXPECT_EQ("not_implemented", ErrorCode(r));
-  EXPECT_NE(std::string::npos, r.body.find("issue #4")) << r.body;
-  r = Get("/v1/export/parquet");
-  EXPECT_EQ(501, r.status);
   EXPECT_NE(std::string::npos, r.body.find("issue #5")) << r.body;
-  EXPECT_EQ(501, Get("/v1/accounts/a/usage/events").status);
   EXPECT_EQ(501, Post("/v1/accounts/a/periods/2026-05/close", "").status);
+  EXPECT_EQ(501, Get("/v1/accounts/a/verify").status);
 }
 
 TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
@@ -476,9 +473,9 @@ TEST_F(ServerTest, UsageBadRangeAndParametersAre400) {
   EXPECT_EQ(400, r.status);
   EXPECT_EQ("bad_date", ErrorCode(r));
   EXPECT_EQ(400, Get("/v1/accounts/a/usage?from=2026-05-01&from=2026-05-02").status);
-  r = Get("/v1/accounts/a/usage?group_by=meter_id");
+  r = Get("/v1/accounts/a/usage?group_by=event_id");
   EXPECT_EQ(400, r.status);
-  EXPECT_EQ("not_supported", ErrorCode(r));
+  EXPECT_EQ("invalid_argument", ErrorCode(r));
   r = Get("/v1/accounts/a/usage?source=rollup");
   EXPECT_EQ(400, r.status);
   EXPECT_EQ("not_in_rollups", ErrorCode(r));
@@ -1145,3 +1142,84 @@ TEST(ServeBinaryTest, SecondSignalExitsAtOnce) {
 }  // namespace
 }  // namespace server
 }  // namespace usagedb
+
+// --- query engine routes (SPEC §3.2 group_by, §3.3, §3.4, §3.8 conflicts) ----------------
+
+namespace usagedb::server {
+namespace {
+
+TEST_F(ServerTest, UsageGroupByAndQueryRoutesAnswerExactly) {
+  StartServer();
+  ASSERT_EQ(200, Post("/v1/usage/batch",
+                      Batch({Ev("q1", "acc", "99999999999999999999999999999999999999"),
+                             Ev("q2", "acc", "1"), Ev("q3", "other", "7")}))
+                     .status);
+  ClientResponse r = Get("/v1/accounts/acc/usage?group_by=meter_id,date");
+  ASSERT_EQ(200, r.status) << r.body;
+  Json j(r.body);
+  EXPECT_EQ(1u, j.Size("/lines")) << r.body;
+  EXPECT_EQ("100000000000000000000000000000000000000", j.Str("/lines/0/quantity")) << r.body;
+  EXPECT_EQ(2, j.Int("/lines/0/count"));
+  EXPECT_FALSE(j.Str("/lines/0/date").empty());
+  r = Post("/v1/query/sql",
+           R"({"query": "SELECT account_id, SUM(quantity) AS q, COUNT(*) FROM usage_events GROUP BY account_id ORDER BY q DESC"})");
+  ASSERT_EQ(200, r.status) << r.body;
+  Json s(r.body);
+  EXPECT_EQ(2u, s.Size("/data"));
+  EXPECT_EQ("acc", s.Str("/data/0/account_id"));
+  EXPECT_EQ("100000000000000000000000000000000000000", s.Str("/data/0/q"));
+  EXPECT_EQ(1, s.Int("/data/1/count"));
+  r = Post("/v1/query/sql", R"({"query": "SELECT SUM(quantity) FROM usage_events WHERE meter_id = 'x' OR meter_id = 'y'"})");
+  EXPECT_EQ(400, r.status);
+  EXPECT_NE(std::string::npos, r.body.find("OR")) << r.body;
+  r = Post("/v1/query/json", R"({"account_id": "other", "metrics": {"n": "count", "top": "max"}})");
+  ASSERT_EQ(200, r.status) << r.body;
+  Json q(r.body);
+  EXPECT_EQ(1, q.Int("/data/0/n"));
+  EXPECT_EQ("7", q.Str("/data/0/top"));
+  EXPECT_EQ(400, Post("/v1/query/json", R"({"acount_id": "x"})").status);
+  EXPECT_EQ(415, Post("/v1/query/json", "{}", "text/plain").status);
+}
+
+TEST_F(ServerTest, EventsListingPagesCoverEveryEventOnce) {
+  StartServer();
+  std::vector<std::string> evs;
+  for (int i = 0; i < 25; i++) evs.push_back(Ev("l" + std::to_string(i), "acc", "1"));
+  ASSERT_EQ(200, Post("/v1/usage/batch", Batch(evs)).status);
+  std::string cursor;
+  int seen = 0, pages = 0;
+  for (;;) {
+    ClientResponse r = Get("/v1/accounts/acc/usage/events?limit=10" +
+                           (cursor.empty() ? std::string() : "&cursor=" + cursor));
+    ASSERT_EQ(200, r.status) << r.body;
+    Json j(r.body);
+    seen += static_cast<int>(j.Size("/events"));
+    pages++;
+    if (j.IsNull("/next_cursor")) break;
+    cursor = j.Str("/next_cursor");
+    // Events arriving meanwhile are not part of this listing.
+    ASSERT_EQ(200, Post("/v1/usage/batch", Batch({Ev("late" + std::to_string(pages), "acc", "1")})).status);
+  }
+  EXPECT_EQ(25, seen);
+  EXPECT_EQ(3, pages);
+  EXPECT_EQ(400, Get("/v1/accounts/acc/usage/events?limit=0").status);
+  EXPECT_EQ(400, Get("/v1/accounts/acc/usage/events?limit=1.5").status);
+  EXPECT_EQ(400, Get("/v1/accounts/acc/usage/events?cursor=%21%21").status);
+}
+
+TEST_F(ServerTest, ConflictsAreListed) {
+  StartServer();
+  ASSERT_EQ(200, Post("/v1/usage/batch", Batch({Ev("c1", "acc", "1")})).status);
+  ASSERT_EQ(200, Post("/v1/usage/batch", Batch({Ev("c1", "acc", "2")})).status);
+  ClientResponse r = Get("/v1/conflicts");
+  ASSERT_EQ(200, r.status) << r.body;
+  Json j(r.body);
+  EXPECT_EQ(1u, j.Size("/conflicts"));
+  EXPECT_EQ("conflict", j.Str("/conflicts/0/reason"));
+  EXPECT_EQ("c1", j.Str("/conflicts/0/event/event_id"));
+  EXPECT_EQ(0u, Json(Get("/v1/conflicts?reason=period_closed").body).Size("/conflicts"));
+  EXPECT_EQ(400, Get("/v1/conflicts?reason=other").status);
+}
+
+}  // namespace
+}  // namespace usagedb::server
