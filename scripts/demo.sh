@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# What `scripts/run.sh` runs after building (until the HTTP server lands): loads the example
-# events into ./data and prints the per-account usage summary. Loading twice is safe: every
-# event is then a duplicate.
+# What `scripts/run.sh` runs after building: the HTTP server on ./data (127.0.0.1:8080 by
+# default; any `usagedb serve` flag may be passed through, e.g. --listen 0.0.0.0:9000).
+# Ctrl-C stops it gracefully (in-flight requests finish, the memtable is flushed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./build/usagedb --db-root ./data ingest examples/events.jsonl
-./build/usagedb --db-root ./data usage
+exec ./build/usagedb serve --db-root ./data "$@"
