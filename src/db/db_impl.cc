@@ -1298,7 +1298,8 @@ bool EventMatches(const ReadFilter& f, const Event& e, uint64_t seq) {
 Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snapshot& snap,
                             const std::function<bool(const DecodedBlock&, size_t)>& visit_row,
                             const std::function<bool(const Event&)>& visit_mem,
-                            const SegmentHandle* only_segment) {
+                            const SegmentHandle* only_segment,
+                            const std::function<void()>& on_new_block) {
   if (f.from_ms && f.to_ms && *f.from_ms > *f.to_ms) {
     return Status::InvalidArgument("from is after to");
   }
@@ -1340,20 +1341,35 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
         continue;
       }
       RETURN_IF_ERROR(reader->ReadBlock(b, columns, &block));
+      if (on_new_block) on_new_block();
+      // String filters are evaluated once per distinct value of the block's dictionary; rows
+      // then test a code.
+      auto allowed_codes = [](const StringColumn& c, const std::vector<std::string>& allowed,
+                              std::vector<uint8_t>* ok) {
+        ok->assign(c.dict.size(), 0);
+        for (size_t i = 0; i < c.dict.size(); i++) {
+          ok->at(i) = std::find(allowed.begin(), allowed.end(), c.dict[i]) != allowed.end();
+        }
+      };
+      std::vector<uint8_t> ok_account, ok_product, ok_meter, ok_model;
+      if (f.account_id) allowed_codes(block.account_id, {*f.account_id}, &ok_account);
+      if (!f.product_ids.empty()) allowed_codes(block.product_id, f.product_ids, &ok_product);
+      if (!f.meter_ids.empty()) allowed_codes(block.meter_id, f.meter_ids, &ok_meter);
+      if (!f.model_ids.empty()) allowed_codes(block.model_id, f.model_ids, &ok_model);
+      auto code_ok = [](const StringColumn& c, const std::vector<uint8_t>& ok, size_t r) {
+        uint32_t code = c.codes[r];
+        return code != StringColumn::kNullCode && ok[code];  // null never matches
+      };
       for (size_t r = 0; r < block.rows; r++) {
         if (block.commit_seq[r] > snap.seq) continue;
         if (f.as_of_ms && block.ingested_at_ms[r] > *f.as_of_ms) continue;
         int64_t ts = block.timestamp_ms[r];
         if (f.from_ms && ts < *f.from_ms) continue;
         if (f.to_ms && ts >= *f.to_ms) continue;
-        if (f.account_id && block.account_id.Get(r) != *f.account_id) continue;
-        if (!f.product_ids.empty() && !Matches(f.product_ids, &block.product_id.Get(r))) continue;
-        if (!f.meter_ids.empty() && !Matches(f.meter_ids, &block.meter_id.Get(r))) continue;
-        if (!f.model_ids.empty() &&
-            !Matches(f.model_ids,
-                     block.model_id.IsNull(r) ? nullptr : &block.model_id.Get(r))) {
-          continue;
-        }
+        if (f.account_id && !code_ok(block.account_id, ok_account, r)) continue;
+        if (!f.product_ids.empty() && !code_ok(block.product_id, ok_product, r)) continue;
+        if (!f.meter_ids.empty() && !code_ok(block.meter_id, ok_meter, r)) continue;
+        if (!f.model_ids.empty() && !code_ok(block.model_id, ok_model, r)) continue;
         if (!f.kinds.empty() && std::find(f.kinds.begin(), f.kinds.end(),
                                           static_cast<EventKind>(block.kind[r])) ==
                                     f.kinds.end()) {

@@ -137,7 +137,10 @@ class DBImpl : public DB {
   Status ScanInternal(const ReadFilter& filter, ColumnMask columns, const Snapshot& snap,
                       const std::function<bool(const DecodedBlock&, size_t)>& visit_row,
                       const std::function<bool(const Event&)>& visit_mem,
-                      const SegmentHandle* only_segment = nullptr);
+                      const SegmentHandle* only_segment = nullptr,
+                      // Called after each segment block is read, before its rows are visited
+                      // (the DecodedBlock object is reused from block to block).
+                      const std::function<void()>& on_new_block = nullptr);
 
   std::shared_ptr<const Version> CurrentVersion();
   void InstallVersionLocked(std::shared_ptr<const Version> v);

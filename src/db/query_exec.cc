@@ -1,6 +1,7 @@
 // The raw query executor (SPEC §3.4, §3.5): group keys, filters, exact metrics, order, limit,
 // over one snapshot of segments + memtables.
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <unordered_map>
 
@@ -269,10 +270,56 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
   RowAccess row;
   std::string scratch, gkey;
   Status row_status;
-  auto consume = [&]() -> bool {
+  // Group values are interned per key; a group is keyed by its values' ids (4 bytes each, so
+  // up to three keys stay inside std::string's inline buffer). On segment blocks, column keys
+  // and column filters are resolved once per dictionary entry of the block, then per row by
+  // code.
+  struct Interner {
+    std::unordered_map<std::string, uint32_t> ids;
+    std::vector<std::string> values;
+    uint32_t Id(const std::string& v) {
+      auto [it, inserted] = ids.try_emplace(v, static_cast<uint32_t>(values.size()));
+      if (inserted) values.push_back(v);
+      return it->second;
+    }
+  };
+  constexpr uint32_t kUnset = UINT32_MAX;
+  std::vector<Interner> interners(group.size());
+  std::vector<std::vector<uint32_t>> code_vid(group.size());   // per block, column keys
+  std::vector<std::vector<int8_t>> code_ok(residual.size());   // per block, column filters
+  const DecodedBlock* block = nullptr;
+  auto column_of = [](const DecodedBlock& b, Column c) -> const StringColumn& {
+    switch (c) {
+      case Column::kAccountId: return b.account_id;
+      case Column::kSubscriptionId: return b.subscription_id;
+      case Column::kProductId: return b.product_id;
+      case Column::kMeterId: return b.meter_id;
+      case Column::kModelId: return b.model_id;
+      case Column::kSource: return b.source;
+      default: return b.unit;
+    }
+  };
+  auto on_new_block = [&]() {
+    for (auto& v : code_vid) v.clear();
+    for (auto& v : code_ok) v.clear();
+  };
+  auto consume = [&](size_t r) -> bool {
     result->rows_scanned++;
     bool present;
-    for (const auto& [k, f] : residual) {
+    for (size_t i = 0; i < residual.size(); i++) {
+      const auto& [k, f] = residual[i];
+      if (block && k.kind == KeyKind::kColumn) {
+        const StringColumn& c = column_of(*block, k.column);
+        uint32_t code = c.codes[r];
+        if (code == StringColumn::kNullCode) return true;  // a missing value never matches
+        std::vector<int8_t>& ok = code_ok[i];
+        if (ok.empty()) ok.assign(c.dict.size(), -1);
+        if (ok[code] < 0) {
+          ok[code] = std::find(f->values.begin(), f->values.end(), c.dict[code]) != f->values.end();
+        }
+        if (!ok[code]) return true;
+        continue;
+      }
       row_status = row.Get(k, &scratch, &present);
       if (!row_status.ok()) return false;
       if (!present || std::find(f->values.begin(), f->values.end(), scratch) == f->values.end()) {
@@ -280,19 +327,38 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
       }
     }
     gkey.clear();
-    std::vector<std::string> values;
-    values.reserve(group.size());
-    for (const KeySpec& k : group) {
-      row_status = row.Get(k, &scratch, &present);
-      if (!row_status.ok()) return false;
-      if (!present) scratch.clear();  // a missing column or dimension groups as ""
-      gkey += scratch;
-      gkey.push_back('\0');
-      values.push_back(scratch);
+    for (size_t g = 0; g < group.size(); g++) {
+      const KeySpec& k = group[g];
+      uint32_t vid;
+      if (block && k.kind == KeyKind::kColumn) {
+        const StringColumn& c = column_of(*block, k.column);
+        uint32_t code = c.codes[r];
+        std::vector<uint32_t>& cv = code_vid[g];
+        if (cv.empty()) cv.assign(c.dict.size() + 1, kUnset);
+        size_t slot = code == StringColumn::kNullCode ? c.dict.size() : code;
+        if (cv[slot] == kUnset) {
+          // A missing column groups as "".
+          cv[slot] = interners[g].Id(code == StringColumn::kNullCode ? std::string() : c.dict[code]);
+        }
+        vid = cv[slot];
+      } else {
+        row_status = row.Get(k, &scratch, &present);
+        if (!row_status.ok()) return false;
+        if (!present) scratch.clear();  // a missing column or dimension groups as ""
+        vid = interners[g].Id(scratch);
+      }
+      gkey.append(reinterpret_cast<const char*>(&vid), sizeof(vid));
     }
     auto [it, inserted] = groups.try_emplace(gkey);
     Acc& a = it->second;
-    if (inserted) a.values = std::move(values);
+    if (inserted) {
+      a.values.reserve(group.size());
+      for (size_t g = 0; g < group.size(); g++) {
+        uint32_t vid;
+        std::memcpy(&vid, gkey.data() + g * sizeof(vid), sizeof(vid));
+        a.values.push_back(interners[g].values[vid]);
+      }
+    }
     __int128 q = row.quantity();
     a.sum.Add(q);
     if (a.count == 0 || q < a.min) a.min = q;
@@ -300,22 +366,22 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
     a.count++;
     return true;
   };
-  const DecodedBlock* last_block = nullptr;
   RETURN_IF_ERROR(ScanInternal(
       rf, cols, snap,
       [&](const DecodedBlock& b, size_t r) {
-        if (&b != last_block) {
+        if (block != &b) {
           row.SetBlock(&b);
-          last_block = &b;
+          block = &b;
         }
         row.SetRow(r);
-        return consume();
+        return consume(r);
       },
       [&](const Event& e) {
         row.SetEvent(&e);
-        last_block = nullptr;
-        return consume();
-      }));
+        block = nullptr;
+        return consume(0);
+      },
+      nullptr, on_new_block));
   RETURN_IF_ERROR(row_status);
 
   if (group.empty() && groups.empty()) groups.try_emplace(std::string());

@@ -49,6 +49,21 @@ bool Decoder::GetVarint32(uint32_t* v) {
 }
 
 bool Decoder::GetVarint128(unsigned __int128* v) {
+  // Fast path: almost every value (quantities, zigzagged) fits in 63 bits, i.e. 9 bytes, which
+  // 64-bit arithmetic decodes.
+  {
+    uint64_t r64 = 0;
+    const char* p = p_;
+    for (int shift = 0; shift <= 56 && p < end_; shift += 7) {
+      uint64_t byte = static_cast<uint8_t>(*p++);
+      r64 |= (byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) {
+        p_ = p;
+        *v = r64;
+        return true;
+      }
+    }
+  }
   unsigned __int128 result = 0;
   for (int shift = 0; shift <= 126 && p_ < end_; shift += 7) {
     unsigned __int128 byte = static_cast<uint8_t>(*p_++);

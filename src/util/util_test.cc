@@ -55,7 +55,19 @@ TEST(Coding, VarintRoundTripAndTruncation) {
 }
 
 TEST(Coding, Varint128AndZigZag) {
-  const int128 values[] = {0, -1, 1, kMaxQuantity, -kMaxQuantity, kInt128Max, kInt128Min};
+  const int128 values[] = {0,
+                           -1,
+                           1,
+                           (int128(1) << 62) - 1,  // the 64-bit fast path's edges
+                           int128(1) << 62,
+                           (int128(1) << 63) - 1,
+                           int128(1) << 63,
+                           int128(1) << 64,
+                           -(int128(1) << 63),
+                           kMaxQuantity,
+                           -kMaxQuantity,
+                           kInt128Max,
+                           kInt128Min};
   std::string buf;
   for (int128 v : values) PutVarint128(&buf, ZigZagEncode128(v));
   Decoder d(buf);
