@@ -1,18 +1,17 @@
 #include "server/api.h"
 
 #include <simdjson.h>
-
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <optional>
 
+#include "io/file_system.h"
 #include "model/event_codec.h"
 #include "query/json_query.h"
 #include "query/sql_plan.h"
 #include "server/gzip.h"
-#include "io/file_system.h"
 #include "server/http_errors.h"
 #include "usagedb/export.h"
 #include "util/int128.h"
@@ -135,7 +134,10 @@ class ExportFileStream : public BodyStream {
  public:
   ExportFileStream(FileSystem* fs, std::string path, std::unique_ptr<RandomAccessFile> file,
                    uint64_t size, size_t chunk_bytes)
-      : fs_(fs), path_(std::move(path)), file_(std::move(file)), size_(size),
+      : fs_(fs),
+        path_(std::move(path)),
+        file_(std::move(file)),
+        size_(size),
         chunk_bytes_(chunk_bytes) {}
   ~ExportFileStream() override {
     file_.reset();
@@ -895,9 +897,8 @@ Status ApiService::HandleExportParquet(RequestContext& ctx) {
   r->headers.emplace_back("Content-Disposition", "attachment; filename=\"usagedb-export.parquet\"");
   r->headers.emplace_back("X-Usagedb-Events", std::to_string(summary.events));
   r->headers.emplace_back("X-Usagedb-Snapshot-Sequence", std::to_string(summary.snapshot_sequence));
-  r->stream = std::make_shared<ExportFileStream>(export_fs_, o.output_path,
-                                                 std::move(file).value(), *size,
-                                                 std::max<size_t>(1, export_chunk_bytes_));
+  r->stream = std::make_shared<ExportFileStream>(export_fs_, o.output_path, std::move(file).value(),
+                                                 *size, std::max<size_t>(1, export_chunk_bytes_));
   return Status::OK();
 }
 

@@ -82,10 +82,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<void> pending_;  // the message being written
   std::vector<char> drain_;
   std::shared_ptr<BodyStream> body_stream_;  // the streamed response being written
-  bool chunked_ = false;                      // its framing (false: HTTP/1.0, raw until close)
-  uint64_t streamed_bytes_ = 0;               // its body bytes written so far
-  std::string chunk_;                         // the chunk being written
-  std::string chunk_head_;                    // its framing: "<hex size>\r\n"
+  bool chunked_ = false;                     // its framing (false: HTTP/1.0, raw until close)
+  uint64_t streamed_bytes_ = 0;              // its body bytes written so far
+  std::string chunk_;                        // the chunk being written
+  std::string chunk_head_;                   // its framing: "<hex size>\r\n"
   State state_ = State::kReading;
   bool shutdown_requested_ = false;
 };

@@ -16,9 +16,9 @@ namespace testing {
 struct ClientResponse {
   int status = 0;                              // 0 = no response (connection closed or failed)
   std::map<std::string, std::string> headers;  // names lower-cased
-  std::string body;             // decoded when chunked
-  bool chunked = false;         // Transfer-Encoding: chunked
-  bool complete = true;         // chunked: the terminating zero-length chunk arrived
+  std::string body;                            // decoded when chunked
+  bool chunked = false;                        // Transfer-Encoding: chunked
+  bool complete = true;                        // chunked: the terminating zero-length chunk arrived
   std::string Header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
     return it == headers.end() ? "" : it->second;

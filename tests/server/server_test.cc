@@ -1318,13 +1318,14 @@ TEST_F(ServerTest, ExportParquetStreamsAValidFileWithExactValues) {
   api_->SetExportSeamsForTesting(FileSystem::Default(), 512);  // several chunks
   std::vector<std::string> events;
   for (int i = 0; i < 300; i++) {
-    events.push_back(Ev("e" + std::to_string(i), i % 2 ? "acme" : "globex",
-                        std::to_string(i + 1), kMay1 + i * 60000));
+    events.push_back(Ev("e" + std::to_string(i), i % 2 ? "acme" : "globex", std::to_string(i + 1),
+                        kMay1 + i * 60000));
   }
   events.push_back(Ev("max", "acme", std::string("\"") + kMax38 + "\""));
   ASSERT_EQ(200, Post("/v1/usage/batch", Batch(events)).status);
   ASSERT_EQ(200, Post("/v1/admin/flush", "").status);  // some in segments...
-  ASSERT_EQ(200, Post("/v1/usage/batch", Batch({Ev("late", "initech", "7")})).status);  // ...one not
+  ASSERT_EQ(200,
+            Post("/v1/usage/batch", Batch({Ev("late", "initech", "7")})).status);  // ...one not
 
   ClientResponse r = Get("/v1/export/parquet");
   ASSERT_EQ(200, r.status) << r.body.substr(0, 300);
