@@ -1,14 +1,19 @@
 #include "server/api.h"
 
 #include <simdjson.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <optional>
 
+#include "io/file_system.h"
 #include "model/event_codec.h"
 #include "query/json_query.h"
 #include "query/sql_plan.h"
 #include "server/gzip.h"
 #include "server/http_errors.h"
+#include "usagedb/export.h"
 #include "util/int128.h"
 #include "util/time_util.h"
 
@@ -117,11 +122,80 @@ bool IsDimensionKeySyntax(std::string_view k) {
   return true;
 }
 
+// GET /v1/export/parquet writes the export to <db_root>/<prefix><pid>-<n>.parquet.tmp and
+// streams it from there; the exporter's own temporary is that name + ".tmp-<pid>-<n>". Both
+// start with this prefix, which ApiService's constructor sweeps (a crash leaves them behind);
+// the final name also ends in ".tmp", which the DB's recovery removes from db_root.
+constexpr char kExportTempPrefix[] = "http-export-";
+
+// Streams a finished export file in chunks of `chunk_bytes` and removes it when dropped
+// (complete, aborted or never sent). Memory: one chunk.
+class ExportFileStream : public BodyStream {
+ public:
+  ExportFileStream(FileSystem* fs, std::string path, std::unique_ptr<RandomAccessFile> file,
+                   uint64_t size, size_t chunk_bytes)
+      : fs_(fs),
+        path_(std::move(path)),
+        file_(std::move(file)),
+        size_(size),
+        chunk_bytes_(chunk_bytes) {}
+  ~ExportFileStream() override {
+    file_.reset();
+    Status s = fs_->RemoveFile(path_);
+    if (!s.ok()) {
+      std::fprintf(stderr, "usagedb: cannot remove the export temporary: %s\n",
+                   s.ToString().c_str());
+    }
+  }
+
+  Status Next(std::string* chunk, bool* done) override {
+    if (offset_ >= size_) {
+      *done = true;
+      return Status::OK();
+    }
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_bytes_, size_ - offset_));
+    Status s = file_->Read(offset_, n, chunk);
+    if (!s.ok()) {
+      return Status::IOError("Parquet export: reading the export file " + path_ + " at offset " +
+                             std::to_string(offset_) + ": " + s.ToString());
+    }
+    if (chunk->size() != n) {
+      return Status::IOError("Parquet export: the export file " + path_ + " is shorter (" +
+                             std::to_string(offset_ + chunk->size()) + " bytes) than written (" +
+                             std::to_string(size_) + ")");
+    }
+    offset_ += n;
+    return Status::OK();
+  }
+
+ private:
+  FileSystem* fs_;
+  std::string path_;
+  std::unique_ptr<RandomAccessFile> file_;
+  uint64_t size_;
+  size_t chunk_bytes_;
+  uint64_t offset_ = 0;
+};
+
 }  // namespace
 
 ApiService::ApiService(DB* db, const ServerSettings& settings, ApiKeys keys)
-    : db_(db), settings_(settings), keys_(std::move(keys)), started_(Clock::now()) {
+    : db_(db),
+      settings_(settings),
+      keys_(std::move(keys)),
+      started_(Clock::now()),
+      export_fs_(FileSystem::Default()) {
   AddRoutes();
+  RemoveStaleExportTemporaries();
+}
+
+void ApiService::RemoveStaleExportTemporaries() {
+  Result<std::vector<std::string>> names = export_fs_->ListDir(settings_.db_root);
+  if (!names.ok()) return;
+  for (const std::string& name : *names) {
+    if (name.compare(0, sizeof(kExportTempPrefix) - 1, kExportTempPrefix) != 0) continue;
+    export_fs_->RemoveFile(settings_.db_root + "/" + name).IgnoreError();
+  }
 }
 
 void ApiService::AddRoutes() {
@@ -141,6 +215,8 @@ void ApiService::AddRoutes() {
   r.Add("POST", "/v1/query/json", Scope::kRead, "query_json", bind(&ApiService::HandleQueryJson));
   r.Add("POST", "/v1/query/sql", Scope::kRead, "query_sql", bind(&ApiService::HandleQuerySql));
   r.Add("GET", "/v1/conflicts", Scope::kRead, "conflicts", bind(&ApiService::HandleConflicts));
+  r.Add("GET", "/v1/export/parquet", Scope::kRead, "export_parquet",
+        bind(&ApiService::HandleExportParquet));
 
   // SPEC §3 routes that later work builds: 501 naming where they come from.
   struct Later {
@@ -164,7 +240,6 @@ void ApiService::AddRoutes() {
        "billing periods arrive in a later issue"},
       {"POST", "/v1/accounts/{account_id}/periods/{period}/reopen", Scope::kAdmin,
        "billing periods arrive in a later issue"},
-      {"GET", "/v1/export/parquet", Scope::kRead, "Parquet export over HTTP arrives with issue #5"},
       {"POST", "/v1/admin/rollup", Scope::kAdmin, "rollups arrive in a later issue"},
       {"POST", "/v1/admin/compact", Scope::kAdmin, "compaction arrives in a later issue"},
       {"POST", "/v1/admin/check", Scope::kAdmin, "check arrives in a later issue"},
@@ -768,6 +843,62 @@ Status ApiService::HandleAdminFlush(RequestContext& ctx) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.3f", ms);
   out.append(",\"elapsed_ms\":").append(buf).append("}");
+  return Status::OK();
+}
+
+}  // namespace server
+}  // namespace usagedb
+
+namespace usagedb {
+namespace server {
+
+// SPEC §3.8 / §7. The export runs to completion into a temporary file under db_root before
+// the first byte is sent, so every export error (bad options, a corrupt or missing segment,
+// disk full) is an ordinary JSON error; only a failure to read that finished file back can
+// happen after the first byte (the connection is then cut without the final chunk).
+Status ApiService::HandleExportParquet(RequestContext& ctx) {
+  const QueryParams& q = ctx.query;
+  for (const auto& [k, v] : q.items()) {
+    if (k != "from" && k != "to" && k != "account_id" && k != "as_of" && k != "as_of_ms") {
+      return Status::InvalidArgument("unknown_parameter: '" + k +
+                                     "' is not a parameter of this route");
+    }
+  }
+  ExportOptions o;
+  ASSIGN_OR_RETURN(o.from_ms, TimeParam(q, "from"));
+  ASSIGN_OR_RETURN(o.to_ms, TimeParam(q, "to"));
+  if (o.from_ms && o.to_ms && *o.from_ms > *o.to_ms) {
+    return Status::InvalidArgument("from (" + FormatRfc3339(*o.from_ms) + ") is after to (" +
+                                   FormatRfc3339(*o.to_ms) + ")");
+  }
+  ASSIGN_OR_RETURN(const std::string* account, q.Single("account_id"));
+  if (account != nullptr) {
+    if (account->empty()) return Status::InvalidArgument("account_id: must not be empty");
+    o.account_id = *account;
+  }
+  RETURN_IF_ERROR(AsOfParams(q, &o.as_of_seq, &o.as_of_ms));
+  o.file_system = export_fs_;
+  o.output_path = settings_.db_root + "/" + kExportTempPrefix +
+                  std::to_string(static_cast<long long>(::getpid())) + "-" +
+                  std::to_string(export_counter_.fetch_add(1)) + ".parquet.tmp";
+  ExportSummary summary;
+  RETURN_IF_ERROR(ExportParquet(db_, o, &summary));  // leaves nothing behind on error
+  Result<std::unique_ptr<RandomAccessFile>> file = export_fs_->NewRandomAccessFile(o.output_path);
+  Result<uint64_t> size =
+      file.ok() ? export_fs_->FileSize(o.output_path) : Result<uint64_t>(file.status());
+  if (!size.ok()) {
+    export_fs_->RemoveFile(o.output_path).IgnoreError();
+    return size.status();
+  }
+  HttpResponse* r = ctx.response;
+  r->status = 200;
+  r->content_type = "application/vnd.apache.parquet";
+  r->body.clear();
+  r->headers.emplace_back("Content-Disposition", "attachment; filename=\"usagedb-export.parquet\"");
+  r->headers.emplace_back("X-Usagedb-Events", std::to_string(summary.events));
+  r->headers.emplace_back("X-Usagedb-Snapshot-Sequence", std::to_string(summary.snapshot_sequence));
+  r->stream = std::make_shared<ExportFileStream>(export_fs_, o.output_path, std::move(file).value(),
+                                                 *size, std::max<size_t>(1, export_chunk_bytes_));
   return Status::OK();
 }
 

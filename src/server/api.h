@@ -18,6 +18,10 @@
 #include "usagedb/db.h"
 
 namespace usagedb {
+class FileSystem;
+}
+
+namespace usagedb {
 namespace server {
 
 // SPEC §2.3: more events than this in one batch → 413 too_many_events.
@@ -34,6 +38,14 @@ class ApiService : public RequestHandler {
   // Later issues register their routes here before the server starts.
   Router& router() { return router_; }
 
+  // Tests: the file system the export's temporary file is written, read and removed through
+  // (default FileSystem::Default(); not owned) and the size of the streamed chunks (default
+  // 1 MiB). REQUIRES: before the server starts.
+  void SetExportSeamsForTesting(FileSystem* fs, size_t chunk_bytes) {
+    export_fs_ = fs;
+    export_chunk_bytes_ = chunk_bytes;
+  }
+
  private:
   void AddRoutes();
   Status HandleBatch(RequestContext& ctx);
@@ -45,6 +57,9 @@ class ApiService : public RequestHandler {
   Status HandleQueryJson(RequestContext& ctx);
   Status HandleQuerySql(RequestContext& ctx);
   Status HandleConflicts(RequestContext& ctx);
+  Status HandleExportParquet(RequestContext& ctx);
+  // Removes export temporaries a crashed server left in db_root (names kExportTempPrefix*).
+  void RemoveStaleExportTemporaries();
   Status RunQueryRoute(RequestContext& ctx, const QueryRequest& req);
   Result<QueryRequest> UsageRequest(RequestContext& ctx, std::optional<int64_t>* from,
                                     std::optional<int64_t>* to);
@@ -66,6 +81,9 @@ class ApiService : public RequestHandler {
   ServerMetrics metrics_;
   Router router_;
   std::chrono::steady_clock::time_point started_;
+  FileSystem* export_fs_;
+  size_t export_chunk_bytes_ = 1u << 20;
+  std::atomic<uint64_t> export_counter_{0};
 };
 
 }  // namespace server

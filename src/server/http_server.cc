@@ -5,6 +5,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -59,6 +60,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadBody();
   void OnBody(beast::error_code ec);
   void WriteResponse(HttpResponse response, bool keep_alive, unsigned version);
+  // Streamed responses (HttpResponse::stream): the head, then one chunk per BodyStream::Next
+  // until done (then the last chunk) or an error (then the connection is cut).
+  void WriteStreamHead(HttpResponse response, bool close, unsigned version);
+  void PumpStream(bool close);
   void OnWrite(beast::error_code ec, bool close);
   // A request that could not be read: answer (when there is something to say) and close.
   void OnReadError(beast::error_code ec);
@@ -76,6 +81,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<void> pending_;  // the message being written
   std::vector<char> drain_;
+  std::shared_ptr<BodyStream> body_stream_;  // the streamed response being written
+  bool chunked_ = false;                     // its framing (false: HTTP/1.0, raw until close)
+  uint64_t streamed_bytes_ = 0;              // its body bytes written so far
+  std::string chunk_;                        // the chunk being written
+  std::string chunk_head_;                   // its framing: "<hex size>\r\n"
   State state_ = State::kReading;
   bool shutdown_requested_ = false;
 };
@@ -415,6 +425,10 @@ void Session::OnBody(beast::error_code ec) {
 }
 
 void Session::WriteResponse(HttpResponse response, bool keep_alive, unsigned version) {
+  if (response.stream) {
+    return WriteStreamHead(std::move(response),
+                           !keep_alive || shutdown_requested_ || server_->stopping(), version);
+  }
   auto res = std::make_shared<http::response<http::string_body>>();
   res->version(version);
   res->result(static_cast<unsigned>(response.status));
@@ -432,6 +446,90 @@ void Session::WriteResponse(HttpResponse response, bool keep_alive, unsigned ver
                     [self = shared_from_this(), close](beast::error_code wec, size_t) {
                       self->OnWrite(wec, close);
                     });
+}
+
+void Session::WriteStreamHead(HttpResponse response, bool close, unsigned version) {
+  // The response and its serializer live together (the serializer refers to the response).
+  struct Head {
+    http::response<http::empty_body> res;
+    std::optional<http::response_serializer<http::empty_body>> sr;
+  };
+  auto head = std::make_shared<Head>();
+  http::response<http::empty_body>& res = head->res;
+  chunked_ = version >= 11;
+  if (!chunked_) close = true;  // HTTP/1.0: the end of the body is the end of the connection
+  res.version(version);
+  res.result(static_cast<unsigned>(response.status));
+  res.set(http::field::server, "usagedb");
+  res.set(http::field::content_type, response.content_type);
+  for (const auto& [name, value] : response.headers) res.set(name, value);
+  res.keep_alive(!close);
+  if (chunked_) res.chunked(true);
+  head->sr.emplace(res);
+  body_stream_ = std::move(response.stream);
+  streamed_bytes_ = 0;
+  pending_ = head;
+  state_ = State::kWriting;
+  stream_.expires_after(std::chrono::milliseconds(server_->options().request_timeout_ms));
+  http::async_write_header(stream_, *head->sr,
+                           [self = shared_from_this(), close](beast::error_code ec, size_t) {
+                             self->pending_.reset();
+                             if (ec) {
+                               self->body_stream_.reset();
+                               return self->OnWrite(ec, true);
+                             }
+                             self->PumpStream(close);
+                           });
+}
+
+void Session::PumpStream(bool close) {
+  chunk_.clear();
+  bool done = false;
+  Status s;
+  try {
+    s = body_stream_->Next(&chunk_, &done);
+  } catch (const std::exception& e) {
+    s = Status::IOError(std::string("unexpected exception: ") + e.what());
+  }
+  if (s.ok() && !done && chunk_.empty()) s = Status::IOError("the body stream gave an empty chunk");
+  if (!s.ok()) {
+    // Cut the connection without the last chunk: the client cannot mistake what it got for
+    // a complete body.
+    std::fprintf(stderr,
+                 "usagedb: streamed response aborted after %llu body bytes (connection cut, no "
+                 "final chunk): %s\n",
+                 static_cast<unsigned long long>(streamed_bytes_), s.ToString().c_str());
+    body_stream_.reset();
+    chunk_.clear();
+    return OnWrite(beast::error_code(net::error::operation_aborted), true);
+  }
+  auto self = shared_from_this();
+  stream_.expires_after(std::chrono::milliseconds(server_->options().request_timeout_ms));
+  if (done) {
+    body_stream_.reset();  // releases the producer (and its temporary file) now
+    if (!chunked_) return OnWrite(beast::error_code(), true);
+    chunk_head_ = "0\r\n\r\n";
+    net::async_write(stream_, net::buffer(chunk_head_),
+                     [self, close](beast::error_code ec, size_t) { self->OnWrite(ec, close); });
+    return;
+  }
+  chunk_head_.clear();
+  if (chunked_) {
+    char hex[32];
+    std::snprintf(hex, sizeof(hex), "%zx\r\n", chunk_.size());
+    chunk_head_ = hex;
+  }
+  streamed_bytes_ += chunk_.size();
+  static const char kCrlf[] = "\r\n";
+  std::array<net::const_buffer, 3> buffers{net::buffer(chunk_head_), net::buffer(chunk_),
+                                           net::buffer(kCrlf, chunked_ ? 2 : 0)};
+  net::async_write(stream_, buffers, [self, close](beast::error_code ec, size_t) {
+    if (ec) {
+      self->body_stream_.reset();
+      return self->OnWrite(ec, true);
+    }
+    self->PumpStream(close);
+  });
 }
 
 void Session::OnWrite(beast::error_code ec, bool close) {

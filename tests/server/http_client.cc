@@ -113,6 +113,46 @@ ClientResponse HttpClient::ReadResponse() {
     pos = e + 2;
   }
   if (status == 100) return ReadResponse();
+  if (Lower(res.Header("transfer-encoding")) == "chunked") {
+    // Chunks until the last one; a connection that ends first leaves complete = false (the
+    // status and what arrived are kept).
+    res.status = status;
+    res.chunked = true;
+    res.complete = false;
+    while (true) {
+      size_t line;
+      while ((line = buffer_.find("\r\n")) == std::string::npos) {
+        if (!fill()) {
+          Close();
+          return res;
+        }
+      }
+      const size_t size = std::strtoull(buffer_.substr(0, line).c_str(), nullptr, 16);
+      if (size == 0) {
+        // The last chunk: no trailers from our server, so just its CRLF.
+        while (buffer_.size() < line + 4) {
+          if (!fill()) {
+            Close();
+            return res;
+          }
+        }
+        buffer_.erase(0, line + 4);
+        res.complete = true;
+        break;
+      }
+      while (buffer_.size() < line + 2 + size + 2) {
+        if (!fill()) {
+          res.body.append(buffer_.substr(line + 2, std::min(buffer_.size() - line - 2, size)));
+          Close();
+          return res;
+        }
+      }
+      res.body.append(buffer_, line + 2, size);
+      buffer_.erase(0, line + 2 + size + 2);
+    }
+    if (Lower(res.Header("connection")) == "close") Close();
+    return res;
+  }
   size_t length = static_cast<size_t>(std::atoll(res.Header("content-length").c_str()));
   while (buffer_.size() < length) {
     if (!fill()) {

@@ -1,5 +1,6 @@
 // A small blocking HTTP/1.1 client for tests and the ingest bench (POSIX sockets; responses
-// with Content-Length only, which is all the usagedb server sends).
+// with Content-Length, or chunked (GET /v1/export/parquet): decoded, with whether the final
+// zero-length chunk arrived).
 #pragma once
 
 #include <cstdint>
@@ -15,7 +16,9 @@ namespace testing {
 struct ClientResponse {
   int status = 0;                              // 0 = no response (connection closed or failed)
   std::map<std::string, std::string> headers;  // names lower-cased
-  std::string body;
+  std::string body;                            // decoded when chunked
+  bool chunked = false;                        // Transfer-Encoding: chunked
+  bool complete = true;                        // chunked: the terminating zero-length chunk arrived
   std::string Header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
     return it == headers.end() ? "" : it->second;

@@ -17,7 +17,10 @@
 #include <mutex>
 #include <thread>
 
+#include "export/parquet_test_reader.h"
+#include "export/parquet_thrift.h"
 #include "gtest/gtest.h"
+#include "io/mem_file_system.h"
 #include "server/api.h"
 #include "server/api_keys.h"
 #include "server/gzip.h"
@@ -209,10 +212,11 @@ TEST_F(ServerTest, WrongMethodOnKnownPathIs405WithAllow) {
 
 TEST_F(ServerTest, RoutesOfLaterIssuesAre501NamingTheIssue) {
   StartServer();
-  ClientResponse r = Get("/v1/export/parquet");
+  ClientResponse r = Get("/v1/accounts/a/explain");
   EXPECT_EQ(501, r.status);
   EXPECT_EQ("not_implemented", ErrorCode(r));
-  EXPECT_NE(std::string::npos, r.body.find("issue #5")) << r.body;
+  EXPECT_NE(std::string::npos, r.body.find("issue")) << r.body;
+  EXPECT_NE(501, Get("/v1/export/parquet").status);  // built: see the ExportParquet tests
   EXPECT_EQ(501, Post("/v1/accounts/a/periods/2026-05/close", "").status);
   EXPECT_EQ(501, Get("/v1/accounts/a/verify").status);
 }
@@ -1223,3 +1227,261 @@ TEST_F(ServerTest, ConflictsAreListed) {
 
 }  // namespace
 }  // namespace usagedb::server
+
+// --- GET /v1/export/parquet ---------------------------------------------------------------
+
+namespace usagedb {
+namespace server {
+namespace {
+
+// The rows of an exported file read back with the export module's footer reader and page
+// decoder: event_id → (account_id, quantity).
+struct ExportedRows {
+  int64_t rows = -1;
+  std::map<std::string, std::pair<std::string, std::string>> by_id;
+};
+
+ExportedRows ReadExport(const std::string& bytes) {
+  ExportedRows out;
+  EXPECT_GE(bytes.size(), 12u);
+  if (bytes.size() < 12) return out;
+  EXPECT_EQ("PAR1", bytes.substr(0, 4));
+  EXPECT_EQ("PAR1", bytes.substr(bytes.size() - 4));
+  MemFileSystem fs;
+  {
+    auto f = fs.NewWritableFile("/export.parquet");
+    EXPECT_TRUE(f.ok());
+    if (!f.ok()) return out;
+    EXPECT_TRUE((*f)->Append(bytes).ok());
+    EXPECT_TRUE((*f)->Close().ok());
+  }
+  auto meta = parquet::ReadParquetFooter(&fs, "/export.parquet");
+  EXPECT_TRUE(meta.ok()) << meta.status().ToString();
+  if (!meta.ok()) return out;
+  parquet::MiniReader reader(bytes);
+  int64_t rows = 0;
+  for (const auto& rg : meta->row_groups) {
+    auto col = [&](int c) { return reader.ReadColumn(rg.columns[c], parquet::kColumns[c]); };
+    parquet::Values ids = col(parquet::kColEventId);
+    parquet::Values accounts = col(parquet::kColAccountId);
+    parquet::Values qs = col(parquet::kColQuantity);
+    EXPECT_EQ(static_cast<size_t>(rg.num_rows), ids.size());
+    EXPECT_EQ(ids.size(), qs.size());
+    EXPECT_EQ(ids.size(), accounts.size());
+    for (size_t i = 0; i < ids.size() && i < qs.size() && i < accounts.size(); i++) {
+      out.by_id[ids[i].value_or("<null>")] = {accounts[i].value_or("<null>"),
+                                              qs[i].value_or("<null>")};
+    }
+    rows += rg.num_rows;
+  }
+  EXPECT_EQ(meta->num_rows, rows);
+  out.rows = rows;
+  return out;
+}
+
+// Names in `dir` starting with the export temporaries' prefix.
+std::vector<std::string> ExportTemporaries(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("http-export-", 0) == 0) out.push_back(name);
+  }
+  return out;
+}
+
+// A MemFileSystem whose files read fine at offset 0 and fail further on: the export file's
+// second chunk cannot be read (an error after the first byte was sent).
+class FailingReadFileSystem : public MemFileSystem {
+ public:
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> f, MemFileSystem::NewRandomAccessFile(path));
+    return std::unique_ptr<RandomAccessFile>(new Failing(std::move(f)));
+  }
+
+ private:
+  class Failing : public RandomAccessFile {
+   public:
+    explicit Failing(std::unique_ptr<RandomAccessFile> f) : f_(std::move(f)) {}
+    Status Read(uint64_t offset, size_t n, std::string* out) const override {
+      if (offset > 0) return Status::IOError("injected read fault");
+      return f_->Read(offset, n, out);
+    }
+    uint64_t Size() const override { return f_->Size(); }
+
+   private:
+    std::unique_ptr<RandomAccessFile> f_;
+  };
+};
+
+TEST_F(ServerTest, ExportParquetStreamsAValidFileWithExactValues) {
+  StartServer();
+  api_->SetExportSeamsForTesting(FileSystem::Default(), 512);  // several chunks
+  std::vector<std::string> events;
+  for (int i = 0; i < 300; i++) {
+    events.push_back(Ev("e" + std::to_string(i), i % 2 ? "acme" : "globex", std::to_string(i + 1),
+                        kMay1 + i * 60000));
+  }
+  events.push_back(Ev("max", "acme", std::string("\"") + kMax38 + "\""));
+  ASSERT_EQ(200, Post("/v1/usage/batch", Batch(events)).status);
+  ASSERT_EQ(200, Post("/v1/admin/flush", "").status);  // some in segments...
+  ASSERT_EQ(200,
+            Post("/v1/usage/batch", Batch({Ev("late", "initech", "7")})).status);  // ...one not
+
+  ClientResponse r = Get("/v1/export/parquet");
+  ASSERT_EQ(200, r.status) << r.body.substr(0, 300);
+  EXPECT_EQ("application/vnd.apache.parquet", r.Header("content-type"));
+  EXPECT_TRUE(r.chunked);
+  EXPECT_TRUE(r.complete);
+  EXPECT_GT(r.body.size(), 3 * 512u);
+  EXPECT_EQ("302", r.Header("x-usagedb-events"));
+  ExportedRows rows = ReadExport(r.body);
+  EXPECT_EQ(302, rows.rows);
+  EXPECT_EQ(std::make_pair(std::string("acme"), std::string(kMax38)), rows.by_id["max"]);
+  EXPECT_EQ(std::make_pair(std::string("globex"), std::string("1")), rows.by_id["e0"]);
+  EXPECT_EQ(std::make_pair(std::string("acme"), std::string("300")), rows.by_id["e299"]);
+  EXPECT_EQ(std::make_pair(std::string("initech"), std::string("7")), rows.by_id["late"]);
+
+  // The connection stays usable, the temporary is gone, a second export gives the same rows.
+  EXPECT_EQ(1, client_->connects());
+  ClientResponse h = Get("/health");
+  EXPECT_EQ(200, h.status);
+  EXPECT_EQ(1, client_->connects());
+  EXPECT_TRUE(ExportTemporaries(dir_ + "/db").empty());
+  ClientResponse again = Get("/v1/export/parquet");
+  EXPECT_EQ(302, ReadExport(again.body).rows);
+}
+
+TEST_F(ServerTest, ExportParquetFiltersByRangeAndAccount) {
+  StartServer();
+  std::vector<std::string> events;
+  for (int d = 0; d < 5; d++) {
+    events.push_back(Ev("a" + std::to_string(d), "acme", "1", kMay1 + d * kDayMs));
+    events.push_back(Ev("g" + std::to_string(d), "globex", "2", kMay1 + d * kDayMs));
+  }
+  ASSERT_EQ(200, Post("/v1/usage/batch", Batch(events)).status);
+  // Half-open [May 2, May 4): days 1 and 2.
+  ClientResponse r = Get("/v1/export/parquet?from=2026-05-02&to=2026-05-04");
+  ASSERT_EQ(200, r.status) << r.body;
+  ExportedRows rows = ReadExport(r.body);
+  EXPECT_EQ(4, rows.rows);
+  EXPECT_EQ(1u, rows.by_id.count("a1"));
+  EXPECT_EQ(1u, rows.by_id.count("g2"));
+  EXPECT_EQ(0u, rows.by_id.count("a3"));
+  r = Get("/v1/export/parquet?from=2026-05-02&to=2026-05-04&account_id=globex");
+  ASSERT_EQ(200, r.status) << r.body;
+  rows = ReadExport(r.body);
+  EXPECT_EQ(2, rows.rows);
+  EXPECT_EQ(std::make_pair(std::string("globex"), std::string("2")), rows.by_id["g1"]);
+  // as_of: the sequence of a first batch excludes a later one.
+  ClientResponse b = Post("/v1/usage/batch", Batch({Ev("later", "acme", "5")}));
+  ASSERT_EQ(200, b.status);
+  Json j(b.body);
+  const int64_t seq = j.Int("/commit_sequence");
+  ASSERT_GT(seq, 1);
+  EXPECT_EQ(11, ReadExport(Get("/v1/export/parquet").body).rows);
+  r = Get("/v1/export/parquet?as_of=" + std::to_string(seq - 1));
+  ASSERT_EQ(200, r.status) << r.body;
+  EXPECT_EQ(10, ReadExport(r.body).rows);
+}
+
+TEST_F(ServerTest, ExportParquetOfAnEmptyDatabaseIsAValidZeroRowFile) {
+  StartServer();
+  ClientResponse r = Get("/v1/export/parquet");
+  ASSERT_EQ(200, r.status) << r.body;
+  EXPECT_TRUE(r.complete);
+  EXPECT_EQ(0, ReadExport(r.body).rows);
+  EXPECT_EQ("0", r.Header("x-usagedb-events"));
+}
+
+TEST_F(ServerTest, ExportParquetBadParametersAre400) {
+  StartServer();
+  ClientResponse r = Get("/v1/export/parquet?from=yesterday");
+  EXPECT_EQ(400, r.status);
+  EXPECT_EQ("bad_date", ErrorCode(r));
+  r = Get("/v1/export/parquet?from=2026-05-03&to=2026-05-02");
+  EXPECT_EQ(400, r.status);
+  EXPECT_EQ("invalid_argument", ErrorCode(r));
+  r = Get("/v1/export/parquet?as_of=1&as_of_ms=1");
+  EXPECT_EQ(400, r.status) << r.body;
+  r = Get("/v1/export/parquet?as_of=999999");
+  EXPECT_EQ(400, r.status) << r.body;
+  r = Get("/v1/export/parquet?partition_by=date");
+  EXPECT_EQ(400, r.status);
+  EXPECT_EQ("unknown_parameter", ErrorCode(r));
+  EXPECT_TRUE(ExportTemporaries(dir_ + "/db").empty());
+}
+
+TEST_F(ServerTest, ExportParquetNeedsTheReadScope) {
+  const std::string keys_file = dir_ + "/keys.json";
+  WriteFile(keys_file, R"({"keys":[{"key":"ingest-key","scopes":["ingest"]},)"
+                       R"({"key":"read-key","scopes":["read"]}]})");
+  auto keys = ApiKeys::Load(keys_file);
+  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  StartServer(ServerSettings(), std::move(keys).value());
+  EXPECT_EQ(401, Get("/v1/export/parquet").status);
+  EXPECT_EQ(403, Get("/v1/export/parquet", {{"Authorization", "Bearer ingest-key"}}).status);
+  EXPECT_EQ(200, Get("/v1/export/parquet", {{"Authorization", "Bearer read-key"}}).status);
+}
+
+TEST_F(ServerTest, ExportParquetWithADeletedSegmentIsJson500NamingIt) {
+  StartServer();
+  ASSERT_EQ(200, Post("/v1/usage/batch", Batch({Ev("x", "acme", "1")})).status);
+  ASSERT_EQ(200, Post("/v1/admin/flush", "").status);
+  std::vector<std::string> paths;
+  {
+    auto snap = db_->OpenSnapshot(std::nullopt);
+    ASSERT_TRUE(snap.ok());
+    for (const auto& seg : (*snap)->segments()) paths.push_back(seg.path);
+  }
+  ASSERT_FALSE(paths.empty());
+  StopServer();  // drop cached segment readers
+  ASSERT_TRUE(std::filesystem::remove(paths.back()));
+  StartServer();
+  ClientResponse r = Get("/v1/export/parquet");
+  EXPECT_EQ(500, r.status);
+  EXPECT_FALSE(r.chunked);
+  EXPECT_EQ("corruption", ErrorCode(r));
+  EXPECT_NE(std::string::npos, r.body.find(std::filesystem::path(paths.back()).filename().string()))
+      << r.body;
+  EXPECT_TRUE(ExportTemporaries(dir_ + "/db").empty());
+  EXPECT_TRUE(Healthy());
+}
+
+TEST_F(ServerTest, ExportParquetReadErrorAfterTheFirstByteCutsTheConnectionWithoutLastChunk) {
+  StartServer();
+  FailingReadFileSystem fs;
+  // The MemFileSystem needs db_root's parents: create each component.
+  std::string path;
+  for (const auto& part : std::filesystem::path(dir_ + "/db")) {
+    if (part == "/") continue;
+    path += "/" + part.string();
+    fs.CreateDir(path).IgnoreError();
+  }
+  api_->SetExportSeamsForTesting(&fs, 256);
+  std::vector<std::string> events;
+  for (int i = 0; i < 50; i++) events.push_back(Ev("e" + std::to_string(i), "acme", "1"));
+  ASSERT_EQ(200, Post("/v1/usage/batch", Batch(events)).status);
+  ClientResponse r = Get("/v1/export/parquet");
+  EXPECT_EQ(200, r.status);
+  EXPECT_TRUE(r.chunked);
+  EXPECT_FALSE(r.complete);
+  EXPECT_EQ(256u, r.body.size());
+  EXPECT_FALSE(client_->connected());
+  auto left = fs.ListDir(dir_ + "/db");
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty()) << (*left)[0];
+  EXPECT_TRUE(Healthy());
+}
+
+TEST_F(ServerTest, StaleExportTemporariesAreRemovedAtStartup) {
+  StartServer();
+  StopServer();
+  WriteFile(dir_ + "/db/http-export-1-0.parquet.tmp", "PAR1");
+  WriteFile(dir_ + "/db/http-export-1-1.parquet.tmp.tmp-1-0", "PAR1");
+  StartServer();
+  EXPECT_TRUE(ExportTemporaries(dir_ + "/db").empty());
+}
+
+}  // namespace
+}  // namespace server
+}  // namespace usagedb
