@@ -553,3 +553,28 @@ TEST_F(DbTest, FastModeFsyncErrorRewritesAcknowledgedUnitsBeforeAnythingElse) {
 
 }  // namespace
 }  // namespace usagedb::testing
+
+namespace usagedb::testing {
+namespace {
+
+TEST_F(DbTest, DiskFullFailsTheBatchAndRecoversWhenSpaceReturns) {
+  Open();
+  Ingest({MakeEvent("before", "acc", 1)});
+  fs_.SetSpaceLimit(fs_.TotalFileBytes() + 64);  // almost no room left
+  std::vector<Event> big;
+  for (int i = 0; i < 50; i++) big.push_back(MakeEvent("full" + std::to_string(i), "acc", 1));
+  IngestResult r;
+  Status s = db_->Ingest(big, &r);
+  EXPECT_EQ(StatusCode::kUnavailable, s.code()) << s.ToString();
+  EXPECT_EQ(std::make_pair(std::string("1"), uint64_t{1}), Total());
+  fs_.ResetFaults();  // space is back
+  // The WAL recovers on the next write (void record in a new file), and the retry succeeds.
+  r = Ingest(big);
+  EXPECT_EQ(50u, r.accepted);
+  Crash(/*power_loss=*/true);
+  Open();
+  EXPECT_EQ(std::make_pair(std::string("51"), uint64_t{51}), Total());
+}
+
+}  // namespace
+}  // namespace usagedb::testing
