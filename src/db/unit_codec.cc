@@ -48,40 +48,44 @@ void EncodeUnitHeader(const UnitHeader& h, std::string* dst) {
   PutVarint64(dst, ZigZagEncode64(h.request_time_ms));
 }
 
-Status DecodeUnit(std::string_view payload, DecodedUnit* unit) {
+namespace {
+
+// The unit grammar once, for both the full decoder and the peeking one: `decode_event` reads
+// one event record into an EventT (an Event or an EventPeek).
+template <typename EventT, typename DecodeEventFn>
+Status DecodeUnitParts(std::string_view payload, UnitHeader* header, std::vector<EventT>* events,
+                       std::vector<Digest128>* digests,
+                       std::vector<std::pair<uint32_t, uint32_t>>* spans,
+                       std::vector<ConflictEntry>* conflicts, DecodeEventFn decode_event) {
   Decoder d(payload);
   uint64_t ing, req, n;
-  if (!d.GetVarint64(&unit->header.seq) || !d.GetVarint64(&ing) || !d.GetVarint64(&req) ||
+  if (!d.GetVarint64(&header->seq) || !d.GetVarint64(&ing) || !d.GetVarint64(&req) ||
       !d.GetVarint64(&n)) {
     return Status::Corruption("bad WAL unit header");
   }
-  unit->header.ingested_at_ms = ZigZagDecode64(ing);
-  unit->header.request_time_ms = ZigZagDecode64(req);
+  header->ingested_at_ms = ZigZagDecode64(ing);
+  header->request_time_ms = ZigZagDecode64(req);
   if (n > payload.size()) return Status::Corruption("bad WAL unit event count");
-  unit->events.clear();
-  unit->events.resize(n);
-  unit->digests.resize(n);
-  unit->record_spans.resize(n);
+  events->clear();
+  events->resize(n);
+  digests->resize(n);
+  spans->resize(n);
   for (uint64_t i = 0; i < n; i++) {
-    Event& e = unit->events[i];
     const size_t start = static_cast<size_t>(d.pos() - payload.data());
-    bool ok = DecodeEventBinary(&d, &e);
-    unit->record_spans[i] = {static_cast<uint32_t>(start),
-                             static_cast<uint32_t>(d.pos() - payload.data() - start)};
-    if (!ok || !d.GetFixed64(&unit->digests[i].lo) ||
-        !d.GetFixed64(&unit->digests[i].hi)) {
+    bool ok = decode_event(&d, &(*events)[i]);
+    (*spans)[i] = {static_cast<uint32_t>(start),
+                   static_cast<uint32_t>(d.pos() - payload.data() - start)};
+    if (!ok || !d.GetFixed64(&(*digests)[i].lo) || !d.GetFixed64(&(*digests)[i].hi)) {
       return Status::Corruption("bad event record in WAL unit");
     }
-    e.commit_seq = unit->header.seq;
-    e.ingested_at_ms = unit->header.ingested_at_ms;
   }
   if (!d.GetVarint64(&n) || n > payload.size()) {
     return Status::Corruption("bad WAL unit conflict count");
   }
-  unit->conflicts.clear();
-  unit->conflicts.resize(n);
+  conflicts->clear();
+  conflicts->resize(n);
   for (uint64_t i = 0; i < n; i++) {
-    ConflictEntry& c = unit->conflicts[i];
+    ConflictEntry& c = (*conflicts)[i];
     uint8_t reason;
     uint64_t stored;
     if (!d.GetByte(&reason) || (reason != 1 && reason != 2) || !d.GetVarint64(&stored) ||
@@ -90,55 +94,30 @@ Status DecodeUnit(std::string_view payload, DecodedUnit* unit) {
     }
     c.reason = static_cast<ConflictReason>(reason);
     c.stored_ingested_at_ms = ZigZagDecode64(stored);
-    c.commit_seq = unit->header.seq;
-    c.request_time_ms = unit->header.request_time_ms;
+    c.commit_seq = header->seq;
+    c.request_time_ms = header->request_time_ms;
   }
   if (!d.empty()) return Status::Corruption("trailing bytes in WAL unit");
   return Status::OK();
 }
 
-Status PeekUnit(std::string_view payload, PeekedUnit* unit) {
-  Decoder d(payload);
-  uint64_t ing, req, n;
-  if (!d.GetVarint64(&unit->header.seq) || !d.GetVarint64(&ing) || !d.GetVarint64(&req) ||
-      !d.GetVarint64(&n)) {
-    return Status::Corruption("bad WAL unit header");
+}  // namespace
+
+Status DecodeUnit(std::string_view payload, DecodedUnit* unit) {
+  RETURN_IF_ERROR(DecodeUnitParts(payload, &unit->header, &unit->events, &unit->digests,
+                                  &unit->record_spans, &unit->conflicts,
+                                  [](Decoder* d, Event* e) { return DecodeEventBinary(d, e); }));
+  for (Event& e : unit->events) {
+    e.commit_seq = unit->header.seq;
+    e.ingested_at_ms = unit->header.ingested_at_ms;
   }
-  unit->header.ingested_at_ms = ZigZagDecode64(ing);
-  unit->header.request_time_ms = ZigZagDecode64(req);
-  if (n > payload.size()) return Status::Corruption("bad WAL unit event count");
-  unit->events.resize(n);
-  unit->digests.resize(n);
-  unit->record_spans.resize(n);
-  for (uint64_t i = 0; i < n; i++) {
-    const size_t start = static_cast<size_t>(d.pos() - payload.data());
-    bool ok = PeekEventBinary(&d, &unit->events[i]);
-    unit->record_spans[i] = {static_cast<uint32_t>(start),
-                             static_cast<uint32_t>(d.pos() - payload.data() - start)};
-    if (!ok || !d.GetFixed64(&unit->digests[i].lo) || !d.GetFixed64(&unit->digests[i].hi)) {
-      return Status::Corruption("bad event record in WAL unit");
-    }
-  }
-  if (!d.GetVarint64(&n) || n > payload.size()) {
-    return Status::Corruption("bad WAL unit conflict count");
-  }
-  unit->conflicts.clear();
-  unit->conflicts.resize(n);
-  for (uint64_t i = 0; i < n; i++) {
-    ConflictEntry& c = unit->conflicts[i];
-    uint8_t reason;
-    uint64_t stored;
-    if (!d.GetByte(&reason) || (reason != 1 && reason != 2) || !d.GetVarint64(&stored) ||
-        !DecodeEventBinary(&d, &c.event)) {
-      return Status::Corruption("bad conflict record in WAL unit");
-    }
-    c.reason = static_cast<ConflictReason>(reason);
-    c.stored_ingested_at_ms = ZigZagDecode64(stored);
-    c.commit_seq = unit->header.seq;
-    c.request_time_ms = unit->header.request_time_ms;
-  }
-  if (!d.empty()) return Status::Corruption("trailing bytes in WAL unit");
   return Status::OK();
+}
+
+Status PeekUnit(std::string_view payload, PeekedUnit* unit) {
+  return DecodeUnitParts(payload, &unit->header, &unit->events, &unit->digests,
+                         &unit->record_spans, &unit->conflicts,
+                         [](Decoder* d, EventPeek* e) { return PeekEventBinary(d, e); });
 }
 
 void EncodeVoid(uint64_t seq, std::string* dst) { PutVarint64(dst, seq); }

@@ -596,6 +596,24 @@ Status ApiService::CheckDeadline(std::chrono::steady_clock::time_point deadline)
   return Status::OK();
 }
 
+// `limit` (1..10000, default kept) and `cursor` of the paged routes (SPEC §3.3).
+Status PageParams(const QueryParams& q, uint32_t* limit_out, std::string* cursor_out) {
+  ASSIGN_OR_RETURN(const std::string* limit, q.Single("limit"));
+  if (limit != nullptr) {
+    bool ok = !limit->empty() && limit->size() <= 5;
+    for (char c : *limit) ok = ok && c >= '0' && c <= '9';
+    uint32_t n = ok ? static_cast<uint32_t>(std::stoul(*limit)) : 0;
+    if (!ok || n < 1 || n > 10000) {
+      return Status::InvalidArgument("limit: must be an integer from 1 to 10000, not '" + *limit +
+                                     "'");
+    }
+    *limit_out = n;
+  }
+  ASSIGN_OR_RETURN(const std::string* cursor, q.Single("cursor"));
+  if (cursor != nullptr) *cursor_out = *cursor;
+  return Status::OK();
+}
+
 // One result row as a JSON object: keys as strings, sums/min/max as decimal strings (exact),
 // counts as numbers, null min/max.
 void AppendRowJson(const std::vector<std::string>& names, const std::vector<QueryValue>& row,
@@ -726,18 +744,7 @@ Status ApiService::HandleUsageEvents(RequestContext& ctx) {
   std::optional<int64_t> as_of_ms;
   RETURN_IF_ERROR(AsOfParams(q, &req.filter.as_of_seq, &as_of_ms));
   if (as_of_ms) req.filter.as_of_ms = as_of_ms;
-  ASSIGN_OR_RETURN(const std::string* limit, q.Single("limit"));
-  if (limit != nullptr) {
-    bool ok = !limit->empty() && limit->size() <= 5;
-    for (char c : *limit) ok = ok && c >= '0' && c <= '9';
-    uint32_t n = ok ? static_cast<uint32_t>(std::stoul(*limit)) : 0;
-    if (!ok || n < 1 || n > 10000) {
-      return Status::InvalidArgument("limit: must be an integer from 1 to 10000, not '" + *limit + "'");
-    }
-    req.limit = n;
-  }
-  ASSIGN_OR_RETURN(const std::string* cursor, q.Single("cursor"));
-  if (cursor != nullptr) req.cursor = *cursor;
+  RETURN_IF_ERROR(PageParams(q, &req.limit, &req.cursor));
   ListResult r;
   RETURN_IF_ERROR(db_->ListEvents(req, &r));
   RETURN_IF_ERROR(CheckDeadline(deadline));
@@ -770,18 +777,7 @@ Status ApiService::HandleConflicts(RequestContext& ctx) {
   ASSIGN_OR_RETURN(req.to_ms, TimeParam(q, "to"));
   ASSIGN_OR_RETURN(const std::string* reason, q.Single("reason"));
   if (reason != nullptr) req.reason = *reason;
-  ASSIGN_OR_RETURN(const std::string* limit, q.Single("limit"));
-  if (limit != nullptr) {
-    bool ok = !limit->empty() && limit->size() <= 5;
-    for (char c : *limit) ok = ok && c >= '0' && c <= '9';
-    uint32_t n = ok ? static_cast<uint32_t>(std::stoul(*limit)) : 0;
-    if (!ok || n < 1 || n > 10000) {
-      return Status::InvalidArgument("limit: must be an integer from 1 to 10000, not '" + *limit + "'");
-    }
-    req.limit = n;
-  }
-  ASSIGN_OR_RETURN(const std::string* cursor, q.Single("cursor"));
-  if (cursor != nullptr) req.cursor = *cursor;
+  RETURN_IF_ERROR(PageParams(q, &req.limit, &req.cursor));
   ConflictListResult r;
   RETURN_IF_ERROR(db_->ListConflicts(req, &r));
   std::string& out = ctx.response->body;
