@@ -9,6 +9,7 @@
 
 #include "io/file_system.h"
 #include "model/event_codec.h"
+#include "model/event_rules.h"
 #include "query/json_query.h"
 #include "query/sql_plan.h"
 #include "server/gzip.h"
@@ -93,33 +94,10 @@ Result<EventKind> ParseKind(std::string_view s) {
                                  "' is not Usage, Correction or Retraction");
 }
 
-// SPEC §3.5 reserved names: never dimension keys.
-bool IsReservedName(std::string_view k) {
-  static const char* const kReserved[] = {"account_id",     "subscription_id",
-                                          "product_id",     "meter_id",
-                                          "model_id",       "source",
-                                          "unit",           "kind",
-                                          "hour_start_ms",  "day",
-                                          "date",           "month",
-                                          "event_id",       "timestamp_ms",
-                                          "quantity",       "ingested_at_ms",
-                                          "correction_ref", "dimensions"};
-  for (const char* r : kReserved) {
-    if (k == r) return true;
-  }
-  return false;
-}
-
-bool IsDimensionKeySyntax(std::string_view k) {
-  if (k.empty() || k.size() > 64) return false;
-  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
-  if (!letter(k[0]) && k[0] != '_') return false;
-  for (char c : k) {
-    if (!letter(c) && !(c >= '0' && c <= '9') && c != '_' && c != '.' && c != ':' && c != '-') {
-      return false;
-    }
-  }
-  return true;
+// The §1/§3.5 key rules are the model's: one definition for ingest, SQL and the routes.
+using model_internal::IsReservedName;
+inline bool IsDimensionKeySyntax(std::string_view k) {
+  return model_internal::IsValidDimensionKeySyntax(k);
 }
 
 // GET /v1/export/parquet writes the export to <db_root>/<prefix><pid>-<n>.parquet.tmp and
@@ -596,6 +574,17 @@ Status ApiService::CheckDeadline(std::chrono::steady_clock::time_point deadline)
   return Status::OK();
 }
 
+// Closes a paged listing: `],"next_cursor":<cursor or null>}`.
+void AppendPageEnd(const std::string& next_cursor, std::string* out) {
+  out->append("],\"next_cursor\":");
+  if (next_cursor.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(next_cursor, out);
+  }
+  out->push_back('}');
+}
+
 // `limit` (1..10000, default kept) and `cursor` of the paged routes (SPEC §3.3).
 Status PageParams(const QueryParams& q, uint32_t* limit_out, std::string* cursor_out) {
   ASSIGN_OR_RETURN(const std::string* limit, q.Single("limit"));
@@ -754,13 +743,7 @@ Status ApiService::HandleUsageEvents(RequestContext& ctx) {
     if (i) out.push_back(',');
     AppendEventJson(r.events[i], &out);
   }
-  out.append("],\"next_cursor\":");
-  if (r.next_cursor.empty()) {
-    out.append("null");
-  } else {
-    AppendJsonString(r.next_cursor, &out);
-  }
-  out.append("}");
+  AppendPageEnd(r.next_cursor, &out);
   return Status::OK();
 }
 
@@ -797,13 +780,7 @@ Status ApiService::HandleConflicts(RequestContext& ctx) {
     AppendEventJson(c.event, &out);
     out.push_back('}');
   }
-  out.append("],\"next_cursor\":");
-  if (r.next_cursor.empty()) {
-    out.append("null");
-  } else {
-    AppendJsonString(r.next_cursor, &out);
-  }
-  out.append("}");
+  AppendPageEnd(r.next_cursor, &out);
   return Status::OK();
 }
 

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "io/file_system.h"
+#include "model/event_rules.h"
 
 namespace usagedb {
 namespace server {
@@ -132,36 +133,6 @@ Result<std::string> StringValue(const RawValue& v) {
                     (v.kind == RawValue::Kind::kJsonInt ? "a number" : "a JSON " + v.json_type));
 }
 
-// SPEC §3.5 reserved names (columns, time keys, event fields).
-bool IsReservedKey(std::string_view k) {
-  static const char* const kReserved[] = {"account_id",     "subscription_id",
-                                          "product_id",     "meter_id",
-                                          "model_id",       "source",
-                                          "unit",           "kind",
-                                          "hour_start_ms",  "day",
-                                          "date",           "month",
-                                          "event_id",       "timestamp_ms",
-                                          "quantity",       "ingested_at_ms",
-                                          "correction_ref", "dimensions"};
-  for (const char* r : kReserved) {
-    if (k == r) return true;
-  }
-  return false;
-}
-
-// SPEC §1: 1-64 bytes of [A-Za-z0-9_.:-] starting with a letter or '_'.
-bool IsDimensionKeySyntax(std::string_view k) {
-  if (k.empty() || k.size() > 64) return false;
-  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
-  if (!letter(k[0]) && k[0] != '_') return false;
-  for (char c : k) {
-    if (!letter(c) && !(c >= '0' && c <= '9') && c != '_' && c != '.' && c != ':' && c != '-') {
-      return false;
-    }
-  }
-  return true;
-}
-
 Result<std::vector<std::string>> KeyListValue(const RawValue& v) {
   std::vector<std::string> keys;
   if (v.kind == RawValue::Kind::kText) {
@@ -183,11 +154,11 @@ Result<std::vector<std::string>> KeyListValue(const RawValue& v) {
     while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
     while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
     k = std::string(t);
-    if (!IsDimensionKeySyntax(k)) {
+    if (!model_internal::IsValidDimensionKeySyntax(k)) {
       return Bad(v, "'" + k + "' is not a valid dimension key (1-64 bytes of [A-Za-z0-9_.:-] " +
                         "starting with a letter or '_')");
     }
-    if (IsReservedKey(k)) return Bad(v, "'" + k + "' is a reserved name, not a dimension key");
+    if (model_internal::IsReservedName(k)) return Bad(v, "'" + k + "' is a reserved name, not a dimension key");
     if (!seen.insert(k).second) return Bad(v, "'" + k + "' is listed twice");
   }
   return keys;
