@@ -420,21 +420,107 @@ void CorruptNewestManifest(FaultInjectionFileSystem* fs) {
   ASSERT_TRUE((*f)->Sync().ok());
 }
 
-TEST_F(DbTest, UnreadableNewestManifestRefusesWhenItsWalIsRetired) {
+// The files directly under db_root/<sub>, sorted.
+std::vector<std::string> FilesIn(FaultInjectionFileSystem* fs, const std::string& sub) {
+  auto names = fs->ListDir("/db/" + sub);
+  EXPECT_TRUE(names.ok());
+  std::vector<std::string> out = names.ok() ? *names : std::vector<std::string>{};
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(DbTest, UnreadableNewestManifestReadoptsTheFlushItCommitted) {
   options_.max_immutable_memtables = 4;
   Open();
-  Ingest({MakeEvent("f1", "acc", 1)});
-  ASSERT_TRUE(db_->Flush().ok());  // generation with f1 in a segment
-  Ingest({MakeEvent("f2", "acc", 2)});
-  // Close without a final flush: the WAL still holds f2 and the newest generation is f1's.
+  Ingest({MakeEvent("f0", "acc", 8)});
+  ASSERT_TRUE(db_->Flush().ok());
+  // The newest generation's flush: events of several partitions and a conflict.
+  IngestResult r = Ingest({MakeEvent("f1", "acc", 1), MakeEvent("f2", "other", 2),
+                           MakeEvent("f3", "third", 4), MakeEvent("f0", "acc", 9)});
+  ASSERT_EQ(1u, r.conflicts);
+  ASSERT_TRUE(db_->Flush().ok());  // retires the WAL file holding f1..f3
+  Ingest({MakeEvent("f4", "acc", 16)});
+  // Stop without a final flush: f4 is only in the WAL.
   Crash(/*power_loss=*/false);
   CorruptNewestManifest(&fs_);
-  // The older generation has nothing flushed, and the WAL files it needs are gone (retired by
-  // the flush of f1): falling back would lose f1, so startup refuses, naming both generations.
+  // The older generation lacks f1..f3 and their WAL is gone, but the flush's segments, dedupe
+  // run and conflict log are all on disk and name each other: they are re-adopted by origin.
+  Open();
+  const RecoveryReport& rep = db_->recovery_report();
+  ASSERT_EQ(1u, rep.skipped_generations.size());
+  EXPECT_FALSE(rep.adopted.empty());
+  EXPECT_TRUE(rep.orphans.empty()) << rep.orphans.front();
+  EXPECT_EQ(std::make_pair(std::string("31"), uint64_t{5}), Total());
+  ConflictListResult conflicts;
+  ASSERT_TRUE(db_->ListConflicts(ConflictListRequest(), &conflicts).ok());
+  ASSERT_EQ(1u, conflicts.conflicts.size());
+  EXPECT_EQ("f0", conflicts.conflicts[0].event.event_id);
+  r = Ingest({MakeEvent("f1", "acc", 1), MakeEvent("f3", "third", 5), MakeEvent("f4", "acc", 16),
+              MakeEvent("f5", "acc", 32)});
+  EXPECT_EQ(Outcome::kDuplicate, r.results[0].outcome);
+  EXPECT_EQ(Outcome::kConflict, r.results[1].outcome);
+  EXPECT_EQ(Outcome::kDuplicate, r.results[2].outcome);
+  EXPECT_EQ(Outcome::kAccepted, r.results[3].outcome);
+  // The adoption was committed: a restart needs no fallback and sees the same.
+  Reopen();
+  EXPECT_TRUE(db_->recovery_report().skipped_generations.empty());
+  EXPECT_EQ(std::make_pair(std::string("63"), uint64_t{6}), Total());
+}
+
+// A skipped flush whose files are not all present cannot be rebuilt: startup refuses,
+// naming the generations, and deletes nothing.
+class FallbackRefusalTest : public DbTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(FallbackRefusalTest, RefusesWhenAFileOfTheSkippedFlushIsMissing) {
+  options_.max_immutable_memtables = 4;
+  Open();
+  Ingest({MakeEvent("f0", "acc", 8)});
+  ASSERT_TRUE(db_->Flush().ok());
+  Ingest({MakeEvent("f1", "acc", 1), MakeEvent("f2", "other", 2), MakeEvent("f0", "acc", 9)});
+  std::vector<std::string> before_seg = FilesIn(&fs_, "segments");
+  std::vector<std::string> before_ded = FilesIn(&fs_, "dedupe");
+  std::vector<std::string> before_con = FilesIn(&fs_, "conflicts");
+  ASSERT_TRUE(db_->Flush().ok());
+  Crash(/*power_loss=*/false);
+  CorruptNewestManifest(&fs_);
+  // Remove one file the newest flush wrote.
+  const std::string sub = GetParam();
+  std::vector<std::string> before = sub == "segments" ? before_seg
+                                    : sub == "dedupe" ? before_ded
+                                                      : before_con;
+  std::vector<std::string> after = FilesIn(&fs_, sub);
+  std::string victim;
+  for (const std::string& n : after) {
+    if (!std::binary_search(before.begin(), before.end(), n)) victim = n;
+  }
+  ASSERT_FALSE(victim.empty());
+  ASSERT_TRUE(fs_.RemoveFile("/db/" + sub + "/" + victim).ok());
+  std::vector<std::string> left = FilesIn(&fs_, "segments");
   auto r = DB::Open(options_, "/db");
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
   EXPECT_NE(std::string::npos, r.status().message().find("MANIFEST-")) << r.status().ToString();
+  EXPECT_EQ(left, FilesIn(&fs_, "segments")) << "a refused fallback deletes nothing";
+}
+
+INSTANTIATE_TEST_SUITE_P(EachFileKind, FallbackRefusalTest,
+                         ::testing::Values("segments", "dedupe", "conflicts"));
+
+TEST_F(DbTest, UnreadableNewestManifestRefusesWhenNothingWasFlushedButTheWalIsGone) {
+  Open();
+  Ingest({MakeEvent("g1", "acc", 1)});
+  ASSERT_TRUE(db_->Flush().ok());
+  Crash(/*power_loss=*/false);
+  CorruptNewestManifest(&fs_);
+  // Remove every file of the flush; its WAL file was retired: g1 exists nowhere else.
+  for (const char* sub : {"segments", "dedupe"}) {
+    for (const std::string& n : FilesIn(&fs_, sub)) {
+      ASSERT_TRUE(fs_.RemoveFile(std::string("/db/") + sub + "/" + n).ok());
+    }
+  }
+  auto r = DB::Open(options_, "/db");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
 }
 
 TEST_F(DbTest, UnreadableNewestManifestFallsBackWhenTheWalStillCoversIt) {
@@ -446,13 +532,62 @@ TEST_F(DbTest, UnreadableNewestManifestFallsBackWhenTheWalStillCoversIt) {
   Ingest({MakeEvent("w3", "acc", 4)});
   Crash(/*power_loss=*/false);
   CorruptNewestManifest(&fs_);
-  Open();  // falls back to the creation generation and replays every WAL file
+  // Falls back to the creation generation: the skipped flush is re-adopted (its files are
+  // complete) and the WAL units above it are replayed; nothing counts twice.
+  Open();
   EXPECT_EQ(std::make_pair(std::string("7"), uint64_t{3}), Total());
   ASSERT_EQ(1u, db_->recovery_report().skipped_generations.size());
-  EXPECT_FALSE(db_->recovery_report().orphans.empty()) << "the skipped flush's files are orphans";
+  EXPECT_FALSE(db_->recovery_report().adopted.empty());
   EXPECT_EQ(Outcome::kDuplicate, Ingest({MakeEvent("w1", "acc", 1)}).results[0].outcome);
   Reopen();
   EXPECT_EQ(std::make_pair(std::string("7"), uint64_t{3}), Total());
+}
+
+TEST_F(DbTest, AnIncompleteSkippedFlushFallsBackToTheWalWhenItStillCoversIt) {
+  Open();
+  Ingest({MakeEvent("w1", "acc", 1), MakeEvent("w2", "other", 2)});
+  fs_.FailNth(1, OpKind::kRemoveFile);  // the flush's WAL file stays
+  ASSERT_TRUE(db_->Flush().ok());
+  Crash(/*power_loss=*/false);
+  CorruptNewestManifest(&fs_);
+  // One segment of the skipped flush is gone: not adopted; the WAL still has both events.
+  std::vector<std::string> segs = FilesIn(&fs_, "segments");
+  ASSERT_EQ(2u, segs.size());
+  ASSERT_TRUE(fs_.RemoveFile("/db/segments/" + segs[0]).ok());
+  Open();
+  EXPECT_TRUE(db_->recovery_report().adopted.empty());
+  EXPECT_FALSE(db_->recovery_report().orphans.empty());
+  EXPECT_EQ(std::make_pair(std::string("3"), uint64_t{2}), Total());
+}
+
+TEST_F(DbTest, MergedAwayDedupeRunsStayWhileARetainedGenerationNeedsThem) {
+  Open();
+  int flushes = 0;
+  uint64_t total = 0;
+  // Twelve flushes: runs 9 → merge → 6 after flush 9, and again after flush 12, so the newest
+  // generation is a merge; when it is lost, the previous generation must still open (the
+  // runs it lists, the merge's inputs, are still on disk).
+  for (int f = 0; f < 12; f++) {
+    std::vector<Event> batch;
+    for (int i = 0; i < 5; i++) {
+      batch.push_back(MakeEvent("r" + std::to_string(f) + "_" + std::to_string(i), "acc", 1));
+    }
+    total += 5;
+    Ingest(std::move(batch));
+    ASSERT_TRUE(db_->Flush().ok());
+    flushes++;
+  }
+  EXPECT_LE(FilesIn(&fs_, "dedupe").size(), 6u + 2u * 4u)
+      << "released runs are deleted once no retained generation references them";
+  Crash(/*power_loss=*/false);
+  CorruptNewestManifest(&fs_);
+  Open();
+  EXPECT_EQ(total, Total().second);
+  IngestResult r = Ingest({MakeEvent("r0_0", "acc", 1), MakeEvent("r11_4", "acc", 1)});
+  EXPECT_EQ(2u, r.duplicates);
+  Reopen();
+  EXPECT_EQ(total, Total().second);
+  EXPECT_GT(flushes, 8);
 }
 
 }  // namespace

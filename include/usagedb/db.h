@@ -130,6 +130,8 @@ struct RecoveryReport {
   uint64_t repaired_bytes = 0;
   uint64_t temporaries_removed = 0;
   std::vector<std::string> orphans;  // unreferenced files found (removed: their data is in WAL)
+  // Files of flushes committed by unreadable newer generations, re-adopted by origin.
+  std::vector<std::string> adopted;
   double replay_seconds = 0;
 };
 

@@ -4,8 +4,10 @@
 #include <cassert>
 #include <chrono>
 #include <map>
+#include <set>
 #include <unordered_map>
 
+#include "db/fallback.h"
 #include "model/event_codec.h"
 #include "util/coding.h"
 #include "util/hash.h"
@@ -195,10 +197,24 @@ Status DBImpl::Recover() {
     if (wal::ParseWalFileName(name, &n)) wal_numbers.push_back(n);
   }
   std::sort(wal_numbers.begin(), wal_numbers.end());
+  // Files of every readable retained generation stay (a later fallback may need them).
+  std::set<ManifestFileRef> referenced;
+  for (const ManifestState* st : [&] {
+         std::vector<const ManifestState*> all{&state};
+         for (const ManifestState& o : load.older) all.push_back(&o);
+         return all;
+       }()) {
+    for (const ManifestFileRef& r : ReferencedFiles(*st)) referenced.insert(r);
+  }
   if (!load.skipped.empty()) {
-    // Falling back is safe only when the WAL still holds every unit above the older
-    // generation's flushed prefix: the oldest live WAL file must start at or below it.
-    // (Adopting orphan segments by origin is not implemented yet: refuse instead.)
+    // Re-adopt, by origin, the flushes the skipped generations committed (their segments,
+    // dedupe runs and conflict logs are orphans now), then check that the WAL holds every
+    // unit above the flushed prefix reached: the oldest live WAL file must start at or
+    // below it.
+    std::vector<std::string> adopted;
+    RETURN_IF_ERROR(AdoptOrphanFlushes(fs_, dir_, referenced, &state, &adopted));
+    for (const ManifestFileRef& r : ReferencedFiles(state)) referenced.insert(r);
+    report_.adopted = adopted;
     bool covered = false;
     for (uint64_t n : wal_numbers) {
       if (n < state.min_wal_file_number) continue;
@@ -209,13 +225,24 @@ Status DBImpl::Recover() {
     if (!covered) {
       std::string names;
       for (const auto& s : report_.skipped_generations) names += s + "; ";
-      return Status::Corruption("newest manifest generation unreadable (" + names +
-                                "), and falling back to " + ManifestFileName(state.generation) +
-                                " would lose events whose WAL was already retired");
+      return Status::Corruption(
+          "newest manifest generation unreadable (" + names + "), and falling back to " +
+          ManifestFileName(state.generation) +
+          (adopted.empty() ? std::string()
+                           : " (with " + std::to_string(adopted.size()) +
+                                 " orphan files re-adopted up to sequence " +
+                                 std::to_string(state.flushed_sequence) + ")") +
+          " would lose events whose WAL was already retired and whose flushed files are not "
+          "all present");
+    }
+    if (!adopted.empty()) {
+      // Make the re-adoption durable before anything else deletes or writes files.
+      ASSIGN_OR_RETURN(state, manifest_store_->Commit(state));
+      report_.manifest_generation = state.generation;
     }
   }
 
-  RETURN_IF_ERROR(RemoveTemporariesAndOrphans(state));
+  RETURN_IF_ERROR(RemoveTemporariesAndOrphans(referenced, state.min_wal_file_number));
 
   // Dedupe runs.
   std::vector<std::shared_ptr<DedupeRun>> runs;
@@ -259,11 +286,20 @@ Status DBImpl::Recover() {
   return Status::OK();
 }
 
-Status DBImpl::RemoveTemporariesAndOrphans(const ManifestState& state) {
+Status DBImpl::RemoveTemporariesAndOrphans(const std::set<ManifestFileRef>& live,
+                                           uint64_t min_wal_file_number) {
   std::unordered_map<std::string, bool> referenced;
-  for (const auto& m : state.segments) referenced[SegmentFileName(m.file_number)] = true;
-  for (const auto& m : state.dedupe_runs) referenced[DedupeRunFileName(m.file_number)] = true;
-  for (const auto& m : state.conflict_logs) referenced[wal::WalFileName(m.file_number)] = true;
+  for (const ManifestFileRef& r : live) {
+    switch (r.kind) {
+      case ManifestFileKind::kSegment: referenced[SegmentFileName(r.file_number)] = true; break;
+      case ManifestFileKind::kDedupeRun:
+        referenced[DedupeRunFileName(r.file_number)] = true;
+        break;
+      case ManifestFileKind::kConflictLog:
+        referenced[wal::WalFileName(r.file_number)] = true;
+        break;
+    }
+  }
   auto ends_with = [](const std::string& s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(),
                                                   suffix) == 0;
@@ -287,15 +323,16 @@ Status DBImpl::RemoveTemporariesAndOrphans(const ManifestState& state) {
       }
       if (std::string_view(sub) == kWalDir) {
         uint64_t n;
-        if (wal::ParseWalFileName(name, &n) && n < state.min_wal_file_number) {
+        if (wal::ParseWalFileName(name, &n) && n < min_wal_file_number) {
           // Retired by the manifest but not yet deleted when the process stopped.
           RETURN_IF_ERROR(fs_->RemoveFile(path));
         }
         continue;
       }
       if (!referenced.count(name)) {
-        // Written by a flush whose manifest commit did not happen: its events are still in
-        // the WAL, which recovery replays, so the file is removed.
+        // Written by a flush whose manifest commit did not happen (its events are still in
+        // the WAL, which recovery replays), or no longer referenced by any retained
+        // generation: removed.
         report_.orphans.push_back(std::string(sub) + "/" + name);
         RETURN_IF_ERROR(fs_->RemoveFile(path));
       }
@@ -303,6 +340,32 @@ Status DBImpl::RemoveTemporariesAndOrphans(const ManifestState& state) {
     RETURN_IF_ERROR(fs_->SyncDir(Path(sub)));
   }
   return fs_->SyncDir(dir_);
+}
+
+void DBImpl::RemoveReleasedFiles() {
+  std::vector<ManifestFileRef> released = manifest_store_->TakeReleased();
+  if (released.empty()) return;
+  std::set<const char*> dirs;
+  for (const ManifestFileRef& r : released) {
+    std::string path;
+    switch (r.kind) {
+      case ManifestFileKind::kSegment:
+        path = Path(kSegmentDir) + "/" + SegmentFileName(r.file_number);
+        dirs.insert(kSegmentDir);
+        break;
+      case ManifestFileKind::kDedupeRun:
+        path = Path(kDedupeDir) + "/" + DedupeRunFileName(r.file_number);
+        dirs.insert(kDedupeDir);
+        break;
+      case ManifestFileKind::kConflictLog:
+        path = Path(kConflictDir) + "/" + wal::WalFileName(r.file_number);
+        dirs.insert(kConflictDir);
+        break;
+    }
+    // A failure leaves an unreferenced file, which the next recovery removes.
+    fs_->RemoveFile(path).IgnoreError();
+  }
+  for (const char* d : dirs) fs_->SyncDir(Path(d)).IgnoreError();
 }
 
 Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flushed_sequence) {
@@ -1005,11 +1068,22 @@ Status DBImpl::FlushOldestImmutable() {
     }
   }
   uint64_t first_number;
+  // Every segment of this flush names everything the flush writes (the fallback re-adopts a
+  // flush only when all of it is present): segments take first_number.., then the run, then
+  // the conflict log.
+  FlushReceipt receipt;
   {
     std::lock_guard<std::mutex> l(mu_);
     first_number = next_file_number_;
     next_file_number_ += partitions + 2;
+    receipt.last_sequence = last_seq_;
+    receipt.max_ingested_at_ms = std::max(imm->max_ingested_at_ms(), last_ingested_at_ms_);
   }
+  receipt.segment_count = static_cast<uint32_t>(partitions);
+  receipt.event_count = rows.size();
+  receipt.dedupe_run = rows.empty() ? 0 : first_number + partitions;
+  receipt.conflict_log = conflicts.empty() ? 0 : first_number + partitions + 1;
+  receipt.conflict_count = conflicts.size();
   uint64_t number = first_number;
   std::vector<std::string> written;
   auto cleanup = [&](const Status& s) {
@@ -1047,6 +1121,7 @@ Status DBImpl::FlushOldestImmutable() {
     info.partition = keys[i].partition;
     info.origin_min_seq = origin_min;
     info.origin_max_seq = origin_max;
+    info.receipt = receipt;
     uint64_t fnum = number++;
     std::string path = Path(kSegmentDir) + "/" + SegmentFileName(fnum);
     Status s = WriteSegment(fs_, path, order, SegmentWriterOptions(), &info);
@@ -1082,7 +1157,7 @@ Status DBImpl::FlushOldestImmutable() {
 
   std::shared_ptr<DedupeRun> new_run;
   if (!run_entries.empty()) {
-    uint64_t fnum = number++;
+    const uint64_t fnum = receipt.dedupe_run;
     std::string path = Path(kDedupeDir) + "/" + DedupeRunFileName(fnum);
     DedupeRunInfo info;
     Status s = WriteDedupeRun(fs_, path, std::move(run_entries), &info);
@@ -1095,7 +1170,7 @@ Status DBImpl::FlushOldestImmutable() {
                                              info.min_commit_seq, info.max_commit_seq});
   }
   if (!conflicts.empty()) {
-    uint64_t fnum = number++;
+    const uint64_t fnum = receipt.conflict_log;
     auto w = wal::Writer::Create(fs_, Path(kConflictDir), fnum, origin_min);
     if (!w.ok()) return cleanup(w.status());
     written.push_back(Path(kConflictDir) + "/" + wal::WalFileName(fnum));
@@ -1174,6 +1249,7 @@ Status DBImpl::FlushOldestImmutable() {
   }
   flushes_++;
   done_cv_.notify_all();
+  RemoveReleasedFiles();
   // Retire WAL files; a failure leaves them for the next recovery to remove.
   bool removed = false;
   for (uint64_t n : retire) {
@@ -1250,9 +1326,9 @@ Status DBImpl::MaybeMergeDedupeRuns() {
       v->manifest = *committed;
       InstallVersionLocked(v);
     }
-    // Lookups that started before SetRuns keep their runs (and open files) alive.
-    for (const auto& in : inputs) fs_->RemoveFile(in->path()).IgnoreError();
-    fs_->SyncDir(Path(kDedupeDir)).IgnoreError();
+    // The inputs stay on disk while a retained (fallback) generation references them;
+    // lookups that started before SetRuns keep their runs (and open files) alive.
+    RemoveReleasedFiles();
   }
 }
 

@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -129,7 +130,12 @@ class DBImpl : public DB {
   // Recovery.
   Status Recover();
   Status ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flushed_sequence);
-  Status RemoveTemporariesAndOrphans(const ManifestState& state);
+  // Removes temporaries, retired WAL files (below min_wal_file_number) and every segment,
+  // dedupe run and conflict log not in `live`.
+  Status RemoveTemporariesAndOrphans(const std::set<ManifestFileRef>& live,
+                                     uint64_t min_wal_file_number);
+  // Deletes the files the manifest store released (no retained generation references them).
+  void RemoveReleasedFiles();
 
   // Reads.
   Snapshot GetSnapshot(const std::optional<uint64_t>& as_of);

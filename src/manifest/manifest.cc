@@ -413,6 +413,18 @@ Result<ManifestLoad> ManifestStore::Load() {
       skipped.emplace_back(*it, name + ": " + s.ToString());
       continue;
     }
+    refs_.clear();
+    refs_[*it] = ReferencedFiles(state);
+    // Older generations still on disk: their files stay until retention drops them.
+    for (auto older = std::next(it); older != generations.rend(); ++older) {
+      std::string older_data;
+      ManifestState older_state;
+      if (fs_->ReadFileToString(PathOf(ManifestFileName(*older)), &older_data).ok() &&
+          DecodeManifest(older_data, &older_state).ok() && older_state.generation == *older) {
+        refs_[*older] = ReferencedFiles(older_state);
+        load.older.push_back(std::move(older_state));
+      }
+    }
     load.state = std::move(state);
     load.skipped = std::move(skipped);
     current_generation_ = *it;
@@ -449,16 +461,46 @@ void ManifestStore::RemoveOldGenerations(uint64_t keep_newest) {
   const size_t retain = static_cast<size_t>(std::max(retain_, 1));
   if (generations_.size() <= retain) return;
   std::vector<uint64_t> kept;
+  std::vector<ManifestFileRef> dropped;
   const size_t first_kept = generations_.size() - retain;
   for (size_t i = 0; i < generations_.size(); i++) {
     const uint64_t g = generations_[i];
     // A failed removal stays listed and is retried by the next Commit.
     if (i < first_kept && g != keep_newest && fs_->RemoveFile(PathOf(ManifestFileName(g))).ok()) {
+      auto it = refs_.find(g);
+      if (it != refs_.end()) {
+        dropped.insert(dropped.end(), it->second.begin(), it->second.end());
+        refs_.erase(it);
+      }
       continue;
     }
     kept.push_back(g);
   }
   generations_ = std::move(kept);
+  if (dropped.empty()) return;
+  std::set<ManifestFileRef> live;
+  for (const auto& [gen, refs] : refs_) live.insert(refs.begin(), refs.end());
+  std::sort(dropped.begin(), dropped.end());
+  dropped.erase(std::unique(dropped.begin(), dropped.end()), dropped.end());
+  for (const ManifestFileRef& r : dropped) {
+    if (!live.count(r)) released_.push_back(r);
+  }
+}
+
+std::vector<ManifestFileRef> ManifestStore::TakeReleased() { return std::exchange(released_, {}); }
+
+std::vector<ManifestFileRef> ReferencedFiles(const ManifestState& state) {
+  std::vector<ManifestFileRef> refs;
+  refs.reserve(state.segments.size() + state.dedupe_runs.size() + state.conflict_logs.size());
+  for (const auto& m : state.segments) refs.push_back({ManifestFileKind::kSegment, m.file_number});
+  for (const auto& m : state.dedupe_runs) {
+    refs.push_back({ManifestFileKind::kDedupeRun, m.file_number});
+  }
+  for (const auto& m : state.conflict_logs) {
+    refs.push_back({ManifestFileKind::kConflictLog, m.file_number});
+  }
+  std::sort(refs.begin(), refs.end());
+  return refs;
 }
 
 Result<ManifestState> ManifestStore::Commit(ManifestState next) {
@@ -488,6 +530,7 @@ Result<ManifestState> ManifestStore::Commit(ManifestState next) {
   // From here MANIFEST-n exists under its final name, complete and synced: never reuse n.
   highest_generation_ = generation;
   generations_.push_back(generation);
+  refs_[generation] = ReferencedFiles(next);
   s = fs_->SyncDir(db_root_);
   if (s.ok()) s = WriteCurrent(generation);
   if (!s.ok()) {

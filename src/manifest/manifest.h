@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -90,7 +91,20 @@ struct ManifestLoad {
   // newest first. Non-empty = a fallback happened; the db layer decides whether it is safe.
   std::vector<std::pair<uint64_t, std::string>> skipped;
   bool created = false;  // no manifest existed: a fresh database
+  // Readable generations older than `state` that are still on disk (retained for fallback),
+  // newest first. The files they reference stay on disk (see ManifestStore::TakeReleased).
+  std::vector<ManifestState> older;
 };
+
+// The kinds of numbered files a manifest generation references.
+enum class ManifestFileKind : uint8_t { kSegment, kDedupeRun, kConflictLog };
+struct ManifestFileRef {
+  ManifestFileKind kind;
+  uint64_t file_number;
+  auto operator<=>(const ManifestFileRef&) const = default;
+};
+// Every segment, dedupe run and conflict log `state` references, sorted.
+std::vector<ManifestFileRef> ReferencedFiles(const ManifestState& state);
 
 // Owns the MANIFEST-* files and CURRENT of one db_root. Not thread-safe: the db serialises
 // commits.
@@ -130,6 +144,13 @@ class ManifestStore {
 
   uint64_t current_generation() const { return current_generation_; }
 
+  // Files that the generations deleted by Commit's retention referenced and that no
+  // generation still retained (readable ones loaded or committed by this store) references:
+  // the caller may delete them now. A file replaced by a change (a merged dedupe run, later a
+  // compacted segment) is thus deleted only when no retained generation, i.e. no possible
+  // fallback target, needs it. Returns and clears the list.
+  std::vector<ManifestFileRef> TakeReleased();
+
  private:
   std::string PathOf(std::string_view name) const;
   Status WriteCurrent(uint64_t generation);
@@ -144,6 +165,9 @@ class ManifestStore {
   uint64_t highest_generation_ = 0;
   // Complete MANIFEST-n files believed present (candidates for retention), ascending.
   std::vector<uint64_t> generations_;
+  // The files each readable retained generation references (unreadable ones are absent).
+  std::map<uint64_t, std::vector<ManifestFileRef>> refs_;
+  std::vector<ManifestFileRef> released_;
 };
 
 }  // namespace usagedb

@@ -631,6 +631,38 @@ TEST_F(ManifestStoreTest, RetainsNewestGenerations) {
   EXPECT_EQ(WithGeneration(SampleState(7), 7), load->state);
 }
 
+TEST_F(ManifestStoreTest, FilesAreReleasedOnlyWhenNoRetainedGenerationListsThem) {
+  auto store = Open(/*retain=*/2);
+  ManifestState s;
+  s.next_file_number = 100;
+  s.dedupe_runs = {DedupeRunMeta{10, 1, 1, 1, 1}, DedupeRunMeta{11, 1, 1, 1, 1}};
+  s.last_sequence = 5;
+  CommitOk(store.get(), s);  // generation 1 lists runs 10, 11
+  // Generation 2 replaces them by run 12 (a merge): 10 and 11 stay, generation 1 lists them.
+  s.dedupe_runs = {DedupeRunMeta{12, 2, 1, 1, 1}};
+  CommitOk(store.get(), s);
+  EXPECT_TRUE(store->TakeReleased().empty());
+  // Generation 3 drops generation 1 from retention: 10 and 11 are released, 12 is not.
+  s.conflict_logs = {ConflictLogMeta{13, 1, 1, 1, 1}};
+  CommitOk(store.get(), s);
+  EXPECT_EQ((std::vector<ManifestFileRef>{{ManifestFileKind::kDedupeRun, 10},
+                                          {ManifestFileKind::kDedupeRun, 11}}),
+            store->TakeReleased());
+  EXPECT_TRUE(store->TakeReleased().empty()) << "taken once";
+  // A reopened store knows the files of the readable retained generations from Load.
+  store = Open(/*retain=*/2);
+  auto load = LoadFresh();
+  ASSERT_TRUE(load.ok());
+  ASSERT_EQ(1u, load->older.size());
+  EXPECT_EQ(2u, load->older[0].generation);
+  s.dedupe_runs.clear();
+  CommitOk(store.get(), s);  // generation 4: drops 2; run 12 is listed by 3 still
+  EXPECT_TRUE(store->TakeReleased().empty());
+  CommitOk(store.get(), s);  // generation 5: drops 3, the last one listing run 12
+  EXPECT_EQ((std::vector<ManifestFileRef>{{ManifestFileKind::kDedupeRun, 12}}),
+            store->TakeReleased());
+}
+
 TEST_F(ManifestStoreTest, CorruptNewestFallsBack) {
   auto store = Open();
   for (uint64_t i = 1; i <= 3; i++) CommitOk(store.get(), SampleState(i));

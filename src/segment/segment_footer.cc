@@ -79,6 +79,14 @@ void EncodeFooter(const Footer& f, std::string* dst) {
   PutVarint64(dst, info.origin_max_seq);
   PutVarint64(dst, info.origin_replaced.size());
   for (uint64_t n : info.origin_replaced) PutVarint64(dst, n);
+  const FlushReceipt& r = info.receipt;
+  PutVarint32(dst, r.segment_count);
+  PutVarint64(dst, r.event_count);
+  PutVarint64(dst, r.dedupe_run);
+  PutVarint64(dst, r.conflict_log);
+  PutVarint64(dst, r.conflict_count);
+  PutVarint64(dst, ZigZagEncode64(r.max_ingested_at_ms));
+  PutVarint64(dst, r.last_sequence);
   PutVarint32(dst, f.rows_per_block);
   PutVarint64(dst, f.blocks.size());
   for (const BlockEntry& b : f.blocks) {
@@ -116,6 +124,13 @@ bool DecodeFooter(std::string_view in, uint64_t footer_offset, Footer* f) {
   info.origin_replaced.resize(replaced);
   for (auto& n : info.origin_replaced) {
     if (!d.GetVarint64(&n)) return false;
+  }
+  FlushReceipt& r = info.receipt;
+  if (!d.GetVarint32(&r.segment_count) || !d.GetVarint64(&r.event_count) ||
+      !d.GetVarint64(&r.dedupe_run) || !d.GetVarint64(&r.conflict_log) ||
+      !d.GetVarint64(&r.conflict_count) || !GetSigned64(&d, &r.max_ingested_at_ms) ||
+      !d.GetVarint64(&r.last_sequence)) {
+    return false;
   }
   if (!d.GetVarint32(&f->rows_per_block) || !d.GetVarint64(&num_blocks) ||
       num_blocks > d.remaining()) {

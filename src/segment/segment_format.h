@@ -19,8 +19,10 @@
 namespace usagedb::segment {
 
 constexpr char kMagic[8] = {'U', 'S', 'D', 'B', 'S', 'E', 'G', '1'};
-// Version table: 1 = the first format (this one).
-constexpr uint32_t kVersion = 1;
+// Version table: 1 = the first format; 2 = the footer carries the flush receipt (this one).
+// A reader reads only kVersion (no database was deployed with version 1): other versions are
+// Corruption "unsupported segment version".
+constexpr uint32_t kVersion = 2;
 constexpr uint32_t kHeaderSize = 12;
 constexpr uint32_t kTrailerSize = 28;
 

@@ -597,12 +597,13 @@ TEST_F(SegmentTest, UnknownVersion) {
   const std::string good = Contents();
   for (size_t offset : {size_t{8}, good.size() - 12}) {  // header version, trailer version
     std::string file = good;
-    EncodeFixed32(file.data() + offset, 2);
+    EncodeFixed32(file.data() + offset, segment::kVersion + 1);
     Overwrite(file);
     const auto reader = Open();
     ASSERT_FALSE(reader.ok());
     ExpectCorruptionNamingFile(reader.status());
-    EXPECT_NE(std::string::npos, reader.status().message().find("version 2"))
+    EXPECT_NE(std::string::npos,
+              reader.status().message().find("version " + std::to_string(segment::kVersion + 1)))
         << reader.status().ToString();
   }
 }
@@ -715,7 +716,7 @@ std::vector<Event> GoldenEvents() {
 }
 
 TEST_F(SegmentTest, GoldenFileStillDecodes) {
-  const std::string golden = std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/v1.useg";
+  const std::string golden = std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/v2.useg";
   const auto expected = GoldenEvents();
   if (std::getenv("USAGEDB_UPDATE_GOLDEN") != nullptr) {
     SegmentInfo info;
@@ -723,6 +724,7 @@ TEST_F(SegmentTest, GoldenFileStillDecodes) {
     info.partition = MonthPartition(kMay2024Ms);
     info.origin_min_seq = 5000;
     info.origin_max_seq = 5119;
+    info.receipt = FlushReceipt{3, 360, 77, 78, 2, kMay2024Ms + 5, 5200};
     SegmentWriterOptions options;
     options.rows_per_block = 40;
     ASSERT_TRUE(WriteSegment(fs_, golden, Pointers(expected), options, &info).ok());
@@ -731,6 +733,7 @@ TEST_F(SegmentTest, GoldenFileStillDecodes) {
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
   EXPECT_EQ(5u, (*reader)->info().bucket);
   EXPECT_EQ(5119u, (*reader)->info().origin_max_seq);
+  EXPECT_EQ((FlushReceipt{3, 360, 77, 78, 2, kMay2024Ms + 5, 5200}), (*reader)->info().receipt);
   EXPECT_EQ(3u, (*reader)->num_blocks());
   EXPECT_TRUE((*reader)->VerifyAll().ok());
   std::vector<Event> got;
@@ -759,6 +762,16 @@ TEST_F(SegmentTest, GoldenFileStillDecodes) {
   for (int e : encodings) listed += std::to_string(e) + " ";
   EXPECT_EQ(kGoldenEncodings, listed);
   EXPECT_GT(zstd_chunks, 0);
+}
+
+TEST_F(SegmentTest, VersionOneFilesAreRejectedByVersion) {
+  // tests/golden/segment/v1.useg was written by format version 1 (no flush receipt).
+  auto reader =
+      SegmentReader::Open(fs_, std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/v1.useg");
+  ASSERT_FALSE(reader.ok());
+  EXPECT_TRUE(reader.status().IsCorruption());
+  EXPECT_NE(std::string::npos, reader.status().message().find("unsupported segment version 1"))
+      << reader.status().ToString();
 }
 
 // ---- encodings -------------------------------------------------------------------------------
