@@ -9,6 +9,7 @@
 
 #include "db/fallback.h"
 #include "model/event_codec.h"
+#include "segment/segment_hash.h"
 #include "util/coding.h"
 #include "util/hash.h"
 #include "util/int128.h"
@@ -966,69 +967,161 @@ void DBImpl::BackgroundLoop() {
 }
 
 namespace {
-[[maybe_unused]] bool BillingLess(const Event& x, const Event& y) {
+[[maybe_unused]] bool BillingLess(const EventView& x, const EventView& y) {
   if (int c = x.account_id.compare(y.account_id)) return c < 0;
   if (int c = x.product_id.compare(y.product_id)) return c < 0;
   if (int c = x.meter_id.compare(y.meter_id)) return c < 0;
-  std::string_view mx = x.model_id ? std::string_view(*x.model_id) : std::string_view();
-  std::string_view my = y.model_id ? std::string_view(*y.model_id) : std::string_view();
+  std::string_view mx = x.model_id.value_or(std::string_view());
+  std::string_view my = y.model_id.value_or(std::string_view());
   if (int c = mx.compare(my)) return c < 0;
   if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;
   return x.event_id < y.event_id;
 }
-// Billing order (account, product, meter, model, timestamp, event_id) of one partition.
-// Strings are replaced by their rank among the partition's distinct values first, so the sort
-// compares integers (a partition has few distinct accounts, products, meters and models).
-void SortBillingOrder(const std::vector<Event>& events, std::vector<const Event*>* order) {
-  const size_t n = events.size();
-  auto ranks = [&](auto get) {
-    std::unordered_map<std::string_view, uint32_t> ids;
-    std::vector<uint32_t> code(n);
-    std::vector<std::string_view> distinct;
+
+// Dense ids for the distinct values of one key among a partition's rows, through a flat
+// open-addressing table (hashes route, bytes decide), then renumbered in the values' order.
+template <typename Value>
+class RankTable {
+ public:
+  void Clear() {
+    map_.Clear();
+    values_.clear();
+  }
+  // REQUIRES: eq(a, b) is consistent with the hashes passed for a and b.
+  template <typename Eq>
+  uint32_t Id(uint64_t hash, const Value& v, const Eq& eq) {
+    bool inserted;
+    const uint32_t id = map_.FindOrInsert(
+        hash, static_cast<uint32_t>(values_.size()), [&](uint32_t k) { return eq(values_[k], v); },
+        &inserted);
+    if (inserted) values_.push_back(v);
+    return id;
+  }
+  // rank[id] = position of value `id` among the distinct values sorted by `less`.
+  template <typename Less>
+  void Ranks(const Less& less, std::vector<uint32_t>* rank) {
+    by_value_.resize(values_.size());
+    for (uint32_t k = 0; k < by_value_.size(); k++) by_value_[k] = k;
+    std::sort(by_value_.begin(), by_value_.end(),
+              [&](uint32_t a, uint32_t b) { return less(values_[a], values_[b]); });
+    rank->resize(values_.size());
+    for (uint32_t r = 0; r < by_value_.size(); r++) (*rank)[by_value_[r]] = r;
+  }
+
+ private:
+  segment::FlatIdMap map_;
+  std::vector<Value> values_;
+  std::vector<uint32_t> by_value_;
+};
+
+// Billing order (account, product, meter, model, timestamp, event_id) of one partition's rows.
+// Strings are replaced by their rank among the partition's distinct values first (a partition
+// has few distinct accounts and (product, meter, model) triples), so the sort compares one
+// 64-bit key and the timestamp, and event_id bytes only on ties. Reuses its buffers.
+class BillingSorter {
+ public:
+  // account_hashes[i] = Hash64(rows[i].account_id) (the memtable keeps it).
+  void Sort(const std::vector<EventView>& rows, const std::vector<uint64_t>& account_hashes,
+            std::vector<const EventView*>* order) {
+    const size_t n = rows.size();
+    accounts_.Clear();
+    triples_.Clear();
+    keys_.resize(n);
+    auto same_triple = [](const Triple& x, const Triple& y) {
+      return segment::BytesEqual(x.product, y.product) && segment::BytesEqual(x.meter, y.meter) &&
+             segment::BytesEqual(x.model, y.model);
+    };
     for (size_t i = 0; i < n; i++) {
-      std::string_view v = get(events[i]);
-      auto [it, inserted] = ids.try_emplace(v, static_cast<uint32_t>(distinct.size()));
-      if (inserted) distinct.push_back(v);
-      code[i] = it->second;
+      const EventView& e = rows[i];
+      const uint32_t a = accounts_.Id(
+          account_hashes[i], e.account_id,
+          [](std::string_view x, std::string_view y) { return segment::BytesEqual(x, y); });
+      // A missing model is "" (model ids are never empty), as the order treats it.
+      const Triple t{e.product_id, e.meter_id, e.model_id.value_or(std::string_view())};
+      const uint64_t h = segment::Mum(
+          segment::HashBytes(t.product) ^ segment::HashBytes(t.meter, segment::kHashK0),
+          segment::HashBytes(t.model, segment::kHashK1) ^ segment::kHashK2);
+      const uint32_t p = triples_.Id(h, t, same_triple);
+      keys_[i] = Key{(uint64_t{a} << 32) | p, e.timestamp_ms, static_cast<uint32_t>(i)};
     }
-    std::vector<uint32_t> by_value(distinct.size());
-    for (uint32_t k = 0; k < by_value.size(); k++) by_value[k] = k;
-    std::sort(by_value.begin(), by_value.end(),
-              [&](uint32_t a, uint32_t b) { return distinct[a] < distinct[b]; });
-    std::vector<uint32_t> rank(distinct.size());
-    for (uint32_t r = 0; r < by_value.size(); r++) rank[by_value[r]] = r;
-    for (uint32_t& c : code) c = rank[c];
-    return code;
+    accounts_.Ranks([](std::string_view x, std::string_view y) { return x < y; }, &account_rank_);
+    triples_.Ranks(
+        [](const Triple& x, const Triple& y) {
+          if (int c = x.product.compare(y.product)) return c < 0;
+          if (int c = x.meter.compare(y.meter)) return c < 0;
+          return x.model < y.model;
+        },
+        &triple_rank_);
+    for (Key& k : keys_) {
+      k.key = (uint64_t{account_rank_[k.key >> 32]} << 32) | triple_rank_[k.key & 0xffffffffu];
+    }
+    std::sort(keys_.begin(), keys_.end(), [&](const Key& x, const Key& y) {
+      if (x.key != y.key) return x.key < y.key;
+      if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;
+      return rows[x.row].event_id < rows[y.row].event_id;
+    });
+    order->resize(n);
+    for (size_t i = 0; i < n; i++) (*order)[i] = &rows[keys_[i].row];
+  }
+
+ private:
+  struct Triple {
+    std::string_view product, meter, model;
   };
-  std::vector<uint32_t> acc = ranks([](const Event& e) { return std::string_view(e.account_id); });
-  std::vector<uint32_t> prod = ranks([](const Event& e) { return std::string_view(e.product_id); });
-  std::vector<uint32_t> met = ranks([](const Event& e) { return std::string_view(e.meter_id); });
-  // A missing model sorts as "" (before every model id, which is never empty).
-  std::vector<uint32_t> mod = ranks([](const Event& e) {
-    return e.model_id ? std::string_view(*e.model_id) : std::string_view();
-  });
-  std::vector<uint32_t> idx(n);
-  for (uint32_t i = 0; i < n; i++) idx[i] = i;
-  std::sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
-    if (acc[a] != acc[b]) return acc[a] < acc[b];
-    if (prod[a] != prod[b]) return prod[a] < prod[b];
-    if (met[a] != met[b]) return met[a] < met[b];
-    if (mod[a] != mod[b]) return mod[a] < mod[b];
-    if (events[a].timestamp_ms != events[b].timestamp_ms) {
-      return events[a].timestamp_ms < events[b].timestamp_ms;
-    }
-    return events[a].event_id < events[b].event_id;
-  });
-  order->clear();
-  order->reserve(n);
-  for (uint32_t i : idx) order->push_back(&events[i]);
-}
+  struct Key {
+    uint64_t key;  // account rank << 32 | triple rank
+    int64_t timestamp_ms;
+    uint32_t row;
+  };
+  RankTable<std::string_view> accounts_;
+  RankTable<Triple> triples_;
+  std::vector<uint32_t> account_rank_, triple_rank_;
+  std::vector<Key> keys_;
+};
 
 struct PartitionKey {
   uint32_t bucket;
   int32_t partition;
   uint32_t row;  // index into the memtable's rows
 };
+
+// The memtable's rows grouped by (bucket, month partition), rows in insertion order within a
+// group: a counting sort by bucket, then (rarely needed) a stable sort by month per bucket.
+void GroupByPartition(const std::deque<MemRow>& rows, uint32_t bucket_count,
+                      std::vector<PartitionKey>* keys) {
+  std::vector<uint32_t> start(size_t{bucket_count} + 1, 0);
+  std::vector<uint32_t> bucket(rows.size());
+  for (size_t i = 0; i < rows.size(); i++) {
+    bucket[i] = static_cast<uint32_t>(rows[i].account_hash % bucket_count);
+    start[bucket[i] + 1]++;
+  }
+  for (uint32_t b = 0; b < bucket_count; b++) start[b + 1] += start[b];
+  keys->resize(rows.size());
+  std::vector<uint32_t> next(start.begin(), start.end() - 1);
+  // Consecutive rows are mostly from the same day: the month is computed once per day run.
+  constexpr int64_t kDayMs = 86400000;
+  int64_t last_day = INT64_MIN;
+  int32_t month = 0;
+  for (size_t i = 0; i < rows.size(); i++) {
+    const int64_t ts = rows[i].timestamp_ms;
+    const int64_t day = ts >= 0 ? ts / kDayMs : -((-(ts + 1)) / kDayMs) - 1;  // floor
+    if (day != last_day) {
+      month = MonthPartition(ts);
+      last_day = day;
+    }
+    (*keys)[next[bucket[i]]++] = PartitionKey{bucket[i], month, static_cast<uint32_t>(i)};
+  }
+  for (uint32_t b = 0; b < bucket_count; b++) {
+    auto first = keys->begin() + start[b], last = keys->begin() + start[b + 1];
+    bool one_month = std::all_of(
+        first, last, [&](const PartitionKey& k) { return k.partition == first->partition; });
+    if (!one_month) {
+      std::stable_sort(first, last, [](const PartitionKey& x, const PartitionKey& y) {
+        return x.partition < y.partition;
+      });
+    }
+  }
+}
 }  // namespace
 
 Status DBImpl::FlushOldestImmutable() {
@@ -1050,16 +1143,7 @@ Status DBImpl::FlushOldestImmutable() {
   const auto& rows = imm->rows_for_flush();
   const auto& conflicts = imm->conflicts_for_flush();
   std::vector<PartitionKey> keys;
-  keys.reserve(rows.size());
-  for (size_t i = 0; i < rows.size(); i++) {
-    keys.push_back(PartitionKey{static_cast<uint32_t>(rows[i].account_hash % bucket_count),
-                                MonthPartition(rows[i].timestamp_ms), static_cast<uint32_t>(i)});
-  }
-  std::sort(keys.begin(), keys.end(), [](const PartitionKey& a, const PartitionKey& b) {
-    if (a.bucket != b.bucket) return a.bucket < b.bucket;
-    if (a.partition != b.partition) return a.partition < b.partition;
-    return a.row < b.row;
-  });
+  GroupByPartition(rows, bucket_count, &keys);
   size_t partitions = 0;
   for (size_t i = 0; i < keys.size(); i++) {
     if (i == 0 || keys[i].bucket != keys[i - 1].bucket ||
@@ -1095,8 +1179,10 @@ Status DBImpl::FlushOldestImmutable() {
   std::vector<std::shared_ptr<SegmentHandle>> new_handles;
   const uint64_t origin_min = imm->min_seq();
   const uint64_t origin_max = imm->max_seq();
-  std::vector<Event> events;
-  std::vector<const Event*> order;
+  std::vector<EventView> events;
+  std::vector<uint64_t> account_hashes;
+  std::vector<const EventView*> order;
+  BillingSorter sorter;
   std::vector<DedupeRunEntry> run_entries;
   run_entries.reserve(rows.size());
   for (size_t i = 0; i < keys.size();) {
@@ -1105,17 +1191,20 @@ Status DBImpl::FlushOldestImmutable() {
            keys[j].partition == keys[i].partition) {
       j++;
     }
-    events.clear();
     events.resize(j - i);
+    account_hashes.resize(j - i);
     for (size_t k = i; k < j; k++) {
-      if (!MemTable::DecodeRow(rows[keys[k].row], &events[k - i])) {
+      const MemRow& row = rows[keys[k].row];
+      if (!MemTable::DecodeRowView(row, &events[k - i])) {
         return cleanup(Status::Internal("undecodable memtable row"));
       }
+      account_hashes[k - i] = row.account_hash;
     }
-    SortBillingOrder(events, &order);
+    sorter.Sort(events, account_hashes, &order);
     // Debug builds (the test suite) check the rank-based sort against the plain definition.
-    assert(std::is_sorted(order.begin(), order.end(),
-                          [](const Event* a, const Event* b) { return BillingLess(*a, *b); }));
+    assert(std::is_sorted(order.begin(), order.end(), [](const EventView* a, const EventView* b) {
+      return BillingLess(*a, *b);
+    }));
     SegmentInfo info;
     info.bucket = keys[i].bucket;
     info.partition = keys[i].partition;
@@ -1128,11 +1217,10 @@ Status DBImpl::FlushOldestImmutable() {
     if (!s.ok()) return cleanup(s);
     written.push_back(path);
     for (size_t k = 0; k < order.size(); k++) {
-      const Event& e = *order[k];
-      run_entries.push_back(DedupeRunEntry{Hash64(e.event_id),
-                                           RowLocation{fnum, static_cast<uint32_t>(k)},
-                                           e.commit_seq, e.kind != EventKind::kUsage,
-                                           std::max(e.ingested_at_ms, e.timestamp_ms)});
+      const EventView& e = *order[k];
+      run_entries.push_back(DedupeRunEntry{
+          Hash64(e.event_id), RowLocation{fnum, static_cast<uint32_t>(k)}, e.commit_seq,
+          e.kind != EventKind::kUsage, std::max(e.ingested_at_ms, e.timestamp_ms)});
     }
     SegmentMeta m;
     m.file_number = fnum;
@@ -1152,8 +1240,7 @@ Status DBImpl::FlushOldestImmutable() {
     new_handles.push_back(std::make_shared<SegmentHandle>(fs_, path, m));
     i = j;
   }
-  events.clear();
-  events.shrink_to_fit();
+  events = {};
 
   std::shared_ptr<DedupeRun> new_run;
   if (!run_entries.empty()) {
@@ -1204,8 +1291,8 @@ Status DBImpl::FlushOldestImmutable() {
     // Everything assigned so far (voided sequences included), so a restart after the WAL is
     // retired never reuses a sequence or moves the stamp back.
     next.last_sequence = std::max({base.last_sequence, next.flushed_sequence, last_seq_});
-    next.last_ingested_at_ms = std::max(
-        {base.last_ingested_at_ms, imm->max_ingested_at_ms(), last_ingested_at_ms_});
+    next.last_ingested_at_ms =
+        std::max({base.last_ingested_at_ms, imm->max_ingested_at_ms(), last_ingested_at_ms_});
     next.next_file_number = next_file_number_;
     // WAL files are retired as a prefix: every unit in them is flushed (void records only name
     // units in older files, which go first).

@@ -817,6 +817,27 @@ struct MergeSource {
   }
 };
 
+// Stable LSD radix sort of *v by .first, whose values are below 2^bits (11-bit digits; keys
+// sort in ceil(bits / 11) passes over 16-byte pairs). *scratch: same size as *v.
+void RadixSortByFirst(std::vector<std::pair<uint64_t, uint32_t>>* v,
+                      std::vector<std::pair<uint64_t, uint32_t>>* scratch, uint32_t bits) {
+  constexpr uint32_t kDigitBits = 11;
+  constexpr size_t kBuckets = size_t{1} << kDigitBits;
+  std::vector<uint32_t> count(kBuckets);
+  for (uint32_t shift = 0; shift < bits; shift += kDigitBits) {
+    std::fill(count.begin(), count.end(), 0);
+    for (const auto& e : *v) count[(e.first >> shift) & (kBuckets - 1)]++;
+    uint32_t sum = 0;
+    for (uint32_t& c : count) {
+      const uint32_t n = c;
+      c = sum;
+      sum += n;
+    }
+    for (const auto& e : *v) (*scratch)[count[(e.first >> shift) & (kBuckets - 1)]++] = e;
+    v->swap(*scratch);
+  }
+}
+
 }  // namespace
 
 bool DedupeRunIsForgotten(const DedupeRunInfo& info, int64_t now_ms, int64_t window_ms) {
@@ -851,8 +872,13 @@ Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<Dedup
   std::sort(segments.begin(), segments.end());
   segments.erase(std::unique(segments.begin(), segments.end()), segments.end());
   if (segments.size() > UINT32_MAX) return Status::InvalidArgument(path + ": too many segments");
-  {
-    // A row holds one event: a location listed twice (whatever its hashes) is a caller bug.
+  // A row holds one event: a location listed twice (whatever its hashes) is a caller bug. A
+  // flush lists its locations ascending, which proves them distinct without sorting.
+  bool ascending = true;
+  for (size_t i = 1; i < entries.size() && ascending; ++i) {
+    ascending = entries[i - 1].location < entries[i].location;
+  }
+  if (!ascending) {
     std::vector<RowLocation> locations;
     locations.reserve(entries.size());
     for (const DedupeRunEntry& e : entries) locations.push_back(e.location);
@@ -865,22 +891,29 @@ Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<Dedup
     }
   }
 
-  // Sort by (routing, segment, row): the segment index order is the file number order.
-  std::sort(entries.begin(), entries.end(),
-            [bits](const DedupeRunEntry& a, const DedupeRunEntry& b) {
-              const uint64_t ra = RoutingOf(a.hash, bits), rb = RoutingOf(b.hash, bits);
-              if (ra != rb) return ra < rb;
-              return a.location < b.location;
-            });
+  // Sort by (routing, segment, row): the segment index order is the file number order. The
+  // entries are sorted by location first (unless the caller's were ascending already), then
+  // stably by routing value with an LSD radix sort of (routing, index) pairs.
+  if (!ascending) {
+    std::sort(entries.begin(), entries.end(), [](const DedupeRunEntry& a, const DedupeRunEntry& b) {
+      return a.location < b.location;
+    });
+  }
+  std::vector<std::pair<uint64_t, uint32_t>> order(entries.size()), scratch(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    order[i] = {RoutingOf(entries[i].hash, bits), static_cast<uint32_t>(i)};
+  }
+  RadixSortByFirst(&order, &scratch, bits);
   std::vector<uint64_t> hashes;
   hashes.reserve(entries.size());
   RunBuilder builder(fs, path, segments, bits);
   RETURN_IF_ERROR(builder.Start());
-  for (const DedupeRunEntry& e : entries) {
+  for (const auto& [routing, index] : order) {
+    const DedupeRunEntry& e = entries[index];
     const uint32_t seg = static_cast<uint32_t>(
         std::lower_bound(segments.begin(), segments.end(), e.location.segment_file_number) -
         segments.begin());
-    RETURN_IF_ERROR(builder.Add(RoutingOf(e.hash, bits), seg, e.location.row));
+    RETURN_IF_ERROR(builder.Add(routing, seg, e.location.row));
     hashes.push_back(e.hash);
   }
   return builder.Finish(hashes, summary, info);

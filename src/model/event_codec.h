@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "usagedb/event.h"
+#include "usagedb/event_view.h"
 #include "usagedb/status.h"
 #include "util/coding.h"
 #include "util/hash.h"
@@ -79,6 +80,10 @@ Digest128 PayloadDigest(const Event& event);
 void EncodeEventBinary(const Event& event, std::string* dst);
 // Returns false on malformed input (caller reports Corruption).
 bool DecodeEventBinary(Decoder* in, Event* event);
+// As DecodeEventBinary on a Decoder over `record`, with every field a view into `record`
+// (nothing allocated); checks exactly what DecodeEventBinary checks, and likewise ignores
+// bytes after the event. ingested_at_ms and commit_seq are left unchanged.
+bool DecodeEventBinaryView(std::string_view record, EventView* event);
 
 // The few fields replay and the memtable need, read from a binary event record without
 // materialising the event. Views point into the record. The whole record is validated as

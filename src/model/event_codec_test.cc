@@ -1027,6 +1027,50 @@ RC_GTEST_PROP(EventProperties, BinaryRoundTripIsExact, ()) {
   RC_ASSERT(back == e);
 }
 
+RC_GTEST_PROP(EventProperties, BinaryViewMatchesFullDecode, ()) {
+  Event e = *GenValidEvent();
+  std::string buf;
+  EncodeEventBinary(e, &buf);
+  EventView v;
+  RC_ASSERT(DecodeEventBinaryView(buf, &v));
+  RC_ASSERT(v.event_id == e.event_id);
+  RC_ASSERT(v.kind == e.kind);
+  RC_ASSERT(v.has_correction_ref == e.has_correction_ref);
+  RC_ASSERT(v.correction_original_event_id == e.correction_original_event_id);
+  RC_ASSERT(v.correction_reason == e.correction_reason);
+  RC_ASSERT(v.account_id == e.account_id);
+  RC_ASSERT(v.subscription_id.has_value() == e.subscription_id.has_value());
+  RC_ASSERT(v.subscription_id.value_or("") == e.subscription_id.value_or(""));
+  RC_ASSERT(v.product_id == e.product_id);
+  RC_ASSERT(v.meter_id == e.meter_id);
+  RC_ASSERT(v.model_id.has_value() == e.model_id.has_value());
+  RC_ASSERT(v.model_id.value_or("") == e.model_id.value_or(""));
+  RC_ASSERT(v.timestamp_ms == e.timestamp_ms);
+  RC_ASSERT(v.quantity == e.quantity);
+  RC_ASSERT(v.unit == e.unit);
+  RC_ASSERT(v.source == e.source);
+  RC_ASSERT(v.dimensions.size() == e.dimensions.size());
+  size_t i = 0;
+  for (const auto& [k, val] : v.dimensions) {
+    RC_ASSERT(k == e.dimensions[i].first);
+    RC_ASSERT(val == e.dimensions[i].second);
+    ++i;
+  }
+  RC_ASSERT(i == e.dimensions.size());
+  // Every truncation and every single-byte change is judged as the full decoder judges it.
+  for (size_t n = 0; n < buf.size(); ++n) {
+    EventView t;
+    RC_ASSERT(!DecodeEventBinaryView(std::string_view(buf.data(), n), &t));
+  }
+  std::string bad = buf;
+  const size_t at = *rc::gen::inRange<size_t>(0, buf.size());
+  bad[at] = static_cast<char>(*rc::gen::arbitrary<uint8_t>());
+  Decoder in(bad);
+  Event full;
+  EventView t;
+  RC_ASSERT(DecodeEventBinary(&in, &full) == DecodeEventBinaryView(bad, &t));
+}
+
 RC_GTEST_PROP(EventProperties, JsonOutputDecodesBackToTheSameEvent, ()) {
   Event e = *GenValidEvent();
   RC_ASSERT(ValidateEvent(&e) == std::string());

@@ -396,4 +396,102 @@ bool DecodeEventBinary(Decoder* in, Event* e) {
   return true;
 }
 
+namespace {
+
+// A cursor over one record for DecodeEventBinaryView: the one-byte varints that almost every
+// length is are read inline; anything longer goes through Decoder.
+struct ViewCursor {
+  const char* p;
+  const char* end;
+
+  [[gnu::noinline]] bool SlowVarint64(uint64_t* v) {
+    Decoder d(std::string_view(p, static_cast<size_t>(end - p)));
+    if (!d.GetVarint64(v)) return false;
+    p = end - d.remaining();
+    return true;
+  }
+  [[gnu::noinline]] bool SlowVarint128(unsigned __int128* v) {
+    Decoder d(std::string_view(p, static_cast<size_t>(end - p)));
+    if (!d.GetVarint128(v)) return false;
+    p = end - d.remaining();
+    return true;
+  }
+  [[gnu::noinline]] bool SlowLp(std::string_view* v) {
+    Decoder d(std::string_view(p, static_cast<size_t>(end - p)));
+    if (!d.GetLengthPrefixed(v)) return false;
+    p = end - d.remaining();
+    return true;
+  }
+  [[gnu::always_inline]] bool Varint64(uint64_t* v) {
+    if (p < end && static_cast<uint8_t>(*p) < 0x80) {
+      *v = static_cast<uint8_t>(*p++);
+      return true;
+    }
+    return SlowVarint64(v);
+  }
+  [[gnu::always_inline]] bool Lp(std::string_view* v) {
+    if (p < end && static_cast<uint8_t>(*p) < 0x80) {
+      const size_t n = static_cast<uint8_t>(*p);
+      if (n > static_cast<size_t>(end - p - 1)) return false;
+      *v = std::string_view(p + 1, n);
+      p += 1 + n;
+      return true;
+    }
+    return SlowLp(v);
+  }
+};
+
+}  // namespace
+
+bool DecodeEventBinaryView(std::string_view record, EventView* e) {
+  ViewCursor in{record.data(), record.data() + record.size()};
+  if (record.size() < 2) return false;
+  const auto flags = static_cast<uint8_t>(*in.p++);
+  const auto kind = static_cast<uint8_t>(*in.p++);
+  if ((flags & ~kKnownFlags) != 0 || kind > static_cast<uint8_t>(EventKind::kRetraction)) {
+    return false;
+  }
+  auto get_opt = [&in](bool present, std::optional<std::string_view>* s) {
+    if (!present) {
+      s->reset();
+      return true;
+    }
+    return in.Lp(&s->emplace());
+  };
+  e->kind = static_cast<EventKind>(kind);
+  if (!in.Lp(&e->event_id)) return false;
+  e->has_correction_ref = (flags & kHasCorrectionRef) != 0;
+  if (e->has_correction_ref) {
+    if (!in.Lp(&e->correction_original_event_id) || !in.Lp(&e->correction_reason)) return false;
+  } else {
+    e->correction_original_event_id = {};
+    e->correction_reason = {};
+  }
+  if (!in.Lp(&e->account_id) || !get_opt(flags & kHasSubscription, &e->subscription_id) ||
+      !in.Lp(&e->product_id) || !in.Lp(&e->meter_id) || !get_opt(flags & kHasModel, &e->model_id)) {
+    return false;
+  }
+  uint64_t ts;
+  unsigned __int128 q;
+  if (!in.Varint64(&ts) || !in.SlowVarint128(&q)) {
+    return false;
+  }
+  e->timestamp_ms = ZigZagDecode64(ts);
+  e->quantity = ZigZagDecode128(q);
+  if (e->quantity > kMaxQuantity || e->quantity < -kMaxQuantity) return false;
+  if (!in.Lp(&e->unit) || !in.Lp(&e->source)) return false;
+  uint64_t n;
+  if (!in.Varint64(&n) || n > static_cast<size_t>(in.end - in.p) / 2) return false;
+  const char* start = in.p;
+  std::string_view prev, k, v;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (!in.Lp(&k) || !in.Lp(&v)) return false;
+    if (i > 0 && !(prev < k)) return false;
+    prev = k;
+  }
+  e->dimensions = DimensionsView(std::string_view(start, static_cast<size_t>(in.p - start)),
+                                 static_cast<uint32_t>(n));
+  return true;
+}
+
 }  // namespace usagedb

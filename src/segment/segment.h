@@ -9,6 +9,7 @@
 
 #include "io/file_system.h"
 #include "usagedb/event.h"
+#include "usagedb/event_view.h"
 #include "usagedb/status.h"
 
 namespace usagedb {
@@ -112,6 +113,11 @@ struct SegmentWriterOptions {
 // origin fields are inputs; the rest is filled in.
 Status WriteSegment(FileSystem* fs, const std::string& path, const std::vector<const Event*>& rows,
                     const SegmentWriterOptions& options, SegmentInfo* info);
+// The same file from views (the flush's path: rows viewed in the memtable, nothing copied).
+// REQUIRES as above; the bytes the views point into live until the call returns.
+Status WriteSegment(FileSystem* fs, const std::string& path,
+                    const std::vector<const EventView*>& rows, const SegmentWriterOptions& options,
+                    SegmentInfo* info);
 
 // Where one column chunk of one block lies in the file (diagnostics, size statistics, tests).
 struct ChunkExtent {

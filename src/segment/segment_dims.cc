@@ -169,10 +169,51 @@ uint64_t HashDimensions(const Dimensions& dims) {
 
 void DimensionsDictionary::Clear() {
   entries_.clear();
+  encoded_entries_.clear();
   offsets_.clear();
   arena_.clear();
   by_content_.Clear();
+  by_encoded_.Clear();
   by_canonical_.Clear();
+}
+
+uint32_t DimensionsDictionary::AddCanonical(size_t offset) {
+  const std::string_view canon = std::string_view(arena_).substr(offset);
+  bool inserted;
+  const uint32_t id = by_canonical_.FindOrInsert(
+      HashBytes(canon), static_cast<uint32_t>(offsets_.size()),
+      [&](uint32_t k) { return BytesEqual(canonical(k), canon); }, &inserted);
+  if (inserted) {
+    offsets_.emplace_back(offset, canon.size());
+  } else {
+    arena_.resize(offset);
+  }
+  return id;
+}
+
+uint32_t DimensionsDictionary::Add(const DimensionsView& dims) {
+  const std::string_view encoded = dims.encoded();
+  bool inserted;
+  const uint32_t entry = by_encoded_.FindOrInsert(
+      HashBytes(encoded), static_cast<uint32_t>(encoded_entries_.size()),
+      [&](uint32_t k) { return BytesEqual(encoded_entries_[k].encoded, encoded); }, &inserted);
+  if (!inserted) return encoded_entries_[entry].id;
+  // A new set (keys already ascending): its canonical string, shared with equal sets added
+  // through the other overload.
+  const size_t offset = arena_.size();
+  arena_.push_back('{');
+  bool first = true;
+  for (const auto& [key, value] : dims) {
+    if (!first) arena_.push_back(',');
+    first = false;
+    AppendEscaped(key, &arena_);
+    arena_.push_back(':');
+    AppendEscaped(value, &arena_);
+  }
+  arena_.push_back('}');
+  const uint32_t id = AddCanonical(offset);
+  encoded_entries_.push_back(EncodedEntry{encoded, id});
+  return id;
 }
 
 uint32_t DimensionsDictionary::Add(const Dimensions& dims) {
@@ -185,15 +226,7 @@ uint32_t DimensionsDictionary::Add(const Dimensions& dims) {
   // share it.
   const size_t offset = arena_.size();
   AppendCanonicalDimensions(dims, &arena_);
-  const std::string_view canon = std::string_view(arena_).substr(offset);
-  const uint32_t id = by_canonical_.FindOrInsert(
-      HashBytes(canon), static_cast<uint32_t>(offsets_.size()),
-      [&](uint32_t k) { return BytesEqual(canonical(k), canon); }, &inserted);
-  if (inserted) {
-    offsets_.emplace_back(offset, canon.size());
-  } else {
-    arena_.resize(offset);
-  }
+  const uint32_t id = AddCanonical(offset);
   entries_.push_back(Entry{&dims, id});
   return id;
 }

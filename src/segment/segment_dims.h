@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "segment/segment_hash.h"
+#include "usagedb/event_view.h"
 #include "usagedb/status.h"
 
 namespace usagedb::segment {
@@ -33,6 +34,9 @@ class DimensionsDictionary {
   void Clear();
   // Returns the id (dense, from 0 in order of first appearance) of dims' canonical string.
   uint32_t Add(const Dimensions& dims);
+  // The same for a set in the event record's encoding (the flush's rows): equal encoded bytes
+  // are found without building anything. The bytes `dims` views must outlive the next Clear.
+  uint32_t Add(const DimensionsView& dims);
   size_t size() const { return offsets_.size(); }
   // The canonical string of an id. Valid until the next Add or Clear.
   std::string_view canonical(uint32_t id) const {
@@ -44,10 +48,16 @@ class DimensionsDictionary {
     const Dimensions* dims;  // the first set seen with this content
     uint32_t id;             // canonical id (sets differing only in order share one)
   };
+  struct EncodedEntry {
+    std::string_view encoded;
+    uint32_t id;
+  };
+  uint32_t AddCanonical(size_t offset);  // the string appended to arena_ at offset
   std::vector<Entry> entries_;
+  std::vector<EncodedEntry> encoded_entries_;
   std::vector<std::pair<size_t, size_t>> offsets_;  // canonical id -> (offset, size) in arena_
   std::string arena_;
-  FlatIdMap by_content_, by_canonical_;
+  FlatIdMap by_content_, by_encoded_, by_canonical_;
 };
 
 }  // namespace usagedb::segment

@@ -43,10 +43,10 @@ class BlockEncoder {
 
   // Encodes rows[begin, end) into *block, filling entry's chunk sizes and zone map.
   // Returns false when a chunk would not fit the footer's 32-bit size.
-  bool Encode(const std::vector<const Event*>& rows, size_t begin, size_t end, std::string* block,
-              BlockEntry* entry) {
+  bool Encode(const std::vector<const EventView*>& rows, size_t begin, size_t end,
+              std::string* block, BlockEntry* entry) {
     const size_t n = end - begin;
-    const Event* const* r = rows.data() + begin;
+    const EventView* const* r = rows.data() + begin;
     entry->rows = static_cast<uint32_t>(n);
     entry->zone = BlockZoneMap();
     entry->zone.row_count = static_cast<uint32_t>(n);
@@ -60,7 +60,7 @@ class BlockEncoder {
   }
 
  private:
-  void EncodeColumn(Column c, const Event* const* r, size_t n, std::string* block,
+  void EncodeColumn(Column c, const EventView* const* r, size_t n, std::string* block,
                     BlockZoneMap* zone) {
     body_.clear();
     switch (c) {
@@ -192,7 +192,7 @@ class BlockEncoder {
   }
 
   // dimensions: one canonical string per distinct set in the block.
-  void EncodeDimensions(const Event* const* r, size_t n, std::string* block) {
+  void EncodeDimensions(const EventView* const* r, size_t n, std::string* block) {
     dims_.Clear();
     dim_ids_.resize(n);
     for (size_t i = 0; i < n; ++i) dim_ids_[i] = dims_.Add(r[i]->dimensions);
@@ -327,7 +327,7 @@ void MergeZone(const BlockZoneMap& z, bool first, SegmentInfo* info) {
   if (info->max_account_id < z.max_account_id) info->max_account_id = z.max_account_id;
 }
 
-Status WriteFile(FileSystem* fs, const std::string& tmp, const std::vector<const Event*>& rows,
+Status WriteFile(FileSystem* fs, const std::string& tmp, const std::vector<const EventView*>& rows,
                  const SegmentWriterOptions& options, ZSTD_CCtx* cctx, SegmentInfo* info) {
   ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs->NewWritableFile(tmp));
   std::string buf(segment::kMagic, sizeof(segment::kMagic));
@@ -373,8 +373,9 @@ Status WriteFile(FileSystem* fs, const std::string& tmp, const std::vector<const
 
 }  // namespace
 
-Status WriteSegment(FileSystem* fs, const std::string& path, const std::vector<const Event*>& rows,
-                    const SegmentWriterOptions& options, SegmentInfo* info) {
+Status WriteSegment(FileSystem* fs, const std::string& path,
+                    const std::vector<const EventView*>& rows, const SegmentWriterOptions& options,
+                    SegmentInfo* info) {
   if (rows.empty()) return Status::InvalidArgument(path + ": a segment needs at least one row");
   if (options.rows_per_block == 0 || options.rows_per_block > segment::kMaxRowsPerBlock) {
     return Status::InvalidArgument(path + ": rows_per_block must be in [1, 2^20]");
@@ -384,11 +385,11 @@ Status WriteSegment(FileSystem* fs, const std::string& path, const std::vector<c
   }
   int64_t lo = 0, hi = -1;  // an empty range sends every row to the exact check
   if (!PartitionRange(info->partition, &lo, &hi)) hi = lo - 1;
-  for (const Event* e : rows) {
+  for (const EventView* e : rows) {
     if (e == nullptr) return Status::InvalidArgument(path + ": null row");
     if ((e->timestamp_ms < lo || e->timestamp_ms > hi) &&
         MonthPartition(e->timestamp_ms) != info->partition) {
-      return Status::InvalidArgument(path + ": event " + e->event_id +
+      return Status::InvalidArgument(path + ": event " + std::string(e->event_id) +
                                      " is outside the segment's month partition");
     }
   }
@@ -415,6 +416,54 @@ Status WriteSegment(FileSystem* fs, const std::string& path, const std::vector<c
   }
   *info = std::move(result);
   return Status::OK();
+}
+
+Status WriteSegment(FileSystem* fs, const std::string& path, const std::vector<const Event*>& rows,
+                    const SegmentWriterOptions& options, SegmentInfo* info) {
+  // Views of the events; dimensions re-encoded as the event record has them (keys ascending),
+  // all into one buffer sized first so the views stay put.
+  std::vector<EventView> views(rows.size());
+  std::vector<const EventView*> ptrs(rows.size());
+  std::string dims;
+  std::vector<size_t> dim_end(rows.size());
+  std::vector<const std::pair<std::string, std::string>*> sorted;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] == nullptr) return Status::InvalidArgument(path + ": null row");
+    sorted.clear();
+    for (const auto& kv : rows[i]->dimensions) sorted.push_back(&kv);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
+    for (const auto* kv : sorted) {
+      PutLengthPrefixed(&dims, kv->first);
+      PutLengthPrefixed(&dims, kv->second);
+    }
+    dim_end[i] = dims.size();
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Event& e = *rows[i];
+    EventView& v = views[i];
+    v.event_id = e.event_id;
+    v.kind = e.kind;
+    v.has_correction_ref = e.has_correction_ref;
+    v.correction_original_event_id = e.correction_original_event_id;
+    v.correction_reason = e.correction_reason;
+    v.account_id = e.account_id;
+    if (e.subscription_id) v.subscription_id = *e.subscription_id;
+    v.product_id = e.product_id;
+    v.meter_id = e.meter_id;
+    if (e.model_id) v.model_id = *e.model_id;
+    v.timestamp_ms = e.timestamp_ms;
+    v.quantity = e.quantity;
+    v.unit = e.unit;
+    v.source = e.source;
+    const size_t begin = i == 0 ? 0 : dim_end[i - 1];
+    v.dimensions = DimensionsView(std::string_view(dims).substr(begin, dim_end[i] - begin),
+                                  static_cast<uint32_t>(e.dimensions.size()));
+    v.ingested_at_ms = e.ingested_at_ms;
+    v.commit_seq = e.commit_seq;
+    ptrs[i] = &v;
+  }
+  return WriteSegment(fs, path, ptrs, options, info);
 }
 
 }  // namespace usagedb
