@@ -2,6 +2,7 @@
 // over one snapshot of segments + memtables.
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <thread>
 #include <unordered_map>
@@ -302,12 +303,16 @@ class Aggregator {
         last_bucket_(group.size()),
         bucket_vid_(group.size()),
         cur_(group.size()),
-        key_codes_(group.size()) {
+        key_codes_(group.size()),
+        event_vids_(group.size()) {
     for (auto& k : kind_vid_) k.assign(group.size(), kUnset);
   }
 
   uint64_t rows_scanned() const { return rows_scanned_; }
-  std::unordered_map<std::string, Acc>& groups() { return groups_; }
+  // REQUIRES: no group keys. Creates the one group if no row made it.
+  void EnsureNoKeyGroup() { GroupOf(cur_); }
+  // Every group, in creation order (stable addresses).
+  const std::deque<Acc>& groups() const { return store_; }
 
   Status ConsumeEvent(const Event& e) {
     rows_scanned_++;
@@ -319,15 +324,12 @@ class Aggregator {
         return Status::OK();
       }
     }
-    gkey_.clear();
     for (size_t g = 0; g < group_.size(); g++) {
       RETURN_IF_ERROR(row_.Get(group_[g], &scratch_, &present));
       if (!present) scratch_.clear();  // a missing column or dimension groups as ""
-      const uint32_t vid = interners_[g].Id(scratch_);
-      gkey_.append(reinterpret_cast<const char*>(&vid), sizeof(vid));
+      event_vids_[g] = interners_[g].Id(scratch_);
     }
-    Acc& a = AccFor(gkey_);
-    AddOne(&a, e.quantity);
+    AddOne(GroupOf(event_vids_), e.quantity);
     return Status::OK();
   }
 
@@ -359,7 +361,7 @@ class Aggregator {
     };
     if (group_.empty() && residual_.empty()) {
       // One group, every row: a plain sum.
-      acc = &AccFor(gkey_.assign(""));
+      acc = GroupOf(cur_);
       mn = mx = b.quantity[rows[0]];
       for (size_t i = 0; i < n; i++) {
         const int128 q = b.quantity[rows[i]];
@@ -418,13 +420,9 @@ class Aggregator {
   // Adds another aggregator's groups into this one.
   void Merge(Aggregator& other) {
     rows_scanned_ += other.rows_scanned_;
-    for (auto& [key, o] : other.groups_) {
-      gkey_.clear();
-      for (size_t g = 0; g < group_.size(); g++) {
-        const uint32_t vid = interners_[g].Id(o.values[g]);
-        gkey_.append(reinterpret_cast<const char*>(&vid), sizeof(vid));
-      }
-      Acc& a = AccFor(gkey_);
+    for (const Acc& o : other.store_) {
+      for (size_t g = 0; g < group_.size(); g++) event_vids_[g] = interners_[g].Id(o.values[g]);
+      Acc& a = *GroupOf(event_vids_);
       a.sum.Add(o.sum);
       if (o.count > 0) {
         if (a.count == 0 || o.min < a.min) a.min = o.min;
@@ -441,13 +439,14 @@ class Aggregator {
   // when they fit (up to three keys), else by their bytes.
   Acc* GroupOf(const std::vector<uint32_t>& vids) {
     const size_t keys = vids.size();
+    if (keys == 0) {
+      if (single_ == nullptr) single_ = NewAcc(vids);
+      return single_;
+    }
     if (keys == 1) {
       if (vids[0] >= by_vid_.size()) by_vid_.resize(interners_[0].values.size(), nullptr);
       Acc*& a = by_vid_[vids[0]];
-      if (a == nullptr) {
-        gkey_.assign(reinterpret_cast<const char*>(vids.data()), sizeof(uint32_t));
-        a = &AccFor(gkey_);
-      }
+      if (a == nullptr) a = NewAcc(vids);
       return a;
     }
     if (keys >= 2 && keys <= 3) {
@@ -460,29 +459,21 @@ class Aggregator {
       }
       if (fits) {
         auto [it, inserted] = packed_groups_.try_emplace(packed, nullptr);
-        if (inserted) {
-          gkey_.assign(reinterpret_cast<const char*>(vids.data()), keys * sizeof(uint32_t));
-          it->second = &AccFor(gkey_);
-        }
+        if (inserted) it->second = NewAcc(vids);
         return it->second;
       }
     }
     gkey_.assign(reinterpret_cast<const char*>(vids.data()), keys * sizeof(uint32_t));
-    return &AccFor(gkey_);
+    auto [it, inserted] = by_key_.try_emplace(gkey_, nullptr);
+    if (inserted) it->second = NewAcc(vids);
+    return it->second;
   }
 
-  Acc& AccFor(const std::string& gkey) {
-    auto [it, inserted] = groups_.try_emplace(gkey);
-    Acc& a = it->second;
-    if (inserted) {
-      a.values.reserve(group_.size());
-      for (size_t g = 0; g < group_.size(); g++) {
-        uint32_t vid;
-        std::memcpy(&vid, gkey.data() + g * sizeof(vid), sizeof(vid));
-        a.values.push_back(interners_[g].values[vid]);
-      }
-    }
-    return a;
+  Acc* NewAcc(const std::vector<uint32_t>& vids) {
+    Acc& a = store_.emplace_back();
+    a.values.reserve(vids.size());
+    for (size_t g = 0; g < vids.size(); g++) a.values.push_back(interners_[g].values[vids[g]]);
+    return &a;
   }
 
   void AddOne(Acc* a, int128 q) {
@@ -582,9 +573,14 @@ class Aggregator {
   std::vector<std::unordered_map<int64_t, uint32_t>> bucket_vid_;
   std::vector<uint32_t> cur_;
   std::vector<const uint32_t*> key_codes_;  // per block: the codes of column and dimension keys
-  std::unordered_map<std::string, Acc> groups_;
-  std::unordered_map<uint64_t, Acc*> packed_groups_;  // into groups_ (stable pointers)
-  std::vector<Acc*> by_vid_;                          // one key: by value id, into groups_
+  // Groups live in store_; a group is found through exactly one of the indexes below,
+  // chosen by the number of keys (GroupOf).
+  std::deque<Acc> store_;
+  Acc* single_ = nullptr;                             // no keys
+  std::vector<Acc*> by_vid_;                          // one key: by value id
+  std::unordered_map<uint64_t, Acc*> packed_groups_;  // two or three keys: ids packed
+  std::unordered_map<std::string, Acc*> by_key_;      // otherwise: ids as bytes
+  std::vector<uint32_t> event_vids_;
   RowAccess row_;
   std::string scratch_, gkey_;
   uint64_t rows_scanned_ = 0;
@@ -707,11 +703,11 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
   for (const Status& s : statuses) RETURN_IF_ERROR(s);
   for (size_t p = 1; p < parts; p++) aggs[0]->Merge(*aggs[p]);
   result->rows_scanned = aggs[0]->rows_scanned();
-  std::unordered_map<std::string, Acc>& groups = aggs[0]->groups();
-  if (group.empty() && groups.empty()) groups.try_emplace(std::string());
+  if (group.empty()) aggs[0]->EnsureNoKeyGroup();  // an answer without keys has one row
+  const std::deque<Acc>& groups = aggs[0]->groups();
   std::vector<const Acc*> accs;
   accs.reserve(groups.size());
-  for (const auto& [k, a] : groups) accs.push_back(&a);
+  for (const Acc& a : groups) accs.push_back(&a);
 
   // Materialise rows.
   result->names.clear();
