@@ -177,7 +177,116 @@ TEST(JsonQueryTest, BadRequestsNameTheProblem) {
   EXPECT_NE(std::string::npos, err("{").find("invalid JSON"));
 }
 
+TEST_P(QueryTest, RunSumsSpillPast128BitsAndOnlyTheFinalValueOverflows) {
+  // One account and group: consecutive rows form one run, whose 128-bit partial sum must
+  // overflow into the wide sum (2 * (10^38 - 1) > 2^127 - 1) and come back exactly.
+  std::vector<Event> batch;
+  for (int i = 0; i < 6; i++) {
+    const std::string id = "big" + std::to_string(i);
+    Event e = i < 3 ? MakeEvent(id, "acc_big", kMaxQuantity)
+                    : MakeCorrection(id, "big" + std::to_string(i - 3), "acc_big", -kMaxQuantity);
+    e.timestamp_ms = kMay1 + 5000 + i;
+    batch.push_back(e);
+  }
+  IngestResult r;
+  ASSERT_TRUE(db_->Ingest(batch, &r).ok());
+  ASSERT_EQ(6u, r.accepted);
+  if (GetParam()) {
+    ASSERT_TRUE(db_->Flush().ok());
+  }
+  EXPECT_EQ(V{"sum=0|count=6|min=-" + Q(kMaxQuantity) + "|max=" + Q(kMaxQuantity)},
+            Run("SELECT SUM(quantity), COUNT(*), MIN(quantity), MAX(quantity) FROM "
+                "usage_events WHERE account_id = 'acc_big'"));
+  ReadFilter f;
+  f.account_id = "acc_big";
+  AggregateResult agg;
+  ASSERT_TRUE(db_->Aggregate(f, /*group_by_account=*/true, &agg).ok());
+  ASSERT_EQ(1u, agg.rows.size());
+  EXPECT_EQ("0", Q(agg.rows[0].quantity));
+  EXPECT_EQ(6u, agg.rows[0].count);
+  // Without the retractions the total does not fit: 422 overflow, never a wrapped value.
+  f.to_ms = kMay1 + 5003;
+  EXPECT_EQ(StatusCode::kOverflow, db_->Aggregate(f, false, &agg).code());
+  auto req = query::PlanSqlText(
+      "SELECT SUM(quantity) FROM usage_events WHERE account_id = 'acc_big' AND timestamp_ms < "
+      "1777593605003");
+  ASSERT_TRUE(req.ok());
+  QueryResult qr;
+  EXPECT_EQ(StatusCode::kOverflow, db_->Query(*req, &qr).code());
+}
+
 INSTANTIATE_TEST_SUITE_P(MemtableAndSegments, QueryTest, ::testing::Values(false, true));
+
+// A scan over every bucket with enough segments runs on several threads, each with its own
+// partial groups; the merged answer (segments and the memtable) equals an oracle's.
+TEST(ParallelScanTest, ManySegmentsGiveTheOracleAnswer) {
+  FaultInjectionFileSystem fs;
+  ManualClock clock(kNowMs);
+  Options o;
+  o.file_system = &fs;
+  o.clock = &clock;
+  o.background_flush = false;
+  o.bucket_count = 8;
+  auto db = DB::Open(o, "/db");
+  ASSERT_TRUE(db.ok());
+  const char* meters[] = {"tokens.input", "tokens.output", "requests"};
+  std::map<std::string, __int128> output_by_account;
+  std::map<std::string, __int128> by_meter;
+  uint64_t total = 0;
+  for (int flush = 0; flush < 7; flush++) {
+    std::vector<Event> batch;
+    for (int i = 0; i < 240; i++) {
+      const int n = flush * 240 + i;
+      const std::string account = "acc_" + std::to_string((n * 7) % 50);
+      const std::string meter = meters[n % 3];
+      const __int128 q = (n * 37) % 1000;
+      batch.push_back(MakeEvent("e" + std::to_string(n), account, q, kMay1 + n * 1000, meter));
+      if (meter == "tokens.output") output_by_account[account] += q;
+      by_meter[meter] += q;
+      total++;
+    }
+    IngestResult r;
+    ASSERT_TRUE((*db)->Ingest(batch, &r).ok());
+    ASSERT_EQ(240u, r.accepted);
+    if (flush < 6) {
+      ASSERT_TRUE((*db)->Flush().ok());  // the last batch stays in the memtable
+    }
+  }
+  ASSERT_GE((*db)->Stats().segment_count, 32u);
+
+  QueryRequest q;
+  q.group_by = {"account_id"};
+  q.filters = {QueryFilter{"meter_id", {"tokens.output"}}};
+  q.columns = {QueryColumn{"account_id", false, "account_id", QueryFunc::kSum},
+               QueryColumn{"quantity", true, "", QueryFunc::kSum}};
+  q.order_by = {QueryOrder{"quantity", true}};
+  q.limit = 10;
+  QueryResult r;
+  ASSERT_TRUE((*db)->Query(q, &r).ok());
+  std::vector<std::pair<__int128, std::string>> expected;
+  for (const auto& [a, sum] : output_by_account) expected.push_back({-sum, a});
+  std::sort(expected.begin(), expected.end());  // quantity desc, ties by account
+  ASSERT_EQ(10u, r.rows.size());
+  for (size_t i = 0; i < 10; i++) {
+    EXPECT_EQ(expected[i].second, r.rows[i][0].str) << i;
+    EXPECT_EQ(Q(-expected[i].first), Q(r.rows[i][1].num)) << i;
+  }
+
+  q = QueryRequest();
+  q.group_by = {"meter_id"};
+  q.columns = {QueryColumn{"meter_id", false, "meter_id", QueryFunc::kSum},
+               QueryColumn{"quantity", true, "", QueryFunc::kSum},
+               QueryColumn{"n", true, "", QueryFunc::kCount}};
+  ASSERT_TRUE((*db)->Query(q, &r).ok());
+  EXPECT_EQ(total, r.rows_scanned);
+  ASSERT_EQ(3u, r.rows.size());
+  uint64_t counted = 0;
+  for (const auto& row : r.rows) {
+    EXPECT_EQ(Q(by_meter[row[0].str]), Q(row[1].num)) << row[0].str;
+    counted += static_cast<uint64_t>(row[2].num);
+  }
+  EXPECT_EQ(total, counted);
+}
 
 }  // namespace
 }  // namespace usagedb::testing

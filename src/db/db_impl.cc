@@ -1463,13 +1463,74 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
                             const std::function<bool(const Event&)>& visit_mem,
                             const SegmentHandle* only_segment,
                             const std::function<void()>& on_new_block) {
+  // Row visitors may read the row's commit_seq and timestamp (ScanInternal's contract).
+  columns |= ColumnBit(Column::kCommitSeq) | ColumnBit(Column::kTimestampMs);
+  ScanPart part;
+  part.only_segment = only_segment;
+  return ScanBlocks(
+      f, columns, snap,
+      [&](const DecodedBlock& b, const uint32_t* rows, size_t n) {
+        if (on_new_block) on_new_block();
+        for (size_t i = 0; i < n; i++) {
+          if (!visit_row(b, rows[i])) return false;
+        }
+        return true;
+      },
+      visit_mem, part);
+}
+
+namespace {
+
+// The code of `value` in a string column's dictionary, or nullopt.
+std::optional<uint32_t> DictCode(const StringColumn& c, const std::string& value) {
+  for (size_t i = 0; i < c.dict.size(); i++) {
+    if (c.dict[i] == value) return static_cast<uint32_t>(i);
+  }
+  return std::nullopt;
+}
+
+// Rows are sorted by account_id (billing order), so one account's rows of a block are the
+// contiguous range [*lo, *hi), found by binary search on the row's account string.
+void AccountRange(const StringColumn& c, const std::string& account, size_t n, size_t* lo,
+                  size_t* hi) {
+  auto less = [&](size_t r) {  // row r's account < account (a null sorts first)
+    return c.codes[r] == StringColumn::kNullCode || c.dict[c.codes[r]] < account;
+  };
+  auto less_eq = [&](size_t r) {
+    return c.codes[r] == StringColumn::kNullCode || c.dict[c.codes[r]] <= account;
+  };
+  size_t a = 0, b = n;
+  while (a < b) {
+    size_t m = a + (b - a) / 2;
+    if (less(m))
+      a = m + 1;
+    else
+      b = m;
+  }
+  *lo = a;
+  b = n;
+  while (a < b) {
+    size_t m = a + (b - a) / 2;
+    if (less_eq(m))
+      a = m + 1;
+    else
+      b = m;
+  }
+  *hi = a;
+}
+
+}  // namespace
+
+Status DBImpl::ScanBlocks(const ReadFilter& f, ColumnMask columns, const Snapshot& snap,
+                          const BlockVisitor& visit_block,
+                          const std::function<bool(const Event&)>& visit_mem,
+                          const ScanPart& part) {
   if (f.from_ms && f.to_ms && *f.from_ms > *f.to_ms) {
     return Status::InvalidArgument("from is after to");
   }
   const ManifestState& m = snap.version->manifest;
   std::optional<uint32_t> bucket;
   if (f.account_id) bucket = static_cast<uint32_t>(Hash64(*f.account_id) % m.bucket_count);
-  columns |= ColumnBit(Column::kCommitSeq) | ColumnBit(Column::kTimestampMs);
   if (f.account_id) columns |= ColumnBit(Column::kAccountId);
   if (!f.product_ids.empty()) columns |= ColumnBit(Column::kProductId);
   if (!f.meter_ids.empty()) columns |= ColumnBit(Column::kMeterId);
@@ -1479,8 +1540,28 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
 
   bool stop = false;
   DecodedBlock block;
-  for (const auto& h : snap.version->segments) {
-    if (only_segment && h.get() != only_segment) continue;
+  std::vector<uint32_t> sel;
+  std::vector<uint8_t> ok_product, ok_meter, ok_model;
+  // String filters are evaluated once per distinct value of the block's dictionary; rows then
+  // test a code.
+  auto allowed_codes = [](const StringColumn& c, const std::vector<std::string>& allowed,
+                          std::vector<uint8_t>* ok) {
+    ok->assign(c.dict.size(), 0);
+    bool any = false;
+    for (size_t i = 0; i < c.dict.size(); i++) {
+      (*ok)[i] = std::find(allowed.begin(), allowed.end(), c.dict[i]) != allowed.end();
+      any |= (*ok)[i] != 0;
+    }
+    return any;
+  };
+  auto code_ok = [](const StringColumn& c, const std::vector<uint8_t>& ok, size_t r) {
+    uint32_t code = c.codes[r];
+    return code != StringColumn::kNullCode && ok[code];  // null never matches
+  };
+  const auto& segments = snap.version->segments;
+  for (size_t si = part.part; si < segments.size() && !stop; si += part.parts) {
+    const auto& h = segments[si];
+    if (part.only_segment && h.get() != part.only_segment) continue;
     const SegmentMeta& sm = h->meta();
     if (bucket && sm.bucket != *bucket) continue;
     if (sm.min_commit_seq > snap.seq) continue;
@@ -1503,33 +1584,49 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
           !SetIntersects(f.meter_ids, z.meter_ids) || !SetIntersects(f.model_ids, z.model_ids)) {
         continue;
       }
-      RETURN_IF_ERROR(reader->ReadBlock(b, columns, &block));
-      if (on_new_block) on_new_block();
-      // String filters are evaluated once per distinct value of the block's dictionary; rows
-      // then test a code.
-      auto allowed_codes = [](const StringColumn& c, const std::vector<std::string>& allowed,
-                              std::vector<uint8_t>* ok) {
-        ok->assign(c.dict.size(), 0);
-        for (size_t i = 0; i < c.dict.size(); i++) {
-          ok->at(i) = std::find(allowed.begin(), allowed.end(), c.dict[i]) != allowed.end();
+      // Row checks the zone map cannot settle for the whole block; their columns are read
+      // only then.
+      const bool check_seq = z.max_commit_seq > snap.seq;
+      const bool check_from = f.from_ms && z.min_timestamp_ms < *f.from_ms;
+      const bool check_to = f.to_ms && z.max_timestamp_ms >= *f.to_ms;
+      ColumnMask need = columns;
+      if (check_seq) need |= ColumnBit(Column::kCommitSeq);
+      if (check_from || check_to) need |= ColumnBit(Column::kTimestampMs);
+      RETURN_IF_ERROR(reader->ReadBlock(b, need, &block));
+      size_t lo = 0, hi = block.rows;
+      uint32_t account_code = 0;
+      if (f.account_id) {
+        std::optional<uint32_t> code = DictCode(block.account_id, *f.account_id);
+        if (!code) continue;
+        account_code = *code;
+        AccountRange(block.account_id, *f.account_id, block.rows, &lo, &hi);
+      }
+      if (!f.product_ids.empty() && !allowed_codes(block.product_id, f.product_ids, &ok_product)) {
+        continue;
+      }
+      if (!f.meter_ids.empty() && !allowed_codes(block.meter_id, f.meter_ids, &ok_meter)) continue;
+      if (!f.model_ids.empty() && !allowed_codes(block.model_id, f.model_ids, &ok_model)) continue;
+      sel.resize(hi - lo);
+      size_t n = 0;
+      const bool row_checks = check_seq || check_from || check_to || f.as_of_ms ||
+                              !f.product_ids.empty() || !f.meter_ids.empty() ||
+                              !f.model_ids.empty() || !f.kinds.empty();
+      if (!row_checks) {
+        // The common case: the zone map settled time and sequence; only the account remains.
+        const uint32_t* codes = f.account_id ? block.account_id.codes.data() : nullptr;
+        for (size_t r = lo; r < hi; r++) {
+          sel[n] = static_cast<uint32_t>(r);
+          n += codes == nullptr || codes[r] == account_code;
         }
-      };
-      std::vector<uint8_t> ok_account, ok_product, ok_meter, ok_model;
-      if (f.account_id) allowed_codes(block.account_id, {*f.account_id}, &ok_account);
-      if (!f.product_ids.empty()) allowed_codes(block.product_id, f.product_ids, &ok_product);
-      if (!f.meter_ids.empty()) allowed_codes(block.meter_id, f.meter_ids, &ok_meter);
-      if (!f.model_ids.empty()) allowed_codes(block.model_id, f.model_ids, &ok_model);
-      auto code_ok = [](const StringColumn& c, const std::vector<uint8_t>& ok, size_t r) {
-        uint32_t code = c.codes[r];
-        return code != StringColumn::kNullCode && ok[code];  // null never matches
-      };
-      for (size_t r = 0; r < block.rows; r++) {
-        if (block.commit_seq[r] > snap.seq) continue;
+      }
+      for (size_t r = row_checks ? lo : hi; r < hi; r++) {
+        if (check_seq && block.commit_seq[r] > snap.seq) continue;
         if (f.as_of_ms && block.ingested_at_ms[r] > *f.as_of_ms) continue;
-        int64_t ts = block.timestamp_ms[r];
-        if (f.from_ms && ts < *f.from_ms) continue;
-        if (f.to_ms && ts >= *f.to_ms) continue;
-        if (f.account_id && !code_ok(block.account_id, ok_account, r)) continue;
+        if (check_from && block.timestamp_ms[r] < *f.from_ms) continue;
+        if (check_to && block.timestamp_ms[r] >= *f.to_ms) continue;
+        // Inside the range every row should carry the account; checked, as the range came from
+        // a binary search that assumes the file's sort order.
+        if (f.account_id && block.account_id.codes[r] != account_code) continue;
         if (!f.product_ids.empty() && !code_ok(block.product_id, ok_product, r)) continue;
         if (!f.meter_ids.empty() && !code_ok(block.meter_id, ok_meter, r)) continue;
         if (!f.model_ids.empty() && !code_ok(block.model_id, ok_model, r)) continue;
@@ -1538,15 +1635,12 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
                                     f.kinds.end()) {
           continue;
         }
-        if (!visit_row(block, r)) {
-          stop = true;
-          break;
-        }
+        sel[n++] = static_cast<uint32_t>(r);
       }
+      if (n > 0 && !visit_block(block, sel.data(), n)) stop = true;
     }
-    if (stop) return Status::OK();
   }
-  if (only_segment) return Status::OK();
+  if (stop || part.only_segment || part.part != 0) return Status::OK();
   const uint64_t account_hash = f.account_id ? Hash64(*f.account_id) : 0;
   Event scratch;
   for (const auto& mem : snap.version->memtables) {
@@ -1582,12 +1676,31 @@ Status DBImpl::Aggregate(const ReadFilter& filter, bool group_by_account,
   std::map<std::string, Acc> groups;
   ColumnMask cols = ColumnBit(Column::kQuantity);
   if (group_by_account) cols |= ColumnBit(Column::kAccountId);
-  RETURN_IF_ERROR(ScanInternal(
+  ScanPart part;
+  RETURN_IF_ERROR(ScanBlocks(
       filter, cols, snap,
-      [&](const DecodedBlock& b, size_t r) {
-        Acc& a = group_by_account ? groups[b.account_id.Get(r)] : total;
-        a.sum.Add(b.quantity[r]);
-        a.count++;
+      [&](const DecodedBlock& b, const uint32_t* rows, size_t n) {
+        // Rows come sorted by account: one map lookup per run of an account, and the run's
+        // quantities summed in 128 bits, spilling into the wide sum only on overflow.
+        size_t i = 0;
+        while (i < n) {
+          Acc* a = &total;
+          size_t j = i + 1;
+          if (group_by_account) {
+            const uint32_t code = b.account_id.codes[rows[i]];
+            while (j < n && b.account_id.codes[rows[j]] == code) j++;
+            a = &groups[b.account_id.Get(rows[i])];
+          } else {
+            j = n;
+          }
+          __int128 run = 0;
+          for (size_t k = i; k < j; k++) {
+            AddToRun(b.quantity[rows[k]], &run, &a->sum);
+          }
+          a->sum.Add(run);
+          a->count += j - i;
+          i = j;
+        }
         return true;
       },
       [&](const Event& e) {
@@ -1595,7 +1708,8 @@ Status DBImpl::Aggregate(const ReadFilter& filter, bool group_by_account,
         a.sum.Add(e.quantity);
         a.count++;
         return true;
-      }));
+      },
+      part));
   auto emit = [&](const std::string& account, const Acc& a) -> Status {
     auto v = a.sum.Value();
     if (!v) return Status::Overflow("sum does not fit in ±(2^127-1)");

@@ -23,6 +23,7 @@
 #include "segment/segment.h"
 #include "usagedb/db.h"
 #include "util/clock.h"
+#include "util/int128.h"
 #include "wal/wal.h"
 
 namespace usagedb {
@@ -50,6 +51,18 @@ class SegmentHandle {
   std::mutex mu_;
   std::unique_ptr<SegmentReader> reader_;
 };
+
+// Adds q to a 128-bit partial sum of a run of rows; when that would overflow, the partial sum
+// moves into *wide first. Exact; the caller adds the final partial sum to *wide.
+inline void AddToRun(int128 q, int128* run, WideSum* wide) {
+  int128 next;
+  if (__builtin_add_overflow(*run, q, &next)) [[unlikely]] {
+    wide->Add(*run);
+    *run = q;
+  } else {
+    *run = next;
+  }
+}
 
 // Immutable view of committed files + live memtables. Readers pin one with a sequence.
 struct Version {
@@ -147,6 +160,24 @@ class DBImpl : public DB {
                       // Called after each segment block is read, before its rows are visited
                       // (the DecodedBlock object is reused from block to block).
                       const std::function<void()>& on_new_block = nullptr);
+
+  // The block-at-a-time scan under ScanInternal. visit_block gets each segment block's rows
+  // that pass `filter` as ascending row indexes (rows[0..n), n >= 1); the block holds
+  // `columns` plus whatever the filter needed, and only those (the commit_seq and
+  // timestamp_ms columns are decoded only when the block's zone map cannot prove every row in
+  // range, so a visitor needing them must ask). Segments are split among `parts` callers by
+  // index: part p visits segments i with i % parts == p, and part 0 alone visits the
+  // memtables. Returning false from a visitor stops this part's scan.
+  struct ScanPart {
+    const SegmentHandle* only_segment = nullptr;
+    size_t part = 0;
+    size_t parts = 1;
+  };
+  using BlockVisitor =
+      std::function<bool(const DecodedBlock& block, const uint32_t* rows, size_t n)>;
+  Status ScanBlocks(const ReadFilter& filter, ColumnMask columns, const Snapshot& snap,
+                    const BlockVisitor& visit_block,
+                    const std::function<bool(const Event&)>& visit_mem, const ScanPart& part);
 
   std::shared_ptr<const Version> CurrentVersion();
   void InstallVersionLocked(std::shared_ptr<const Version> v);

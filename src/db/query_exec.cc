@@ -2,11 +2,14 @@
 // over one snapshot of segments + memtables.
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <thread>
 #include <unordered_map>
 
 #include "db/db_impl.h"
 #include "model/event_codec.h"
+#include "util/hash.h"
 #include "util/int128.h"
 #include "util/time_util.h"
 
@@ -65,6 +68,11 @@ std::string TimeKey(KeyKind kind, int64_t ts) {
     default: return FormatDate(ts).substr(0, 7);
   }
 }
+
+// Threads of one scan over every bucket (Q5-style queries), each taking at least this many
+// segments.
+constexpr size_t kMaxScanThreads = 4;
+constexpr size_t kMinSegmentsPerThread = 16;
 
 using Dims = std::vector<std::pair<std::string, std::string>>;
 
@@ -199,6 +207,385 @@ int CompareValue(const QueryValue& a, const QueryValue& b) {
   return a.num < b.num ? -1 : (a.num > b.num ? 1 : 0);
 }
 
+// Group values are interned per key; a group is keyed by its values' ids (4 bytes each, so up
+// to three keys stay inside std::string's inline buffer). An open-addressing table of (hash,
+// id) over the values: a scan by account at 100K accounts interns every account of every
+// block's dictionary (millions of lookups), which std::unordered_map's nodes made the top cost.
+class Interner {
+ public:
+  std::vector<std::string> values;
+
+  uint32_t Id(std::string_view v) {
+    if ((values.size() + 1) * 2 > slots_.size()) Grow();
+    const uint64_t h = Hash64(v);
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      Slot& s = slots_[i];
+      if (s.id == kEmpty) {
+        s = Slot{h, static_cast<uint32_t>(values.size())};
+        values.emplace_back(v);
+        return s.id;
+      }
+      if (s.hash == h && values[s.id] == v) return s.id;
+    }
+  }
+
+ private:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t id = kEmpty;
+  };
+  void Grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
+    const size_t mask = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.id == kEmpty) continue;
+      size_t i = s.hash & mask;
+      while (slots_[i].id != kEmpty) i = (i + 1) & mask;
+      slots_[i] = s;
+    }
+  }
+  std::vector<Slot> slots_;  // size a power of two, at most half full
+};
+
+const StringColumn& ColumnOf(const DecodedBlock& b, Column c) {
+  switch (c) {
+    case Column::kAccountId:
+      return b.account_id;
+    case Column::kSubscriptionId:
+      return b.subscription_id;
+    case Column::kProductId:
+      return b.product_id;
+    case Column::kMeterId:
+      return b.meter_id;
+    case Column::kModelId:
+      return b.model_id;
+    case Column::kSource:
+      return b.source;
+    default:
+      return b.unit;
+  }
+}
+
+// Numeric bucket of a time key: equal buckets give equal key strings.
+int64_t TimeBucket(KeyKind kind, int64_t ts) {
+  switch (kind) {
+    case KeyKind::kHour:
+      return FloorDiv(ts, 3600000);
+    case KeyKind::kDay:
+    case KeyKind::kDate:
+      return FloorDiv(ts, 86400000);
+    default:
+      return MonthPartition(ts);
+  }
+}
+
+// The grouped, filtered aggregation of one query over any number of blocks and memtable
+// events; one per scanning thread, merged at the end.
+//
+// On segment blocks everything that can be is resolved per dictionary entry of the block
+// (column keys, dimension keys, column filters) or per time bucket, so a row costs a few
+// array lookups; rows arrive in billing order (account, product, meter, model, timestamp),
+// so consecutive rows usually share their group: the group is looked up once per run and the
+// run's quantities are summed in 128 bits (AddToRun), widening only on overflow.
+class Aggregator {
+ public:
+  Aggregator(const std::vector<KeySpec>& group,
+             const std::vector<std::pair<KeySpec, const QueryFilter*>>& residual, bool minmax)
+      : group_(group),
+        residual_(residual),
+        minmax_(minmax),
+        interners_(group.size()),
+        code_vid_(group.size()),
+        code_ok_(residual.size()),
+        last_bucket_(group.size()),
+        bucket_vid_(group.size()),
+        cur_(group.size()),
+        key_codes_(group.size()),
+        event_vids_(group.size()) {
+    for (auto& k : kind_vid_) k.assign(group.size(), kUnset);
+  }
+
+  uint64_t rows_scanned() const { return rows_scanned_; }
+  // REQUIRES: no group keys. Creates the one group if no row made it.
+  void EnsureNoKeyGroup() { GroupOf(cur_); }
+  // Every group, in creation order (stable addresses).
+  const std::deque<Acc>& groups() const { return store_; }
+
+  Status ConsumeEvent(const Event& e) {
+    rows_scanned_++;
+    row_.SetEvent(&e);
+    bool present;
+    for (const auto& [k, f] : residual_) {
+      RETURN_IF_ERROR(row_.Get(k, &scratch_, &present));
+      if (!present || std::find(f->values.begin(), f->values.end(), scratch_) == f->values.end()) {
+        return Status::OK();
+      }
+    }
+    for (size_t g = 0; g < group_.size(); g++) {
+      RETURN_IF_ERROR(row_.Get(group_[g], &scratch_, &present));
+      if (!present) scratch_.clear();  // a missing column or dimension groups as ""
+      event_vids_[g] = interners_[g].Id(scratch_);
+    }
+    AddOne(GroupOf(event_vids_), e.quantity);
+    return Status::OK();
+  }
+
+  Status ConsumeBlock(const DecodedBlock& b, const uint32_t* rows, size_t n) {
+    rows_scanned_ += n;
+    row_.SetBlock(&b);
+    for (size_t g = 0; g < group_.size(); g++) {
+      const KeySpec& k = group_[g];
+      key_codes_[g] = nullptr;
+      code_vid_[g].clear();
+      if (k.kind == KeyKind::kColumn || k.kind == KeyKind::kDim) {
+        const StringColumn& c = k.kind == KeyKind::kDim ? b.dimensions : ColumnOf(b, k.column);
+        key_codes_[g] = c.codes.data();
+        code_vid_[g].assign(c.dict.size() + 1, kUnset);
+      }
+    }
+    for (auto& v : code_ok_) v.clear();
+    Acc* acc = nullptr;
+    int128 run = 0, mn = 0, mx = 0;
+    uint64_t count = 0;
+    auto flush = [&]() {
+      if (acc == nullptr || count == 0) return;
+      acc->sum.Add(run);
+      if (minmax_) {
+        if (acc->count == 0 || mn < acc->min) acc->min = mn;
+        if (acc->count == 0 || mx > acc->max) acc->max = mx;
+      }
+      acc->count += count;
+    };
+    if (group_.empty() && residual_.empty()) {
+      // One group, every row: a plain sum.
+      acc = GroupOf(cur_);
+      mn = mx = b.quantity[rows[0]];
+      for (size_t i = 0; i < n; i++) {
+        const int128 q = b.quantity[rows[i]];
+        AddToRun(q, &run, &acc->sum);
+        if (minmax_) {
+          mn = q < mn ? q : mn;
+          mx = q > mx ? q : mx;
+        }
+      }
+      count = n;
+      flush();
+      return Status::OK();
+    }
+    for (size_t i = 0; i < n; i++) {
+      const size_t r = rows[i];
+      if (!residual_.empty()) {
+        bool pass;
+        RETURN_IF_ERROR(RowPasses(b, r, &pass));
+        if (!pass) continue;
+      }
+      bool same = acc != nullptr;
+      for (size_t g = 0; g < group_.size(); g++) {
+        uint32_t vid;
+        const uint32_t* codes = key_codes_[g];
+        // Column keys: the code's id once resolved for this block.
+        if (codes != nullptr && codes[r] != StringColumn::kNullCode &&
+            code_vid_[g][codes[r]] != kUnset) {
+          vid = code_vid_[g][codes[r]];
+        } else {
+          RETURN_IF_ERROR(BlockKeyId(b, g, r, &vid));
+        }
+        if (vid != cur_[g]) {
+          cur_[g] = vid;
+          same = false;
+        }
+      }
+      const int128 q = b.quantity[r];
+      if (!same) {
+        flush();
+        acc = GroupOf(cur_);
+        run = 0;
+        count = 0;
+        mn = mx = q;
+      }
+      AddToRun(q, &run, &acc->sum);
+      count++;
+      if (minmax_) {
+        mn = q < mn ? q : mn;
+        mx = q > mx ? q : mx;
+      }
+    }
+    flush();
+    return Status::OK();
+  }
+
+  // Adds another aggregator's groups into this one.
+  void Merge(Aggregator& other) {
+    rows_scanned_ += other.rows_scanned_;
+    for (const Acc& o : other.store_) {
+      for (size_t g = 0; g < group_.size(); g++) event_vids_[g] = interners_[g].Id(o.values[g]);
+      Acc& a = *GroupOf(event_vids_);
+      a.sum.Add(o.sum);
+      if (o.count > 0) {
+        if (a.count == 0 || o.min < a.min) a.min = o.min;
+        if (a.count == 0 || o.max > a.max) a.max = o.max;
+      }
+      a.count += o.count;
+    }
+  }
+
+ private:
+  static constexpr uint32_t kUnset = UINT32_MAX;
+
+  // The group of the value ids `vids`: through a map keyed by the ids packed into 64 bits
+  // when they fit (up to three keys), else by their bytes.
+  Acc* GroupOf(const std::vector<uint32_t>& vids) {
+    const size_t keys = vids.size();
+    if (keys == 0) {
+      if (single_ == nullptr) single_ = NewAcc(vids);
+      return single_;
+    }
+    if (keys == 1) {
+      if (vids[0] >= by_vid_.size()) by_vid_.resize(interners_[0].values.size(), nullptr);
+      Acc*& a = by_vid_[vids[0]];
+      if (a == nullptr) a = NewAcc(vids);
+      return a;
+    }
+    if (keys >= 2 && keys <= 3) {
+      const int bits = keys == 2 ? 32 : 21;
+      uint64_t packed = 0;
+      bool fits = true;
+      for (size_t g = 0; g < keys; g++) {
+        fits &= vids[g] < (uint64_t{1} << bits);
+        packed |= static_cast<uint64_t>(vids[g]) << (g * bits);
+      }
+      if (fits) {
+        auto [it, inserted] = packed_groups_.try_emplace(packed, nullptr);
+        if (inserted) it->second = NewAcc(vids);
+        return it->second;
+      }
+    }
+    gkey_.assign(reinterpret_cast<const char*>(vids.data()), keys * sizeof(uint32_t));
+    auto [it, inserted] = by_key_.try_emplace(gkey_, nullptr);
+    if (inserted) it->second = NewAcc(vids);
+    return it->second;
+  }
+
+  Acc* NewAcc(const std::vector<uint32_t>& vids) {
+    Acc& a = store_.emplace_back();
+    a.values.reserve(vids.size());
+    for (size_t g = 0; g < vids.size(); g++) a.values.push_back(interners_[g].values[vids[g]]);
+    return &a;
+  }
+
+  void AddOne(Acc* a, int128 q) {
+    a->sum.Add(q);
+    if (a->count == 0 || q < a->min) a->min = q;
+    if (a->count == 0 || q > a->max) a->max = q;
+    a->count++;
+  }
+
+  // Residual filters of one block row: column filters by dictionary code, the rest by value.
+  Status RowPasses(const DecodedBlock& b, size_t r, bool* pass) {
+    *pass = false;
+    for (size_t i = 0; i < residual_.size(); i++) {
+      const auto& [k, f] = residual_[i];
+      if (k.kind == KeyKind::kColumn) {
+        const StringColumn& c = ColumnOf(b, k.column);
+        const uint32_t code = c.codes[r];
+        if (code == StringColumn::kNullCode) return Status::OK();  // missing never matches
+        std::vector<int8_t>& ok = code_ok_[i];
+        if (ok.empty()) ok.assign(c.dict.size(), -1);
+        if (ok[code] < 0) {
+          ok[code] = std::find(f->values.begin(), f->values.end(), c.dict[code]) != f->values.end();
+        }
+        if (!ok[code]) return Status::OK();
+        continue;
+      }
+      bool present;
+      row_.SetRow(r);
+      RETURN_IF_ERROR(row_.Get(k, &scratch_, &present));
+      if (!present || std::find(f->values.begin(), f->values.end(), scratch_) == f->values.end()) {
+        return Status::OK();
+      }
+    }
+    *pass = true;
+    return Status::OK();
+  }
+
+  // The interned id of group key g's value on block row r.
+  Status BlockKeyId(const DecodedBlock& b, size_t g, size_t r, uint32_t* vid) {
+    const KeySpec& k = group_[g];
+    switch (k.kind) {
+      case KeyKind::kColumn:
+      case KeyKind::kDim: {
+        const StringColumn& c = k.kind == KeyKind::kDim ? b.dimensions : ColumnOf(b, k.column);
+        const uint32_t code = c.codes[r];
+        std::vector<uint32_t>& cv = code_vid_[g];
+        if (cv.empty()) cv.assign(c.dict.size() + 1, kUnset);
+        const size_t slot = code == StringColumn::kNullCode ? c.dict.size() : code;
+        if (cv[slot] == kUnset) {
+          // A missing column or dimension groups as "".
+          bool present = code != StringColumn::kNullCode;
+          if (present && k.kind == KeyKind::kColumn) {
+            cv[slot] = interners_[g].Id(c.dict[code]);
+          } else {
+            if (present) {
+              row_.SetRow(r);
+              RETURN_IF_ERROR(row_.Get(k, &scratch_, &present));
+            }
+            if (!present) scratch_.clear();
+            cv[slot] = interners_[g].Id(scratch_);
+          }
+        }
+        *vid = cv[slot];
+        return Status::OK();
+      }
+      case KeyKind::kKind: {
+        uint32_t& v = kind_vid_[b.kind[r] % 3][g];
+        if (v == kUnset) v = interners_[g].Id(EventKindName(static_cast<EventKind>(b.kind[r])));
+        *vid = v;
+        return Status::OK();
+      }
+      default: {
+        const int64_t ts = b.timestamp_ms[r];
+        const int64_t bucket = TimeBucket(k.kind, ts);
+        auto& last = last_bucket_[g];
+        if (last.first && last.second.first == bucket) {
+          *vid = last.second.second;
+          return Status::OK();
+        }
+        auto [it, inserted] = bucket_vid_[g].try_emplace(bucket, 0);
+        if (inserted) it->second = interners_[g].Id(TimeKey(k.kind, ts));
+        last = {true, {bucket, it->second}};
+        *vid = it->second;
+        return Status::OK();
+      }
+    }
+  }
+
+  const std::vector<KeySpec>& group_;
+  const std::vector<std::pair<KeySpec, const QueryFilter*>>& residual_;
+  const bool minmax_;
+  std::vector<Interner> interners_;
+  std::vector<std::vector<uint32_t>> code_vid_;  // per block: column and dimension keys
+  std::vector<std::vector<int8_t>> code_ok_;     // per block: column filters
+  std::vector<uint32_t> kind_vid_[3];            // per kind value, per key
+  std::vector<std::pair<bool, std::pair<int64_t, uint32_t>>> last_bucket_;  // time keys
+  std::vector<std::unordered_map<int64_t, uint32_t>> bucket_vid_;
+  std::vector<uint32_t> cur_;
+  std::vector<const uint32_t*> key_codes_;  // per block: the codes of column and dimension keys
+  // Groups live in store_; a group is found through exactly one of the indexes below,
+  // chosen by the number of keys (GroupOf).
+  std::deque<Acc> store_;
+  Acc* single_ = nullptr;                             // no keys
+  std::vector<Acc*> by_vid_;                          // one key: by value id
+  std::unordered_map<uint64_t, Acc*> packed_groups_;  // two or three keys: ids packed
+  std::unordered_map<std::string, Acc*> by_key_;      // otherwise: ids as bytes
+  std::vector<uint32_t> event_vids_;
+  RowAccess row_;
+  std::string scratch_, gkey_;
+  uint64_t rows_scanned_ = 0;
+};
+
 }  // namespace
 
 Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
@@ -246,18 +633,27 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
       rf.to_ms = 0;
       continue;
     }
-    if (k.kind == KeyKind::kColumn && k.column == Column::kProductId) rf.product_ids = f.values;
-    if (k.kind == KeyKind::kColumn && k.column == Column::kMeterId) rf.meter_ids = f.values;
-    if (k.kind == KeyKind::kColumn && k.column == Column::kModelId) rf.model_ids = f.values;
+    // A filter the ReadFilter applies exactly (the first one on product, meter or model; an
+    // account equal to the request's) needs no second check per row.
+    bool pushed = false;
+    auto push = [&](std::vector<std::string>* list) {
+      if (!list->empty()) return;
+      *list = f.values;
+      pushed = true;
+    };
+    if (k.kind == KeyKind::kColumn && k.column == Column::kProductId) push(&rf.product_ids);
+    if (k.kind == KeyKind::kColumn && k.column == Column::kMeterId) push(&rf.meter_ids);
+    if (k.kind == KeyKind::kColumn && k.column == Column::kModelId) push(&rf.model_ids);
     if (k.kind == KeyKind::kColumn && k.column == Column::kAccountId && f.values.size() == 1) {
       if (rf.account_id && *rf.account_id != f.values[0]) {
         rf.from_ms = 0;
         rf.to_ms = 0;
       }
+      pushed = !rf.account_id || *rf.account_id == f.values[0];
       rf.account_id = f.values[0];
     }
     cols |= ColumnsFor(k);
-    residual.push_back({k, &f});
+    if (!pushed) residual.push_back({k, &f});
   }
   if (rf.from_ms && rf.to_ms && *rf.from_ms == 0 && *rf.to_ms == 0 && req.from_ms) {
     rf.from_ms = req.from_ms;
@@ -266,128 +662,52 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
 
   Snapshot snap = GetSnapshot(req.as_of_seq);
   result->snapshot_sequence = snap.seq;
-  std::unordered_map<std::string, Acc> groups;
-  RowAccess row;
-  std::string scratch, gkey;
-  Status row_status;
-  // Group values are interned per key; a group is keyed by its values' ids (4 bytes each, so
-  // up to three keys stay inside std::string's inline buffer). On segment blocks, column keys
-  // and column filters are resolved once per dictionary entry of the block, then per row by
-  // code.
-  struct Interner {
-    std::unordered_map<std::string, uint32_t> ids;
-    std::vector<std::string> values;
-    uint32_t Id(const std::string& v) {
-      auto [it, inserted] = ids.try_emplace(v, static_cast<uint32_t>(values.size()));
-      if (inserted) values.push_back(v);
-      return it->second;
-    }
+  bool minmax = false;
+  for (const QueryColumn& c : req.columns) {
+    minmax |= c.is_metric && (c.func == QueryFunc::kMin || c.func == QueryFunc::kMax);
+  }
+  // A scan without an account (every bucket) runs on up to kMaxScanThreads threads, each over
+  // its share of the segments with its own aggregator; the partial groups are merged after.
+  size_t parts = 1;
+  if (!rf.account_id && snap.version->segments.size() >= kMinSegmentsPerThread * 2) {
+    parts = std::min<size_t>({kMaxScanThreads, std::max(1u, std::thread::hardware_concurrency()),
+                              snap.version->segments.size() / kMinSegmentsPerThread});
+  }
+  std::vector<std::unique_ptr<Aggregator>> aggs;
+  std::vector<Status> statuses(parts);
+  for (size_t p = 0; p < parts; p++)
+    aggs.push_back(std::make_unique<Aggregator>(group, residual, minmax));
+  auto run_part = [&](size_t p) {
+    Aggregator& agg = *aggs[p];
+    Status row_status;
+    ScanPart part;
+    part.part = p;
+    part.parts = parts;
+    Status s = ScanBlocks(
+        rf, cols, snap,
+        [&](const DecodedBlock& b, const uint32_t* rows, size_t n) {
+          row_status = agg.ConsumeBlock(b, rows, n);
+          return row_status.ok();
+        },
+        [&](const Event& e) {
+          row_status = agg.ConsumeEvent(e);
+          return row_status.ok();
+        },
+        part);
+    statuses[p] = s.ok() ? row_status : s;
   };
-  constexpr uint32_t kUnset = UINT32_MAX;
-  std::vector<Interner> interners(group.size());
-  std::vector<std::vector<uint32_t>> code_vid(group.size());   // per block, column keys
-  std::vector<std::vector<int8_t>> code_ok(residual.size());   // per block, column filters
-  const DecodedBlock* block = nullptr;
-  auto column_of = [](const DecodedBlock& b, Column c) -> const StringColumn& {
-    switch (c) {
-      case Column::kAccountId: return b.account_id;
-      case Column::kSubscriptionId: return b.subscription_id;
-      case Column::kProductId: return b.product_id;
-      case Column::kMeterId: return b.meter_id;
-      case Column::kModelId: return b.model_id;
-      case Column::kSource: return b.source;
-      default: return b.unit;
-    }
-  };
-  auto on_new_block = [&]() {
-    for (auto& v : code_vid) v.clear();
-    for (auto& v : code_ok) v.clear();
-  };
-  auto consume = [&](size_t r) -> bool {
-    result->rows_scanned++;
-    bool present;
-    for (size_t i = 0; i < residual.size(); i++) {
-      const auto& [k, f] = residual[i];
-      if (block && k.kind == KeyKind::kColumn) {
-        const StringColumn& c = column_of(*block, k.column);
-        uint32_t code = c.codes[r];
-        if (code == StringColumn::kNullCode) return true;  // a missing value never matches
-        std::vector<int8_t>& ok = code_ok[i];
-        if (ok.empty()) ok.assign(c.dict.size(), -1);
-        if (ok[code] < 0) {
-          ok[code] = std::find(f->values.begin(), f->values.end(), c.dict[code]) != f->values.end();
-        }
-        if (!ok[code]) return true;
-        continue;
-      }
-      row_status = row.Get(k, &scratch, &present);
-      if (!row_status.ok()) return false;
-      if (!present || std::find(f->values.begin(), f->values.end(), scratch) == f->values.end()) {
-        return true;
-      }
-    }
-    gkey.clear();
-    for (size_t g = 0; g < group.size(); g++) {
-      const KeySpec& k = group[g];
-      uint32_t vid;
-      if (block && k.kind == KeyKind::kColumn) {
-        const StringColumn& c = column_of(*block, k.column);
-        uint32_t code = c.codes[r];
-        std::vector<uint32_t>& cv = code_vid[g];
-        if (cv.empty()) cv.assign(c.dict.size() + 1, kUnset);
-        size_t slot = code == StringColumn::kNullCode ? c.dict.size() : code;
-        if (cv[slot] == kUnset) {
-          // A missing column groups as "".
-          cv[slot] = interners[g].Id(code == StringColumn::kNullCode ? std::string() : c.dict[code]);
-        }
-        vid = cv[slot];
-      } else {
-        row_status = row.Get(k, &scratch, &present);
-        if (!row_status.ok()) return false;
-        if (!present) scratch.clear();  // a missing column or dimension groups as ""
-        vid = interners[g].Id(scratch);
-      }
-      gkey.append(reinterpret_cast<const char*>(&vid), sizeof(vid));
-    }
-    auto [it, inserted] = groups.try_emplace(gkey);
-    Acc& a = it->second;
-    if (inserted) {
-      a.values.reserve(group.size());
-      for (size_t g = 0; g < group.size(); g++) {
-        uint32_t vid;
-        std::memcpy(&vid, gkey.data() + g * sizeof(vid), sizeof(vid));
-        a.values.push_back(interners[g].values[vid]);
-      }
-    }
-    __int128 q = row.quantity();
-    a.sum.Add(q);
-    if (a.count == 0 || q < a.min) a.min = q;
-    if (a.count == 0 || q > a.max) a.max = q;
-    a.count++;
-    return true;
-  };
-  RETURN_IF_ERROR(ScanInternal(
-      rf, cols, snap,
-      [&](const DecodedBlock& b, size_t r) {
-        if (block != &b) {
-          row.SetBlock(&b);
-          block = &b;
-        }
-        row.SetRow(r);
-        return consume(r);
-      },
-      [&](const Event& e) {
-        row.SetEvent(&e);
-        block = nullptr;
-        return consume(0);
-      },
-      nullptr, on_new_block));
-  RETURN_IF_ERROR(row_status);
-
-  if (group.empty() && groups.empty()) groups.try_emplace(std::string());
+  std::vector<std::thread> pool;
+  for (size_t p = 1; p < parts; p++) pool.emplace_back(run_part, p);
+  run_part(0);
+  for (auto& t : pool) t.join();
+  for (const Status& s : statuses) RETURN_IF_ERROR(s);
+  for (size_t p = 1; p < parts; p++) aggs[0]->Merge(*aggs[p]);
+  result->rows_scanned = aggs[0]->rows_scanned();
+  if (group.empty()) aggs[0]->EnsureNoKeyGroup();  // an answer without keys has one row
+  const std::deque<Acc>& groups = aggs[0]->groups();
   std::vector<const Acc*> accs;
   accs.reserve(groups.size());
-  for (const auto& [k, a] : groups) accs.push_back(&a);
+  for (const Acc& a : groups) accs.push_back(&a);
 
   // Materialise rows.
   result->names.clear();
@@ -458,23 +778,26 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
     }
     return 0;
   };
-  std::sort(idx.begin(), idx.end(), [&](size_t x, size_t y) {
-    for (const Term& t : terms) {
-      int c;
-      if (t.group >= 0) {
-        c = CompareKey(group[t.group], accs[x]->values[t.group], accs[y]->values[t.group]);
-      } else if (!req.columns[t.column].is_metric) {
-        int g = col_group[t.column];
-        c = CompareKey(group[g], accs[x]->values[g], accs[y]->values[g]);
-      } else {
-        c = CompareValue(rows[x][t.column], rows[y][t.column]);
-      }
-      if (c) return t.desc ? c > 0 : c < 0;
-    }
-    return group_cmp(x, y) < 0;
-  });
   size_t n = idx.size();
   if (req.limit && *req.limit < n) n = static_cast<size_t>(*req.limit);
+  // Only the first n in order are needed (top-N: O(groups * log n)).
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n), idx.end(),
+                    [&](size_t x, size_t y) {
+                      for (const Term& t : terms) {
+                        int c;
+                        if (t.group >= 0) {
+                          c = CompareKey(group[t.group], accs[x]->values[t.group],
+                                         accs[y]->values[t.group]);
+                        } else if (!req.columns[t.column].is_metric) {
+                          int g = col_group[t.column];
+                          c = CompareKey(group[g], accs[x]->values[g], accs[y]->values[g]);
+                        } else {
+                          c = CompareValue(rows[x][t.column], rows[y][t.column]);
+                        }
+                        if (c) return t.desc ? c > 0 : c < 0;
+                      }
+                      return group_cmp(x, y) < 0;
+                    });
   result->rows.reserve(n);
   for (size_t i = 0; i < n; i++) result->rows.push_back(std::move(rows[idx[i]]));
   return Status::OK();
