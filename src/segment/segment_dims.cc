@@ -375,6 +375,7 @@ bool DecodeDimensionsByKey(std::string_view body, size_t n, StringColumn* out) {
   std::vector<uint32_t> ids(n, 0);
   StringColumn col;
   FlatIdMap map;
+  std::vector<uint32_t> dense;
   for (uint64_t k = 0; k < k_count; ++k) {
     uint8_t e;
     std::string_view sub;
@@ -384,6 +385,26 @@ bool DecodeDimensionsByKey(std::string_view body, size_t n, StringColumn* out) {
       return false;
     }
     std::vector<std::pair<uint32_t, uint32_t>>& parent = parents[k];
+    // Prefix ids so far and this key's domain (codes + 1, 0 = absent): when their product is
+    // small, a dense table replaces the hash map.
+    const uint64_t prefixes = k == 0 ? 1 : parents[k - 1].size();
+    const uint64_t domain = uint64_t{col.dict.size()} + 1;
+    if (prefixes * domain <= std::max<uint64_t>(4 * uint64_t{n}, 1 << 16)) {
+      dense.assign(prefixes * domain, UINT32_MAX);
+      for (size_t i = 0; i < n; ++i) {
+        const uint32_t code = col.codes[i] + 1;  // kNullCode wraps to 0
+        if (code >= domain) return false;        // DecodeStringColumn bounds codes
+        uint32_t& id = dense[ids[i] * domain + code];
+        if (id == UINT32_MAX) {
+          id = static_cast<uint32_t>(parent.size());
+          parent.emplace_back(ids[i], code);
+        }
+        ids[i] = id;
+      }
+      values[k] = std::move(col.dict);
+      col.dict.clear();
+      continue;
+    }
     map.Clear();
     uint64_t last_key = UINT64_MAX;
     uint32_t last_id = 0;
@@ -406,24 +427,35 @@ bool DecodeDimensionsByKey(std::string_view body, size_t n, StringColumn* out) {
   }
   if (!d.empty()) return false;
   const size_t combos = k_count == 0 ? 1 : parents[k_count - 1].size();
+  // Each key ("k":) and each value ("v") is escaped once; a combination concatenates them.
+  std::vector<std::string> key_part(k_count);
+  std::vector<std::vector<std::string>> value_part(k_count);
+  for (size_t k = 0; k < k_count; ++k) {
+    AppendEscaped(keys[k], &key_part[k]);
+    key_part[k].push_back(':');
+    value_part[k].resize(values[k].size());
+    for (size_t v = 0; v < values[k].size(); ++v) AppendEscaped(values[k][v], &value_part[k][v]);
+  }
   out->dict.assign(combos, std::string());
   std::vector<uint32_t> codes(k_count);
   for (size_t c = 0; c < combos; ++c) {
     uint32_t id = static_cast<uint32_t>(c);
+    size_t size = 2 + k_count;
     for (size_t k = k_count; k-- > 0;) {
       codes[k] = parents[k][id].second;
       id = parents[k][id].first;
+      if (codes[k] != 0) size += key_part[k].size() + value_part[k][codes[k] - 1].size();
     }
     std::string& s = out->dict[c];
+    s.reserve(size);
     s.push_back('{');
     bool first = true;
     for (size_t k = 0; k < k_count; ++k) {
       if (codes[k] == 0) continue;
       if (!first) s.push_back(',');
       first = false;
-      AppendEscaped(keys[k], &s);
-      s.push_back(':');
-      AppendEscaped(values[k][codes[k] - 1], &s);
+      s.append(key_part[k]);
+      s.append(value_part[k][codes[k] - 1]);
     }
     s.push_back('}');
   }
