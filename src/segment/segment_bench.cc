@@ -5,6 +5,11 @@
 // WRITE_ONLY (skip every scan), for instruction counts of the writer alone:
 //   WRITE_ONLY=1 valgrind --tool=callgrind --toggle-collect='usagedb::WriteSegment*'
 //   segment_bench 50000
+// segment_bench --dir DIR [--rewrite OUT]: bytes/event per column over every *.useg in DIR
+// (e.g. a database's segments/ after usagedb_ingest_bench); with --rewrite, every file's rows
+// are first written again by this build's writer into OUT (same bucket, partition and block
+// size), so an encoding change is measured on the database's real flush sizes. Then a scan of
+// the scan columns over the (rewritten) files (SCAN_PASSES=k for exactly k passes).
 
 #include <zstd.h>
 
@@ -14,6 +19,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
+#include <map>
 #include <random>
 #include <string>
 #include <tuple>
@@ -253,10 +260,170 @@ int Run(size_t rows) {
   return 0;
 }
 
+std::vector<std::string> SegmentFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".useg") files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// Reads every row of `path` and writes them again to out_dir with this build's writer.
+Status Rewrite(const std::string& path, const std::string& out_dir, std::string* out_path,
+               double* write_cpu) {
+  FileSystem* fs = FileSystem::Default();
+  ASSIGN_OR_RETURN(std::unique_ptr<SegmentReader> reader, SegmentReader::Open(fs, path));
+  std::vector<Event> events;
+  events.reserve(reader->info().row_count);
+  DecodedBlock block;
+  for (size_t b = 0; b < reader->num_blocks(); ++b) {
+    RETURN_IF_ERROR(reader->ReadBlock(b, kAllColumns, &block));
+    for (size_t i = 0; i < block.rows; ++i) {
+      RETURN_IF_ERROR(block.MaterializeRow(i, &events.emplace_back()));
+    }
+  }
+  std::vector<const Event*> ptrs;
+  for (const Event& e : events) ptrs.push_back(&e);
+  SegmentInfo info;
+  info.bucket = reader->info().bucket;
+  info.partition = reader->info().partition;
+  info.origin_min_seq = reader->info().origin_min_seq;
+  info.origin_max_seq = reader->info().origin_max_seq;
+  info.origin_replaced = reader->info().origin_replaced;
+  SegmentWriterOptions options;
+  if (const char* v = std::getenv("ROWS_PER_BLOCK")) options.rows_per_block = std::atoi(v);
+  if (const char* v = std::getenv("ZSTD_LEVEL")) options.zstd_level = std::atoi(v);
+  *out_path = out_dir + "/" + std::filesystem::path(path).filename().string();
+  const double cpu0 = ThreadCpuSeconds();
+  RETURN_IF_ERROR(WriteSegment(fs, *out_path, ptrs, options, &info));
+  *write_cpu += ThreadCpuSeconds() - cpu0;
+  // The rewritten file must hold the same rows.
+  ASSIGN_OR_RETURN(std::unique_ptr<SegmentReader> again, SegmentReader::Open(fs, *out_path));
+  size_t row = 0;
+  Event e;
+  for (size_t b = 0; b < again->num_blocks(); ++b) {
+    RETURN_IF_ERROR(again->ReadBlock(b, kAllColumns, &block));
+    for (size_t i = 0; i < block.rows; ++i, ++row) {
+      RETURN_IF_ERROR(block.MaterializeRow(i, &e));
+      if (row >= events.size() || !(e == events[row])) {
+        return Status::Corruption(*out_path + ": row " + std::to_string(row) + " differs");
+      }
+    }
+  }
+  if (row != events.size()) return Status::Corruption(*out_path + ": row count differs");
+  return Status::OK();
+}
+
+int RunDir(const std::string& dir, const std::string& rewrite_dir) {
+  FileSystem* fs = FileSystem::Default();
+  std::vector<std::string> files = SegmentFiles(dir);
+  if (files.empty()) {
+    std::fprintf(stderr, "no *.useg files in %s\n", dir.c_str());
+    return 1;
+  }
+  if (!rewrite_dir.empty()) {
+    std::filesystem::create_directories(rewrite_dir);
+    double write_cpu = 0;
+    for (std::string& f : files) {
+      std::string out;
+      Status s = Rewrite(f, rewrite_dir, &out, &write_cpu);
+      if (!s.ok()) {
+        std::fprintf(stderr, "rewrite: %s\n", s.ToString().c_str());
+        return 1;
+      }
+      f = out;
+    }
+    std::printf("rewrote %zu files: writer %.2f s CPU\n", files.size(), write_cpu);
+  }
+  double column_bytes[kNumColumns] = {};
+  uint64_t rows = 0, file_bytes = 0;
+  std::vector<std::unique_ptr<SegmentReader>> readers;
+  std::map<int, uint64_t> encodings[kNumColumns];  // encoding id -> chunks
+  for (const std::string& f : files) {
+    auto r = SegmentReader::Open(fs, f);
+    if (!r.ok()) {
+      std::fprintf(stderr, "open: %s\n", r.status().ToString().c_str());
+      return 1;
+    }
+    std::string bytes;
+    if (!fs->ReadFileToString(f, &bytes).ok()) return 1;
+    const SegmentReader& s = **r;
+    rows += s.info().row_count;
+    file_bytes += s.info().file_size;
+    for (size_t b = 0; b < s.num_blocks(); ++b) {
+      for (int c = 0; c < kNumColumns; ++c) {
+        const ChunkExtent e = s.chunk_extent(b, static_cast<Column>(c));
+        column_bytes[c] += static_cast<double>(e.size);
+        ++encodings[c][static_cast<uint8_t>(bytes[e.offset]) * 10 +
+                       static_cast<uint8_t>(bytes[e.offset + 1])];
+      }
+    }
+    readers.push_back(std::move(*r));
+  }
+  const double n = static_cast<double>(rows);
+  double sum = 0;
+  for (int c = 0; c < kNumColumns; ++c) {
+    std::printf("%-16s %7.3f  encodings (id*10+codec: chunks)", kColumnNames[c],
+                column_bytes[c] / n);
+    for (const auto& [e, count] : encodings[c]) {
+      std::printf(" %d:%llu", e, static_cast<unsigned long long>(count));
+    }
+    std::printf("\n");
+    sum += column_bytes[c];
+  }
+  std::printf(
+      "columns %.3f file %.3f (footer+header+trailer %.3f) rows %llu files %zu "
+      "rows/file %.0f\n",
+      sum / n, static_cast<double>(file_bytes) / n, (static_cast<double>(file_bytes) - sum) / n,
+      static_cast<unsigned long long>(rows), files.size(), n / static_cast<double>(files.size()));
+  if (std::getenv("WRITE_ONLY") != nullptr) return 0;
+  // Scan of the scan columns (as a query reads them), CPU time.
+  const ColumnMask mask = ColumnBit(Column::kAccountId) | ColumnBit(Column::kProductId) |
+                          ColumnBit(Column::kMeterId) | ColumnBit(Column::kModelId) |
+                          ColumnBit(Column::kTimestampMs) | ColumnBit(Column::kQuantity) |
+                          ColumnBit(Column::kCommitSeq);
+  DecodedBlock block;
+  uint64_t scanned = 0, checksum = 0;
+  const double cpu0 = ThreadCpuSeconds();
+  int reps = 0;
+  // SCAN_PASSES=k: exactly k passes (for instruction counts), else passes for >= 1 s.
+  const int passes = std::getenv("SCAN_PASSES") ? std::atoi(std::getenv("SCAN_PASSES")) : 0;
+  do {
+    for (const auto& r : readers) {
+      for (size_t b = 0; b < r->num_blocks(); ++b) {
+        Status s = r->ReadBlock(b, mask, &block);
+        if (!s.ok()) {
+          std::fprintf(stderr, "read: %s\n", s.ToString().c_str());
+          return 1;
+        }
+        for (size_t i = 0; i < block.rows; ++i) {
+          checksum += block.account_id.codes[i] + static_cast<uint64_t>(block.timestamp_ms[i]) +
+                      block.commit_seq[i] + static_cast<uint64_t>(block.quantity[i]);
+        }
+        scanned += block.rows;
+      }
+    }
+    ++reps;
+  } while (passes > 0 ? reps < passes : ThreadCpuSeconds() - cpu0 < 1.0);
+  const double cpu = ThreadCpuSeconds() - cpu0;
+  std::printf(
+      "scan account+product+meter+model+ts+quantity+seq: %.1fM rows/s per core (CPU "
+      "time, %d passes, checksum %llu)\n",
+      static_cast<double>(scanned) / cpu / 1e6, reps,
+      static_cast<unsigned long long>(checksum % 1000));
+  return 0;
+}
+
 }  // namespace
 }  // namespace usagedb
 
 int main(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[1]) == "--dir") {
+    std::string rewrite;
+    if (argc >= 5 && std::string(argv[3]) == "--rewrite") rewrite = argv[4];
+    return usagedb::RunDir(argv[2], rewrite);
+  }
   std::vector<size_t> sizes = {5000, 20000, 100000};
   if (argc > 1) {
     sizes.clear();

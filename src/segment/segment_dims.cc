@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "util/coding.h"
+
 namespace usagedb::segment {
 namespace {
 
@@ -74,8 +76,14 @@ bool ParseString(std::string_view s, size_t* pos, std::string* out) {
       return true;
     }
     if (c < 0x20) return false;  // the canonical form escapes every control byte
-    if (c != '\\') {
-      out->push_back(s[i++]);
+    if (c != '\\') {             // a run of plain bytes at once
+      size_t j = i + 1;
+      while (j < s.size() && s[j] != '"' && s[j] != '\\' &&
+             static_cast<unsigned char>(s[j]) >= 0x20) {
+        ++j;
+      }
+      out->append(s.data() + i, j - i);
+      i = j;
       continue;
     }
     if (i + 1 >= s.size()) return false;
@@ -255,6 +263,237 @@ bool ParseCanonicalDimensionsString(std::string_view s, Dimensions* out) {
     if (s[pos] != ',') return false;
     ++pos;
   }
+}
+
+}  // namespace usagedb::segment
+
+namespace usagedb::segment {
+namespace {
+
+// Splits a canonical string without escapes into (key, value) views (every '"' then ends a
+// token). Returns false when it has an escape (or is not of that simple shape).
+bool SplitPlain(std::string_view s,
+                std::vector<std::pair<std::string_view, std::string_view>>* out) {
+  if (s.find('\\') != std::string_view::npos || s.size() < 2 || s.front() != '{') return false;
+  size_t pos = 1;
+  if (s.size() == 2) return s.back() == '}';
+  auto token = [&](std::string_view* t) {
+    if (pos >= s.size() || s[pos] != '"') return false;
+    const size_t end = s.find('"', pos + 1);
+    if (end == std::string_view::npos) return false;
+    *t = s.substr(pos + 1, end - pos - 1);
+    pos = end + 1;
+    return true;
+  };
+  while (true) {
+    std::string_view key, value;
+    if (!token(&key) || pos >= s.size() || s[pos++] != ':' || !token(&value)) return false;
+    out->emplace_back(key, value);
+    if (pos >= s.size()) return false;
+    if (s[pos] == '}') return pos + 1 == s.size();
+    if (s[pos++] != ',') return false;
+  }
+}
+
+bool IsStringEncoding(Encoding e) {
+  return e == Encoding::kStringDict || e == Encoding::kStringDictRle ||
+         e == Encoding::kStringPlain || e == Encoding::kStringFixed ||
+         e == Encoding::kStringFixedAlphabet;
+}
+
+}  // namespace
+
+Encoding DimensionsColumnEncoder::Encode(const StringColumnInput& in, StringColumnEncoder* strings,
+                                         std::string* body) {
+  by_key_.clear();
+  const bool by_key = EncodeByKey(in, strings, &by_key_);
+  // With more than a few sets the per-key body is the smaller one (measured on SPEC §9
+  // flushes: always); only then is the whole-string body not built for comparison.
+  constexpr size_t kCompareUpToSets = 16;
+  if (by_key && in.distinct_count > kCompareUpToSets) {
+    body->append(by_key_);
+    return Encoding::kDimensionsByKey;
+  }
+  const size_t start = body->size();
+  const Encoding whole = strings->Encode(in, body);
+  if (by_key && by_key_.size() < body->size() - start) {
+    body->resize(start);
+    body->append(by_key_);
+    return Encoding::kDimensionsByKey;
+  }
+  return whole;
+}
+
+// Body: key_count | lp key{key_count} (strictly increasing) | per key: encoding: uint8 |
+// size: varint | a nullable string column body of the key's raw values (null = key absent).
+// Each distinct set's canonical string is parsed back to pairs (sets are few per block), so
+// the rows' values per key come from a small set x key matrix.
+bool DimensionsColumnEncoder::EncodeByKey(const StringColumnInput& in, StringColumnEncoder* strings,
+                                          std::string* body) {
+  const size_t n = in.n, sets = in.distinct_count;
+  if (in.ids == nullptr || sets == 0) return false;
+  // Pairs of every set: views into the canonical strings, or for the rare set with escapes
+  // into its parsed (unescaped) copy.
+  pairs_.clear();
+  set_end_.resize(sets);
+  size_t escaped = 0;
+  for (size_t j = 0; j < sets; ++j) {
+    const size_t begin = pairs_.size();
+    if (!SplitPlain(in.distinct[j], &pairs_)) {
+      pairs_.resize(begin);
+      if (parsed_.size() <= escaped) parsed_.resize(escaped + 1);
+      Dimensions& owned = parsed_[escaped++];
+      if (!ParseCanonicalDimensionsString(in.distinct[j], &owned)) return false;
+      for (const auto& kv : owned) pairs_.emplace_back(kv.first, kv.second);
+    }
+    set_end_[j] = pairs_.size();
+  }
+  keys_.clear();
+  for (const Pair& kv : pairs_) {  // keys are few: a linear check keeps them distinct
+    if (std::find(keys_.begin(), keys_.end(), kv.first) == keys_.end()) {
+      keys_.push_back(kv.first);
+      if (keys_.size() > kMaxDimensionsByKeyKeys) return false;
+    }
+  }
+  std::sort(keys_.begin(), keys_.end());
+  const size_t k_count = keys_.size();
+  // Every set without keys ("{}" only) or too large a matrix: whole strings.
+  if (k_count == 0 || sets * k_count > 16 * n + 4096) return false;
+  matrix_.resize(sets * k_count);
+  present_.assign(sets * k_count, 0);
+  for (size_t j = 0, p = 0; j < sets; ++j) {
+    for (size_t k = 0; p < set_end_[j]; ++p) {  // both in key order: one merge
+      while (keys_[k] != pairs_[p].first) ++k;
+      matrix_[j * k_count + k] = pairs_[p].second;
+      present_[j * k_count + k] = 1;
+    }
+  }
+  PutVarint64(body, k_count);
+  for (std::string_view key : keys_) PutLengthPrefixed(body, key);
+  values_.resize(n);
+  nulls_.resize(n);
+  for (size_t k = 0; k < k_count; ++k) {
+    for (size_t i = 0; i < n; ++i) {
+      const size_t cell = in.ids[i] * k_count + k;
+      nulls_[i] = !present_[cell];
+      values_[i] = matrix_[cell];
+    }
+    StringColumnInput sub;
+    sub.values = values_.data();
+    sub.nulls = nulls_.data();
+    sub.n = n;
+    sub_.clear();
+    const Encoding e = strings->Encode(sub, &sub_);
+    body->push_back(static_cast<char>(e));
+    PutLengthPrefixed(body, sub_);
+  }
+  return true;
+}
+
+// Combines the keys' codes row by row into dense ids of the distinct combinations seen so
+// far (one id per prefix of keys), so memory stays proportional to the rows and to the
+// distinct combinations however many keys there are; then builds one canonical string per
+// distinct combination by walking its prefix chain back.
+bool DecodeDimensionsByKey(std::string_view body, size_t n, StringColumn* out) {
+  Decoder d(body);
+  uint64_t k_count;
+  if (!d.GetVarint64(&k_count) || k_count == 0 || k_count > kMaxDimensionsByKeyKeys) return false;
+  std::vector<std::string_view> keys(k_count);
+  for (uint64_t k = 0; k < k_count; ++k) {
+    if (!d.GetLengthPrefixed(&keys[k]) || (k > 0 && !(keys[k - 1] < keys[k]))) return false;
+  }
+  std::vector<std::vector<std::string>> values(k_count);
+  // parents[k][id] = (id of the prefix before key k, code + 1 of key k; 0 = absent).
+  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> parents(k_count);
+  std::vector<uint32_t> ids(n, 0);
+  StringColumn col;
+  FlatIdMap map;
+  std::vector<uint32_t> dense;
+  for (uint64_t k = 0; k < k_count; ++k) {
+    uint8_t e;
+    std::string_view sub;
+    if (!d.GetByte(&e) || !IsStringEncoding(static_cast<Encoding>(e)) ||
+        !d.GetLengthPrefixed(&sub) ||
+        !DecodeStringColumn(static_cast<Encoding>(e), sub, n, /*nullable=*/true, &col)) {
+      return false;
+    }
+    std::vector<std::pair<uint32_t, uint32_t>>& parent = parents[k];
+    // Prefix ids so far and this key's domain (codes + 1, 0 = absent): when their product is
+    // small, a dense table replaces the hash map.
+    const uint64_t prefixes = k == 0 ? 1 : parents[k - 1].size();
+    const uint64_t domain = uint64_t{col.dict.size()} + 1;
+    if (prefixes * domain <= std::max<uint64_t>(4 * uint64_t{n}, 1 << 16)) {
+      dense.assign(prefixes * domain, UINT32_MAX);
+      for (size_t i = 0; i < n; ++i) {
+        const uint32_t code = col.codes[i] + 1;  // kNullCode wraps to 0
+        if (code >= domain) return false;        // DecodeStringColumn bounds codes
+        uint32_t& id = dense[ids[i] * domain + code];
+        if (id == UINT32_MAX) {
+          id = static_cast<uint32_t>(parent.size());
+          parent.emplace_back(ids[i], code);
+        }
+        ids[i] = id;
+      }
+      values[k] = std::move(col.dict);
+      col.dict.clear();
+      continue;
+    }
+    map.Clear();
+    uint64_t last_key = UINT64_MAX;
+    uint32_t last_id = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t code = col.codes[i] + 1;  // kNullCode wraps to 0
+      const uint64_t key = (uint64_t{ids[i]} << 32) | code;
+      if (key != last_key) {
+        bool inserted;
+        last_id = map.FindOrInsert(
+            HashInt(key), static_cast<uint32_t>(parent.size()),
+            [&](uint32_t id) { return parent[id].first == ids[i] && parent[id].second == code; },
+            &inserted);
+        if (inserted) parent.emplace_back(ids[i], code);
+        last_key = key;
+      }
+      ids[i] = last_id;
+    }
+    values[k] = std::move(col.dict);
+    col.dict.clear();
+  }
+  if (!d.empty()) return false;
+  const size_t combos = k_count == 0 ? 1 : parents[k_count - 1].size();
+  // Each key ("k":) and each value ("v") is escaped once; a combination concatenates them.
+  std::vector<std::string> key_part(k_count);
+  std::vector<std::vector<std::string>> value_part(k_count);
+  for (size_t k = 0; k < k_count; ++k) {
+    AppendEscaped(keys[k], &key_part[k]);
+    key_part[k].push_back(':');
+    value_part[k].resize(values[k].size());
+    for (size_t v = 0; v < values[k].size(); ++v) AppendEscaped(values[k][v], &value_part[k][v]);
+  }
+  out->dict.assign(combos, std::string());
+  std::vector<uint32_t> codes(k_count);
+  for (size_t c = 0; c < combos; ++c) {
+    uint32_t id = static_cast<uint32_t>(c);
+    size_t size = 2 + k_count;
+    for (size_t k = k_count; k-- > 0;) {
+      codes[k] = parents[k][id].second;
+      id = parents[k][id].first;
+      if (codes[k] != 0) size += key_part[k].size() + value_part[k][codes[k] - 1].size();
+    }
+    std::string& s = out->dict[c];
+    s.reserve(size);
+    s.push_back('{');
+    bool first = true;
+    for (size_t k = 0; k < k_count; ++k) {
+      if (codes[k] == 0) continue;
+      if (!first) s.push_back(',');
+      first = false;
+      s.append(key_part[k]);
+      s.append(value_part[k][codes[k] - 1]);
+    }
+    s.push_back('}');
+  }
+  out->codes = std::move(ids);
+  return true;
 }
 
 }  // namespace usagedb::segment

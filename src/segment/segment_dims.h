@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "segment/segment.h"
+#include "segment/segment_encoding.h"
 #include "segment/segment_hash.h"
 #include "usagedb/event_view.h"
 #include "usagedb/status.h"
@@ -59,5 +61,37 @@ class DimensionsDictionary {
   std::string arena_;
   FlatIdMap by_content_, by_encoded_, by_canonical_;
 };
+
+// At most this many distinct keys in a kDimensionsByKey body (the writer falls back to
+// whole canonical strings above it; a reader reports more as corrupt).
+constexpr size_t kMaxDimensionsByKeyKeys = 64;
+
+// Encodes a block's dimensions column (in: the canonical strings as a StringColumnInput with
+// ids/distinct from DimensionsDictionary) as the smaller body of kDimensionsByKey (one
+// nullable sub-column of raw values per key) and the whole-string encodings. Appends the
+// body to *body and returns its encoding. Reuses its buffers across blocks; not thread-safe.
+class DimensionsColumnEncoder {
+ public:
+  Encoding Encode(const StringColumnInput& in, StringColumnEncoder* strings, std::string* body);
+
+ private:
+  // Appends the kDimensionsByKey body; false (appending nothing) when it does not apply.
+  bool EncodeByKey(const StringColumnInput& in, StringColumnEncoder* strings, std::string* body);
+
+  using Pair = std::pair<std::string_view, std::string_view>;
+  std::vector<Dimensions> parsed_;        // per distinct set with escapes (owns the bytes)
+  std::vector<Pair> pairs_;               // every set's pairs, views into in.distinct/parsed_
+  std::vector<size_t> set_end_;           // set j's pairs: pairs_[set_end_[j-1], set_end_[j])
+  std::vector<std::string_view> keys_;    // sorted union of keys
+  std::vector<std::string_view> matrix_;  // [set * keys + key] -> value
+  std::vector<uint8_t> present_;          // [set * keys + key] -> the set has the key
+  std::vector<std::string_view> values_;  // per row, one key
+  std::vector<uint8_t> nulls_;            // per row, one key
+  std::string by_key_, sub_;
+};
+
+// Decodes a kDimensionsByKey body into canonical dimension strings (one dictionary entry per
+// distinct combination). Returns false on a malformed body.
+bool DecodeDimensionsByKey(std::string_view body, size_t n, StringColumn* out);
 
 }  // namespace usagedb::segment

@@ -495,11 +495,149 @@ bool EncodeInt64StepsBySeq(const int64_t* v, const uint64_t* seqs, size_t n, std
   return true;
 }
 
+bool EncodeInt64OffsetBySeq(const int64_t* v, const uint64_t* seqs, size_t n, std::string* body) {
+  const auto [lo_it, hi_it] = std::minmax_element(seqs, seqs + n);
+  const uint64_t lo = *lo_it;
+  if (*hi_it - lo >= n) return false;
+  const size_t count = static_cast<size_t>(*hi_it - lo) + 1;
+  // Bucket the values by seq (counting sort), then the median of each bucket is its base.
+  std::vector<uint32_t> start(count + 1, 0);
+  for (size_t i = 0; i < n; ++i) ++start[seqs[i] - lo + 1];
+  for (size_t k = 0; k < count; ++k) start[k + 1] += start[k];
+  std::vector<int64_t> by_seq(n);
+  {
+    std::vector<uint32_t> fill(start.begin(), start.end() - 1);
+    for (size_t i = 0; i < n; ++i) by_seq[fill[seqs[i] - lo]++] = v[i];
+  }
+  std::vector<int64_t> base(count);
+  for (size_t k = 0; k < count; ++k) {
+    if (start[k] == start[k + 1]) {  // no row with this seq: repeat the previous base
+      base[k] = k > 0 ? base[k - 1] : 0;
+      continue;
+    }
+    int64_t* b = by_seq.data() + start[k];
+    int64_t* e = by_seq.data() + start[k + 1];
+    int64_t* mid = b + (e - b - 1) / 2;
+    std::nth_element(b, mid, e);
+    base[k] = *mid;
+  }
+  // Offsets from the bases; the window [offset, offset + 2^width) that minimises the
+  // estimated size (packed bits + ~5 bytes per exception) over the widths near the full one.
+  // Windows start at one of the lowest n/16 + 1 offsets (late events lie below their batch;
+  // more exceptions than that never pay for a width saving of at most 16 bits per row).
+  std::vector<int64_t> res(n);
+  for (size_t i = 0; i < n; ++i) res[i] = WrapSub(v[i], base[seqs[i] - lo]);
+  std::vector<int64_t> sorted(res);
+  std::sort(sorted.begin(), sorted.end());
+  const int full =
+      BitWidth(static_cast<uint64_t>(sorted.back()) - static_cast<uint64_t>(sorted.front()));
+  int width = full;
+  int64_t offset = sorted.front();
+  size_t best = BitPackedBytes(n, full);
+  constexpr size_t kExceptionBytes = 5;
+  for (int w = std::max(0, full - 16); w < full; ++w) {
+    const uint64_t span = (uint64_t{1} << w) - 1;  // w < 64
+    size_t covered = 0, at = 0;
+    for (size_t a = 0; a <= n / 16; ++a) {  // window starting at sorted[a]
+      const uint64_t low = static_cast<uint64_t>(sorted[a]);
+      // Rows in the window: sorted[a..b) (wrapping differences are monotone from a on).
+      const size_t b = static_cast<size_t>(
+          std::partition_point(sorted.begin() + static_cast<std::ptrdiff_t>(a), sorted.end(),
+                               [&](int64_t x) { return static_cast<uint64_t>(x) - low <= span; }) -
+          sorted.begin());
+      if (b - a > covered) {
+        covered = b - a;
+        at = a;
+      }
+      if (b == n) break;
+    }
+    const size_t size = BitPackedBytes(n, w) + (n - covered) * kExceptionBytes;
+    if (size < best) {
+      best = size;
+      width = w;
+      offset = sorted[at];
+    }
+  }
+  const uint64_t span = width == 64 ? ~uint64_t{0} : (uint64_t{1} << width) - 1;
+  PutVarint64(body, lo);
+  PutVarint64(body, count);
+  PutVarint64(body, ZigZagEncode64(base[0]));
+  for (size_t k = 1; k < count; ++k)
+    PutVarint64(body, ZigZagEncode64(WrapSub(base[k], base[k - 1])));
+  PutVarint64(body, ZigZagEncode64(offset));
+  body->push_back(static_cast<char>(width));
+  size_t exceptions = 0;
+  if (width > 0) {
+    BitWriter w(Extend(body, BitPackedBytes(n, width)));
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t d = static_cast<uint64_t>(res[i]) - static_cast<uint64_t>(offset);
+      const bool in = d <= span;
+      exceptions += !in;
+      w.Put(in ? d : 0, width);
+    }
+    w.Finish();
+  } else {
+    for (size_t i = 0; i < n; ++i) exceptions += res[i] != offset;
+  }
+  PutVarint64(body, exceptions);
+  for (size_t i = 0, prev = 0; i < n; ++i) {
+    const uint64_t d = static_cast<uint64_t>(res[i]) - static_cast<uint64_t>(offset);
+    if (d <= span) continue;
+    PutVarint64(body, i - prev);
+    PutVarint64(body, ZigZagEncode64(res[i]));
+    prev = i;
+  }
+  return true;
+}
+
 bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const uint64_t* seqs,
                        int64_t* out) {
   BodyReader r(body);
   uint64_t x;
   switch (encoding) {
+    case Encoding::kIntOffsetBySeq: {
+      uint64_t lo, count;
+      if (seqs == nullptr || !r.Varint64(&lo) || !r.Varint64(&count) || count == 0 || count > n ||
+          count - 1 > UINT64_MAX - lo) {
+        return false;
+      }
+      std::vector<int64_t> base(count);
+      int64_t b = 0;
+      for (uint64_t k = 0; k < count; ++k) {
+        if (!r.Varint64(&x)) return false;
+        b = WrapAdd(b, static_cast<uint64_t>(ZigZagDecode64(x)));
+        base[k] = b;
+      }
+      uint8_t width;
+      if (!r.Varint64(&x) || !r.Byte(&width) || width > 64) return false;
+      const uint64_t offset = static_cast<uint64_t>(ZigZagDecode64(x));
+      const uint8_t* bits;
+      const size_t bytes = BitPackedBytes(n, width);
+      if (!r.Bytes(bytes, &bits)) return false;
+      // Every row's seq must index the table (one branch-free pass), then each value is
+      // its base (offset folded in) plus the unpacked bits.
+      uint64_t max_index = 0;
+      for (size_t i = 0; i < n; ++i) max_index = std::max(max_index, seqs[i] - lo);
+      if (max_index >= count) return false;
+      for (int64_t& v : base) v = WrapAdd(v, offset);
+      auto* u = reinterpret_cast<uint64_t*>(out);
+      UnpackBits(bits, bytes, n, width, u);
+      const int64_t* with_offset = base.data();
+      for (size_t i = 0; i < n; ++i) out[i] = WrapAdd(with_offset[seqs[i] - lo], u[i]);
+      uint64_t exceptions;
+      if (!r.Varint64(&exceptions) || exceptions > n) return false;
+      size_t row = 0;
+      for (uint64_t k = 0; k < exceptions; ++k) {
+        uint64_t gap;
+        if (!r.Varint64(&gap) || (k > 0 && gap == 0) || gap >= n - row || !r.Varint64(&x)) {
+          return false;
+        }
+        row += gap;
+        out[row] = WrapAdd(WrapSub(base[seqs[row] - lo], static_cast<int64_t>(offset)),
+                           static_cast<uint64_t>(ZigZagDecode64(x)));
+      }
+      return r.empty();
+    }
     case Encoding::kIntStepsBySeq: {
       uint64_t count, seq;
       if (seqs == nullptr || !r.Varint64(&count) || count == 0 || count > n) return false;

@@ -55,7 +55,14 @@ void EncodeInt64As(Encoding encoding, const int64_t* values, size_t n, std::stri
 // seq carry different values.
 bool EncodeInt64StepsBySeq(const int64_t* values, const uint64_t* seqs, size_t n,
                            std::string* body);
-// seqs: the block's commit_seq column, needed by kIntStepsBySeq only (may be null otherwise).
+// kIntOffsetBySeq: values as a base per commit_seq (the median of the seq's rows: a commit
+// batch spans a short time) plus bit-packed offsets, with outliers (late events) as
+// exceptions. Returns false (appending nothing) when the block's seq range is wider than its
+// row count, where a base per seq would not pay.
+bool EncodeInt64OffsetBySeq(const int64_t* values, const uint64_t* seqs, size_t n,
+                            std::string* body);
+// seqs: the block's commit_seq column, needed by kIntStepsBySeq and kIntOffsetBySeq only (may
+// be null otherwise).
 bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const uint64_t* seqs,
                        int64_t* out);
 

@@ -1,5 +1,9 @@
 #include "segment/segment_footer.h"
 
+#include <zstd.h>
+
+#include <memory>
+
 #include "util/coding.h"
 
 namespace usagedb::segment {
@@ -64,7 +68,9 @@ const char* ColumnName(Column c) {
   return i >= 0 && i < kNumColumns ? kNames[i] : "?";
 }
 
-void EncodeFooter(const Footer& f, std::string* dst) {
+namespace {
+
+void EncodeFooterBody(const Footer& f, std::string* dst) {
   const SegmentInfo& info = f.info;
   PutVarint32(dst, info.bucket);
   PutVarint64(dst, ZigZagEncode64(info.partition));
@@ -105,7 +111,8 @@ void EncodeFooter(const Footer& f, std::string* dst) {
   }
 }
 
-bool DecodeFooter(std::string_view in, uint64_t footer_offset, Footer* f) {
+// has_receipt: false for version 1 (no receipt stored; it stays all zero).
+bool DecodeFooterBody(std::string_view in, uint64_t footer_offset, bool has_receipt, Footer* f) {
   Decoder d(in);
   SegmentInfo& info = f->info;
   uint64_t partition, replaced, num_blocks;
@@ -126,10 +133,12 @@ bool DecodeFooter(std::string_view in, uint64_t footer_offset, Footer* f) {
     if (!d.GetVarint64(&n)) return false;
   }
   FlushReceipt& r = info.receipt;
-  if (!d.GetVarint32(&r.segment_count) || !d.GetVarint64(&r.event_count) ||
-      !d.GetVarint64(&r.dedupe_run) || !d.GetVarint64(&r.conflict_log) ||
-      !d.GetVarint64(&r.conflict_count) || !GetSigned64(&d, &r.max_ingested_at_ms) ||
-      !d.GetVarint64(&r.last_sequence)) {
+  r = FlushReceipt();
+  if (has_receipt &&
+      (!d.GetVarint32(&r.segment_count) || !d.GetVarint64(&r.event_count) ||
+       !d.GetVarint64(&r.dedupe_run) || !d.GetVarint64(&r.conflict_log) ||
+       !d.GetVarint64(&r.conflict_count) || !GetSigned64(&d, &r.max_ingested_at_ms) ||
+       !d.GetVarint64(&r.last_sequence))) {
     return false;
   }
   if (!d.GetVarint32(&f->rows_per_block) || !d.GetVarint64(&num_blocks) ||
@@ -161,6 +170,65 @@ bool DecodeFooter(std::string_view in, uint64_t footer_offset, Footer* f) {
     }
   }
   return d.empty() && offset == footer_offset && rows == info.row_count && num_blocks > 0;
+}
+
+}  // namespace
+
+// The footer is mostly zone-map id sets that repeat from block to block (model names share
+// prefixes too), so it is stored as a zstd frame when that pays.
+struct CCtxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+
+void EncodeFooter(const Footer& footer, std::string* dst) {
+  std::string raw;
+  EncodeFooterBody(footer, &raw);
+  // One context per thread (a fresh one per file would cost more than the frame); small
+  // match tables suffice for a footer (its repeats are the block entries' id sets).
+  thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx;
+  if (!cctx) {
+    cctx.reset(ZSTD_createCCtx());
+    if (cctx) {
+      (void)ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, 3);
+      (void)ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_hashLog, 13);
+      (void)ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_chainLog, 13);
+    }
+  }
+  std::string frame(ZSTD_compressBound(raw.size()), '\0');
+  const size_t z =
+      cctx ? ZSTD_compress2(cctx.get(), frame.data(), frame.size(), raw.data(), raw.size())
+           : ZSTD_compress(frame.data(), frame.size(), raw.data(), raw.size(), 3);
+  if (!ZSTD_isError(z) && z + 10 < raw.size() && raw.size() <= z * kMaxZstdRatio + kZstdRawSlack &&
+      raw.size() <= kMaxChunkRawSize) {
+    dst->push_back(static_cast<char>(Codec::kZstd));
+    PutVarint64(dst, raw.size());
+    dst->append(frame.data(), z);
+  } else {
+    dst->push_back(static_cast<char>(Codec::kNone));
+    dst->append(raw);
+  }
+}
+
+bool DecodeFooter(std::string_view in, uint64_t footer_offset, uint32_t version, Footer* footer) {
+  if (version == kVersionRawFooter) return DecodeFooterBody(in, footer_offset, false, footer);
+  Decoder d(in);
+  uint8_t codec;
+  if (!d.GetByte(&codec)) return false;
+  const std::string_view rest(d.pos(), d.remaining());
+  if (codec == static_cast<uint8_t>(Codec::kNone)) {
+    return DecodeFooterBody(rest, footer_offset, true, footer);
+  }
+  uint64_t raw_size;
+  if (codec != static_cast<uint8_t>(Codec::kZstd) || !d.GetVarint64(&raw_size)) return false;
+  const std::string_view frame(d.pos(), d.remaining());
+  if (raw_size > kMaxChunkRawSize || raw_size > frame.size() * kMaxZstdRatio + kZstdRawSlack ||
+      ZSTD_getFrameContentSize(frame.data(), frame.size()) != raw_size) {
+    return false;
+  }
+  std::string raw(raw_size, '\0');
+  const size_t got = ZSTD_decompress(raw.data(), raw.size(), frame.data(), frame.size());
+  if (ZSTD_isError(got) || got != raw_size) return false;
+  return DecodeFooterBody(raw, footer_offset, true, footer);
 }
 
 }  // namespace usagedb::segment

@@ -29,12 +29,15 @@ struct Footer {
   std::vector<BlockEntry> blocks;
 };
 
+// Appends the footer as this version stores it: codec: uint8 | [raw_size: varint64 when
+// zstd] | the footer body, or one zstd frame of it.
 void EncodeFooter(const Footer& footer, std::string* dst);
-// Parses the footer syntax and derives offsets (blocks start at kHeaderSize, contiguous).
+// Parses the footer of a file of `version` (kVersionRawFooter: the bare body; later: as
+// EncodeFooter writes it) and derives offsets (blocks start at kHeaderSize, contiguous).
 // Returns false on malformed bytes; the structural checks (sizes against the file, row
 // totals) are DecodeFooter's too: returns false unless the blocks end exactly at
 // footer_offset and their rows sum to info.row_count.
-bool DecodeFooter(std::string_view in, uint64_t footer_offset, Footer* footer);
+bool DecodeFooter(std::string_view in, uint64_t footer_offset, uint32_t version, Footer* footer);
 
 // Physical position of a column in a block.
 int PhysicalIndex(Column c);

@@ -19,10 +19,13 @@
 namespace usagedb::segment {
 
 constexpr char kMagic[8] = {'U', 'S', 'D', 'B', 'S', 'E', 'G', '1'};
-// Version table: 1 = the first format; 2 = the footer carries the flush receipt (this one).
-// A reader reads only kVersion (no database was deployed with version 1): other versions are
-// Corruption "unsupported segment version".
-constexpr uint32_t kVersion = 2;
+// Version table (docs/parts/segment.md): 1 = the first format; 2 = the footer carries the flush
+// receipt (never released, not read); 3 = compressed footer, kDimensionsByKey,
+// kIntOffsetBySeq, and the receipt. The writer writes kVersion; the reader also reads
+// kVersionRawFooter, the last version whose footer is stored without a codec byte (and
+// without a receipt: it reads as all zero).
+constexpr uint32_t kVersion = 3;
+constexpr uint32_t kVersionRawFooter = 1;
 constexpr uint32_t kHeaderSize = 12;
 constexpr uint32_t kTrailerSize = 28;
 
@@ -53,12 +56,14 @@ enum class Encoding : uint8_t {
   kStringPlain = 3,          // common prefix + per-row lengths + suffix bytes
   kStringFixed = 4,          // common prefix + one suffix length + null bitmap + suffix bytes
   kStringFixedAlphabet = 5,  // as kStringFixed, suffix bytes as bit-packed alphabet indices
+  kDimensionsByKey = 6,      // dimensions only: per key, a nullable string column of values
   // 64-bit integer columns (kind, timestamps, commit seq; uint64 stored as its bit pattern).
   kIntDeltaVarint = 10,  // first value, then zigzag varint deltas (wrapping)
   kIntFor = 11,          // frame of reference: base + bit-packed (v - base)
   kIntRle = 12,          // (value, run length) runs
   kIntDeltaFor = 13,     // first value + base delta + bit-packed (delta - base delta)
   kIntStepsBySeq = 14,   // ingested_at only: a step function of the block's commit_seq
+  kIntOffsetBySeq = 15,  // timestamp_ms only: a base per commit_seq + bit-packed offsets
   // 128-bit integer columns (quantity).
   kInt128Varint = 20,  // zigzag varint128 per row
   kInt128For = 21,     // base + bit-packed (v - base), when max - min < 2^64

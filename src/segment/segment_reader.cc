@@ -122,9 +122,12 @@ class SegmentReaderImpl final : public SegmentReader {
     columns &= kAllColumns;
     const BlockEntry& b = footer_.blocks[block];
     out->rows = b.rows;
-    // ingested_at may be encoded as a function of commit_seq, which precedes it physically.
+    // ingested_at and timestamp may be encoded as functions of commit_seq, which is decoded
+    // first.
     ColumnMask needed = columns;
-    if (columns & ColumnBit(Column::kIngestedAtMs)) needed |= ColumnBit(Column::kCommitSeq);
+    constexpr ColumnMask kBySeq =
+        ColumnBit(Column::kIngestedAtMs) | ColumnBit(Column::kTimestampMs);
+    if (columns & kBySeq) needed |= ColumnBit(Column::kCommitSeq);
     // One read covering the physical span of the needed chunks.
     int first = -1, last = -1;
     for (int i = 0; i < kNumColumns; ++i) {
@@ -143,12 +146,17 @@ class SegmentReaderImpl final : public SegmentReader {
     if (scratch.read_buf.size() != span_end - span_begin) {
       return Corrupt(block, "truncated block");
     }
-    for (int i = first; i <= last; ++i) {
-      const Column c = segment::kPhysicalColumnOrder[i];
-      if (!(needed & ColumnBit(c))) continue;
+    auto decode = [&](int i) {
       const std::string_view chunk(scratch.read_buf.data() + (b.chunk_offset[i] - span_begin),
                                    b.chunk_size[i]);
-      RETURN_IF_ERROR(DecodeChunk(block, c, chunk, b.rows, &scratch, out));
+      return DecodeChunk(block, segment::kPhysicalColumnOrder[i], chunk, b.rows, &scratch, out);
+    };
+    const bool seqs_first = (needed & kBySeq) != 0;
+    if (seqs_first) RETURN_IF_ERROR(decode(segment::PhysicalIndex(Column::kCommitSeq)));
+    for (int i = first; i <= last; ++i) {
+      const Column c = segment::kPhysicalColumnOrder[i];
+      if (!(needed & ColumnBit(c)) || (seqs_first && c == Column::kCommitSeq)) continue;
+      RETURN_IF_ERROR(decode(i));
     }
     if (!(columns & ColumnBit(Column::kCommitSeq))) out->commit_seq.clear();
     return CheckDecoded(block, columns, out);
@@ -215,7 +223,8 @@ class SegmentReaderImpl final : public SegmentReader {
       case Column::kCommitSeq: {
         known = encoding == Encoding::kIntFor || encoding == Encoding::kIntDeltaFor ||
                 encoding == Encoding::kIntRle || encoding == Encoding::kIntDeltaVarint ||
-                (encoding == Encoding::kIntStepsBySeq && c == Column::kIngestedAtMs);
+                (encoding == Encoding::kIntStepsBySeq && c == Column::kIngestedAtMs) ||
+                (encoding == Encoding::kIntOffsetBySeq && c == Column::kTimestampMs);
         if (!known) break;
         if (c == Column::kKind) {
           ints_scratch_.resize(n);
@@ -244,6 +253,12 @@ class SegmentReaderImpl final : public SegmentReader {
         out->quantity.resize(n);
         ok = segment::DecodeInt128Column(encoding, body, n, out->quantity.data());
         break;
+      case Column::kDimensions:
+        if (encoding == Encoding::kDimensionsByKey) {
+          ok = segment::DecodeDimensionsByKey(body, n, &out->dimensions);
+          break;
+        }
+        [[fallthrough]];
       default:
         known = encoding == Encoding::kStringDict || encoding == Encoding::kStringDictRle ||
                 encoding == Encoding::kStringPlain || encoding == Encoding::kStringFixed ||
@@ -329,10 +344,16 @@ Result<std::unique_ptr<SegmentReader>> SegmentReader::Open(FileSystem* fs,
   }
   const uint32_t header_version = DecodeFixed32(header.data() + 8);
   const uint32_t trailer_version = DecodeFixed32(trailer.data() + 16);
-  if (header_version != segment::kVersion || trailer_version != segment::kVersion) {
-    const uint32_t bad = header_version != segment::kVersion ? header_version : trailer_version;
+  auto known = [](uint32_t v) { return v == segment::kVersionRawFooter || v == segment::kVersion; };
+  if (!known(header_version) || !known(trailer_version)) {
+    const uint32_t bad = !known(header_version) ? header_version : trailer_version;
     return corrupt("unsupported segment version " + std::to_string(bad) +
-                   " (this build reads version " + std::to_string(segment::kVersion) + ")");
+                   " (this build reads versions " + std::to_string(segment::kVersionRawFooter) +
+                   " and " + std::to_string(segment::kVersion) + ")");
+  }
+  if (header_version != trailer_version) {
+    return corrupt("header version " + std::to_string(header_version) +
+                   " differs from trailer version " + std::to_string(trailer_version));
   }
   const uint64_t footer_offset = DecodeFixed64(trailer.data());
   const uint32_t footer_size = DecodeFixed32(trailer.data() + 8);
@@ -346,7 +367,7 @@ Result<std::unique_ptr<SegmentReader>> SegmentReader::Open(FileSystem* fs,
   if (footer_bytes.size() != footer_size) return corrupt("truncated footer");
   if (crc32c::Value(footer_bytes) != footer_crc) return corrupt("footer checksum mismatch");
   Footer footer;
-  if (!segment::DecodeFooter(footer_bytes, footer_offset, &footer)) {
+  if (!segment::DecodeFooter(footer_bytes, footer_offset, header_version, &footer)) {
     return corrupt("malformed footer");
   }
   footer.info.file_size = size;

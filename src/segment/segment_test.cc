@@ -17,6 +17,7 @@
 
 #include "segment/segment_dims.h"
 #include "segment/segment_encoding.h"
+#include "segment/segment_footer.h"
 #include "segment/segment_format.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -355,6 +356,90 @@ TEST_F(SegmentTest, IngestedAtReadAloneWhenEncodedBySeq) {
     EXPECT_EQ(events[250 + i].ingested_at_ms, block.ingested_at_ms[i]);
 }
 
+// Events as a database flush sees them: commit batches of 8 (one seq each, an hour apart)
+// whose timestamps lie within a few seconds of the batch's time, one late event, dimensions
+// with several keys.
+std::vector<Event> MakeBatchedEvents(int n) {
+  std::vector<Event> events;
+  std::mt19937 rng(17);
+  for (int i = 0; i < n; ++i) {
+    Event e = MakeEvent(i);
+    e.commit_seq = 1000 + static_cast<uint64_t>(i / 8);
+    e.timestamp_ms = kMay2024Ms + kDayMs + (i / 8) * 3600000 + static_cast<int64_t>(rng() % 5000);
+    if (i == 13) e.timestamp_ms -= 5 * 3600 * 1000;  // late: an exception
+    e.ingested_at_ms = kMay2024Ms + 40 * kDayMs + i / 8;
+    if (i % 3 == 0) e.dimensions.emplace_back("agent", "agent-" + std::to_string(i % 5));
+    if (i % 7 == 0) e.dimensions.emplace_back("tool", i % 2 ? "grep" : "q\"\\\x01");
+    if (i % 11 == 0) e.dimensions.clear();
+    std::sort(e.dimensions.begin(), e.dimensions.end());  // as MaterializeRow returns them
+    events.push_back(std::move(e));
+  }
+  std::sort(events.begin(), events.end(), BillingLess);
+  return events;
+}
+
+TEST_F(SegmentTest, NewEncodingsRoundTripAndTimestampsReadAlone) {
+  const auto events = MakeBatchedEvents(600);
+  ASSERT_TRUE(Write(events, 200).ok());
+  std::vector<Event> got;
+  ASSERT_TRUE(ReadAll(&got).ok());
+  EXPECT_EQ(events, got);
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  EXPECT_TRUE((*reader)->VerifyAll().ok());
+  const std::string file = Contents();
+  for (size_t b = 0; b < 3; ++b) {
+    EXPECT_EQ(static_cast<char>(segment::Encoding::kIntOffsetBySeq),
+              file[(*reader)->chunk_extent(b, Column::kTimestampMs).offset]);
+    EXPECT_EQ(static_cast<char>(segment::Encoding::kDimensionsByKey),
+              file[(*reader)->chunk_extent(b, Column::kDimensions).offset]);
+  }
+  // Timestamps alone: commit_seq is decoded for them but not handed out.
+  DecodedBlock block;
+  ASSERT_TRUE((*reader)->ReadBlock(1, kAllColumns, &block).ok());
+  ASSERT_TRUE((*reader)->ReadBlock(1, ColumnBit(Column::kTimestampMs), &block).ok());
+  EXPECT_TRUE(block.commit_seq.empty());
+  ASSERT_EQ(200u, block.timestamp_ms.size());
+  for (size_t i = 0; i < 200; ++i) EXPECT_EQ(events[200 + i].timestamp_ms, block.timestamp_ms[i]);
+  // Dimensions alone, as the query engine's dim.<key> groups read them.
+  ASSERT_TRUE((*reader)->ReadBlock(2, ColumnBit(Column::kDimensions), &block).ok());
+  for (size_t i = 0; i < 200; ++i) {
+    EXPECT_EQ(segment::CanonicalDimensionsString(events[400 + i].dimensions),
+              block.dimensions.Get(i));
+  }
+}
+
+TEST_F(SegmentTest, MutatedNewEncodingsWithFixedCrcNeverCrash) {
+  fs_ = &mem_fs_;
+  ASSERT_TRUE(Write(MakeBatchedEvents(120), 40).ok());
+  const std::string good = Contents();
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  std::mt19937_64 rng(8);
+  for (int iter = 0; iter < 4000; ++iter) {
+    const size_t block = rng() % (*reader)->num_blocks();
+    const Column column = rng() % 2 ? Column::kTimestampMs : Column::kDimensions;
+    const ChunkExtent c = (*reader)->chunk_extent(block, column);
+    std::string file = good;
+    const int flips = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < flips; ++k) {
+      file[c.offset + 2 + rng() % (c.size - 6)] = static_cast<char>(rng() % 3 ? rng() : rng() % 4);
+    }
+    FixChunkCrc(&file, c);
+    Overwrite(file);
+    auto damaged = Open();
+    ASSERT_TRUE(damaged.ok());
+    DecodedBlock decoded;
+    Status s = (*damaged)->ReadBlock(block, kAllColumns, &decoded);
+    if (s.ok()) {
+      Event e;
+      for (size_t r = 0; r < decoded.rows && s.ok(); ++r) s = decoded.MaterializeRow(r, &e);
+    }
+    ASSERT_TRUE(s.ok() || s.IsCorruption()) << s.ToString();
+    if (!s.ok()) ExpectCorruptionNamingFile(s);
+  }
+}
+
 TEST_F(SegmentTest, ZoneMapsDescribeBlocks) {
   const auto events = MakeEvents(100);
   ASSERT_TRUE(Write(events, 16).ok());
@@ -595,6 +680,7 @@ TEST_F(SegmentTest, UnknownEncodingIsCorruption) {
 TEST_F(SegmentTest, UnknownVersion) {
   ASSERT_TRUE(Write(MakeEvents(5)).ok());
   const std::string good = Contents();
+  EXPECT_EQ(segment::kVersion, DecodeFixed32(good.data() + 8));
   for (size_t offset : {size_t{8}, good.size() - 12}) {  // header version, trailer version
     std::string file = good;
     EncodeFixed32(file.data() + offset, segment::kVersion + 1);
@@ -606,6 +692,56 @@ TEST_F(SegmentTest, UnknownVersion) {
               reader.status().message().find("version " + std::to_string(segment::kVersion + 1)))
         << reader.status().ToString();
   }
+  // Both versions are readable, but header and trailer must agree: a current file whose
+  // header names the raw-footer version would have its compressed footer parsed as raw.
+  std::string file = good;
+  EncodeFixed32(file.data() + 8, segment::kVersionRawFooter);
+  Overwrite(file);
+  const auto reader = Open();
+  ASSERT_FALSE(reader.ok());
+  ExpectCorruptionNamingFile(reader.status());
+}
+
+TEST_F(SegmentTest, FooterIsCompressedWhenItPays) {
+  // 40 blocks of zone maps with the same id sets: the footer shrinks to a zstd frame.
+  const auto events = MakeEvents(400);
+  ASSERT_TRUE(Write(events, 10).ok());
+  const std::string file = Contents();
+  const uint64_t footer_offset = DecodeFixed64(file.data() + file.size() - 28);
+  EXPECT_EQ(static_cast<char>(segment::Codec::kZstd), file[footer_offset]);
+  std::vector<Event> got;
+  ASSERT_TRUE(ReadAll(&got).ok());
+  EXPECT_EQ(events, got);
+  // A footer zstd cannot shrink (random ids, nothing repeated) is stored raw.
+  std::mt19937_64 rng(9);
+  auto random_id = [&] {
+    std::string id;
+    for (int i = 0; i < 40; ++i) id.push_back(static_cast<char>(rng()));
+    return id;
+  };
+  segment::Footer footer;
+  footer.info.row_count = 5;
+  footer.info.min_account_id = random_id();
+  footer.info.max_account_id = random_id();
+  footer.rows_per_block = 5;
+  segment::BlockEntry& b = footer.blocks.emplace_back();
+  b.rows = 5;
+  for (uint32_t& size : b.chunk_size) size = 6;
+  b.zone.min_account_id = random_id();
+  b.zone.max_account_id = random_id();
+  b.zone.product_ids = {random_id()};
+  std::string raw;
+  segment::EncodeFooter(footer, &raw);
+  ASSERT_EQ(static_cast<char>(segment::Codec::kNone), raw[0]);
+  segment::Footer decoded;
+  const uint64_t end = segment::kHeaderSize + 6 * kNumColumns;
+  ASSERT_TRUE(segment::DecodeFooter(raw, end, segment::kVersion, &decoded));
+  EXPECT_EQ(footer.info.max_account_id, decoded.info.max_account_id);
+  EXPECT_EQ(footer.blocks[0].zone.product_ids, decoded.blocks[0].zone.product_ids);
+  // The same bytes are not a version-1 footer (no codec byte there), nor is the body without
+  // its codec byte (a version-1 footer has no receipt).
+  EXPECT_FALSE(segment::DecodeFooter(raw, end, segment::kVersionRawFooter, &decoded));
+  EXPECT_FALSE(segment::DecodeFooter(raw.substr(1), end, segment::kVersionRawFooter, &decoded));
 }
 
 TEST_F(SegmentTest, MutatedBytesNeverCrash) {
@@ -715,25 +851,31 @@ std::vector<Event> GoldenEvents() {
   return events;
 }
 
-TEST_F(SegmentTest, GoldenFileStillDecodes) {
-  const std::string golden = std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/v2.useg";
-  const auto expected = GoldenEvents();
-  if (std::getenv("USAGEDB_UPDATE_GOLDEN") != nullptr) {
-    SegmentInfo info;
-    info.bucket = 5;
-    info.partition = MonthPartition(kMay2024Ms);
-    info.origin_min_seq = 5000;
-    info.origin_max_seq = 5119;
-    info.receipt = FlushReceipt{3, 360, 77, 78, 2, kMay2024Ms + 5, 5200};
-    SegmentWriterOptions options;
-    options.rows_per_block = 40;
-    ASSERT_TRUE(WriteSegment(fs_, golden, Pointers(expected), options, &info).ok());
+// Version 3: the same events in commit batches of 12 whose timestamps follow the batch (one
+// late), so timestamps take kIntOffsetBySeq; dimensions take kDimensionsByKey.
+constexpr char kGoldenV3Encodings[] = "1 2 3 4 5 6 11 12 14 15 20 21 ";
+std::vector<Event> GoldenEventsV3() {
+  std::vector<Event> events = GoldenEvents();
+  for (Event& e : events) {
+    const uint64_t batch = (e.commit_seq - 5000) / 12;
+    e.commit_seq = 5000 + batch;
+    e.timestamp_ms =
+        kMay2024Ms + kDayMs + static_cast<int64_t>(batch) * 240000 + e.timestamp_ms % 1000;
+    e.ingested_at_ms = kMay2024Ms + 40 * kDayMs + static_cast<int64_t>(batch / 3) * 7;
   }
-  auto reader = SegmentReader::Open(fs_, golden);
+  events[20].timestamp_ms -= 3 * 3600 * 1000;
+  std::sort(events.begin(), events.end(), BillingLess);
+  return events;
+}
+
+void CheckGoldenFile(FileSystem* fs, const std::string& name, const std::vector<Event>& expected,
+                     const char* expected_encodings, const FlushReceipt& expected_receipt) {
+  const std::string golden = std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/" + name;
+  auto reader = SegmentReader::Open(fs, golden);
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
   EXPECT_EQ(5u, (*reader)->info().bucket);
   EXPECT_EQ(5119u, (*reader)->info().origin_max_seq);
-  EXPECT_EQ((FlushReceipt{3, 360, 77, 78, 2, kMay2024Ms + 5, 5200}), (*reader)->info().receipt);
+  EXPECT_EQ(expected_receipt, (*reader)->info().receipt);
   EXPECT_EQ(3u, (*reader)->num_blocks());
   EXPECT_TRUE((*reader)->VerifyAll().ok());
   std::vector<Event> got;
@@ -748,7 +890,7 @@ TEST_F(SegmentTest, GoldenFileStillDecodes) {
 
   // The golden file exercises most decoders; list the encodings it holds.
   std::string bytes;
-  ASSERT_TRUE(fs_->ReadFileToString(golden, &bytes).ok());
+  ASSERT_TRUE(fs->ReadFileToString(golden, &bytes).ok());
   std::set<int> encodings;
   int zstd_chunks = 0;
   for (size_t b = 0; b < (*reader)->num_blocks(); ++b) {
@@ -760,18 +902,43 @@ TEST_F(SegmentTest, GoldenFileStillDecodes) {
   }
   std::string listed;
   for (int e : encodings) listed += std::to_string(e) + " ";
-  EXPECT_EQ(kGoldenEncodings, listed);
+  EXPECT_EQ(expected_encodings, listed);
   EXPECT_GT(zstd_chunks, 0);
 }
 
-TEST_F(SegmentTest, VersionOneFilesAreRejectedByVersion) {
-  // tests/golden/segment/v1.useg was written by format version 1 (no flush receipt).
+const FlushReceipt kGoldenReceipt{3, 360, 77, 78, 2, kMay2024Ms + 5, 5200};
+
+TEST_F(SegmentTest, VersionTwoFilesAreRejectedByVersion) {
+  // tests/golden/segment/v2.useg: format version 2 (raw footer with the receipt, old
+  // encodings) lived on main for one day and was never released: it is not read.
   auto reader =
-      SegmentReader::Open(fs_, std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/v1.useg");
+      SegmentReader::Open(fs_, std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/v2.useg");
   ASSERT_FALSE(reader.ok());
   EXPECT_TRUE(reader.status().IsCorruption());
-  EXPECT_NE(std::string::npos, reader.status().message().find("unsupported segment version 1"))
+  EXPECT_NE(std::string::npos, reader.status().message().find("unsupported segment version 2"))
       << reader.status().ToString();
+}
+
+TEST_F(SegmentTest, GoldenFileV1StillDecodes) {
+  // Version 1 predates the flush receipt: it reads as all zero (never re-adopted).
+  CheckGoldenFile(fs_, "v1.useg", GoldenEvents(), kGoldenEncodings, FlushReceipt{});
+}
+
+TEST_F(SegmentTest, GoldenFileV3StillDecodes) {
+  const std::string golden = std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/v3.useg";
+  const auto expected = GoldenEventsV3();
+  if (std::getenv("USAGEDB_UPDATE_GOLDEN") != nullptr) {
+    SegmentInfo info;
+    info.bucket = 5;
+    info.partition = MonthPartition(kMay2024Ms);
+    info.origin_min_seq = 5000;
+    info.origin_max_seq = 5119;
+    info.receipt = kGoldenReceipt;
+    SegmentWriterOptions options;
+    options.rows_per_block = 40;
+    ASSERT_TRUE(WriteSegment(fs_, golden, Pointers(expected), options, &info).ok());
+  }
+  CheckGoldenFile(fs_, "v3.useg", expected, kGoldenV3Encodings, kGoldenReceipt);
 }
 
 // ---- encodings -------------------------------------------------------------------------------
@@ -1056,6 +1223,65 @@ TEST(SegmentEncoding, StepsBySeqMatchesSortingInEveryShape) {
   EXPECT_TRUE(body.empty());
 }
 
+TEST(SegmentEncoding, OffsetBySeqInEveryShape) {
+  using Case = std::pair<std::vector<uint64_t>, std::vector<int64_t>>;
+  std::vector<Case> cases;
+  std::mt19937_64 rng(12);
+  {  // Batches near their time, shuffled (billing order), a few late rows.
+    Case c;
+    for (int i = 0; i < 500; ++i) {
+      c.first.push_back(300 + i / 10);
+      c.second.push_back(kMay2024Ms + (i / 10) * 60000 + static_cast<int64_t>(rng() % 9000) -
+                         (i % 97 == 5 ? 4 * 3600 * 1000 : 0));
+    }
+    std::vector<size_t> order(500);
+    for (size_t i = 0; i < 500; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    Case shuffled;
+    for (size_t i : order) {
+      shuffled.first.push_back(c.first[i]);
+      shuffled.second.push_back(c.second[i]);
+    }
+    cases.push_back(shuffled);
+  }
+  cases.push_back({{7}, {INT64_MIN}});                              // one row
+  cases.push_back({{5, 5, 5}, {42, 42, 42}});                       // width 0
+  cases.push_back({{1, 3, 3}, {INT64_MAX, INT64_MIN, 0}});          // wrapping, missing seq 2
+  cases.push_back({{UINT64_MAX - 1, UINT64_MAX}, {-1, 1}});         // seqs at the top
+  cases.push_back({{9, 9, 9, 9}, {0, 1000000, 1000001, 1000002}});  // one outlier
+  for (const auto& [seqs, values] : cases) {
+    std::string body;
+    ASSERT_TRUE(segment::EncodeInt64OffsetBySeq(values.data(), seqs.data(), values.size(), &body));
+    std::vector<int64_t> out(values.size());
+    ASSERT_TRUE(segment::DecodeInt64Column(segment::Encoding::kIntOffsetBySeq, body, values.size(),
+                                           seqs.data(), out.data()));
+    EXPECT_EQ(values, out);
+    // Every truncation, and trailing bytes, are malformed; so are missing seqs and a seq
+    // outside the stored range.
+    for (size_t cut = 0; cut < body.size(); ++cut) {
+      EXPECT_FALSE(segment::DecodeInt64Column(segment::Encoding::kIntOffsetBySeq,
+                                              body.substr(0, cut), values.size(), seqs.data(),
+                                              out.data()));
+    }
+    EXPECT_FALSE(segment::DecodeInt64Column(segment::Encoding::kIntOffsetBySeq, body + "x",
+                                            values.size(), seqs.data(), out.data()));
+    EXPECT_FALSE(segment::DecodeInt64Column(segment::Encoding::kIntOffsetBySeq, body, values.size(),
+                                            nullptr, out.data()));
+    std::vector<uint64_t> moved = seqs;
+    moved[0] = *std::max_element(seqs.begin(), seqs.end()) + 1;
+    if (moved[0] != 0) {
+      EXPECT_FALSE(segment::DecodeInt64Column(segment::Encoding::kIntOffsetBySeq, body,
+                                              values.size(), moved.data(), out.data()));
+    }
+  }
+  // A seq range wider than the rows: not offered.
+  const std::vector<uint64_t> sparse = {1, 100};
+  const std::vector<int64_t> two = {1, 2};
+  std::string body;
+  EXPECT_FALSE(segment::EncodeInt64OffsetBySeq(two.data(), sparse.data(), 2, &body));
+  EXPECT_TRUE(body.empty());
+}
+
 TEST(SegmentEncoding, StringEncoderReusedAcrossColumnsAndBlocks) {
   segment::StringColumnEncoder encoder;
   std::mt19937 rng(5);
@@ -1223,6 +1449,92 @@ TEST(SegmentDims, DictionaryBuildsEachCanonicalStringOnce) {
     for (int i = 0; i < 3000; ++i) ASSERT_EQ(static_cast<uint32_t>(i + 1), dict.Add(many[i]));
   }
   EXPECT_EQ(segment::CanonicalDimensionsString(many[2999]), dict.canonical(3000));
+}
+
+// Encodes rows' dimensions as the writer does (dictionary ids, then the column encoder) and
+// decodes them; returns the encoding used.
+segment::Encoding DimensionsRoundTrip(const std::vector<segment::Dimensions>& rows,
+                                      std::string* body, std::vector<std::string>* decoded) {
+  segment::DimensionsDictionary dict;
+  std::vector<uint32_t> ids;
+  for (const auto& d : rows) ids.push_back(dict.Add(d));
+  std::vector<std::string_view> distinct, values;
+  for (uint32_t k = 0; k < dict.size(); ++k) distinct.push_back(dict.canonical(k));
+  for (uint32_t id : ids) values.push_back(distinct[id]);
+  segment::StringColumnInput in;
+  in.values = values.data();
+  in.n = rows.size();
+  in.ids = ids.data();
+  in.distinct = distinct.data();
+  in.distinct_count = distinct.size();
+  segment::StringColumnEncoder strings;
+  segment::DimensionsColumnEncoder encoder;
+  body->clear();
+  const segment::Encoding e = encoder.Encode(in, &strings, body);
+  StringColumn col;
+  const bool ok = e == segment::Encoding::kDimensionsByKey
+                      ? segment::DecodeDimensionsByKey(*body, rows.size(), &col)
+                      : segment::DecodeStringColumn(e, *body, rows.size(), false, &col);
+  EXPECT_TRUE(ok);
+  decoded->clear();
+  for (size_t i = 0; ok && i < rows.size(); ++i) decoded->push_back(col.Get(i));
+  return e;
+}
+
+TEST(SegmentDims, ByKeyRoundTripsCanonicalStrings) {
+  using segment::Dimensions;
+  std::mt19937 rng(3);
+  std::vector<Dimensions> rows;
+  for (int i = 0; i < 3000; ++i) {
+    Dimensions d;
+    if (i % 4 == 0) d.emplace_back("agent", "agent-" + std::to_string(rng() % 12));
+    d.emplace_back("provider", i % 3 ? "anthropic" : "openai");
+    d.emplace_back("region", "r" + std::to_string(rng() % 7));
+    if (i % 10 == 3) d.emplace_back("tool", std::string("q\"\\\x01\0", 5));
+    if (i % 50 == 7) d.clear();
+    if (i % 9 == 0) std::reverse(d.begin(), d.end());  // input order does not matter
+    rows.push_back(d);
+  }
+  std::string body;
+  std::vector<std::string> decoded;
+  ASSERT_EQ(segment::Encoding::kDimensionsByKey, DimensionsRoundTrip(rows, &body, &decoded));
+  ASSERT_EQ(rows.size(), decoded.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(segment::CanonicalDimensionsString(rows[i]), decoded[i]) << i;
+  }
+  // Malformed bodies: every truncation, trailing bytes, and keys out of order.
+  StringColumn col;
+  for (size_t cut = 0; cut < body.size(); cut += 1 + cut / 16) {
+    EXPECT_FALSE(segment::DecodeDimensionsByKey(body.substr(0, cut), rows.size(), &col)) << cut;
+  }
+  EXPECT_FALSE(segment::DecodeDimensionsByKey(body + "x", rows.size(), &col));
+  std::string swapped;
+  PutVarint64(&swapped, 2);
+  PutLengthPrefixed(&swapped, "b");
+  PutLengthPrefixed(&swapped, "a");
+  EXPECT_FALSE(segment::DecodeDimensionsByKey(swapped, rows.size(), &col));
+  std::string none;
+  PutVarint64(&none, 0);
+  EXPECT_FALSE(segment::DecodeDimensionsByKey(none, rows.size(), &col));
+
+  // Only empty sets, one set, and more keys than the by-key limit: whole strings, exact.
+  for (const auto& shape : std::vector<std::vector<Dimensions>>{
+           std::vector<Dimensions>(5),
+           std::vector<Dimensions>(4, Dimensions{{"k", "v"}}),
+       }) {
+    DimensionsRoundTrip(shape, &body, &decoded);
+    for (size_t i = 0; i < shape.size(); ++i) {
+      EXPECT_EQ(segment::CanonicalDimensionsString(shape[i]), decoded[i]);
+    }
+  }
+  std::vector<Dimensions> wide;
+  for (size_t i = 0; i < segment::kMaxDimensionsByKeyKeys + 5; ++i) {
+    wide.push_back({{"key" + std::to_string(i), "v"}, {"common", std::to_string(i % 3)}});
+  }
+  EXPECT_NE(segment::Encoding::kDimensionsByKey, DimensionsRoundTrip(wide, &body, &decoded));
+  for (size_t i = 0; i < wide.size(); ++i) {
+    EXPECT_EQ(segment::CanonicalDimensionsString(wide[i]), decoded[i]);
+  }
 }
 
 TEST(SegmentNames, FileNameRoundTrip) {

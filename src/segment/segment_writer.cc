@@ -71,7 +71,11 @@ class BlockEncoder {
         return;
       case Column::kTimestampMs:
         ints_.resize(n);
-        for (size_t i = 0; i < n; ++i) ints_[i] = r[i]->timestamp_ms;
+        seqs_.resize(n);
+        for (size_t i = 0; i < n; ++i) {
+          ints_[i] = r[i]->timestamp_ms;
+          seqs_[i] = r[i]->commit_seq;
+        }
         EncodeTimeOrSeq(c, n, block);
         zone->min_timestamp_ms = analysis_.mn;
         zone->max_timestamp_ms = analysis_.mx;
@@ -206,7 +210,7 @@ class BlockEncoder {
     in.ids = dim_ids_.data();
     in.distinct = dim_distinct_.data();
     in.distinct_count = dim_distinct_.size();
-    AppendChunk(strings_.Encode(in, &body_), block);
+    AppendChunk(dims_column_.Encode(in, &strings_, &body_), block);
   }
 
   // timestamp_ms, ingested_at_ms, commit_seq (values in ints_, seqs in seqs_): candidates
@@ -238,6 +242,13 @@ class BlockEncoder {
       candidate_.clear();
       AppendChunk(e, &candidate_);
       if (best_.empty() || candidate_.size() < best_.size()) best_.swap(candidate_);
+    }
+    body_.clear();
+    if (c == Column::kTimestampMs &&
+        segment::EncodeInt64OffsetBySeq(ints_.data(), seqs_.data(), n, &body_)) {
+      candidate_.clear();
+      AppendChunk(Encoding::kIntOffsetBySeq, &candidate_);
+      if (candidate_.size() < best_.size()) best_.swap(candidate_);
     }
     block->append(best_);
   }
@@ -279,6 +290,7 @@ class BlockEncoder {
   std::vector<uint8_t> nulls_;
   std::vector<uint32_t> dim_ids_;
   segment::DimensionsDictionary dims_;
+  segment::DimensionsColumnEncoder dims_column_;
   segment::StringColumnEncoder strings_;
 };
 
