@@ -9,7 +9,7 @@ namespace usagedb {
 void EncodeUnitBody(const std::vector<const Event*>& events,
                     const std::vector<Digest128>& digests,
                     const std::vector<const ConflictEntry*>& conflicts, UnitBody* body,
-                    std::vector<RowMeta>* rows) {
+                    std::vector<RowMeta>* rows, const std::vector<uint64_t>* id_hashes) {
   std::string& b = body->bytes;
   b.clear();
   b.reserve(events.size() * 200);
@@ -29,6 +29,7 @@ void EncodeUnitBody(const std::vector<const Event*>& events,
       m.account_hash = Hash64(events[i]->account_id);
       m.digest = digests[i];
       m.kind = events[i]->kind;
+      if (id_hashes) m.id_hash = (*id_hashes)[i];
       rows->push_back(m);
     }
     PutFixed64(&b, digests[i].lo);

@@ -35,11 +35,13 @@ struct UnitBody {
 };
 // REQUIRES: digests.size() == events.size(), digests[i] == PayloadDigest(*events[i]).
 // When `rows` is given it receives, per event, where its record lies in body->bytes (offsets
-// relative to the body) and the facts the memtable keeps (timestamp, account hash, digest).
+// relative to the body) and the facts the memtable keeps (timestamp, account hash, digest;
+// id_hash from `id_hashes` when given, REQUIRES then id_hashes->size() == events.size()).
 void EncodeUnitBody(const std::vector<const Event*>& events,
                     const std::vector<Digest128>& digests,
                     const std::vector<const ConflictEntry*>& conflicts, UnitBody* body,
-                    std::vector<RowMeta>* rows = nullptr);
+                    std::vector<RowMeta>* rows = nullptr,
+                    const std::vector<uint64_t>* id_hashes = nullptr);
 // header + body = the unit payload.
 void EncodeUnitHeader(const UnitHeader& header, std::string* dst);
 

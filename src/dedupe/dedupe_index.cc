@@ -71,11 +71,18 @@ void DedupeIndex::SetRuns(std::vector<std::shared_ptr<DedupeRun>> runs) {
 
 std::vector<std::shared_ptr<DedupeRun>> DedupeIndex::runs() const { return *impl_->Snapshot(); }
 
+DedupeHashFn DedupeIndex::hash_fn() const { return impl_->hash; }
+
 Result<std::optional<DedupeEntry>> DedupeIndex::Lookup(std::string_view event_id, int64_t now_ms,
                                                        int64_t window_ms,
                                                        DedupeRowResolver* resolver) const {
+  return Lookup(event_id, impl_->hash(event_id), now_ms, window_ms, resolver);
+}
+
+Result<std::optional<DedupeEntry>> DedupeIndex::Lookup(std::string_view event_id, uint64_t hash,
+                                                       int64_t now_ms, int64_t window_ms,
+                                                       DedupeRowResolver* resolver) const {
   const std::shared_ptr<const RunList> runs = impl_->Snapshot();
-  const uint64_t hash = impl_->hash(event_id);
   // One filter line per run, each likely a cache miss: start them all before testing any.
   for (const auto& run : *runs) run->PrefetchFilter(hash);
   std::optional<DedupeEntry> best;
