@@ -566,7 +566,7 @@ Status DBImpl::Commit(PendingUnit* w) {
     for (PendingUnit* p : writers_) {
       if (p->kind != PendingUnit::Kind::kUnit) break;
       group.push_back(p);
-      bytes += p->body.bytes.size();
+      bytes += p->body.view().size();
       if (bytes > (8u << 20)) break;
     }
     int64_t now = clock_->NowMs();
@@ -586,7 +586,7 @@ Status DBImpl::Commit(PendingUnit* w) {
     for (PendingUnit* p : group) {
       header.clear();
       EncodeUnitHeader(UnitHeader{p->seq, p->ingested_at_ms, p->request_time_ms}, &header);
-      wal::Writer::FrameRecord(wal::RecordType::kUnit, header, p->body.bytes, &framed);
+      wal::Writer::FrameRecord(wal::RecordType::kUnit, header, p->body.view(), &framed);
     }
     s = wal_->AppendFramed(framed);
     if (s.ok() && options_.durability == Durability::kStrict) {
@@ -598,7 +598,7 @@ Status DBImpl::Commit(PendingUnit* w) {
     if (s.ok()) {
       for (PendingUnit* p : group) {
         mem->NoteSequence(p->seq, p->ingested_at_ms);
-        mem->AddUnit(p->seq, p->ingested_at_ms, p->body.bytes, p->rows);
+        mem->AddUnit(p->seq, p->ingested_at_ms, p->body.view(), p->rows);
         for (ConflictEntry& c : p->conflicts) {
           c.commit_seq = p->seq;
           if (c.stored_ingested_at_ms == kSameUnitStamp) {
@@ -760,20 +760,18 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     Digest128 digest;
     int64_t ingested_at_ms;
   };
+  // Each candidate is encoded into the unit body with its digest in one pass (writer thread,
+  // in parallel with other writers); one that is not accepted is overwritten by the next.
   std::vector<uint8_t> accepted_here(ids.size(), 0);
   std::vector<Digest128> accepted_digest(ids.size());
   PendingUnit unit;
   unit.request_time_ms = request_time;
-  std::vector<size_t> accepted_idx;
-  accepted_idx.reserve(n);
-  unit.digests.reserve(n);
-  std::vector<uint64_t> accepted_hashes;
-  accepted_hashes.reserve(n);
+  UnitBodyBuilder body(&unit.body, &unit.rows, ids.size());
   for (size_t i = 0; i < n; i++) {
     if (!valid[i]) continue;
     Event& e = events[i];
     EventResult& r = result->results[i];
-    Digest128 digest = PayloadDigest(e);
+    const Digest128 digest = body.Encode(e);
     const uint32_t k = probe_of[first[i]];
     std::optional<Stored> stored;
     if (accepted_here[k]) {
@@ -810,9 +808,7 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     r.outcome = Outcome::kAccepted;
     accepted_here[k] = 1;
     accepted_digest[k] = digest;
-    accepted_idx.push_back(i);
-    accepted_hashes.push_back(id_hash[i]);
-    unit.digests.push_back(digest);
+    body.Accept(e, digest, id_hash[i]);
   }
 
   for (const EventResult& r : result->results) {
@@ -823,19 +819,16 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
       case Outcome::kRejected: result->rejected++; break;
     }
   }
-  if (accepted_idx.empty() && unit.conflicts.empty()) {
+  if (body.accepted() == 0 && unit.conflicts.empty()) {
     result->commit_sequence = snap.seq;
     return Status::OK();
   }
 
-  // 5. Encode the unit body (in parallel with other writers), then commit.
+  // 5. Finish the unit body, then commit.
   {
-    std::vector<const Event*> ev;
-    ev.reserve(accepted_idx.size());
-    for (size_t i : accepted_idx) ev.push_back(&events[i]);
     std::vector<const ConflictEntry*> cf;
     for (const ConflictEntry& c : unit.conflicts) cf.push_back(&c);
-    EncodeUnitBody(ev, unit.digests, cf, &unit.body, &unit.rows, &accepted_hashes);
+    body.Finish(cf);
   }
   // The body's records are (for the memtable) offsets relative to the body, which the unit
   // payload prefixes with its header; AddUnit receives the body itself.

@@ -32,10 +32,10 @@ uint64_t ReservationTable::Shard::TryHold(const HashedId& id, uint64_t token) {
 }
 
 bool ReservationTable::Shard::Drop(const HashedId& id, uint64_t token) {
-  auto id_of = [this](uint32_t s) { return entries[s].id; };
-  const uint32_t v = held.Find(id.hash, id.id, id_of);
-  if (v == IdTable::kNone || entries[v].token != token) return false;
-  held.Erase(id.hash, id.id, id_of);
+  const uint32_t v = held.EraseIf(
+      id.hash, id.id, [this](uint32_t s) { return entries[s].id; },
+      [&](uint32_t s) { return entries[s].token == token; });
+  if (v == IdTable::kNone) return false;
   free_slots.push_back(v);
   return true;
 }

@@ -75,6 +75,12 @@ class IdTable {
   // Removes `id`; returns its value, or kNone when absent.
   template <typename IdOf>
   uint32_t Erase(uint64_t hash, std::string_view id, const IdOf& id_of) {
+    return EraseIf(hash, id, id_of, [](uint32_t) { return true; });
+  }
+  // Removes `id` when pred(value) is true for its value; returns the value removed, or
+  // kNone (absent, or present and kept).
+  template <typename IdOf, typename Pred>
+  uint32_t EraseIf(uint64_t hash, std::string_view id, const IdOf& id_of, const Pred& pred) {
     if (slots_.empty()) return kNone;
     const uint32_t tag = Tag(hash);
     size_t i = Home(tag);
@@ -84,6 +90,7 @@ class IdTable {
       if (s.tag == tag && id_of(s.value) == id) break;
     }
     const uint32_t value = slots_[i].value;
+    if (!pred(value)) return kNone;
     // Backward shift: move later members of the cluster into the hole when their home slot
     // does not lie (cyclically) after the hole.
     size_t hole = i;

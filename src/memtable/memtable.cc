@@ -16,6 +16,11 @@ constexpr size_t kRowOverhead = sizeof(MemRow);
 
 // The event_id of a binary event record: flags u8 | kind u8 | event_id lpstr | ...
 std::string_view RecordEventId(const char* rec, uint32_t len) {
+  // Common case: an id shorter than 128 bytes has a one-byte length.
+  if (len >= 3 && static_cast<uint8_t>(rec[2]) < 0x80 &&
+      3 + static_cast<uint32_t>(static_cast<uint8_t>(rec[2])) <= len) {
+    return std::string_view(rec + 3, static_cast<uint8_t>(rec[2]));
+  }
   Decoder d(std::string_view(rec, len));
   uint8_t b;
   std::string_view id;

@@ -77,6 +77,9 @@ Digest128 PayloadDigest(const Event& event);
 // Binary event codec (docs/format.md "Event record"): every field except ingested_at_ms and
 // commit_seq, which the enclosing WAL unit carries.
 void EncodeEventBinary(const Event& event, std::string* dst);
+// EncodeEventBinary(event, dst) and PayloadDigest(event) in one pass over the fields (the
+// write path needs both for every new event); returns the digest. Same bytes, same digest.
+Digest128 EncodeEventBinaryAndDigest(const Event& event, std::string* dst);
 // Returns false on malformed input (caller reports Corruption).
 bool DecodeEventBinary(Decoder* in, Event* event);
 
