@@ -745,9 +745,11 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     (*it)->FindDigests(probes.data(), probes.size());
   }
   SegmentRowResolver resolver(this);
+  const std::shared_ptr<const DedupeIndex::RunSet> runs = dedupe_->PinRuns();
   for (MemTable::Probe& p : probes) {
     if (p.found) continue;
-    ASSIGN_OR_RETURN(auto d, dedupe_->Lookup(p.id, p.hash, now, window_ms, &resolver));
+    ASSIGN_OR_RETURN(auto d,
+                     dedupe_->LookupIn(*runs, p.id, p.hash, now, window_ms, &resolver));
     if (d) {
       p.found = true;
       p.stored = MemTable::Stored{d->payload_digest, d->ingested_at_ms};

@@ -56,6 +56,9 @@ UnitBodyBuilder::UnitBodyBuilder(UnitBody* body, std::vector<RowMeta>* rows, siz
 }
 
 Digest128 UnitBodyBuilder::Encode(const Event& e) {
+  // A candidate not accepted is overwritten. (Writing in place into a body kept larger than
+  // its content was measured and rejected: zero-filling the growth costs more than the
+  // per-event resize; docs/parts/ingest.md.)
   body_->bytes.resize(committed_end_);
   return EncodeEventBinaryAndDigest(e, &body_->bytes);
 }

@@ -186,6 +186,13 @@ class DedupeIndex {
   Result<std::optional<DedupeEntry>> Lookup(std::string_view event_id, uint64_t hash,
                                             int64_t now_ms, int64_t window_ms,
                                             DedupeRowResolver* resolver) const;
+  // The current run set, pinned (for many lookups against one set: the write path's batch).
+  using RunSet = std::vector<std::shared_ptr<DedupeRun>>;
+  std::shared_ptr<const RunSet> PinRuns() const;
+  // As Lookup, against a pinned run set. REQUIRES: `runs` came from PinRuns() of this index.
+  Result<std::optional<DedupeEntry>> LookupIn(const RunSet& runs, std::string_view event_id,
+                                              uint64_t hash, int64_t now_ms, int64_t window_ms,
+                                              DedupeRowResolver* resolver) const;
   DedupeHashFn hash_fn() const;
   // RAM split for the benchmark and stats: the fixed cache and the per-key structures of all
   // runs (sum of memory_bytes()).

@@ -51,7 +51,7 @@ class IdTable {
     for (size_t i = Home(tag);; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.value == kNone) return kNone;
-      if (s.tag == tag && id_of(s.value) == id) return s.value;
+      if (s.tag == tag && SameId(id_of(s.value), id)) return s.value;
     }
   }
 
@@ -68,7 +68,7 @@ class IdTable {
         size_++;
         return value;
       }
-      if (s.tag == tag && id_of(s.value) == id) return s.value;
+      if (s.tag == tag && SameId(id_of(s.value), id)) return s.value;
     }
   }
 
@@ -87,7 +87,7 @@ class IdTable {
     for (;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.value == kNone) return kNone;
-      if (s.tag == tag && id_of(s.value) == id) break;
+      if (s.tag == tag && SameId(id_of(s.value), id)) break;
     }
     const uint32_t value = slots_[i].value;
     if (!pred(value)) return kNone;
@@ -115,6 +115,11 @@ class IdTable {
     uint32_t value;
   };
 
+  // Full id equality; a view of the very bytes stored (a batch releasing its own ids) needs
+  // no byte comparison.
+  static bool SameId(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && (a.data() == b.data() || a == b);
+  }
   static uint32_t Tag(uint64_t hash) { return static_cast<uint32_t>(hash >> 32); }
   // Fibonacci hashing of the tag, so the home slot uses all of its bits.
   size_t Home(uint32_t tag) const {

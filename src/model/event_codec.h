@@ -80,6 +80,11 @@ void EncodeEventBinary(const Event& event, std::string* dst);
 // EncodeEventBinary(event, dst) and PayloadDigest(event) in one pass over the fields (the
 // write path needs both for every new event); returns the digest. Same bytes, same digest.
 Digest128 EncodeEventBinaryAndDigest(const Event& event, std::string* dst);
+// Raw form: writes the record at dst, stores the digest and returns the record's end.
+// REQUIRES: dst has room for EventBinaryBound(event) bytes.
+char* EncodeEventBinaryAndDigest(const Event& event, char* dst, Digest128* digest);
+// An upper bound of the bytes EncodeEventBinary writes for `event`.
+size_t EventBinaryBound(const Event& event);
 // Returns false on malformed input (caller reports Corruption).
 bool DecodeEventBinary(Decoder* in, Event* event);
 

@@ -399,21 +399,27 @@ void EncodeEventBinary(const Event& e, std::string* dst) {
   dst->resize(static_cast<size_t>(p - dst->data()));
 }
 
-Digest128 EncodeEventBinaryAndDigest(const Event& e, std::string* dst) {
+// The record's bytes beyond its strings: flags, kind, timestamp (<= 10), quantity (<= 19).
+constexpr size_t kRecordFixedBound = 2 + 10 + 19;
+
+namespace {
+
+// EncodeEventBinaryAndDigest with StringFieldsBound(e, e.dimensions) computed by the caller.
+char* EncodeFused(const Event& e, size_t strings_bound, char* dst, Digest128* digest) {
   if (!IsSortedUnique(e.dimensions)) {
-    EncodeEventBinary(e, dst);
-    return PayloadDigest(e);
+    std::string record;
+    EncodeEventBinary(e, &record);
+    *digest = PayloadDigest(e);
+    std::memcpy(dst, record.data(), record.size());
+    return dst + record.size();
   }
   // The record and the canonical payload list the same strings in the same order; they
   // differ in framing (flags vs presence bytes, varints vs fixed64 numbers, the domain).
   static constexpr std::string_view kDomain = "usagedb.payload.v1";
-  const size_t strings = StringFieldsBound(e, e.dimensions);
-  const size_t canon_size = kDomain.size() + 1 + 3 + 24 + strings;
+  const size_t canon_size = kDomain.size() + 1 + 3 + 24 + strings_bound;
   thread_local std::string buf;
   if (buf.size() < canon_size) buf.resize(std::max(canon_size, 2 * buf.size()));
-  const size_t start = dst->size();
-  dst->resize(start + 2 + 10 + 19 + strings);
-  char* p = dst->data() + start;
+  char* p = dst;
   char* c = WriteBytes(buf.data(), kDomain);
   uint8_t flags = 0;
   if (e.subscription_id) flags |= kHasSubscription;
@@ -449,8 +455,28 @@ Digest128 EncodeEventBinaryAndDigest(const Event& e, std::string* dst) {
     WriteBoth(&p, &c, k);
     WriteBoth(&p, &c, v);
   }
-  dst->resize(static_cast<size_t>(p - dst->data()));
-  return Hash128(std::string_view(buf.data(), static_cast<size_t>(c - buf.data())));
+  *digest = Hash128(std::string_view(buf.data(), static_cast<size_t>(c - buf.data())));
+  return p;
+}
+
+}  // namespace
+
+size_t EventBinaryBound(const Event& e) {
+  return kRecordFixedBound + StringFieldsBound(e, e.dimensions);
+}
+
+char* EncodeEventBinaryAndDigest(const Event& e, char* dst, Digest128* digest) {
+  return EncodeFused(e, StringFieldsBound(e, e.dimensions), dst, digest);
+}
+
+Digest128 EncodeEventBinaryAndDigest(const Event& e, std::string* dst) {
+  const size_t strings_bound = StringFieldsBound(e, e.dimensions);
+  const size_t start = dst->size();
+  dst->resize(start + kRecordFixedBound + strings_bound);
+  Digest128 digest;
+  char* end = EncodeFused(e, strings_bound, dst->data() + start, &digest);
+  dst->resize(static_cast<size_t>(end - dst->data()));
+  return digest;
 }
 
 bool PeekEventBinary(Decoder* in, EventPeek* out) {

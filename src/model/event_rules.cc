@@ -71,7 +71,7 @@ inline __m128i PrintableMask(__m128i v) {
 
 // True when s is printable ASCII only (every byte in 0x20..0x7e): then it is valid UTF-8
 // without control characters or NUL, the common case for every string of an event.
-inline bool IsPrintableAscii(std::string_view s) {
+__attribute__((always_inline)) inline bool IsPrintableAscii(std::string_view s) {
   const char* p = s.data();
   size_t n = s.size();
   if (n >= 16) {
