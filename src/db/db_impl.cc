@@ -630,7 +630,7 @@ Status DBImpl::Commit(PendingUnit* w) {
     for (PendingUnit* p : writers_) {
       if (p->kind != PendingUnit::Kind::kUnit) break;
       group.push_back(p);
-      bytes += p->body.bytes.size();
+      bytes += p->body.view().size();
       if (bytes > (8u << 20)) break;
     }
     int64_t now = clock_->NowMs();
@@ -643,14 +643,14 @@ Status DBImpl::Commit(PendingUnit* w) {
     std::shared_ptr<MemTable> mem = active_;
     lock.unlock();
 
+    // payload = header + body, framed without building it (one copy of each body).
     std::string framed;
-    framed.reserve(bytes + group.size() * 32);
-    std::string payload;
+    framed.reserve(bytes + group.size() * 48);
+    std::string header;
     for (PendingUnit* p : group) {
-      payload.clear();
-      EncodeUnitHeader(UnitHeader{p->seq, p->ingested_at_ms, p->request_time_ms}, &payload);
-      payload += p->body.bytes;
-      wal::Writer::FrameRecord(wal::RecordType::kUnit, payload, &framed);
+      header.clear();
+      EncodeUnitHeader(UnitHeader{p->seq, p->ingested_at_ms, p->request_time_ms}, &header);
+      wal::Writer::FrameRecord(wal::RecordType::kUnit, header, p->body.view(), &framed);
     }
     s = wal_->AppendFramed(framed);
     if (s.ok() && options_.durability == Durability::kStrict) {
@@ -662,7 +662,7 @@ Status DBImpl::Commit(PendingUnit* w) {
     if (s.ok()) {
       for (PendingUnit* p : group) {
         mem->NoteSequence(p->seq, p->ingested_at_ms);
-        mem->AddUnit(p->seq, p->ingested_at_ms, p->body.bytes, p->rows);
+        mem->AddUnit(p->seq, p->ingested_at_ms, p->body.view(), p->rows);
         for (ConflictEntry& c : p->conflicts) {
           c.commit_seq = p->seq;
           if (c.stored_ingested_at_ms == kSameUnitStamp) {
@@ -730,12 +730,24 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   result->results.resize(n);
   int64_t request_time = options.request_time_ms ? options.request_time_ms : clock_->NowMs();
 
+  // Every return passes here last: the results name their events by taking the ids out of the
+  // consumed batch (no copy), after the reservations (views into those ids, see `releaser`,
+  // declared later and so destroyed first) are released.
+  struct IdMover {
+    std::vector<Event>* events;
+    IngestResult* result;
+    ~IdMover() {
+      for (size_t i = 0; i < events->size(); i++) {
+        result->results[i].event_id = std::move((*events)[i].event_id);
+      }
+    }
+  } id_mover{&events, result};
+
   // 1. Clock-free §1 rules.
   std::vector<uint8_t> valid(n, 1);
   for (size_t i = 0; i < n; i++) {
     EventResult& r = result->results[i];
     r.index = static_cast<uint32_t>(i);
-    r.event_id = events[i].event_id;
     std::string reason;
     if (!options.reject_reasons.empty() && !options.reject_reasons[i].empty()) {
       reason = options.reject_reasons[i];
@@ -749,15 +761,26 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     }
   }
 
-  // 2. Reserve the batch's distinct ids at once.
+  // 2. Hash every id once (Hash64, reused by every table on the path: in-batch repeats,
+  // reservations, memtable indexes, dedupe routing); find the batch's distinct ids.
+  // first[i]: the first valid event with event i's id; probe_of[first]: its distinct-id slot.
+  constexpr uint32_t kNone = IdTable::kNone;
+  std::vector<uint64_t> id_hash(n, 0);
+  std::vector<uint32_t> first(n, kNone), probe_of(n, kNone);
   // Views into `events`, which outlives the reservations (released by `releaser` below).
-  std::vector<std::string_view> ids;
+  std::vector<ReservationTable::HashedId> ids;
+  ids.reserve(n);
   {
-    std::unordered_map<std::string_view, bool> seen;
-    seen.reserve(n);
+    IdTable seen(n);
+    auto id_of = [&events](uint32_t j) { return std::string_view(events[j].event_id); };
     for (size_t i = 0; i < n; i++) {
-      if (valid[i] && seen.emplace(events[i].event_id, true).second) {
-        ids.push_back(events[i].event_id);
+      if (!valid[i]) continue;
+      const std::string_view id = events[i].event_id;
+      id_hash[i] = Hash64(id);
+      first[i] = seen.Insert(id_hash[i], id, static_cast<uint32_t>(i), id_of);
+      if (first[i] == i) {
+        probe_of[i] = static_cast<uint32_t>(ids.size());
+        ids.push_back({id, id_hash[i]});
       }
     }
   }
@@ -770,45 +793,57 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   reservations_.ReserveAll(ids, token);
   struct Releaser {
     ReservationTable* t;
-    const std::vector<std::string_view>* ids;
+    const std::vector<ReservationTable::HashedId>* ids;
     uint64_t token;
     ~Releaser() { t->ReleaseAll(*ids, token); }
   } releaser{&reservations_, &ids, token};
 
-  // 3. Classify in request order.
+  // 3. What is stored under each distinct id (same snapshot for all): the memtables newest
+  // first, one shared lock per memtable for the whole batch, then the dedupe index.
   Snapshot snap = GetSnapshot(std::nullopt);
   const int64_t now = clock_->NowMs();
   const int64_t window_ms = options_.dedupe_window_days * 86400000LL;
+  std::vector<MemTable::Probe> probes(ids.size());
+  for (size_t k = 0; k < ids.size(); k++) probes[k] = MemTable::Probe{ids[k].id, ids[k].hash};
+  for (auto it = snap.version->memtables.rbegin(); it != snap.version->memtables.rend(); ++it) {
+    (*it)->FindDigests(probes.data(), probes.size());
+  }
+  SegmentRowResolver resolver(this);
+  const std::shared_ptr<const DedupeIndex::RunSet> runs = dedupe_->PinRuns();
+  for (MemTable::Probe& p : probes) {
+    if (p.found) continue;
+    ASSIGN_OR_RETURN(auto d,
+                     dedupe_->LookupIn(*runs, p.id, p.hash, now, window_ms, &resolver));
+    if (d) {
+      p.found = true;
+      p.stored = MemTable::Stored{d->payload_digest, d->ingested_at_ms};
+    }
+  }
+
+  // 4. Classify in request order. An id accepted earlier in this batch is stored with this
+  // unit's stamp (kSameUnitStamp until the leader assigns it).
   struct Stored {
     Digest128 digest;
-    int64_t ingested_at_ms;  // kSameUnitStamp for events accepted in this batch
+    int64_t ingested_at_ms;
   };
-  std::unordered_map<std::string_view, Stored> batch_stored;
-  SegmentRowResolver resolver(this);
+  // Each candidate is encoded into the unit body with its digest in one pass (writer thread,
+  // in parallel with other writers); one that is not accepted is overwritten by the next.
+  std::vector<uint8_t> accepted_here(ids.size(), 0);
+  std::vector<Digest128> accepted_digest(ids.size());
   PendingUnit unit;
   unit.request_time_ms = request_time;
-  std::vector<size_t> accepted_idx;
+  UnitBodyBuilder body(&unit.body, &unit.rows, ids.size());
   for (size_t i = 0; i < n; i++) {
     if (!valid[i]) continue;
     Event& e = events[i];
     EventResult& r = result->results[i];
-    Digest128 digest = PayloadDigest(e);
+    const Digest128 digest = body.Encode(e);
+    const uint32_t k = probe_of[first[i]];
     std::optional<Stored> stored;
-    auto bit = batch_stored.find(e.event_id);
-    if (bit != batch_stored.end()) {
-      stored = bit->second;
-    } else {
-      for (auto it = snap.version->memtables.rbegin(); it != snap.version->memtables.rend();
-           ++it) {
-        if (auto m = (*it)->FindDigest(e.event_id)) {
-          stored = Stored{m->digest, m->ingested_at_ms};
-          break;
-        }
-      }
-      if (!stored) {
-        ASSIGN_OR_RETURN(auto d, dedupe_->Lookup(e.event_id, now, window_ms, &resolver));
-        if (d) stored = Stored{d->payload_digest, d->ingested_at_ms};
-      }
+    if (accepted_here[k]) {
+      stored = Stored{accepted_digest[k], kSameUnitStamp};
+    } else if (probes[k].found) {
+      stored = Stored{probes[k].stored.digest, probes[k].stored.ingested_at_ms};
     }
     if (stored) {
       if (stored->digest == digest) {
@@ -837,9 +872,9 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
       continue;
     }
     r.outcome = Outcome::kAccepted;
-    batch_stored.emplace(e.event_id, Stored{digest, kSameUnitStamp});
-    accepted_idx.push_back(i);
-    unit.digests.push_back(digest);
+    accepted_here[k] = 1;
+    accepted_digest[k] = digest;
+    body.Accept(e, digest, id_hash[i]);
   }
 
   for (const EventResult& r : result->results) {
@@ -850,19 +885,16 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
       case Outcome::kRejected: result->rejected++; break;
     }
   }
-  if (accepted_idx.empty() && unit.conflicts.empty()) {
+  if (body.accepted() == 0 && unit.conflicts.empty()) {
     result->commit_sequence = snap.seq;
     return Status::OK();
   }
 
-  // 4. Encode the unit body (in parallel with other writers), then commit.
+  // 5. Finish the unit body, then commit.
   {
-    std::vector<const Event*> ev;
-    ev.reserve(accepted_idx.size());
-    for (size_t i : accepted_idx) ev.push_back(&events[i]);
     std::vector<const ConflictEntry*> cf;
     for (const ConflictEntry& c : unit.conflicts) cf.push_back(&c);
-    EncodeUnitBody(ev, unit.digests, cf, &unit.body, &unit.rows);
+    body.Finish(cf);
   }
   // The body's records are (for the memtable) offsets relative to the body, which the unit
   // payload prefixes with its header; AddUnit receives the body itself.

@@ -100,8 +100,7 @@ class DBImpl : public DB {
   struct PendingUnit {
     enum class Kind { kUnit, kSwitchMemtable, kSyncWal } kind = Kind::kUnit;
     UnitBody body;
-    std::vector<RowMeta> rows;  // where each accepted event's record lies in body.bytes
-    std::vector<Digest128> digests;
+    std::vector<RowMeta> rows;  // where each accepted event's record lies in body.view()
     std::vector<ConflictEntry> conflicts;
     int64_t request_time_ms = 0;
     // Outputs.

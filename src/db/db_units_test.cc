@@ -105,6 +105,71 @@ TEST(UnitCodec, PeekAgreesWithDecodeAndRejectsWhatDecodeRejects) {
   EXPECT_FALSE(PeekEventBinary(&b, &p));
 }
 
+TEST(UnitCodec, BuilderWritesWhatEncodeUnitBodyWrites) {
+  // Candidates that are not accepted (b, d) are overwritten; conflicts follow the events.
+  Event a = Ev("a", 5), b = Ev("b", 6), c = Ev("evt_a_longer_id_than_sixteen_bytes", 7),
+        d = Ev("d", 8);
+  c.subscription_id = "sub";
+  c.model_id = "model";
+  c.dimensions = {{"k1", "a value longer than thirty-two bytes, copied by memcpy"}, {"k2", ""}};
+  ConflictEntry conflict;
+  conflict.event = Ev("b", 9);
+  conflict.stored_ingested_at_ms = 77;
+  for (int accepted_count : {0, 1, 2}) {
+    UnitBody built;
+    std::vector<RowMeta> built_rows;
+    UnitBodyBuilder builder(&built, &built_rows, 4);
+    std::vector<const Event*> want_events;
+    std::vector<Digest128> want_digests;
+    std::vector<uint64_t> hashes;
+    int n = 0;
+    for (const Event* e : {&a, &b, &c, &d}) {
+      const Digest128 digest = builder.Encode(*e);
+      EXPECT_TRUE(digest == PayloadDigest(*e));
+      if ((e == &a || e == &c) && n++ < accepted_count) {
+        builder.Accept(*e, digest, Hash64(e->event_id));
+        want_events.push_back(e);
+        want_digests.push_back(digest);
+        hashes.push_back(Hash64(e->event_id));
+      }
+    }
+    builder.Finish({&conflict});
+    UnitBody want;
+    std::vector<RowMeta> want_rows;
+    EncodeUnitBody(want_events, want_digests, {&conflict}, &want, &want_rows, &hashes);
+    EXPECT_EQ(want.view(), built.view()) << accepted_count;
+    ASSERT_EQ(want_rows.size(), built_rows.size());
+    for (size_t i = 0; i < want_rows.size(); i++) {
+      EXPECT_EQ(want_rows[i].offset, built_rows[i].offset);
+      EXPECT_EQ(want_rows[i].length, built_rows[i].length);
+      EXPECT_EQ(want_rows[i].account_hash, built_rows[i].account_hash);
+      EXPECT_EQ(want_rows[i].id_hash, built_rows[i].id_hash);
+      EXPECT_TRUE(want_rows[i].digest == built_rows[i].digest);
+    }
+  }
+}
+
+TEST(Reservations, HashedFormWithCollidingHashesStillWaitsOnlyForTheSameId) {
+  ReservationTable t;
+  // Every id under one hash (one shard, one cluster): only equal ids block each other.
+  std::vector<ReservationTable::HashedId> ids1 = {{"x", 5}, {"y", 5}}, ids2 = {{"z", 5}};
+  t.ReserveAll(ids1, 1);
+  t.ReserveAll(ids2, 2);  // would block forever if "z" were taken for "x" or "y"
+  t.ReleaseAll(ids2, 2);
+  std::vector<ReservationTable::HashedId> y = {{"y", 5}};
+  std::atomic<bool> got{false};
+  std::thread other([&] {
+    t.ReserveAll(y, 3);
+    got = true;
+    t.ReleaseAll(y, 3);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(got.load());
+  t.ReleaseAll(ids1, 1);
+  other.join();
+  EXPECT_TRUE(got.load());
+}
+
 TEST(Reservations, SecondBatchWaitsForTheFirstToRelease) {
   ReservationTable t;
   std::vector<std::string_view> ids1 = {"x", "y"}, ids2 = {"z", "y"};

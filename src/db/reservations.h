@@ -8,29 +8,60 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "memtable/id_table.h"
 
 namespace usagedb {
 
 class ReservationTable {
  public:
+  // An id with its Hash64 (computed once by the write path and reused here).
+  struct HashedId {
+    std::string_view id;
+    uint64_t hash = 0;
+  };
+
   // Reserves every id (REQUIRES: distinct) for `token` (unique per batch). Blocks while any is
-  // held by another token; never holds a partial set while waiting.
+  // held by another token; never holds a partial set while waiting. Each shard is locked once
+  // per attempt (the ids are grouped by shard first).
   // REQUIRES: the bytes the views point to stay valid until ReleaseAll (the table keeps the
-  // views, not copies).
-  void ReserveAll(const std::vector<std::string_view>& ids, uint64_t token);
+  // views, not copies); ids[i].hash == Hash64(ids[i].id).
+  void ReserveAll(const std::vector<HashedId>& ids, uint64_t token);
   // REQUIRES: the same ids were reserved by ReserveAll(ids, token).
+  void ReleaseAll(const std::vector<HashedId>& ids, uint64_t token);
+
+  // Convenience forms that hash the ids.
+  void ReserveAll(const std::vector<std::string_view>& ids, uint64_t token);
   void ReleaseAll(const std::vector<std::string_view>& ids, uint64_t token);
 
  private:
   static constexpr int kShards = 64;
+  struct Entry {
+    std::string_view id;
+    uint64_t token = 0;
+  };
   struct Shard {
     std::mutex mu;
     std::condition_variable cv;
-    std::unordered_map<std::string_view, uint64_t> held;
+    IdTable held;                // id -> index into entries
+    std::vector<Entry> entries;  // slots; free ones are listed in free_slots
+    std::vector<uint32_t> free_slots;
+
+    // REQUIRES: mu held. Inserts id for token unless held; returns the holder's token.
+    uint64_t TryHold(const HashedId& id, uint64_t token);
+    // REQUIRES: mu held. Removes id if `token` holds it; true when removed.
+    bool Drop(const HashedId& id, uint64_t token);
+    bool Holds(const HashedId& id) const;
   };
-  Shard& ShardFor(std::string_view id);
+  static int ShardOf(uint64_t hash) { return static_cast<int>(hash & (kShards - 1)); }
+  // Orders ids by shard: ids[order[k]] for k in [start[s], start[s + 1]) are shard s's.
+  static void GroupByShard(const std::vector<HashedId>& ids, std::vector<uint32_t>* order,
+                           uint32_t (&start)[kShards + 1]);
+  // Drops ids[order[k]] for k in [begin, end) held by token, shard by shard.
+  void ReleaseGrouped(const std::vector<HashedId>& ids, const std::vector<uint32_t>& order,
+                      const uint32_t (&start)[kShards + 1], size_t end, uint64_t token);
+
   Shard shards_[kShards];
 };
 

@@ -1,16 +1,18 @@
 #include "db/unit_codec.h"
 
+#include <cstring>
+
 #include "model/event_codec.h"
 #include "util/coding.h"
 #include "util/hash.h"
 
 namespace usagedb {
 
-void EncodeUnitBody(const std::vector<const Event*>& events,
-                    const std::vector<Digest128>& digests,
+void EncodeUnitBody(const std::vector<const Event*>& events, const std::vector<Digest128>& digests,
                     const std::vector<const ConflictEntry*>& conflicts, UnitBody* body,
-                    std::vector<RowMeta>* rows) {
+                    std::vector<RowMeta>* rows, const std::vector<uint64_t>* id_hashes) {
   std::string& b = body->bytes;
+  body->skip = 0;
   b.clear();
   b.reserve(events.size() * 200);
   PutVarint64(&b, events.size());
@@ -29,6 +31,7 @@ void EncodeUnitBody(const std::vector<const Event*>& events,
       m.account_hash = Hash64(events[i]->account_id);
       m.digest = digests[i];
       m.kind = events[i]->kind;
+      if (id_hashes) m.id_hash = (*id_hashes)[i];
       rows->push_back(m);
     }
     PutFixed64(&b, digests[i].lo);
@@ -40,6 +43,58 @@ void EncodeUnitBody(const std::vector<const Event*>& events,
     PutVarint64(&b, ZigZagEncode64(c->stored_ingested_at_ms));
     EncodeEventBinary(c->event, &b);
   }
+}
+
+UnitBodyBuilder::UnitBodyBuilder(UnitBody* body, std::vector<RowMeta>* rows, size_t max_events)
+    : body_(body), rows_(rows) {
+  body_->bytes.clear();
+  body_->skip = 0;
+  body_->bytes.reserve(kCountRoom + max_events * 200);
+  body_->bytes.resize(kCountRoom);
+  rows_->clear();
+  rows_->reserve(max_events);
+}
+
+Digest128 UnitBodyBuilder::Encode(const Event& e) {
+  // A candidate not accepted is overwritten. (Writing in place into a body kept larger than
+  // its content was measured and rejected: zero-filling the growth costs more than the
+  // per-event resize; docs/parts/ingest.md.)
+  body_->bytes.resize(committed_end_);
+  return EncodeEventBinaryAndDigest(e, &body_->bytes);
+}
+
+void UnitBodyBuilder::Accept(const Event& e, const Digest128& digest, uint64_t id_hash) {
+  std::string& b = body_->bytes;
+  RowMeta m;
+  m.offset = static_cast<uint32_t>(committed_end_);  // made body-relative by Finish
+  m.length = static_cast<uint32_t>(b.size() - committed_end_);
+  m.timestamp_ms = e.timestamp_ms;
+  m.account_hash = Hash64(e.account_id);
+  m.digest = digest;
+  m.kind = e.kind;
+  m.id_hash = id_hash;
+  rows_->push_back(m);
+  PutFixed64(&b, digest.lo);
+  PutFixed64(&b, digest.hi);
+  committed_end_ = b.size();
+}
+
+void UnitBodyBuilder::Finish(const std::vector<const ConflictEntry*>& conflicts) {
+  std::string& b = body_->bytes;
+  b.resize(committed_end_);
+  PutVarint64(&b, conflicts.size());
+  for (const ConflictEntry* c : conflicts) {
+    b.push_back(static_cast<char>(c->reason));
+    PutVarint64(&b, ZigZagEncode64(c->stored_ingested_at_ms));
+    EncodeEventBinary(c->event, &b);
+  }
+  // The count goes right before the first record; the unused room in front is cut off.
+  std::string count;
+  PutVarint64(&count, rows_->size());
+  const size_t cut = kCountRoom - count.size();
+  std::memcpy(b.data() + cut, count.data(), count.size());
+  body_->skip = cut;
+  for (RowMeta& m : *rows_) m.offset -= static_cast<uint32_t>(cut);
 }
 
 void EncodeUnitHeader(const UnitHeader& h, std::string* dst) {
@@ -115,8 +170,8 @@ Status DecodeUnit(std::string_view payload, DecodedUnit* unit) {
 }
 
 Status PeekUnit(std::string_view payload, PeekedUnit* unit) {
-  return DecodeUnitParts(payload, &unit->header, &unit->events, &unit->digests,
-                         &unit->record_spans, &unit->conflicts,
+  return DecodeUnitParts(payload, &unit->header, &unit->events, &unit->digests, &unit->record_spans,
+                         &unit->conflicts,
                          [](Decoder* d, EventPeek* e) { return PeekEventBinary(d, e); });
 }
 

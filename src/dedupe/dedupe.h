@@ -180,6 +180,20 @@ class DedupeIndex {
   // the resolver propagate. REQUIRES: resolver != null.
   Result<std::optional<DedupeEntry>> Lookup(std::string_view event_id, int64_t now_ms,
                                             int64_t window_ms, DedupeRowResolver* resolver) const;
+  // As above with the id's routing hash computed by the caller (the write path hashes each id
+  // once). REQUIRES: hash == the index's hash function applied to event_id (Hash64 unless the
+  // test constructor substituted one; see hash_fn()).
+  Result<std::optional<DedupeEntry>> Lookup(std::string_view event_id, uint64_t hash,
+                                            int64_t now_ms, int64_t window_ms,
+                                            DedupeRowResolver* resolver) const;
+  // The current run set, pinned (for many lookups against one set: the write path's batch).
+  using RunSet = std::vector<std::shared_ptr<DedupeRun>>;
+  std::shared_ptr<const RunSet> PinRuns() const;
+  // As Lookup, against a pinned run set. REQUIRES: `runs` came from PinRuns() of this index.
+  Result<std::optional<DedupeEntry>> LookupIn(const RunSet& runs, std::string_view event_id,
+                                              uint64_t hash, int64_t now_ms, int64_t window_ms,
+                                              DedupeRowResolver* resolver) const;
+  DedupeHashFn hash_fn() const;
   // RAM split for the benchmark and stats: the fixed cache and the per-key structures of all
   // runs (sum of memory_bytes()).
   size_t cache_capacity_bytes() const;

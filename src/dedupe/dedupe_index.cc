@@ -71,15 +71,33 @@ void DedupeIndex::SetRuns(std::vector<std::shared_ptr<DedupeRun>> runs) {
 
 std::vector<std::shared_ptr<DedupeRun>> DedupeIndex::runs() const { return *impl_->Snapshot(); }
 
+DedupeHashFn DedupeIndex::hash_fn() const { return impl_->hash; }
+
 Result<std::optional<DedupeEntry>> DedupeIndex::Lookup(std::string_view event_id, int64_t now_ms,
                                                        int64_t window_ms,
                                                        DedupeRowResolver* resolver) const {
+  return Lookup(event_id, impl_->hash(event_id), now_ms, window_ms, resolver);
+}
+
+Result<std::optional<DedupeEntry>> DedupeIndex::Lookup(std::string_view event_id, uint64_t hash,
+                                                       int64_t now_ms, int64_t window_ms,
+                                                       DedupeRowResolver* resolver) const {
   const std::shared_ptr<const RunList> runs = impl_->Snapshot();
-  const uint64_t hash = impl_->hash(event_id);
+  return LookupIn(*runs, event_id, hash, now_ms, window_ms, resolver);
+}
+
+std::shared_ptr<const DedupeIndex::RunSet> DedupeIndex::PinRuns() const {
+  return impl_->Snapshot();
+}
+
+Result<std::optional<DedupeEntry>> DedupeIndex::LookupIn(const RunSet& runs,
+                                                         std::string_view event_id, uint64_t hash,
+                                                         int64_t now_ms, int64_t window_ms,
+                                                         DedupeRowResolver* resolver) const {
   // One filter line per run, each likely a cache miss: start them all before testing any.
-  for (const auto& run : *runs) run->PrefetchFilter(hash);
+  for (const auto& run : runs) run->PrefetchFilter(hash);
   std::optional<DedupeEntry> best;
-  for (const auto& run : *runs) {
+  for (const auto& run : runs) {
     // Runs are in max_commit_seq order: once a remembered entry is found, a later run can
     // only beat it with a higher commit_seq, which its max_commit_seq rules out.
     if (best.has_value() && run->info().max_commit_seq <= best->commit_seq) break;

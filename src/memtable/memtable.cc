@@ -10,11 +10,17 @@ namespace usagedb {
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
-// Per-row overhead beyond the record: the MemRow in the deque and the index node.
-constexpr size_t kRowOverhead = sizeof(MemRow) + 64;
+// Per-row overhead beyond the record: the MemRow in the deque (the index's slots are counted
+// by their real size).
+constexpr size_t kRowOverhead = sizeof(MemRow);
 
 // The event_id of a binary event record: flags u8 | kind u8 | event_id lpstr | ...
 std::string_view RecordEventId(const char* rec, uint32_t len) {
+  // Common case: an id shorter than 128 bytes has a one-byte length.
+  if (len >= 3 && static_cast<uint8_t>(rec[2]) < 0x80 &&
+      3 + static_cast<uint32_t>(static_cast<uint8_t>(rec[2])) <= len) {
+    return std::string_view(rec + 3, static_cast<uint8_t>(rec[2]));
+  }
   Decoder d(std::string_view(rec, len));
   uint8_t b;
   std::string_view id;
@@ -64,7 +70,9 @@ void MemTable::AddUnit(uint64_t seq, int64_t ingested_at_ms, std::string_view by
     r.digest = m.digest;
     r.kind = m.kind;
     rows_.push_back(r);
-    index_.emplace(r.event_id, static_cast<uint32_t>(rows_.size() - 1));
+    const uint64_t h = m.id_hash != 0 ? m.id_hash : id_hash_(r.event_id);
+    index_.Insert(h, r.event_id, static_cast<uint32_t>(rows_.size() - 1),
+                  [this](uint32_t row) { return rows_[row].event_id; });
   }
   NoteSequenceLocked(seq, ingested_at_ms);
 }
@@ -96,17 +104,36 @@ std::vector<ConflictEntry> MemTable::conflicts_snapshot() const {
   return conflicts_;
 }
 
+uint32_t MemTable::FindRowLocked(uint64_t hash, std::string_view event_id) const {
+  return index_.Find(hash, event_id, [this](uint32_t row) { return rows_[row].event_id; });
+}
+
 std::optional<MemTable::Stored> MemTable::FindDigest(std::string_view event_id) const {
+  const uint64_t h = id_hash_(event_id);
   std::shared_lock lock(mu_);
-  auto it = index_.find(event_id);
-  if (it == index_.end()) return std::nullopt;
-  const MemRow& r = rows_[it->second];
+  const uint32_t row = FindRowLocked(h, event_id);
+  if (row == IdTable::kNone) return std::nullopt;
+  const MemRow& r = rows_[row];
   return Stored{r.digest, r.ingested_at_ms};
 }
 
-bool MemTable::Contains(std::string_view event_id) const {
+void MemTable::FindDigests(Probe* probes, size_t n) const {
   std::shared_lock lock(mu_);
-  return index_.count(event_id) != 0;
+  if (rows_.empty()) return;
+  for (size_t i = 0; i < n; i++) {
+    Probe& p = probes[i];
+    if (p.found) continue;
+    const uint32_t row = FindRowLocked(p.hash, p.id);
+    if (row == IdTable::kNone) continue;
+    p.found = true;
+    p.stored = Stored{rows_[row].digest, rows_[row].ingested_at_ms};
+  }
+}
+
+bool MemTable::Contains(std::string_view event_id) const {
+  const uint64_t h = id_hash_(event_id);
+  std::shared_lock lock(mu_);
+  return FindRowLocked(h, event_id) != IdTable::kNone;
 }
 
 bool MemTable::DecodeRow(const MemRow& row, Event* out) {
@@ -125,12 +152,13 @@ bool MemTable::DecodeRowView(const MemRow& row, EventView* out) {
 }
 
 std::optional<MemEntry> MemTable::Find(std::string_view event_id) const {
+  const uint64_t h = id_hash_(event_id);
   std::shared_lock lock(mu_);
-  auto it = index_.find(event_id);
-  if (it == index_.end()) return std::nullopt;
+  const uint32_t row = FindRowLocked(h, event_id);
+  if (row == IdTable::kNone) return std::nullopt;
   MemEntry e;
-  if (!DecodeRow(rows_[it->second], &e.event)) return std::nullopt;
-  e.digest = rows_[it->second].digest;
+  if (!DecodeRow(rows_[row], &e.event)) return std::nullopt;
+  e.digest = rows_[row].digest;
   return e;
 }
 
@@ -155,7 +183,7 @@ void MemTable::ForEach(uint64_t max_seq,
 
 size_t MemTable::ApproximateBytes() const {
   std::shared_lock lock(mu_);
-  return arena_bytes_ + rows_.size() * kRowOverhead + conflict_bytes_;
+  return arena_bytes_ + rows_.size() * kRowOverhead + index_.memory_bytes() + conflict_bytes_;
 }
 
 size_t MemTable::size() const {

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "memtable/id_table.h"
 #include "usagedb/event.h"
 #include "usagedb/event_view.h"
 #include "util/hash.h"
@@ -46,6 +47,9 @@ struct RowMeta {
   uint64_t account_hash = 0;  // Hash64(account_id): bucket routing and read prefilter
   Digest128 digest;
   EventKind kind = EventKind::kUsage;
+  // The memtable's id hash of the record's event_id (Hash64 in production), so the leader does
+  // not hash again; 0 = not computed (AddUnit computes it).
+  uint64_t id_hash = 0;
 };
 
 // One stored event: its record in the arena and the facts needed without decoding it.
@@ -68,7 +72,11 @@ struct MemEntry {
 
 class MemTable {
  public:
-  explicit MemTable(int64_t created_ms) : created_ms_(created_ms) {}
+  // The function that hashes event_ids for the index. Production uses Hash64; tests pass a
+  // colliding one to prove that only full id equality makes a hit.
+  using IdHashFn = uint64_t (*)(std::string_view);
+  explicit MemTable(int64_t created_ms, IdHashFn id_hash = &Hash64)
+      : id_hash_(id_hash), created_ms_(created_ms) {}
   MemTable(const MemTable&) = delete;
   MemTable& operator=(const MemTable&) = delete;
 
@@ -87,6 +95,16 @@ class MemTable {
     int64_t ingested_at_ms;
   };
   std::optional<Stored> FindDigest(std::string_view event_id) const;
+  // The write path's batch form: for every probe not yet `found`, looks its id up under one
+  // shared lock. REQUIRES: probe.hash == the table's id hash of probe.id.
+  struct Probe {
+    std::string_view id;
+    uint64_t hash = 0;
+    bool found = false;
+    Stored stored{};
+  };
+  void FindDigests(Probe* probes, size_t n) const;
+  uint64_t HashId(std::string_view event_id) const { return id_hash_(event_id); }
   bool Contains(std::string_view event_id) const;
   // The decoded entry with this exact event_id, if any.
   std::optional<MemEntry> Find(std::string_view event_id) const;
@@ -124,7 +142,10 @@ class MemTable {
   size_t chunk_used_ = 0, chunk_capacity_ = 0;
   size_t arena_bytes_ = 0;
   std::deque<MemRow> rows_;
-  std::unordered_map<std::string_view, uint32_t> index_;  // views into the arena
+  // event_id -> row number; ids are read back from rows_ (views into the arena).
+  uint32_t FindRowLocked(uint64_t hash, std::string_view event_id) const;
+  const IdHashFn id_hash_;
+  IdTable index_;
   std::vector<ConflictEntry> conflicts_;
   size_t conflict_bytes_ = 0;
   uint64_t min_seq_ = 0, max_seq_ = 0;

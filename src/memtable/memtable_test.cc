@@ -67,5 +67,84 @@ TEST(MemTable, ConflictOnlyUnitsStillCoverTheirSequence) {
   EXPECT_EQ(0u, m.size());
 }
 
+// IdTable and the memtable index: hashes only route, the full id decides.
+
+uint64_t CollidingHash(std::string_view) { return 0x1234567890abcdefull; }
+
+TEST(IdTable, CollisionsForcedBySameHashAreDistinctEntries) {
+  std::vector<std::string> ids = {"a", "b", "evt_1", "evt_2", ""};
+  auto id_of = [&](uint32_t v) { return std::string_view(ids[v]); };
+  IdTable t;
+  for (uint32_t i = 0; i < ids.size(); i++) {
+    EXPECT_EQ(i, t.Insert(42, ids[i], i, id_of)) << i;  // every id under one hash
+  }
+  EXPECT_EQ(ids.size(), t.size());
+  for (uint32_t i = 0; i < ids.size(); i++) EXPECT_EQ(i, t.Find(42, ids[i], id_of));
+  EXPECT_EQ(IdTable::kNone, t.Find(42, "evt_3", id_of));
+  EXPECT_EQ(1u, t.Insert(42, "b", 7, id_of)) << "present: the stored value is returned";
+  // Erasing from the middle of a cluster keeps the later members reachable.
+  EXPECT_EQ(2u, t.Erase(42, "evt_1", id_of));
+  EXPECT_EQ(IdTable::kNone, t.Find(42, "evt_1", id_of));
+  EXPECT_EQ(3u, t.Find(42, "evt_2", id_of));
+  EXPECT_EQ(4u, t.Find(42, "", id_of));
+  EXPECT_EQ(IdTable::kNone, t.Erase(42, "evt_1", id_of));
+  EXPECT_EQ(IdTable::kNone, t.EraseIf(42, "a", id_of, [](uint32_t) { return false; }));
+  EXPECT_EQ(0u, t.Find(42, "a", id_of));
+}
+
+TEST(IdTable, GrowthKeepsEveryEntryAndIdsDifferingInTheLastByte) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5000; i++) {
+    std::string base = "evt_0123456789abcdefghijklmnop_" + std::to_string(i / 2);
+    base.push_back(i % 2 ? 'x' : 'y');  // pairs differ only in the last byte
+    ids.push_back(base);
+  }
+  auto id_of = [&](uint32_t v) { return std::string_view(ids[v]); };
+  IdTable t;  // starts empty: grows many times
+  for (uint32_t i = 0; i < ids.size(); i++) {
+    // Half the ids share a hash with their pair: growth must keep both.
+    const uint64_t h = Hash64(ids[i].substr(0, ids[i].size() - 1));
+    EXPECT_EQ(i, t.Insert(h, ids[i], i, id_of));
+  }
+  EXPECT_EQ(ids.size(), t.size());
+  for (uint32_t i = 0; i < ids.size(); i++) {
+    EXPECT_EQ(i, t.Find(Hash64(ids[i].substr(0, ids[i].size() - 1)), ids[i], id_of)) << i;
+  }
+  for (uint32_t i = 0; i < ids.size(); i += 2) {
+    EXPECT_EQ(i, t.Erase(Hash64(ids[i].substr(0, ids[i].size() - 1)), ids[i], id_of));
+  }
+  for (uint32_t i = 0; i < ids.size(); i++) {
+    const uint32_t want = i % 2 ? i : IdTable::kNone;
+    EXPECT_EQ(want, t.Find(Hash64(ids[i].substr(0, ids[i].size() - 1)), ids[i], id_of)) << i;
+  }
+}
+
+TEST(MemTable, IndexWithCollidingHashesDecidesByTheFullId) {
+  MemTable m(0, &CollidingHash);
+  for (int i = 0; i < 300; i++) m.Add(Ev("evt_" + std::to_string(i), i + 1), Digest128{1, 0u + i});
+  for (int i = 0; i < 300; i += 7) {
+    auto f = m.FindDigest("evt_" + std::to_string(i));
+    ASSERT_TRUE(f.has_value()) << i;
+    EXPECT_EQ(static_cast<uint64_t>(i), f->digest.hi);
+  }
+  EXPECT_FALSE(m.Contains("evt_300"));
+  EXPECT_FALSE(m.Contains("evt_2x"));
+  std::string a = "evt_1", b = "evt_9999";
+  MemTable::Probe probes[2] = {{a, CollidingHash(a)}, {b, CollidingHash(b)}};
+  m.FindDigests(probes, 2);
+  EXPECT_TRUE(probes[0].found);
+  EXPECT_EQ(1u, probes[0].stored.digest.hi);
+  EXPECT_FALSE(probes[1].found);
+}
+
+TEST(MemTable, IdsDifferingOnlyInTheLastByteAreDistinct) {
+  MemTable m(0);
+  m.Add(Ev("evt_abcdefghijklmnopqrstuvwxyz_0001", 1), Digest128{1, 1});
+  m.Add(Ev("evt_abcdefghijklmnopqrstuvwxyz_0002", 2), Digest128{2, 2});
+  EXPECT_EQ(1u, m.FindDigest("evt_abcdefghijklmnopqrstuvwxyz_0001")->digest.lo);
+  EXPECT_EQ(2u, m.FindDigest("evt_abcdefghijklmnopqrstuvwxyz_0002")->digest.lo);
+  EXPECT_FALSE(m.Contains("evt_abcdefghijklmnopqrstuvwxyz_0003"));
+}
+
 }  // namespace
 }  // namespace usagedb

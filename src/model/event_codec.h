@@ -78,6 +78,14 @@ Digest128 PayloadDigest(const Event& event);
 // Binary event codec (docs/format.md "Event record"): every field except ingested_at_ms and
 // commit_seq, which the enclosing WAL unit carries.
 void EncodeEventBinary(const Event& event, std::string* dst);
+// EncodeEventBinary(event, dst) and PayloadDigest(event) in one pass over the fields (the
+// write path needs both for every new event); returns the digest. Same bytes, same digest.
+Digest128 EncodeEventBinaryAndDigest(const Event& event, std::string* dst);
+// Raw form: writes the record at dst, stores the digest and returns the record's end.
+// REQUIRES: dst has room for EventBinaryBound(event) bytes.
+char* EncodeEventBinaryAndDigest(const Event& event, char* dst, Digest128* digest);
+// An upper bound of the bytes EncodeEventBinary writes for `event`.
+size_t EventBinaryBound(const Event& event);
 // Returns false on malformed input (caller reports Corruption).
 bool DecodeEventBinary(Decoder* in, Event* event);
 // As DecodeEventBinary on a Decoder over `record`, with every field a view into `record`

@@ -911,6 +911,44 @@ TEST(EventBinary, MalformedFieldsFail) {
   EXPECT_TRUE(fails(b));
 }
 
+TEST(EventBinary, FusedEncoderWritesTheSameRecordAndDigest) {
+  // Every field's variants, short and long strings (the inline copies switch at 4, 8, 16, 32
+  // bytes), 128-bit quantities, and unsorted dimensions (the fallback).
+  std::vector<Event> events = {ValidEvent(), FullEvent()};
+  Event e = FullEvent();
+  e.event_id = std::string(200, 'i');
+  e.account_id = "abc";
+  e.product_id = "abcd";
+  e.meter_id = std::string(16, 'm');
+  e.unit = std::string(17, 'u');
+  e.source = std::string(33, 's');
+  e.correction_reason = std::string(300, 'r');
+  e.subscription_id.reset();
+  e.quantity = -kMaxQuantity;
+  e.timestamp_ms = -5;
+  e.dimensions = {{"a", ""}, {"b", std::string(31, 'v')}, {"c", std::string(8, 'w')}};
+  events.push_back(e);
+  e.kind = EventKind::kUsage;
+  e.has_correction_ref = false;
+  e.correction_original_event_id.clear();
+  e.correction_reason.clear();
+  e.model_id.reset();
+  e.quantity = kMaxQuantity;
+  events.push_back(e);
+  e.dimensions = {{"b", "1"}, {"a", "2"}};
+  events.push_back(e);
+  e.dimensions.clear();
+  e.quantity = 0;
+  events.push_back(e);
+  for (size_t i = 0; i < events.size(); i++) {
+    std::string want = "prefix", got = "prefix";
+    EncodeEventBinary(events[i], &want);
+    const Digest128 d = EncodeEventBinaryAndDigest(events[i], &got);
+    EXPECT_EQ(want, got) << i;
+    EXPECT_EQ(PayloadDigest(events[i]), d) << i;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // JSON output.
 

@@ -1,6 +1,8 @@
 // Canonical forms (SPEC §1), the event JSON output shape (SPEC §3.3), the payload digest and
 // the binary event record (docs/parts/model.md "Event record").
 
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -115,6 +117,81 @@ bool ParseCanonicalString(std::string_view s, size_t* pos, std::string* out) {
     out->push_back(c);
     i += 2;
   }
+}
+
+// Raw-pointer writers for the hot encoders: the caller sizes the buffer first (EncodedSize),
+// so no byte goes through std::string's capacity checks.
+__attribute__((always_inline)) inline char* WriteVarint64(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+inline char* WriteVarint128(char* p, unsigned __int128 v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(static_cast<uint8_t>(v) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(static_cast<uint8_t>(v));
+  return p;
+}
+// Short strings (most fields) are copied with fixed-size moves instead of a memcpy call.
+__attribute__((always_inline)) inline char* WriteBytes(char* p, std::string_view s) {
+  const size_t n = s.size();
+  const char* src = s.data();
+  if (n <= 32) {
+    if (n >= 16) {
+      __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+      __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + n - 16));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), a);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p + n - 16), b);
+    } else if (n >= 8) {
+      uint64_t a, b;
+      std::memcpy(&a, src, 8);
+      std::memcpy(&b, src + n - 8, 8);
+      std::memcpy(p, &a, 8);
+      std::memcpy(p + n - 8, &b, 8);
+    } else if (n >= 4) {
+      uint32_t a, b;
+      std::memcpy(&a, src, 4);
+      std::memcpy(&b, src + n - 4, 4);
+      std::memcpy(p, &a, 4);
+      std::memcpy(p + n - 4, &b, 4);
+    } else {
+      for (size_t i = 0; i < n; i++) p[i] = src[i];
+    }
+  } else {
+    std::memcpy(p, src, n);
+  }
+  return p + n;
+}
+inline char* WriteLengthPrefixed(char* p, std::string_view s) {
+  return WriteBytes(WriteVarint64(p, s.size()), s);
+}
+inline char* WriteFixed64(char* p, uint64_t v) {
+  std::memcpy(p, &v, 8);
+  return p + 8;
+}
+// One length-prefixed string into both the record (*p) and the canonical payload (*c).
+__attribute__((always_inline)) inline void WriteBoth(char** p, char** c, std::string_view v) {
+  *p = WriteBytes(WriteVarint64(*p, v.size()), v);
+  *c = WriteBytes(WriteVarint64(*c, v.size()), v);
+}
+
+// An upper bound of the bytes of every length-prefixed string field of `e` (the part both
+// encoders share): string bytes plus 10 per varint.
+size_t StringFieldsBound(const Event& e, const Dims& dims) {
+  size_t n = e.event_id.size() + e.account_id.size() + e.product_id.size() + e.meter_id.size() +
+             e.unit.size() + e.source.size() + 7 * 10;
+  if (e.has_correction_ref) {
+    n += e.correction_original_event_id.size() + e.correction_reason.size() + 2 * 10;
+  }
+  if (e.subscription_id) n += e.subscription_id->size() + 10;
+  if (e.model_id) n += e.model_id->size() + 10;
+  for (const auto& [k, v] : dims) n += k.size() + v.size() + 2 * 10;
+  return n;
 }
 
 // Binary record flags (presence bitmap).
@@ -244,29 +321,7 @@ void AppendEventJson(const Event& e, std::string* out) {
 // index). Every variable-length field is length-prefixed and every optional field has a
 // presence byte, so two different payloads never produce the same bytes.
 Digest128 PayloadDigest(const Event& e) {
-  thread_local std::string buf;
-  buf.clear();
-  buf.append("usagedb.payload.v1");
-  buf.push_back(static_cast<char>(e.kind));
-  PutLengthPrefixed(&buf, e.event_id);
-  buf.push_back(e.has_correction_ref ? 1 : 0);
-  if (e.has_correction_ref) {
-    PutLengthPrefixed(&buf, e.correction_original_event_id);
-    PutLengthPrefixed(&buf, e.correction_reason);
-  }
-  PutLengthPrefixed(&buf, e.account_id);
-  buf.push_back(e.subscription_id ? 1 : 0);
-  if (e.subscription_id) PutLengthPrefixed(&buf, *e.subscription_id);
-  PutLengthPrefixed(&buf, e.product_id);
-  PutLengthPrefixed(&buf, e.meter_id);
-  buf.push_back(e.model_id ? 1 : 0);
-  if (e.model_id) PutLengthPrefixed(&buf, *e.model_id);
-  PutFixed64(&buf, static_cast<uint64_t>(e.timestamp_ms));
-  auto q = static_cast<unsigned __int128>(e.quantity);
-  PutFixed64(&buf, static_cast<uint64_t>(q));
-  PutFixed64(&buf, static_cast<uint64_t>(q >> 64));
-  PutLengthPrefixed(&buf, e.unit);
-  PutLengthPrefixed(&buf, e.source);
+  static constexpr std::string_view kDomain = "usagedb.payload.v1";
   const Dims* dims = &e.dimensions;
   Dims sorted;
   if (!IsSortedUnique(e.dimensions)) {
@@ -275,12 +330,37 @@ Digest128 PayloadDigest(const Event& e) {
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     dims = &sorted;
   }
-  PutVarint64(&buf, dims->size());
-  for (const auto& [k, v] : *dims) {
-    PutLengthPrefixed(&buf, k);
-    PutLengthPrefixed(&buf, v);
+  // domain | kind | 3 presence bytes | timestamp and quantity (24) | strings.
+  const size_t size = kDomain.size() + 1 + 3 + 24 + StringFieldsBound(e, *dims);
+  thread_local std::string buf;
+  if (buf.size() < size) buf.resize(std::max(size, 2 * buf.size()));
+  char* p = WriteBytes(buf.data(), kDomain);
+  *p++ = static_cast<char>(e.kind);
+  p = WriteLengthPrefixed(p, e.event_id);
+  *p++ = e.has_correction_ref ? 1 : 0;
+  if (e.has_correction_ref) {
+    p = WriteLengthPrefixed(p, e.correction_original_event_id);
+    p = WriteLengthPrefixed(p, e.correction_reason);
   }
-  return Hash128(buf);
+  p = WriteLengthPrefixed(p, e.account_id);
+  *p++ = e.subscription_id ? 1 : 0;
+  if (e.subscription_id) p = WriteLengthPrefixed(p, *e.subscription_id);
+  p = WriteLengthPrefixed(p, e.product_id);
+  p = WriteLengthPrefixed(p, e.meter_id);
+  *p++ = e.model_id ? 1 : 0;
+  if (e.model_id) p = WriteLengthPrefixed(p, *e.model_id);
+  p = WriteFixed64(p, static_cast<uint64_t>(e.timestamp_ms));
+  auto q = static_cast<unsigned __int128>(e.quantity);
+  p = WriteFixed64(p, static_cast<uint64_t>(q));
+  p = WriteFixed64(p, static_cast<uint64_t>(q >> 64));
+  p = WriteLengthPrefixed(p, e.unit);
+  p = WriteLengthPrefixed(p, e.source);
+  p = WriteVarint64(p, dims->size());
+  for (const auto& [k, v] : *dims) {
+    p = WriteLengthPrefixed(p, k);
+    p = WriteLengthPrefixed(p, v);
+  }
+  return Hash128(std::string_view(buf.data(), static_cast<size_t>(p - buf.data())));
 }
 
 void EncodeEventBinary(const Event& e, std::string* dst) {
@@ -288,27 +368,115 @@ void EncodeEventBinary(const Event& e, std::string* dst) {
   if (e.subscription_id) flags |= kHasSubscription;
   if (e.model_id) flags |= kHasModel;
   if (e.has_correction_ref) flags |= kHasCorrectionRef;
-  dst->push_back(static_cast<char>(flags));
-  dst->push_back(static_cast<char>(e.kind));
-  PutLengthPrefixed(dst, e.event_id);
+  const uint64_t ts = ZigZagEncode64(e.timestamp_ms);
+  const unsigned __int128 q = ZigZagEncode128(e.quantity);
+  // flags, kind, timestamp (<= 10), quantity (<= 19), the strings.
+  const size_t size = 2 + 10 + 19 + StringFieldsBound(e, e.dimensions);
+  const size_t start = dst->size();
+  dst->resize(start + size);
+  char* p = dst->data() + start;
+  *p++ = static_cast<char>(flags);
+  *p++ = static_cast<char>(e.kind);
+  p = WriteLengthPrefixed(p, e.event_id);
   if (e.has_correction_ref) {
-    PutLengthPrefixed(dst, e.correction_original_event_id);
-    PutLengthPrefixed(dst, e.correction_reason);
+    p = WriteLengthPrefixed(p, e.correction_original_event_id);
+    p = WriteLengthPrefixed(p, e.correction_reason);
   }
-  PutLengthPrefixed(dst, e.account_id);
-  if (e.subscription_id) PutLengthPrefixed(dst, *e.subscription_id);
-  PutLengthPrefixed(dst, e.product_id);
-  PutLengthPrefixed(dst, e.meter_id);
-  if (e.model_id) PutLengthPrefixed(dst, *e.model_id);
-  PutVarint64(dst, ZigZagEncode64(e.timestamp_ms));
-  PutVarint128(dst, ZigZagEncode128(e.quantity));
-  PutLengthPrefixed(dst, e.unit);
-  PutLengthPrefixed(dst, e.source);
-  PutVarint64(dst, e.dimensions.size());
+  p = WriteLengthPrefixed(p, e.account_id);
+  if (e.subscription_id) p = WriteLengthPrefixed(p, *e.subscription_id);
+  p = WriteLengthPrefixed(p, e.product_id);
+  p = WriteLengthPrefixed(p, e.meter_id);
+  if (e.model_id) p = WriteLengthPrefixed(p, *e.model_id);
+  p = WriteVarint64(p, ts);
+  p = WriteVarint128(p, q);
+  p = WriteLengthPrefixed(p, e.unit);
+  p = WriteLengthPrefixed(p, e.source);
+  p = WriteVarint64(p, e.dimensions.size());
   for (const auto& [k, v] : e.dimensions) {
-    PutLengthPrefixed(dst, k);
-    PutLengthPrefixed(dst, v);
+    p = WriteLengthPrefixed(p, k);
+    p = WriteLengthPrefixed(p, v);
   }
+  dst->resize(static_cast<size_t>(p - dst->data()));
+}
+
+// The record's bytes beyond its strings: flags, kind, timestamp (<= 10), quantity (<= 19).
+constexpr size_t kRecordFixedBound = 2 + 10 + 19;
+
+namespace {
+
+// EncodeEventBinaryAndDigest with StringFieldsBound(e, e.dimensions) computed by the caller.
+char* EncodeFused(const Event& e, size_t strings_bound, char* dst, Digest128* digest) {
+  if (!IsSortedUnique(e.dimensions)) {
+    std::string record;
+    EncodeEventBinary(e, &record);
+    *digest = PayloadDigest(e);
+    std::memcpy(dst, record.data(), record.size());
+    return dst + record.size();
+  }
+  // The record and the canonical payload list the same strings in the same order; they
+  // differ in framing (flags vs presence bytes, varints vs fixed64 numbers, the domain).
+  static constexpr std::string_view kDomain = "usagedb.payload.v1";
+  const size_t canon_size = kDomain.size() + 1 + 3 + 24 + strings_bound;
+  thread_local std::string buf;
+  if (buf.size() < canon_size) buf.resize(std::max(canon_size, 2 * buf.size()));
+  char* p = dst;
+  char* c = WriteBytes(buf.data(), kDomain);
+  uint8_t flags = 0;
+  if (e.subscription_id) flags |= kHasSubscription;
+  if (e.model_id) flags |= kHasModel;
+  if (e.has_correction_ref) flags |= kHasCorrectionRef;
+  *p++ = static_cast<char>(flags);
+  *p++ = static_cast<char>(e.kind);
+  *c++ = static_cast<char>(e.kind);
+  WriteBoth(&p, &c, e.event_id);
+  *c++ = e.has_correction_ref ? 1 : 0;
+  if (e.has_correction_ref) {
+    WriteBoth(&p, &c, e.correction_original_event_id);
+    WriteBoth(&p, &c, e.correction_reason);
+  }
+  WriteBoth(&p, &c, e.account_id);
+  *c++ = e.subscription_id ? 1 : 0;
+  if (e.subscription_id) WriteBoth(&p, &c, *e.subscription_id);
+  WriteBoth(&p, &c, e.product_id);
+  WriteBoth(&p, &c, e.meter_id);
+  *c++ = e.model_id ? 1 : 0;
+  if (e.model_id) WriteBoth(&p, &c, *e.model_id);
+  p = WriteVarint64(p, ZigZagEncode64(e.timestamp_ms));
+  p = WriteVarint128(p, ZigZagEncode128(e.quantity));
+  c = WriteFixed64(c, static_cast<uint64_t>(e.timestamp_ms));
+  const auto q = static_cast<unsigned __int128>(e.quantity);
+  c = WriteFixed64(c, static_cast<uint64_t>(q));
+  c = WriteFixed64(c, static_cast<uint64_t>(q >> 64));
+  WriteBoth(&p, &c, e.unit);
+  WriteBoth(&p, &c, e.source);
+  p = WriteVarint64(p, e.dimensions.size());
+  c = WriteVarint64(c, e.dimensions.size());
+  for (const auto& [k, v] : e.dimensions) {
+    WriteBoth(&p, &c, k);
+    WriteBoth(&p, &c, v);
+  }
+  *digest = Hash128(std::string_view(buf.data(), static_cast<size_t>(c - buf.data())));
+  return p;
+}
+
+}  // namespace
+
+size_t EventBinaryBound(const Event& e) {
+  return kRecordFixedBound + StringFieldsBound(e, e.dimensions);
+}
+
+char* EncodeEventBinaryAndDigest(const Event& e, char* dst, Digest128* digest) {
+  return EncodeFused(e, StringFieldsBound(e, e.dimensions), dst, digest);
+}
+
+Digest128 EncodeEventBinaryAndDigest(const Event& e, std::string* dst) {
+  const size_t strings_bound = StringFieldsBound(e, e.dimensions);
+  const size_t start = dst->size();
+  dst->resize(start + kRecordFixedBound + strings_bound);
+  Digest128 digest;
+  char* end = EncodeFused(e, strings_bound, dst->data() + start, &digest);
+  dst->resize(static_cast<size_t>(end - dst->data()));
+  return digest;
 }
 
 bool PeekEventBinary(Decoder* in, EventPeek* out) {

@@ -2,6 +2,8 @@
 
 #include "model/event_rules.h"
 
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -60,6 +62,87 @@ constexpr std::array<bool, 256> kKeyChar = MakeKeyCharTable();
 
 bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
+// Signed-byte test of 16 bytes: 0xff where the byte is printable ASCII (0x20..0x7e); bytes
+// >= 0x80 are negative as signed and fail the first comparison.
+inline __m128i PrintableMask(__m128i v) {
+  return _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(0x1f)),
+                       _mm_cmplt_epi8(v, _mm_set1_epi8(0x7f)));
+}
+
+// True when s is printable ASCII only (every byte in 0x20..0x7e): then it is valid UTF-8
+// without control characters or NUL, the common case for every string of an event.
+__attribute__((always_inline)) inline bool IsPrintableAscii(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  if (n >= 16) {
+    __m128i ok = _mm_set1_epi8(-1);
+    for (; n > 16; p += 16, n -= 16) {
+      ok = _mm_and_si128(ok, PrintableMask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    }
+    // The last 16 bytes (overlapping what was checked).
+    ok = _mm_and_si128(
+        ok, PrintableMask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - 16))));
+    return _mm_movemask_epi8(ok) == 0xffff;
+  }
+  if (n >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + n - 8, 8);
+    __m128i v = _mm_set_epi64x(static_cast<int64_t>(b), static_cast<int64_t>(a));
+    return _mm_movemask_epi8(PrintableMask(v)) == 0xffff;
+  }
+  bool ok = true;
+  for (size_t i = 0; i < n; ++i) {
+    auto c = static_cast<unsigned char>(p[i]);
+    ok &= c >= 0x20 && c < 0x7f;
+  }
+  return ok;
+}
+
+// An identifier that passes every rule by the fast test (length, printable ASCII).
+inline bool QuickIdentifier(std::string_view v, size_t max) {
+  return !v.empty() && v.size() <= max && IsPrintableAscii(v);
+}
+
+// True when `e` certainly passes every rule CheckEventRules checks, by tests that are exact
+// for the common case (printable ASCII strings); false means "look closer", not "invalid".
+bool QuickCheckEventRules(const Event& e) {
+  bool ok =
+      QuickIdentifier(e.event_id, kMaxIdBytes) && QuickIdentifier(e.account_id, kMaxIdBytes) &&
+      QuickIdentifier(e.product_id, kMaxIdBytes) && QuickIdentifier(e.meter_id, kMaxIdBytes) &&
+      QuickIdentifier(e.unit, kMaxUnitBytes) && QuickIdentifier(e.source, kMaxSourceBytes) &&
+      (!e.subscription_id || QuickIdentifier(*e.subscription_id, kMaxIdBytes)) &&
+      (!e.model_id || QuickIdentifier(*e.model_id, kMaxIdBytes)) && e.timestamp_ms >= 1 &&
+      e.quantity <= kMaxQuantity && e.quantity >= -kMaxQuantity &&
+      e.dimensions.size() <= kMaxDimensions;
+  if (!ok) return false;
+  switch (e.kind) {
+    case EventKind::kUsage:
+      if (e.has_correction_ref || e.quantity < 0 || !e.correction_original_event_id.empty() ||
+          !e.correction_reason.empty()) {
+        return false;
+      }
+      break;
+    case EventKind::kCorrection:
+    case EventKind::kRetraction:
+      if (!e.has_correction_ref || (e.kind == EventKind::kRetraction && e.quantity > 0) ||
+          !QuickIdentifier(e.correction_original_event_id, kMaxIdBytes) ||
+          e.correction_reason.size() > kMaxReasonBytes || !IsPrintableAscii(e.correction_reason)) {
+        return false;
+      }
+      break;
+    default:
+      return false;
+  }
+  for (const auto& [key, value] : e.dimensions) {
+    if (!IsValidDimensionKeySyntax(key) || IsReservedName(key) || value.empty() ||
+        value.size() > kMaxDimensionValueBytes || !IsPrintableAscii(value)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Identifier field: `min`..`max` bytes, valid UTF-8, no control characters.
 std::string CheckIdentifier(const char* field, std::string_view v, size_t max, bool check_utf8) {
   if (v.empty() || v.size() > max) {
@@ -117,6 +200,14 @@ bool IsValidUtf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
   while (p < end) {
+    // ASCII runs eight bytes at a time.
+    while (end - p >= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      if ((w & 0x8080808080808080ull) != 0) break;
+      p += 8;
+    }
+    if (p == end) break;
     unsigned char b = *p;
     if (b < 0x80) {
       ++p;
@@ -165,6 +256,8 @@ std::string Printable(std::string_view s) {
 }
 
 std::string CheckEventRules(const Event& e, bool check_utf8) {
+  if (QuickCheckEventRules(e)) return "";
+  // Something is unusual: the rules in order, for the first violation's exact reason.
   std::string r;
   if (!(r = CheckIdentifier("event_id", e.event_id, kMaxIdBytes, check_utf8)).empty()) return r;
 
@@ -253,11 +346,17 @@ std::string CheckEventRules(const Event& e, bool check_utf8) {
 
 std::string ValidateEvent(Event* event) {
   auto& dims = event->dimensions;
-  std::sort(dims.begin(), dims.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (size_t i = 1; i < dims.size(); ++i) {
-    if (dims[i].first == dims[i - 1].first) {
-      return "dimensions: duplicate key: " + model_internal::Printable(dims[i].first);
+  bool sorted_unique = true;
+  for (size_t i = 1; i < dims.size() && sorted_unique; ++i) {
+    sorted_unique = dims[i - 1].first < dims[i].first;
+  }
+  if (!sorted_unique) {  // the usual input is already canonical: no sort, no duplicate scan
+    std::sort(dims.begin(), dims.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (size_t i = 1; i < dims.size(); ++i) {
+      if (dims[i].first == dims[i - 1].first) {
+        return "dimensions: duplicate key: " + model_internal::Printable(dims[i].first);
+      }
     }
   }
   return model_internal::CheckEventRules(*event, /*check_utf8=*/true);

@@ -87,6 +87,18 @@ void Writer::FrameRecord(RecordType type, std::string_view payload, std::string*
   dst->append(payload.data(), payload.size());
 }
 
+void Writer::FrameRecord(RecordType type, std::string_view head, std::string_view tail,
+                         std::string* dst) {
+  const char type_byte = static_cast<char>(type);
+  uint32_t crc = crc32c::Extend(crc32c::Value(&type_byte, 1), head.data(), head.size());
+  crc = crc32c::Extend(crc, tail.data(), tail.size());
+  PutFixed32(dst, static_cast<uint32_t>(head.size() + tail.size()));
+  PutFixed32(dst, crc32c::Mask(crc));
+  dst->push_back(type_byte);
+  dst->append(head.data(), head.size());
+  dst->append(tail.data(), tail.size());
+}
+
 Status Writer::CheckWritable() const {
   if (sealed_) {
     return Status::IOError(path_ +

@@ -65,6 +65,10 @@ class Writer {
   // Frames one record into dst (header + payload) so a caller can batch many into one write.
   // Appends to *dst (does not clear it). REQUIRES: payload.size() <= kMaxRecordSize.
   static void FrameRecord(RecordType type, std::string_view payload, std::string* dst);
+  // As FrameRecord with payload = head + tail, without building the payload first (the group
+  // commit leader frames a unit header and a writer-encoded body with one copy of the body).
+  static void FrameRecord(RecordType type, std::string_view head, std::string_view tail,
+                          std::string* dst);
   // Appends pre-framed bytes (one or more whole records) in one write (group commit).
   // REQUIRES: `framed` is a concatenation of FrameRecord outputs.
   Status AppendFramed(std::string_view framed);

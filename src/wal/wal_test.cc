@@ -153,6 +153,18 @@ std::vector<Rec> FiveRecords() {
           {RecordType::kUnit, "fifth"}};
 }
 
+TEST(WalFrame, TwoPartFrameEqualsFrameOfTheConcatenation) {
+  const std::string head = "unit header", tail(5000, 'b');
+  for (size_t cut : {size_t{0}, size_t{1}, head.size()}) {
+    std::string out;
+    Writer::FrameRecord(RecordType::kUnit, head.substr(0, cut), tail, &out);
+    EXPECT_EQ(Frame(RecordType::kUnit, head.substr(0, cut) + tail), out) << cut;
+  }
+  std::string out = "prefix";
+  Writer::FrameRecord(RecordType::kVoid, "", "", &out);
+  EXPECT_EQ("prefix" + Frame(RecordType::kVoid, ""), out);
+}
+
 TEST_F(WalTest, WriteReadRoundTrip) {
   std::vector<Rec> recs = FiveRecords();
   std::vector<uint64_t> offsets = Write(recs);
