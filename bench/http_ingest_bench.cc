@@ -5,6 +5,8 @@
 //
 // The bodies are generated before the clock starts (client cost = sending + waiting only);
 // the time to build them is printed separately.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -71,6 +73,14 @@ int main(int argc, char** argv) {
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> accepted_batches{0}, failed{0};
   std::vector<std::vector<double>> latencies(clients);
+  // The client's own CPU while sending (this process shares the machine with the server).
+  auto cpu_seconds = [] {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
+  const double cpu0 = cpu_seconds();
   auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; c++) {
@@ -96,6 +106,7 @@ int main(int argc, char** argv) {
   }
   for (auto& t : threads) t.join();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double client_cpu = cpu_seconds() - cpu0;
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
@@ -104,9 +115,11 @@ int main(int argc, char** argv) {
   };
   std::printf(
       "clients=%d batch=%llu events=%llu batches=%zu failed=%llu: %.2f s, %.0f events/s; "
-      "batch latency p50 %.1f ms p99 %.1f ms (bodies built in %.2f s, not timed)\n",
+      "batch latency p50 %.1f ms p99 %.1f ms; client CPU %.2f s (%.0f%% of one core; bodies "
+      "built in %.2f s, not timed)\n",
       clients, static_cast<unsigned long long>(batch), static_cast<unsigned long long>(events),
       bodies.size(), static_cast<unsigned long long>(failed.load()), secs,
-      static_cast<double>(events) / secs, pct(0.5), pct(0.99), gen_s);
+      static_cast<double>(events) / secs, pct(0.5), pct(0.99), client_cpu,
+      100.0 * client_cpu / secs, gen_s);
   return failed == 0 ? 0 : 1;
 }
