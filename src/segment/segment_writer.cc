@@ -227,8 +227,21 @@ class BlockEncoder {
         return;
       }
     }
-    best_.clear();
     const Encoding smallest = analysis_.Smallest();
+    // Timestamps: when the offset-by-seq body is already smaller than every generic body, it
+    // is the only candidate compressed (docs/parts/flush.md, "Time and seq columns").
+    body_.clear();
+    if (c == Column::kTimestampMs &&
+        segment::EncodeInt64OffsetBySeq(ints_.data(), seqs_.data(), n, &body_)) {
+      if (body_.size() < analysis_.Size(smallest)) {
+        AppendChunk(Encoding::kIntOffsetBySeq, block);
+        return;
+      }
+      offset_body_.swap(body_);
+    } else {
+      offset_body_.clear();
+    }
+    best_.clear();
     // Per column, the two bodies that won after zstd on SPEC §9 data (docs/parts/segment.md):
     // timestamps repeat across the meters of one request (FOR or delta-varint + zstd); seqs
     // are sequential within a group (delta-varint or delta-FOR + zstd; FOR never compresses).
@@ -243,9 +256,8 @@ class BlockEncoder {
       AppendChunk(e, &candidate_);
       if (best_.empty() || candidate_.size() < best_.size()) best_.swap(candidate_);
     }
-    body_.clear();
-    if (c == Column::kTimestampMs &&
-        segment::EncodeInt64OffsetBySeq(ints_.data(), seqs_.data(), n, &body_)) {
+    if (!offset_body_.empty()) {
+      body_.swap(offset_body_);
       candidate_.clear();
       AppendChunk(Encoding::kIntOffsetBySeq, &candidate_);
       if (candidate_.size() < best_.size()) best_.swap(candidate_);
@@ -281,7 +293,7 @@ class BlockEncoder {
   }
 
   ZSTD_CCtx* cctx_;
-  std::string body_, zbuf_, best_, candidate_;
+  std::string body_, zbuf_, best_, candidate_, offset_body_;
   segment::Int64Analysis analysis_;
   std::vector<uint64_t> seqs_;
   std::vector<int64_t> ints_;
