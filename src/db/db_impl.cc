@@ -1254,20 +1254,7 @@ Status DBImpl::FlushOldestImmutable() {
           Hash64(e.event_id), RowLocation{fnum, static_cast<uint32_t>(k)}, e.commit_seq,
           e.kind != EventKind::kUsage, std::max(e.ingested_at_ms, e.timestamp_ms)});
     }
-    SegmentMeta m;
-    m.file_number = fnum;
-    m.bucket = info.bucket;
-    m.partition = info.partition;
-    m.row_count = info.row_count;
-    m.file_size = info.file_size;
-    m.min_timestamp_ms = info.min_timestamp_ms;
-    m.max_timestamp_ms = info.max_timestamp_ms;
-    m.min_commit_seq = info.min_commit_seq;
-    m.max_commit_seq = info.max_commit_seq;
-    m.min_account_id = info.min_account_id;
-    m.max_account_id = info.max_account_id;
-    m.origin_min_seq = origin_min;
-    m.origin_max_seq = origin_max;
+    const SegmentMeta m = SegmentMetaFromInfo(fnum, info);  // origin: the flushed range
     next.segments.push_back(m);
     new_handles.push_back(std::make_shared<SegmentHandle>(fs_, path, m));
     i = j;
