@@ -1498,48 +1498,6 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
       visit_mem, part);
 }
 
-namespace {
-
-// The code of `value` in a string column's dictionary, or nullopt.
-std::optional<uint32_t> DictCode(const StringColumn& c, const std::string& value) {
-  for (size_t i = 0; i < c.dict.size(); i++) {
-    if (c.dict[i] == value) return static_cast<uint32_t>(i);
-  }
-  return std::nullopt;
-}
-
-// Rows are sorted by account_id (billing order), so one account's rows of a block are the
-// contiguous range [*lo, *hi), found by binary search on the row's account string.
-void AccountRange(const StringColumn& c, const std::string& account, size_t n, size_t* lo,
-                  size_t* hi) {
-  auto less = [&](size_t r) {  // row r's account < account (a null sorts first)
-    return c.codes[r] == StringColumn::kNullCode || c.dict[c.codes[r]] < account;
-  };
-  auto less_eq = [&](size_t r) {
-    return c.codes[r] == StringColumn::kNullCode || c.dict[c.codes[r]] <= account;
-  };
-  size_t a = 0, b = n;
-  while (a < b) {
-    size_t m = a + (b - a) / 2;
-    if (less(m))
-      a = m + 1;
-    else
-      b = m;
-  }
-  *lo = a;
-  b = n;
-  while (a < b) {
-    size_t m = a + (b - a) / 2;
-    if (less_eq(m))
-      a = m + 1;
-    else
-      b = m;
-  }
-  *hi = a;
-}
-
-}  // namespace
-
 Status DBImpl::ScanBlocks(const ReadFilter& f, ColumnMask columns, const Snapshot& snap,
                           const BlockVisitor& visit_block,
                           const std::function<bool(const Event&)>& visit_mem,
@@ -1611,14 +1569,20 @@ Status DBImpl::ScanBlocks(const ReadFilter& f, ColumnMask columns, const Snapsho
       ColumnMask need = columns;
       if (check_seq) need |= ColumnBit(Column::kCommitSeq);
       if (check_from || check_to) need |= ColumnBit(Column::kTimestampMs);
-      RETURN_IF_ERROR(reader->ReadBlock(b, need, &block));
-      size_t lo = 0, hi = block.rows;
+      size_t lo = 0, hi = 0;
       uint32_t account_code = 0;
       if (f.account_id) {
-        std::optional<uint32_t> code = DictCode(block.account_id, *f.account_id);
-        if (!code) continue;
-        account_code = *code;
-        AccountRange(block.account_id, *f.account_id, block.rows, &lo, &hi);
+        // Only the account's rows of the quantity column are decoded.
+        RETURN_IF_ERROR(reader->ReadAccountRows(b, need, *f.account_id, &block, &lo, &hi));
+        if (lo == hi) continue;
+        account_code = block.account_id.codes[lo];
+        if (account_code == StringColumn::kNullCode ||
+            block.account_id.dict[account_code] != *f.account_id) {
+          continue;
+        }
+      } else {
+        RETURN_IF_ERROR(reader->ReadBlock(b, need, &block));
+        hi = block.rows;
       }
       if (!f.product_ids.empty() && !allowed_codes(block.product_id, f.product_ids, &ok_product)) {
         continue;

@@ -709,21 +709,19 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
   accs.reserve(groups.size());
   for (const Acc& a : groups) accs.push_back(&a);
 
-  // Materialise rows.
   result->names.clear();
   for (const QueryColumn& c : req.columns) result->names.push_back(c.name);
-  std::vector<std::vector<QueryValue>> rows;
-  rows.reserve(accs.size());
-  for (const Acc* a : accs) {
-    std::vector<QueryValue> out(req.columns.size());
-    for (size_t c = 0; c < req.columns.size(); c++) {
-      QueryValue& v = out[c];
+  // The metric values of every group, in one flat array (a sum that overflows fails the query
+  // even when its group is not returned); key strings are copied only into the rows returned
+  // (a top 100 of 100K groups built 100K rows before).
+  const size_t ncols = req.columns.size();
+  std::vector<QueryValue> metrics(accs.size() * ncols);
+  for (size_t x = 0; x < accs.size(); x++) {
+    const Acc* a = accs[x];
+    for (size_t c = 0; c < ncols; c++) {
       const QueryColumn& col = req.columns[c];
-      if (!col.is_metric) {
-        v.type = QueryValue::Type::kString;
-        v.str = a->values[static_cast<size_t>(col_group[c])];
-        continue;
-      }
+      if (!col.is_metric) continue;
+      QueryValue& v = metrics[x * ncols + c];
       switch (col.func) {
         case QueryFunc::kSum: {
           auto s = a->sum.Value();
@@ -744,7 +742,6 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
           break;
       }
     }
-    rows.push_back(std::move(out));
   }
 
   // Order: explicit terms, ties (and no terms) by the group values.
@@ -769,7 +766,7 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
     }
     terms.push_back(t);
   }
-  std::vector<size_t> idx(rows.size());
+  std::vector<size_t> idx(accs.size());
   for (size_t i = 0; i < idx.size(); i++) idx[i] = i;
   auto group_cmp = [&](size_t x, size_t y) {
     for (size_t g = 0; g < group.size(); g++) {
@@ -792,14 +789,27 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
                           int g = col_group[t.column];
                           c = CompareKey(group[g], accs[x]->values[g], accs[y]->values[g]);
                         } else {
-                          c = CompareValue(rows[x][t.column], rows[y][t.column]);
+                          c = CompareValue(metrics[x * ncols + t.column],
+                                           metrics[y * ncols + t.column]);
                         }
                         if (c) return t.desc ? c > 0 : c < 0;
                       }
                       return group_cmp(x, y) < 0;
                     });
   result->rows.reserve(n);
-  for (size_t i = 0; i < n; i++) result->rows.push_back(std::move(rows[idx[i]]));
+  for (size_t i = 0; i < n; i++) {
+    const size_t x = idx[i];
+    std::vector<QueryValue> out(ncols);
+    for (size_t c = 0; c < ncols; c++) {
+      if (req.columns[c].is_metric) {
+        out[c] = std::move(metrics[x * ncols + c]);
+      } else {
+        out[c].type = QueryValue::Type::kString;
+        out[c].str = accs[x]->values[static_cast<size_t>(col_group[c])];
+      }
+    }
+    result->rows.push_back(std::move(out));
+  }
   return Status::OK();
 }
 

@@ -139,6 +139,13 @@ class SegmentReader {
   // REQUIRES: block < num_blocks().
   virtual ChunkExtent chunk_extent(size_t block, Column column) const = 0;
   virtual Status ReadBlock(size_t block, ColumnMask columns, DecodedBlock* out) const = 0;
+  // ReadBlock for the rows of one account: decodes the account column, sets [*lo, *hi) to the
+  // rows holding `account` (rows are in billing order; found by binary search, so callers
+  // still check each row's account code) and decodes the quantity column only on those rows
+  // (its other rows are unspecified). With an empty range only the account column is decoded
+  // (the other columns are then unspecified).
+  virtual Status ReadAccountRows(size_t block, ColumnMask columns, const std::string& account,
+                                 DecodedBlock* out, size_t* lo, size_t* hi) const = 0;
   // Verifies every block checksum and decodes every column (check --deep).
   virtual Status VerifyAll() const = 0;
   virtual const std::string& path() const = 0;

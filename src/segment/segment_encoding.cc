@@ -795,6 +795,68 @@ bool DecodeInt128Column(Encoding encoding, std::string_view body, size_t n, __in
   }
 }
 
+bool DecodeInt128Rows(Encoding encoding, std::string_view body, size_t n, size_t lo, size_t hi,
+                      __int128* out) {
+  if (lo > hi || hi > n) return false;
+  if (lo == 0 && hi == n) return DecodeInt128Column(encoding, body, n, out);
+  BodyReader r(body);
+  uint128 x;
+  switch (encoding) {
+    case Encoding::kInt128For: {
+      uint8_t width;
+      if (!r.Varint128(&x) || !r.Byte(&width) || width > 64) return false;
+      const uint128 base = static_cast<uint128>(ZigZagDecode128(x));
+      const uint8_t* bits;
+      const size_t bytes = BitPackedBytes(n, width);
+      if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+      // Slices start at a multiple of 8 rows, so at a whole byte (8 * width bits).
+      uint64_t buf[256];
+      for (size_t i = lo & ~size_t{7}; i < hi; i += 256) {
+        const size_t m = std::min<size_t>(256, hi - i);
+        const size_t off = i * width / 8;
+        UnpackBits(bits + off, bytes - off, m, width, buf);
+        for (size_t k = 0; k < m; ++k) {
+          if (i + k >= lo) out[i + k] = static_cast<__int128>(base + buf[k]);
+        }
+      }
+      return true;
+    }
+    case Encoding::kInt128Varint: {
+      // Skip the first lo varints by counting their last bytes (high bit clear), eight bytes
+      // at a time while the count stays below lo.
+      const uint8_t* p = reinterpret_cast<const uint8_t*>(body.data());
+      const uint8_t* const end = p + body.size();
+      size_t seen = 0;
+      while (end - p >= 8) {
+        uint64_t w;
+        std::memcpy(&w, p, 8);
+        const size_t ends = static_cast<size_t>(__builtin_popcountll(~w & 0x8080808080808080ull));
+        if (seen + ends >= lo) break;
+        seen += ends;
+        p += 8;
+      }
+      while (seen < lo) {
+        if (p == end) return false;
+        seen += (*p++ & 0x80) == 0;
+      }
+      BodyReader rest(
+          std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(end - p)));
+      for (size_t i = lo; i < hi; ++i) {
+        uint64_t x64;
+        if (rest.ShortVarint(&x64)) {
+          out[i] = static_cast<int64_t>(x64 >> 1) ^ -static_cast<int64_t>(x64 & 1);
+          continue;
+        }
+        if (!rest.Varint128(&x)) return false;
+        out[i] = ZigZagDecode128(x);
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 namespace {
 
 // Length of the common prefix of a and b.

@@ -69,6 +69,11 @@ bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const
 // 128-bit integer columns.
 Encoding EncodeInt128Column(const __int128* values, size_t n, std::string* body);
 bool DecodeInt128Column(Encoding encoding, std::string_view body, size_t n, __int128* out);
+// Decodes only rows [lo, hi) of an n-row column into out[lo, hi) (out[0, n) must exist; other
+// rows are left as they were). Bytes outside the range are checked only as far as needed to
+// find the range (the chunk crc covers them).
+bool DecodeInt128Rows(Encoding encoding, std::string_view body, size_t n, size_t lo, size_t hi,
+                      __int128* out);
 
 // One string column of a block for StringColumnEncoder.
 struct StringColumnInput {

@@ -116,6 +116,33 @@ class SegmentReaderImpl final : public SegmentReader {
   }
 
   Status ReadBlock(size_t block, ColumnMask columns, DecodedBlock* out) const override {
+    return Read(block, columns, nullptr, out, nullptr, nullptr);
+  }
+
+  Status ReadAccountRows(size_t block, ColumnMask columns, const std::string& account,
+                         DecodedBlock* out, size_t* lo, size_t* hi) const override {
+    return Read(block, columns | ColumnBit(Column::kAccountId), &account, out, lo, hi);
+  }
+
+  Status VerifyAll() const override {
+    DecodedBlock decoded;
+    Event event;
+    for (size_t i = 0; i < footer_.blocks.size(); ++i) {
+      RETURN_IF_ERROR(ReadBlock(i, kAllColumns, &decoded));
+      for (size_t row = 0; row < decoded.rows; ++row) {
+        Status s = decoded.MaterializeRow(row, &event);
+        if (!s.ok()) return s.WithContext(path_ + ": block " + std::to_string(i));
+      }
+      RETURN_IF_ERROR(CheckZoneMap(i, decoded));
+    }
+    return Status::OK();
+  }
+
+ private:
+  // ReadBlock, or with `account` ReadAccountRows: the account column (physically before the
+  // quantity) is decoded first, then the quantity only on the account's rows.
+  Status Read(size_t block, ColumnMask columns, const std::string* account, DecodedBlock* out,
+              size_t* lo, size_t* hi) const {
     if (block >= footer_.blocks.size()) {
       return Status::InvalidArgument(path_ + ": block " + std::to_string(block) + " out of range");
     }
@@ -146,37 +173,65 @@ class SegmentReaderImpl final : public SegmentReader {
     if (scratch.read_buf.size() != span_end - span_begin) {
       return Corrupt(block, "truncated block");
     }
+    size_t row_lo = 0, row_hi = b.rows;
     auto decode = [&](int i) {
       const std::string_view chunk(scratch.read_buf.data() + (b.chunk_offset[i] - span_begin),
                                    b.chunk_size[i]);
-      return DecodeChunk(block, segment::kPhysicalColumnOrder[i], chunk, b.rows, &scratch, out);
+      return DecodeChunk(block, segment::kPhysicalColumnOrder[i], chunk, b.rows, row_lo, row_hi,
+                         &scratch, out);
     };
     const bool seqs_first = (needed & kBySeq) != 0;
     if (seqs_first) RETURN_IF_ERROR(decode(segment::PhysicalIndex(Column::kCommitSeq)));
+    if (account != nullptr) {
+      RETURN_IF_ERROR(decode(segment::PhysicalIndex(Column::kAccountId)));
+      AccountRange(out->account_id, *account, b.rows, &row_lo, &row_hi);
+      *lo = row_lo;
+      *hi = row_hi;
+      if (row_lo == row_hi) return Status::OK();  // no row of the account: nothing more
+    }
     for (int i = first; i <= last; ++i) {
       const Column c = segment::kPhysicalColumnOrder[i];
-      if (!(needed & ColumnBit(c)) || (seqs_first && c == Column::kCommitSeq)) continue;
+      if (!(needed & ColumnBit(c)) || (seqs_first && c == Column::kCommitSeq) ||
+          (account != nullptr && c == Column::kAccountId)) {
+        continue;
+      }
       RETURN_IF_ERROR(decode(i));
     }
     if (!(columns & ColumnBit(Column::kCommitSeq))) out->commit_seq.clear();
     return CheckDecoded(block, columns, out);
   }
 
-  Status VerifyAll() const override {
-    DecodedBlock decoded;
-    Event event;
-    for (size_t i = 0; i < footer_.blocks.size(); ++i) {
-      RETURN_IF_ERROR(ReadBlock(i, kAllColumns, &decoded));
-      for (size_t row = 0; row < decoded.rows; ++row) {
-        Status s = decoded.MaterializeRow(row, &event);
-        if (!s.ok()) return s.WithContext(path_ + ": block " + std::to_string(i));
-      }
-      RETURN_IF_ERROR(CheckZoneMap(i, decoded));
+  // Rows are sorted by account_id (billing order), so one account's rows of a block are the
+  // contiguous range [*lo, *hi), found by binary search on the row's account string (a null
+  // sorts first). The file's order is not trusted: callers still check each row's code.
+  static void AccountRange(const StringColumn& c, const std::string& account, size_t n, size_t* lo,
+                           size_t* hi) {
+    auto less = [&](size_t r) {
+      return c.codes[r] == StringColumn::kNullCode || c.dict[c.codes[r]] < account;
+    };
+    auto less_eq = [&](size_t r) {
+      return c.codes[r] == StringColumn::kNullCode || c.dict[c.codes[r]] <= account;
+    };
+    size_t a = 0, e = n;
+    while (a < e) {
+      const size_t m = a + (e - a) / 2;
+      if (less(m))
+        a = m + 1;
+      else
+        e = m;
     }
-    return Status::OK();
+    *lo = a;
+    e = n;
+    while (a < e) {
+      const size_t m = a + (e - a) / 2;
+      if (less_eq(m))
+        a = m + 1;
+      else
+        e = m;
+    }
+    *hi = a;
   }
 
- private:
   Status Corrupt(size_t block, const std::string& what) const {
     return Status::Corruption(path_ + ": block " + std::to_string(block) + ": " + what);
   }
@@ -185,7 +240,8 @@ class SegmentReaderImpl final : public SegmentReader {
                               segment::ColumnName(c) + ": " + what);
   }
 
-  Status DecodeChunk(size_t block, Column c, std::string_view chunk, size_t n,
+  // The quantity column is decoded only on rows [lo, hi) (the rest of it left unspecified).
+  Status DecodeChunk(size_t block, Column c, std::string_view chunk, size_t n, size_t lo, size_t hi,
                      ThreadScratch* scratch, DecodedBlock* out) const {
     if (chunk.size() < segment::kMinChunkSize) return Corrupt(block, c, "chunk too short");
     const size_t payload = chunk.size() - 4;
@@ -251,7 +307,7 @@ class SegmentReaderImpl final : public SegmentReader {
         known = encoding == Encoding::kInt128For || encoding == Encoding::kInt128Varint;
         if (!known) break;
         out->quantity.resize(n);
-        ok = segment::DecodeInt128Column(encoding, body, n, out->quantity.data());
+        ok = segment::DecodeInt128Rows(encoding, body, n, lo, hi, out->quantity.data());
         break;
       case Column::kDimensions:
         if (encoding == Encoding::kDimensionsByKey) {

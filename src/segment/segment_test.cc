@@ -492,6 +492,45 @@ TEST_F(SegmentTest, ManyBlocks) {
   EXPECT_TRUE((*reader)->ReadBlock(143, kAllColumns, &block).IsInvalidArgument());
 }
 
+// ReadAccountRows finds each account's rows of a block and decodes their quantities.
+TEST_F(SegmentTest, ReadAccountRowsDecodesOnlyTheAccountsRows) {
+  const auto events = MakeEvents(1000);
+  ASSERT_TRUE(Write(events, 64).ok());
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  DecodedBlock whole, part;
+  const ColumnMask cols = ColumnBit(Column::kQuantity) | ColumnBit(Column::kMeterId);
+  for (size_t b = 0; b < (*reader)->num_blocks(); ++b) {
+    ASSERT_TRUE((*reader)->ReadBlock(b, kAllColumns, &whole).ok());
+    for (int a = 0; a <= 7; ++a) {  // acct_7 is in no block
+      const std::string account = "acct_" + std::to_string(a);
+      size_t lo = 99, hi = 99;
+      ASSERT_TRUE((*reader)->ReadAccountRows(b, cols, account, &part, &lo, &hi).ok());
+      size_t want_lo = whole.rows, want_hi = 0;
+      for (size_t r = 0; r < whole.rows; ++r) {
+        if (whole.account_id.Get(r) != account) continue;
+        want_lo = std::min(want_lo, r);
+        want_hi = r + 1;
+      }
+      if (want_hi == 0) {
+        EXPECT_EQ(lo, hi) << b << " " << account;
+        continue;
+      }
+      EXPECT_EQ(want_lo, lo) << b << " " << account;
+      EXPECT_EQ(want_hi, hi) << b << " " << account;
+      for (size_t r = lo; r < hi; ++r) {
+        EXPECT_EQ(account, part.account_id.Get(r));
+        EXPECT_EQ(whole.quantity[r], part.quantity[r]);
+        EXPECT_EQ(whole.meter_id.Get(r), part.meter_id.Get(r));
+      }
+    }
+  }
+  size_t lo, hi;
+  EXPECT_TRUE((*reader)
+                  ->ReadAccountRows((*reader)->num_blocks(), cols, "acct_1", &part, &lo, &hi)
+                  .IsInvalidArgument());
+}
+
 TEST_F(SegmentTest, SingleRow) {
   const auto events = MakeEvents(1);
   ASSERT_TRUE(Write(events).ok());
@@ -1034,6 +1073,38 @@ TEST(SegmentEncoding, Int128ForAndVarint) {
   for (size_t i = 0; i < many.size(); ++i) many[i] = -kMaxQuantity + static_cast<int>(i * 13);
   EXPECT_EQ(many, RoundTripInts(many, &enc));
   EXPECT_EQ(segment::Encoding::kInt128For, enc);
+}
+
+// Decoding rows [lo, hi) of a column gives exactly those rows and leaves the others alone.
+TEST(SegmentEncoding, Int128RowsMatchWholeColumn) {
+  std::vector<__int128> small(45), wide(45);
+  for (size_t i = 0; i < small.size(); ++i) {
+    small[i] = 1000 + static_cast<int>((i * 7919) % 3000);
+    // One to nineteen varint bytes: small, negative and values past 2^63.
+    wide[i] = i % 3 == 0 ? kMaxQuantity - static_cast<int>(i)
+                         : (i % 3 == 1 ? -static_cast<int>(i) * 1000 : static_cast<int>(i));
+  }
+  for (const auto& [values, want] : {std::pair{small, segment::Encoding::kInt128For},
+                                     std::pair{wide, segment::Encoding::kInt128Varint}}) {
+    std::string body;
+    ASSERT_EQ(want, segment::EncodeInt128Column(values.data(), values.size(), &body));
+    const size_t n = values.size();
+    for (size_t lo = 0; lo <= n; ++lo) {
+      for (size_t hi = lo; hi <= n; ++hi) {
+        std::vector<__int128> out(n, -7);
+        ASSERT_TRUE(segment::DecodeInt128Rows(want, body, n, lo, hi, out.data()))
+            << lo << " " << hi;
+        for (size_t i = 0; i < n; ++i) {
+          EXPECT_EQ(i >= lo && i < hi ? values[i] : __int128{-7}, out[i])
+              << lo << " " << hi << " " << i;
+        }
+      }
+    }
+    std::vector<__int128> out(n);
+    EXPECT_FALSE(segment::DecodeInt128Rows(want, body, n, 5, 4, out.data()));
+    EXPECT_FALSE(segment::DecodeInt128Rows(want, body, n, 0, n + 1, out.data()));
+    EXPECT_FALSE(segment::DecodeInt128Rows(want, body.substr(0, 3), n, 40, 41, out.data()));
+  }
 }
 
 StringColumn RoundTripStrings(const std::vector<std::string>& values,
