@@ -1170,8 +1170,8 @@ Status DBImpl::FlushOldestImmutable() {
   }
 
   // Group the rows by partition (bucket, month) from their headers; each partition's events
-  // are decoded, sorted in billing order and written one partition at a time, so the flush
-  // holds at most one partition decoded.
+  // are decoded, sorted in billing order and written as one file, so the flush holds at most
+  // two partitions decoded (one per flushing thread).
   const auto& rows = imm->rows_for_flush();
   const auto& conflicts = imm->conflicts_for_flush();
   std::vector<PartitionKey> keys;
@@ -1200,7 +1200,6 @@ Status DBImpl::FlushOldestImmutable() {
   receipt.dedupe_run = rows.empty() ? 0 : first_number + partitions;
   receipt.conflict_log = conflicts.empty() ? 0 : first_number + partitions + 1;
   receipt.conflict_count = conflicts.size();
-  uint64_t number = first_number;
   std::vector<std::string> written;
   auto cleanup = [&](const Status& s) {
     for (const std::string& p : written) fs_->RemoveFile(p).IgnoreError();
@@ -1211,55 +1210,98 @@ Status DBImpl::FlushOldestImmutable() {
   std::vector<std::shared_ptr<SegmentHandle>> new_handles;
   const uint64_t origin_min = imm->min_seq();
   const uint64_t origin_max = imm->max_seq();
-  std::vector<EventView> events;
-  std::vector<uint64_t> account_hashes;
-  std::vector<const EventView*> order;
-  BillingSorter sorter;
-  std::vector<DedupeRunEntry> run_entries;
-  run_entries.reserve(rows.size());
+  // Partition p is rows keys[ranges[p].first, ranges[p].second) and file first_number + p.
+  std::vector<std::pair<size_t, size_t>> ranges;
+  ranges.reserve(partitions);
   for (size_t i = 0; i < keys.size();) {
     size_t j = i;
     while (j < keys.size() && keys[j].bucket == keys[i].bucket &&
            keys[j].partition == keys[i].partition) {
       j++;
     }
-    events.resize(j - i);
-    account_hashes.resize(j - i);
-    for (size_t k = i; k < j; k++) {
-      const MemRow& row = rows[keys[k].row];
-      if (!MemTable::DecodeRowView(row, &events[k - i])) {
-        return cleanup(Status::Internal("undecodable memtable row"));
-      }
-      account_hashes[k - i] = row.account_hash;
-    }
-    sorter.Sort(events, account_hashes, &order);
-    // Debug builds (the test suite) check the rank-based sort against the plain definition.
-    assert(std::is_sorted(order.begin(), order.end(), [](const EventView* a, const EventView* b) {
-      return BillingLess(*a, *b);
-    }));
-    SegmentInfo info;
-    info.bucket = keys[i].bucket;
-    info.partition = keys[i].partition;
-    info.origin_min_seq = origin_min;
-    info.origin_max_seq = origin_max;
-    info.receipt = receipt;
-    uint64_t fnum = number++;
-    std::string path = Path(kSegmentDir) + "/" + SegmentFileName(fnum);
-    Status s = WriteSegment(fs_, path, order, SegmentWriterOptions(), &info);
-    if (!s.ok()) return cleanup(s);
-    written.push_back(path);
-    for (size_t k = 0; k < order.size(); k++) {
-      const EventView& e = *order[k];
-      run_entries.push_back(DedupeRunEntry{
-          Hash64(e.event_id), RowLocation{fnum, static_cast<uint32_t>(k)}, e.commit_seq,
-          e.kind != EventKind::kUsage, std::max(e.ingested_at_ms, e.timestamp_ms)});
-    }
-    const SegmentMeta m = SegmentMetaFromInfo(fnum, info);  // origin: the flushed range
-    next.segments.push_back(m);
-    new_handles.push_back(std::make_shared<SegmentHandle>(fs_, path, m));
+    ranges.emplace_back(i, j);
     i = j;
   }
-  events = {};
+  for (size_t p = 0; p < partitions; p++) {
+    written.push_back(Path(kSegmentDir) + "/" + SegmentFileName(first_number + p));
+  }
+  // Partitions are independent files: two threads write them (the flusher alone cannot keep up
+  // with the writers on two cores), each with its own scratch. Outputs land in per-partition
+  // slots, so files, numbers and the run's entries are the same as written one by one.
+  std::vector<SegmentInfo> infos(partitions);
+  std::vector<std::vector<DedupeRunEntry>> part_entries(partitions);
+  std::vector<Status> part_status(partitions);
+  std::atomic<size_t> next_partition{0};
+  std::atomic<bool> failed{false};
+  auto write_partitions = [&] {
+    std::vector<EventView> events;
+    std::vector<uint64_t> account_hashes;
+    std::vector<const EventView*> order;
+    BillingSorter sorter;
+    for (;;) {
+      const size_t p = next_partition.fetch_add(1);
+      if (p >= partitions || failed.load()) return;
+      const auto [i, j] = ranges[p];
+      events.resize(j - i);
+      account_hashes.resize(j - i);
+      bool decoded = true;
+      for (size_t k = i; k < j && decoded; k++) {
+        const MemRow& row = rows[keys[k].row];
+        decoded = MemTable::DecodeRowView(row, &events[k - i]);
+        account_hashes[k - i] = row.account_hash;
+      }
+      if (!decoded) {
+        part_status[p] = Status::Internal("undecodable memtable row");
+        failed = true;
+        return;
+      }
+      sorter.Sort(events, account_hashes, &order);
+      // Debug builds (the test suite) check the rank-based sort against the plain definition.
+      assert(std::is_sorted(order.begin(), order.end(),
+                            [](const EventView* a, const EventView* b) {
+                              return BillingLess(*a, *b);
+                            }));
+      SegmentInfo& info = infos[p];
+      info.bucket = keys[i].bucket;
+      info.partition = keys[i].partition;
+      info.origin_min_seq = origin_min;
+      info.origin_max_seq = origin_max;
+      info.receipt = receipt;
+      const uint64_t fnum = first_number + p;
+      part_status[p] = WriteSegment(fs_, written[p], order, SegmentWriterOptions(), &info);
+      if (!part_status[p].ok()) {
+        failed = true;
+        return;
+      }
+      std::vector<DedupeRunEntry>& entries = part_entries[p];
+      entries.reserve(order.size());
+      for (size_t k = 0; k < order.size(); k++) {
+        const EventView& e = *order[k];
+        entries.push_back(DedupeRunEntry{
+            Hash64(e.event_id), RowLocation{fnum, static_cast<uint32_t>(k)}, e.commit_seq,
+            e.kind != EventKind::kUsage, std::max(e.ingested_at_ms, e.timestamp_ms)});
+      }
+    }
+  };
+  {
+    std::thread helper;
+    if (partitions > 1) helper = std::thread(write_partitions);
+    write_partitions();
+    if (helper.joinable()) helper.join();
+  }
+  for (const Status& st : part_status) {
+    if (!st.ok()) return cleanup(st);
+  }
+  std::vector<DedupeRunEntry> run_entries;
+  run_entries.reserve(rows.size());
+  for (size_t p = 0; p < partitions; p++) {
+    const uint64_t fnum = first_number + p;
+    run_entries.insert(run_entries.end(), part_entries[p].begin(), part_entries[p].end());
+    part_entries[p] = {};
+    const SegmentMeta m = SegmentMetaFromInfo(fnum, infos[p]);  // origin: the flushed range
+    next.segments.push_back(m);
+    new_handles.push_back(std::make_shared<SegmentHandle>(fs_, written[p], m));
+  }
 
   std::shared_ptr<DedupeRun> new_run;
   if (!run_entries.empty()) {
