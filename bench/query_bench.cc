@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <optional>
 
 #include "tests/server/http_client.h"
 #include "usagedb/db.h"
@@ -184,7 +185,15 @@ int main(int argc, char** argv) {
   app.add_option("--runs", runs);
   app.add_option("--accounts", num_accounts, "accounts of the workload (sampling)");
   app.add_option("--only", only, "q1|q2|q3|q4|q5|scan|none: run one query alone");
+  int deadline_ms = 0;
+  app.add_option("--deadline-ms", deadline_ms,
+                 "embedded: every query and listing carries a deadline now + N ms, as the "
+                 "server's request_timeout_ms (0 = none)");
   CLI11_PARSE(app, argc, argv);
+  auto deadline = [&]() -> std::optional<SteadyClock::time_point> {
+    if (deadline_ms <= 0) return std::nullopt;
+    return SteadyClock::now() + std::chrono::milliseconds(deadline_ms);
+  };
   // Sample accounts the way the workload names them (acct_000000 is the heaviest).
   std::vector<std::string> accounts;
   for (int i = 0; i < runs; i++) {
@@ -204,7 +213,8 @@ int main(int argc, char** argv) {
   DB* db = db_or->get();
   const int64_t from = bench::kMay2026StartMs, to = bench::kJune2026StartMs;
   uint64_t rows_scanned = 0, groups = 0;
-  auto query = [&](const QueryRequest& req) {
+  auto query = [&](QueryRequest req) {
+    req.deadline = deadline();
     QueryResult r;
     Status s = db->Query(req, &r);
     rows_scanned += r.rows_scanned;
@@ -231,6 +241,7 @@ int main(int argc, char** argv) {
              req.filter.to_ms = *req.filter.from_ms + 86400000LL;
              req.filter.meter_ids = {"tokens.output"};
              req.limit = 1000;
+             req.deadline = deadline();
              ListResult r;
              return db->ListEvents(req, &r).ok();
            }));
@@ -245,6 +256,7 @@ int main(int argc, char** argv) {
     QueryRequest q;
     q.group_by = {"meter_id"};
     q.columns = {Key("meter_id"), Metric("quantity", QueryFunc::kSum)};
+    q.deadline = deadline();
     QueryResult r;
     const double cpu0 = CpuSeconds();
     auto s0 = SteadyClock::now();

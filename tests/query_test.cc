@@ -2,6 +2,11 @@
 // results (segments and memtable both), plus engine-level errors.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+
 #include "db_test_util.h"
 #include "io/fault_injection_fs.h"
 #include "query/json_query.h"
@@ -215,6 +220,59 @@ TEST_P(QueryTest, RunSumsSpillPast128BitsAndOnlyTheFinalValueOverflows) {
   EXPECT_EQ(StatusCode::kOverflow, db_->Query(*req, &qr).code());
 }
 
+bool IsTimeout(const Status& s) {
+  return s.code() == StatusCode::kUnavailable && s.message().rfind("timeout:", 0) == 0;
+}
+
+TEST_P(QueryTest, PastDeadlineFailsWithTimeoutAndNoRowsAGenerousOneChangesNothing) {
+  using SteadyClock = std::chrono::steady_clock;
+  const auto past = SteadyClock::now() - std::chrono::milliseconds(1);
+  const auto generous = SteadyClock::now() + std::chrono::hours(1);
+  auto req = query::PlanSqlText(
+      "SELECT meter_id, SUM(quantity) AS s, COUNT(*) FROM usage_events GROUP BY meter_id");
+  ASSERT_TRUE(req.ok());
+  QueryResult without, with;
+  ASSERT_TRUE(db_->Query(*req, &without).ok());
+  ASSERT_EQ(2u, without.rows.size());
+  req->deadline = generous;
+  ASSERT_TRUE(db_->Query(*req, &with).ok());
+  ASSERT_EQ(without.rows.size(), with.rows.size());
+  for (size_t i = 0; i < with.rows.size(); i++) {
+    EXPECT_EQ(without.rows[i][0].str, with.rows[i][0].str);
+    EXPECT_EQ(Q(without.rows[i][1].num), Q(with.rows[i][1].num));
+    EXPECT_EQ(Q(without.rows[i][2].num), Q(with.rows[i][2].num));
+  }
+  req->deadline = past;
+  Status s = db_->Query(*req, &with);
+  EXPECT_TRUE(IsTimeout(s)) << s.ToString();
+  EXPECT_TRUE(with.rows.empty());
+
+  ListRequest list;
+  list.limit = 3;
+  ListResult lwithout, lwith;
+  ASSERT_TRUE(db_->ListEvents(list, &lwithout).ok());
+  ASSERT_EQ(3u, lwithout.events.size());
+  list.deadline = generous;
+  ASSERT_TRUE(db_->ListEvents(list, &lwith).ok());
+  ASSERT_EQ(3u, lwith.events.size());
+  for (size_t i = 0; i < 3; i++) EXPECT_EQ(lwithout.events[i].event_id, lwith.events[i].event_id);
+  EXPECT_EQ(lwithout.next_cursor, lwith.next_cursor);
+  list.deadline = past;
+  s = db_->ListEvents(list, &lwith);
+  EXPECT_TRUE(IsTimeout(s)) << s.ToString();
+  EXPECT_TRUE(lwith.events.empty());
+  EXPECT_TRUE(lwith.next_cursor.empty());
+
+  ConflictListRequest conflicts;
+  ConflictListResult cwith;
+  conflicts.deadline = generous;
+  EXPECT_TRUE(db_->ListConflicts(conflicts, &cwith).ok());
+  conflicts.deadline = past;
+  s = db_->ListConflicts(conflicts, &cwith);
+  EXPECT_TRUE(IsTimeout(s)) << s.ToString();
+  EXPECT_TRUE(cwith.conflicts.empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(MemtableAndSegments, QueryTest, ::testing::Values(false, true));
 
 // A scan over every bucket with enough segments runs on several threads, each with its own
@@ -293,6 +351,113 @@ TEST(ParallelScanTest, ManySegmentsGiveTheOracleAnswer) {
 
 namespace usagedb::testing {
 namespace {
+
+// Segment reads that, once armed, record which segment file they read and do not return
+// before `deadline` has passed: a scan that started before the deadline sees it pass during
+// its first read, deterministically (nothing here depends on how fast the machine is).
+class DeadlineAtFirstReadFs : public FaultInjectionFileSystem {
+ public:
+  void Arm(std::chrono::steady_clock::time_point deadline) {
+    std::lock_guard<std::mutex> l(mu_);
+    armed_ = true;
+    deadline_ = deadline;
+    read_.clear();
+  }
+  std::set<std::string> files_read() {
+    std::lock_guard<std::mutex> l(mu_);
+    return read_;
+  }
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    ASSIGN_OR_RETURN(auto file, FaultInjectionFileSystem::NewRandomAccessFile(path));
+    if (path.find("/segments/") == std::string::npos) return file;
+    return std::unique_ptr<RandomAccessFile>(new File(this, path, std::move(file)));
+  }
+
+ private:
+  class File : public RandomAccessFile {
+   public:
+    File(DeadlineAtFirstReadFs* fs, std::string path, std::unique_ptr<RandomAccessFile> base)
+        : fs_(fs), path_(std::move(path)), base_(std::move(base)) {}
+    Status Read(uint64_t offset, size_t n, std::string* out) const override {
+      fs_->OnRead(path_);
+      return base_->Read(offset, n, out);
+    }
+    uint64_t Size() const override { return base_->Size(); }
+
+   private:
+    DeadlineAtFirstReadFs* fs_;
+    std::string path_;
+    std::unique_ptr<RandomAccessFile> base_;
+  };
+  void OnRead(const std::string& path) {
+    std::chrono::steady_clock::time_point deadline;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!armed_) return;
+      read_.insert(path);
+      deadline = deadline_;
+    }
+    while (std::chrono::steady_clock::now() <= deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  std::mutex mu_;
+  bool armed_ = false;
+  std::chrono::steady_clock::time_point deadline_;
+  std::set<std::string> read_;
+};
+
+// A deadline passing during a scan stops it at the next segment or block, on every thread of
+// a parallel scan: each thread reads at most the one segment it had started.
+TEST(DeadlineTest, ScanStopsAtTheNextSegmentOnEveryThread) {
+  DeadlineAtFirstReadFs fs;
+  ManualClock clock(kNowMs);
+  Options o;
+  o.file_system = &fs;
+  o.clock = &clock;
+  o.background_flush = false;
+  o.bucket_count = 8;
+  auto db = DB::Open(o, "/db");
+  ASSERT_TRUE(db.ok());
+  for (int flush = 0; flush < 6; flush++) {
+    std::vector<Event> batch;
+    for (int i = 0; i < 240; i++) {
+      const int n = flush * 240 + i;
+      batch.push_back(
+          MakeEvent("e" + std::to_string(n), "acc_" + std::to_string(n % 50), 1, kMay1 + n * 1000));
+    }
+    IngestResult r;
+    ASSERT_TRUE((*db)->Ingest(batch, &r).ok());
+    ASSERT_TRUE((*db)->Flush().ok());
+  }
+  const uint64_t segments = (*db)->Stats().segment_count;
+  ASSERT_GE(segments, 40u);
+
+  QueryRequest q;
+  q.group_by = {"account_id"};
+  q.columns = {QueryColumn{"account_id", false, "account_id", QueryFunc::kSum},
+               QueryColumn{"n", true, "", QueryFunc::kCount}};
+  QueryResult r;
+  ASSERT_TRUE((*db)->Query(q, &r).ok());  // every segment reader is open now
+  ASSERT_EQ(50u, r.rows.size());
+  q.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+  fs.Arm(*q.deadline);
+  Status s = (*db)->Query(q, &r);
+  EXPECT_TRUE(IsTimeout(s)) << s.ToString();
+  EXPECT_TRUE(r.rows.empty());
+  EXPECT_LE(fs.files_read().size(), 4u) << "of " << segments << " segments";
+
+  ListRequest list;
+  list.filter.from_ms = kMay1;
+  list.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+  fs.Arm(*list.deadline);
+  ListResult page;
+  s = (*db)->ListEvents(list, &page);
+  EXPECT_TRUE(IsTimeout(s)) << s.ToString();
+  EXPECT_TRUE(page.events.empty());
+  EXPECT_LE(fs.files_read().size(), 1u) << "of " << segments << " segments";
+}
 
 TEST(ListEventsTest, PagesCoverEveryEventOnceWhileIngestAndFlushesGoOn) {
   FaultInjectionFileSystem fs;

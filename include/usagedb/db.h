@@ -3,6 +3,7 @@
 // Thread safety: every method may be called concurrently from any number of threads.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -142,6 +143,9 @@ struct ListRequest {
   ReadFilter filter;        // account, time range, product/meter/model/kind filters, as_of_seq
   uint32_t limit = 1000;    // 1..10000
   std::string cursor;       // "" for the first page
+  // As QueryRequest::deadline: past it the listing fails with Unavailable("timeout: ...") and
+  // no events (checked per segment, per block and every 1,024 memtable rows).
+  std::optional<std::chrono::steady_clock::time_point> deadline;
 };
 
 struct ListResult {
@@ -164,6 +168,8 @@ struct ConflictListRequest {
   std::optional<std::string> reason;      // "conflict" | "period_closed"; absent = both
   uint32_t limit = 1000;                  // 1..10000
   std::string cursor;
+  // As QueryRequest::deadline (checked per conflict-log file and per memtable).
+  std::optional<std::chrono::steady_clock::time_point> deadline;
 };
 
 struct ConflictListResult {

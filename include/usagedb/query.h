@@ -2,6 +2,7 @@
 // API all end here) and its result.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,6 +43,11 @@ struct QueryRequest {
   std::optional<uint64_t> limit;
   std::optional<uint64_t> as_of_seq;
   std::optional<int64_t> as_of_ms;
+  // When set, the query fails with Unavailable("timeout: ...") and no rows once the steady
+  // clock passes it; the scan checks it per segment and per block (every thread of a parallel
+  // scan), so a runaway query stops within about one block's work. A deadline already past
+  // fails before anything is read.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
 };
 
 // A value in a result row: a string (group keys), an exact integer (sum/min/max; count), or

@@ -1523,11 +1523,12 @@ Status DBImpl::ScanInternal(const ReadFilter& f, ColumnMask columns, const Snaps
                             const std::function<bool(const DecodedBlock&, size_t)>& visit_row,
                             const std::function<bool(const Event&)>& visit_mem,
                             const SegmentHandle* only_segment,
-                            const std::function<void()>& on_new_block) {
+                            const std::function<void()>& on_new_block, ReadDeadline* deadline) {
   // Row visitors may read the row's commit_seq and timestamp (ScanInternal's contract).
   columns |= ColumnBit(Column::kCommitSeq) | ColumnBit(Column::kTimestampMs);
   ScanPart part;
   part.only_segment = only_segment;
+  part.deadline = deadline;
   return ScanBlocks(
       f, columns, snap,
       [&](const DecodedBlock& b, const uint32_t* rows, size_t n) {
@@ -1589,6 +1590,7 @@ Status DBImpl::ScanBlocks(const ReadFilter& f, ColumnMask columns, const Snapsho
     if (f.account_id && (*f.account_id < sm.min_account_id || *f.account_id > sm.max_account_id)) {
       continue;
     }
+    if (part.deadline) RETURN_IF_ERROR(part.deadline->Check());
     ASSIGN_OR_RETURN(const SegmentReader* reader, h->Reader());
     for (size_t b = 0; b < reader->num_blocks() && !stop; b++) {
       const BlockZoneMap& z = reader->zone_map(b);
@@ -1608,6 +1610,7 @@ Status DBImpl::ScanBlocks(const ReadFilter& f, ColumnMask columns, const Snapsho
       const bool check_seq = z.max_commit_seq > snap.seq;
       const bool check_from = f.from_ms && z.min_timestamp_ms < *f.from_ms;
       const bool check_to = f.to_ms && z.max_timestamp_ms >= *f.to_ms;
+      if (part.deadline) RETURN_IF_ERROR(part.deadline->Check());
       ColumnMask need = columns;
       if (check_seq) need |= ColumnBit(Column::kCommitSeq);
       if (check_from || check_to) need |= ColumnBit(Column::kTimestampMs);
@@ -1668,8 +1671,18 @@ Status DBImpl::ScanBlocks(const ReadFilter& f, ColumnMask columns, const Snapsho
   if (stop || part.only_segment || part.part != 0) return Status::OK();
   const uint64_t account_hash = f.account_id ? Hash64(*f.account_id) : 0;
   Event scratch;
+  Status deadline_status;
+  uint32_t rows_to_check = 0;
   for (const auto& mem : snap.version->memtables) {
     mem->ForEachRow(snap.seq, [&](const MemRow& r) {
+      if (part.deadline && rows_to_check-- == 0) {
+        rows_to_check = 1023;
+        deadline_status = part.deadline->Check();
+        if (!deadline_status.ok()) {
+          stop = true;
+          return false;
+        }
+      }
       // Prefilter on the row header; decode only candidates.
       if (f.as_of_ms && r.ingested_at_ms > *f.as_of_ms) return true;
       if (f.from_ms && r.timestamp_ms < *f.from_ms) return true;
@@ -1685,7 +1698,7 @@ Status DBImpl::ScanBlocks(const ReadFilter& f, ColumnMask columns, const Snapsho
     });
     if (stop) break;
   }
-  return Status::OK();
+  return deadline_status;
 }
 
 Status DBImpl::Aggregate(const ReadFilter& filter, bool group_by_account,

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -34,6 +36,31 @@ inline constexpr char kSegmentDir[] = "segments";
 inline constexpr char kDedupeDir[] = "dedupe";
 inline constexpr char kConflictDir[] = "conflicts";
 inline constexpr char kLockFile[] = "LOCK";
+
+// A read's deadline (QueryRequest/ListRequest/ConflictListRequest::deadline), shared by the
+// threads of one parallel scan: the first to see the clock past it sets `expired_`, and the
+// others stop at their next check without reading the clock. Thread-safe.
+class ReadDeadline {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  explicit ReadDeadline(std::optional<TimePoint> at) : at_(at) {}
+  ReadDeadline(const ReadDeadline&) = delete;
+  ReadDeadline& operator=(const ReadDeadline&) = delete;
+
+  // OK, or Unavailable("timeout: ...") once the deadline has passed (and from then on).
+  Status Check() {
+    if (!at_) return Status::OK();
+    if (!expired_.load(std::memory_order_relaxed)) {
+      if (std::chrono::steady_clock::now() <= *at_) return Status::OK();
+      expired_.store(true, std::memory_order_relaxed);
+    }
+    return Status::Unavailable("timeout: the read passed its deadline");
+  }
+
+ private:
+  const std::optional<TimePoint> at_;
+  std::atomic<bool> expired_{false};
+};
 
 // A committed segment and its lazily opened reader. Thread-safe.
 class SegmentHandle {
@@ -158,7 +185,8 @@ class DBImpl : public DB {
                       const SegmentHandle* only_segment = nullptr,
                       // Called after each segment block is read, before its rows are visited
                       // (the DecodedBlock object is reused from block to block).
-                      const std::function<void()>& on_new_block = nullptr);
+                      const std::function<void()>& on_new_block = nullptr,
+                      ReadDeadline* deadline = nullptr);
 
   // The block-at-a-time scan under ScanInternal. visit_block gets each segment block's rows
   // that pass `filter` as ascending row indexes (rows[0..n), n >= 1); the block holds
@@ -166,11 +194,14 @@ class DBImpl : public DB {
   // timestamp_ms columns are decoded only when the block's zone map cannot prove every row in
   // range, so a visitor needing them must ask). Segments are split among `parts` callers by
   // index: part p visits segments i with i % parts == p, and part 0 alone visits the
-  // memtables. Returning false from a visitor stops this part's scan.
+  // memtables. Returning false from a visitor stops this part's scan. With a `deadline`,
+  // the scan checks it before each segment and block and every 1,024 memtable rows, and
+  // returns its timeout status once it has passed (the caller discards what it gathered).
   struct ScanPart {
     const SegmentHandle* only_segment = nullptr;
     size_t part = 0;
     size_t parts = 1;
+    ReadDeadline* deadline = nullptr;
   };
   using BlockVisitor =
       std::function<bool(const DecodedBlock& block, const uint32_t* rows, size_t n)>;

@@ -123,6 +123,8 @@ Status DBImpl::ListEvents(const ListRequest& req, ListResult* result) {
   };
   std::vector<Event> heap;
   bool more = false;
+  ReadDeadline deadline(req.deadline);
+  RETURN_IF_ERROR(deadline.Check());
   Snapshot snap = GetSnapshot(f.as_of_seq);
   result->snapshot_sequence = snap.seq;
   Event scratch;
@@ -152,7 +154,8 @@ Status DBImpl::ListEvents(const ListRequest& req, ListResult* result) {
       [&](const Event& e) {
         consider(e);
         return true;
-      }));
+      },
+      /*only_segment=*/nullptr, /*on_new_block=*/nullptr, &deadline));
   RETURN_IF_ERROR(row_status);
   std::sort_heap(heap.begin(), heap.end(), less);
   result->events = std::move(heap);
@@ -207,6 +210,8 @@ Status DBImpl::ListConflicts(const ConflictListRequest& req, ConflictListResult*
     }
     after = Key{ZigZagDecode64(t), seq, n};
   }
+  ReadDeadline deadline(req.deadline);
+  RETURN_IF_ERROR(deadline.Check());
   std::vector<std::pair<Key, ConflictRecord>> all;
   auto add = [&](const ConflictEntry& c, uint64_t n) {
     std::string reason = c.reason == ConflictReason::kConflict ? "conflict" : "period_closed";
@@ -220,6 +225,7 @@ Status DBImpl::ListConflicts(const ConflictListRequest& req, ConflictListResult*
   };
   Snapshot snap = GetSnapshot(std::nullopt);
   for (const ConflictLogMeta& m : snap.version->manifest.conflict_logs) {
+    RETURN_IF_ERROR(deadline.Check());
     std::string path = Path(kConflictDir) + "/" + wal::WalFileName(m.file_number);
     auto rr = wal::ReadWalFile(fs_, path, /*repair=*/false);
     if (!rr.ok()) {
@@ -246,9 +252,11 @@ Status DBImpl::ListConflicts(const ConflictListRequest& req, ConflictListResult*
     }
   }
   for (const auto& mem : snap.version->memtables) {
+    RETURN_IF_ERROR(deadline.Check());
     uint64_t n = 0;
     for (const ConflictEntry& c : mem->conflicts_snapshot()) add(c, n++);
   }
+  RETURN_IF_ERROR(deadline.Check());
   std::sort(all.begin(), all.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   size_t take = std::min<size_t>(all.size(), req.limit);

@@ -660,6 +660,10 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
     rf.to_ms = req.from_ms;
   }
 
+  // Every thread of the scan checks the one deadline; a deadline already past fails here,
+  // before anything is read.
+  ReadDeadline deadline(req.deadline);
+  RETURN_IF_ERROR(deadline.Check());
   Snapshot snap = GetSnapshot(req.as_of_seq);
   result->snapshot_sequence = snap.seq;
   bool minmax = false;
@@ -683,6 +687,7 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
     ScanPart part;
     part.part = p;
     part.parts = parts;
+    part.deadline = &deadline;
     Status s = ScanBlocks(
         rf, cols, snap,
         [&](const DecodedBlock& b, const uint32_t* rows, size_t n) {
@@ -702,6 +707,7 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
   for (auto& t : pool) t.join();
   for (const Status& s : statuses) RETURN_IF_ERROR(s);
   for (size_t p = 1; p < parts; p++) aggs[0]->Merge(*aggs[p]);
+  RETURN_IF_ERROR(deadline.Check());
   result->rows_scanned = aggs[0]->rows_scanned();
   if (group.empty()) aggs[0]->EnsureNoKeyGroup();  // an answer without keys has one row
   const std::deque<Acc>& groups = aggs[0]->groups();

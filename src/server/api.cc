@@ -566,12 +566,19 @@ Status ApiService::AsOfParams(const QueryParams& q, std::optional<uint64_t>* seq
   return Status::OK();
 }
 
-Status ApiService::CheckDeadline(std::chrono::steady_clock::time_point deadline) const {
-  if (Clock::now() > deadline) {
+Clock::time_point ApiService::RequestDeadline() const {
+  return Clock::now() + std::chrono::milliseconds(settings_.request_timeout_ms);
+}
+
+Status ApiService::CheckDeadline(const Status& read, Clock::time_point deadline) const {
+  const bool timed_out = read.ok() ? Clock::now() > deadline
+                                   : read.code() == StatusCode::kUnavailable &&
+                                         read.message().rfind("timeout:", 0) == 0;
+  if (timed_out) {
     return Status::Unavailable("timeout: the request ran longer than request_timeout_ms (" +
                                std::to_string(settings_.request_timeout_ms) + ")");
   }
-  return Status::OK();
+  return read;
 }
 
 // Closes a paged listing: `],"next_cursor":<cursor or null>}`.
@@ -624,12 +631,12 @@ void AppendRowJson(const std::vector<std::string>& names, const std::vector<Quer
 }
 
 Status ApiService::HandleAccountUsage(RequestContext& ctx) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.request_timeout_ms);
+  const auto deadline = RequestDeadline();
   std::optional<int64_t> from, to;
   ASSIGN_OR_RETURN(QueryRequest req, UsageRequest(ctx, &from, &to));
+  req.deadline = deadline;
   QueryResult r;
-  RETURN_IF_ERROR(db_->Query(req, &r));
-  RETURN_IF_ERROR(CheckDeadline(deadline));
+  RETURN_IF_ERROR(CheckDeadline(db_->Query(req, &r), deadline));
   std::string& out = ctx.response->body;
   out.append("{\"account_id\":");
   AppendJsonString(*req.account_id, &out);
@@ -647,7 +654,6 @@ Status ApiService::HandleAccountUsage(RequestContext& ctx) {
 }
 
 Status ApiService::RunQueryRoute(RequestContext& ctx, const QueryRequest& req) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.request_timeout_ms);
   if (req.source == QuerySource::kRollup) {
     return Status::InvalidArgument(
         "not_in_rollups: the rollup source is not built in this version (a later issue); use "
@@ -657,8 +663,8 @@ Status ApiService::RunQueryRoute(RequestContext& ctx, const QueryRequest& req) {
     return Status::InvalidArgument("as_of is above the latest committed sequence");
   }
   QueryResult r;
-  RETURN_IF_ERROR(db_->Query(req, &r));
-  RETURN_IF_ERROR(CheckDeadline(deadline));
+  RETURN_IF_ERROR(
+      CheckDeadline(db_->Query(req, &r), req.deadline.value_or(Clock::time_point::max())));
   std::string& out = ctx.response->body;
   out.append("{\"data\":[");
   for (size_t i = 0; i < r.rows.size(); i++) {
@@ -670,16 +676,19 @@ Status ApiService::RunQueryRoute(RequestContext& ctx, const QueryRequest& req) {
 }
 
 Status ApiService::HandleQueryJson(RequestContext& ctx) {
+  const auto deadline = RequestDeadline();
   bool ndjson = false;
   if (!CheckMediaType(ctx, /*allow_ndjson=*/false, &ndjson)) return Status::OK();
   size_t size = 0;
   if (!DecodeBody(ctx, &size)) return Status::OK();
   ASSIGN_OR_RETURN(QueryRequest req,
                    query::ParseJsonQuery(std::string_view(ctx.request.body.data(), size)));
+  req.deadline = deadline;
   return RunQueryRoute(ctx, req);
 }
 
 Status ApiService::HandleQuerySql(RequestContext& ctx) {
+  const auto deadline = RequestDeadline();
   bool ndjson = false;
   if (!CheckMediaType(ctx, /*allow_ndjson=*/false, &ndjson)) return Status::OK();
   size_t size = 0;
@@ -698,11 +707,12 @@ Status ApiService::HandleQuerySql(RequestContext& ctx) {
   }
   if (sql.data() == nullptr) return Status::InvalidArgument("missing field: query");
   ASSIGN_OR_RETURN(QueryRequest req, query::PlanSqlText(sql));
+  req.deadline = deadline;
   return RunQueryRoute(ctx, req);
 }
 
 Status ApiService::HandleUsageEvents(RequestContext& ctx) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.request_timeout_ms);
+  const auto deadline = RequestDeadline();
   const QueryParams& q = ctx.query;
   ListRequest req;
   req.filter.account_id = ctx.path_params[0];
@@ -734,9 +744,9 @@ Status ApiService::HandleUsageEvents(RequestContext& ctx) {
   RETURN_IF_ERROR(AsOfParams(q, &req.filter.as_of_seq, &as_of_ms));
   if (as_of_ms) req.filter.as_of_ms = as_of_ms;
   RETURN_IF_ERROR(PageParams(q, &req.limit, &req.cursor));
+  req.deadline = deadline;
   ListResult r;
-  RETURN_IF_ERROR(db_->ListEvents(req, &r));
-  RETURN_IF_ERROR(CheckDeadline(deadline));
+  RETURN_IF_ERROR(CheckDeadline(db_->ListEvents(req, &r), deadline));
   std::string& out = ctx.response->body;
   out.append("{\"events\":[");
   for (size_t i = 0; i < r.events.size(); i++) {
@@ -748,6 +758,7 @@ Status ApiService::HandleUsageEvents(RequestContext& ctx) {
 }
 
 Status ApiService::HandleConflicts(RequestContext& ctx) {
+  const auto deadline = RequestDeadline();
   const QueryParams& q = ctx.query;
   ConflictListRequest req;
   for (const auto& [k, v] : q.items()) {
@@ -761,8 +772,9 @@ Status ApiService::HandleConflicts(RequestContext& ctx) {
   ASSIGN_OR_RETURN(const std::string* reason, q.Single("reason"));
   if (reason != nullptr) req.reason = *reason;
   RETURN_IF_ERROR(PageParams(q, &req.limit, &req.cursor));
+  req.deadline = deadline;
   ConflictListResult r;
-  RETURN_IF_ERROR(db_->ListConflicts(req, &r));
+  RETURN_IF_ERROR(CheckDeadline(db_->ListConflicts(req, &r), deadline));
   std::string& out = ctx.response->body;
   out.append("{\"conflicts\":[");
   for (size_t i = 0; i < r.conflicts.size(); i++) {

@@ -65,7 +65,12 @@ class ApiService : public RequestHandler {
                                     std::optional<int64_t>* to);
   Status AsOfParams(const QueryParams& q, std::optional<uint64_t>* seq,
                     std::optional<int64_t>* ms);
-  Status CheckDeadline(std::chrono::steady_clock::time_point deadline) const;
+  // The deadline of a query or listing route (now + request_timeout_ms), which the engine
+  // checks while it scans.
+  std::chrono::steady_clock::time_point RequestDeadline() const;
+  // `read` (the engine's answer), except that the engine's own timeout and a read that
+  // returned after `deadline` both become 503 timeout naming request_timeout_ms.
+  Status CheckDeadline(const Status& read, std::chrono::steady_clock::time_point deadline) const;
 
   // Checks the Content-Type of a request with a JSON body (and NDJSON when allowed); writes
   // 415 and returns false when it is not acceptable.

@@ -14,7 +14,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "export/parquet_test_reader.h"
@@ -118,13 +120,17 @@ class ServerTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void StartServer(ServerSettings settings = ServerSettings(), ApiKeys keys = ApiKeys()) {
+  // `wrap`, when given, puts a test DB in front of the real one (the server sees only it).
+  void StartServer(ServerSettings settings = ServerSettings(), ApiKeys keys = ApiKeys(),
+                   const std::function<std::unique_ptr<DB>(DB*)>& wrap = nullptr) {
     settings.db_root = dir_ + "/db";
     Options o = settings.ToDbOptions();
     auto db = DB::Open(o, settings.db_root);
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     db_ = std::move(db).value();
-    api_ = std::make_unique<ApiService>(db_.get(), settings, std::move(keys));
+    if (wrap) wrapper_ = wrap(db_.get());
+    api_ = std::make_unique<ApiService>(wrapper_ ? wrapper_.get() : db_.get(), settings,
+                                        std::move(keys));
     HttpServerOptions h;
     h.port = 0;
     h.threads = 2;
@@ -144,6 +150,7 @@ class ServerTest : public ::testing::Test {
       server_.reset();
     }
     api_.reset();
+    wrapper_.reset();
     if (db_) db_->Close().IgnoreError();
     db_.reset();
   }
@@ -175,6 +182,7 @@ class ServerTest : public ::testing::Test {
 
   std::string dir_;
   std::unique_ptr<DB> db_;
+  std::unique_ptr<DB> wrapper_;
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<HttpClient> client_;
@@ -1209,6 +1217,105 @@ TEST_F(ServerTest, EventsListingPagesCoverEveryEventOnce) {
   EXPECT_EQ(400, Get("/v1/accounts/acc/usage/events?limit=0").status);
   EXPECT_EQ(400, Get("/v1/accounts/acc/usage/events?limit=1.5").status);
   EXPECT_EQ(400, Get("/v1/accounts/acc/usage/events?cursor=%21%21").status);
+}
+
+// Forwards to a real DB. Query, ListEvents and ListConflicts record whether the request
+// carried a deadline and, while `late` is set, return only after it has passed, so the
+// engine sees the deadline past when it starts reading: a deterministic stand-in for a
+// query that runs too long (no timing is asserted).
+class LateReadsDb : public DB {
+ public:
+  explicit LateReadsDb(DB* base) : base_(base) {}
+  std::atomic<bool> late{false};
+  std::atomic<int> reads_with_deadline{0};
+  std::atomic<int> reads_without_deadline{0};
+
+  Status Ingest(std::vector<Event> events, const IngestOptions& options,
+                IngestResult* result) override {
+    return base_->Ingest(std::move(events), options, result);
+  }
+  Status IngestJson(std::string_view body, bool ndjson, IngestResult* result) override {
+    return base_->IngestJson(body, ndjson, result);
+  }
+  Status Aggregate(const ReadFilter& filter, bool group_by_account,
+                   AggregateResult* result) override {
+    return base_->Aggregate(filter, group_by_account, result);
+  }
+  Status Query(const QueryRequest& request, QueryResult* result) override {
+    Wait(request.deadline);
+    return base_->Query(request, result);
+  }
+  Status ListEvents(const ListRequest& request, ListResult* result) override {
+    Wait(request.deadline);
+    return base_->ListEvents(request, result);
+  }
+  Status ListConflicts(const ConflictListRequest& request, ConflictListResult* result) override {
+    Wait(request.deadline);
+    return base_->ListConflicts(request, result);
+  }
+  Status ScanEvents(const ReadFilter& filter,
+                    const std::function<bool(const Event&)>& visit) override {
+    return base_->ScanEvents(filter, visit);
+  }
+  Result<std::unique_ptr<SnapshotReader>> OpenSnapshot(std::optional<uint64_t> as_of_seq) override {
+    return base_->OpenSnapshot(as_of_seq);
+  }
+  Status Flush() override { return base_->Flush(); }
+  DbStats Stats() override { return base_->Stats(); }
+  const RecoveryReport& recovery_report() const override { return base_->recovery_report(); }
+  uint64_t LastSequence() override { return base_->LastSequence(); }
+  Status Close() override { return Status::OK(); }  // the fixture closes the real one
+
+ private:
+  void Wait(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
+    (deadline ? reads_with_deadline : reads_without_deadline)++;
+    if (!late || !deadline) return;
+    while (std::chrono::steady_clock::now() <= *deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  DB* base_;
+};
+
+TEST_F(ServerTest, QueriesAndListingsPastRequestTimeoutAre503TimeoutFromTheEngine) {
+  ServerSettings settings;
+  settings.request_timeout_ms = 300;
+  LateReadsDb* late_db = nullptr;
+  StartServer(settings, ApiKeys(), [&](DB* base) {
+    auto w = std::make_unique<LateReadsDb>(base);
+    late_db = w.get();
+    return w;
+  });
+  ASSERT_NE(nullptr, late_db);
+  ASSERT_EQ(200,
+            Post("/v1/usage/batch", Batch({Ev("t1", "acc", "5"), Ev("t2", "acc", "6")})).status);
+  const std::string sql =
+      R"({"query": "SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id"})";
+  const std::string json = R"({"account_id": "acc", "metrics": {"n": "count"}})";
+  auto run_all = [&] {
+    return std::vector<ClientResponse>{
+        Get("/v1/accounts/acc/usage"), Get("/v1/accounts/acc/usage/events"),
+        Post("/v1/query/sql", sql), Post("/v1/query/json", json), Get("/v1/conflicts")};
+  };
+  // In time: every route answers as usual, and each handed the engine its deadline.
+  for (const ClientResponse& r : run_all()) EXPECT_EQ(200, r.status) << r.body;
+  EXPECT_EQ(5, late_db->reads_with_deadline.load());
+  EXPECT_EQ(0, late_db->reads_without_deadline.load());
+  // Past the deadline: the engine's timeout becomes 503 timeout naming the setting, with
+  // nothing partial in the body.
+  late_db->late = true;
+  for (const ClientResponse& r : run_all()) {
+    EXPECT_EQ(503, r.status) << r.body;
+    EXPECT_EQ("timeout", ErrorCode(r)) << r.body;
+    EXPECT_EQ("1", r.Header("retry-after"));
+    EXPECT_NE(std::string::npos, r.body.find("request_timeout_ms (300)")) << r.body;
+    EXPECT_EQ(std::string::npos, r.body.find("\"data\"")) << r.body;
+  }
+  // Exports are not limited by request_timeout_ms.
+  ClientResponse e = Get("/v1/export/parquet");
+  EXPECT_EQ(200, e.status);
+  late_db->late = false;
+  EXPECT_EQ(200, Get("/v1/accounts/acc/usage").status);
 }
 
 TEST_F(ServerTest, ConflictsAreListed) {
