@@ -35,7 +35,10 @@ inline constexpr char kDedupeDir[] = "dedupe";
 inline constexpr char kConflictDir[] = "conflicts";
 inline constexpr char kLockFile[] = "LOCK";
 
-// A committed segment and its lazily opened reader. Thread-safe.
+// A committed segment and its reader. Thread-safe. Warm() decodes the footer and zone maps
+// without keeping the file open (DB open does it for every segment, so no query pays a footer
+// decode); Reader() opens the file the first time blocks are to be read, so a segment deleted
+// before then still fails the query with a Corruption naming the file.
 class SegmentHandle {
  public:
   SegmentHandle(FileSystem* fs, std::string path, SegmentMeta meta)
@@ -43,6 +46,9 @@ class SegmentHandle {
   const SegmentMeta& meta() const { return meta_; }
   const std::string& path() const { return path_; }
   Result<const SegmentReader*> Reader();
+  // Decodes the footer if not yet done. Errors are not reported here: the handle stays cold
+  // and Reader() reports them. Returns the footer's memory usage in bytes (0 when cold).
+  size_t Warm();
 
  private:
   FileSystem* fs_;
