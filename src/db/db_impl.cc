@@ -1602,10 +1602,13 @@ Status DBImpl::ScanBlocks(const ReadFilter& f, ColumnMask columns, const Snapsho
     return code != StringColumn::kNullCode && ok[code];  // null never matches
   };
   const auto& segments = snap.version->segments;
-  for (size_t si = part.part; si < segments.size() && !stop; si += part.parts) {
+  const size_t first = part.memtables_only ? segments.size() : part.by_bucket ? 0 : part.part;
+  const size_t step = part.by_bucket ? 1 : part.parts;
+  for (size_t si = first; si < segments.size() && !stop; si += step) {
     const auto& h = segments[si];
     if (part.only_segment && h.get() != part.only_segment) continue;
     const SegmentMeta& sm = h->meta();
+    if (part.by_bucket && sm.bucket % part.parts != part.part) continue;
     if (bucket && sm.bucket != *bucket) continue;
     if (sm.min_commit_seq > snap.seq) continue;
     if (f.from_ms && sm.max_timestamp_ms < *f.from_ms) continue;
@@ -1689,7 +1692,8 @@ Status DBImpl::ScanBlocks(const ReadFilter& f, ColumnMask columns, const Snapsho
       if (n > 0 && !visit_block(block, sel.data(), n)) stop = true;
     }
   }
-  if (stop || part.only_segment || part.part != 0) return Status::OK();
+  if (stop || part.only_segment) return Status::OK();
+  if (!part.memtables_only && (part.by_bucket || part.part != 0)) return Status::OK();
   const uint64_t account_hash = f.account_id ? Hash64(*f.account_id) : 0;
   Event scratch;
   for (const auto& mem : snap.version->memtables) {

@@ -173,10 +173,15 @@ class DBImpl : public DB {
   // range, so a visitor needing them must ask). Segments are split among `parts` callers by
   // index: part p visits segments i with i % parts == p, and part 0 alone visits the
   // memtables. Returning false from a visitor stops this part's scan.
+  // Which share of a snapshot one ScanBlocks call visits: segments i % parts == part and (part
+  // 0) the memtables; with by_bucket the segments whose bucket % parts == part and no
+  // memtables (so parts see disjoint accounts); memtables_only: just the memtables.
   struct ScanPart {
     const SegmentHandle* only_segment = nullptr;
     size_t part = 0;
     size_t parts = 1;
+    bool by_bucket = false;
+    bool memtables_only = false;
   };
   using BlockVisitor =
       std::function<bool(const DecodedBlock& block, const uint32_t* rows, size_t n)>;
