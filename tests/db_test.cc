@@ -543,6 +543,29 @@ TEST_F(DbTest, UnreadableNewestManifestFallsBackWhenTheWalStillCoversIt) {
   EXPECT_EQ(std::make_pair(std::string("7"), uint64_t{3}), Total());
 }
 
+TEST_F(DbTest, OpenDecodesFootersButASegmentDeletedAfterwardsStillFailsQueries) {
+  Open();
+  Ingest({MakeEvent("w1", "acc", 1), MakeEvent("w2", "other", 2), MakeEvent("w3", "third", 4)});
+  ASSERT_TRUE(db_->Flush().ok());
+  Reopen();
+  std::vector<std::string> segs = FilesIn(&fs_, "segments");
+  ASSERT_FALSE(segs.empty());
+  // Open decoded every footer (no query pays it) but holds no file open.
+  EXPECT_GT(db_->recovery_report().footer_bytes, 200u * segs.size());
+  ASSERT_TRUE(fs_.RemoveFile("/db/segments/" + segs[0]).ok());
+  ReadFilter f;
+  AggregateResult r;
+  Status s = db_->Aggregate(f, false, &r);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(std::string::npos, s.message().find(segs[0])) << s.ToString();
+  QueryRequest q;
+  q.columns = {QueryColumn{"quantity", true, "", QueryFunc::kSum}};
+  QueryResult qr;
+  s = db_->Query(q, &qr);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(std::string::npos, s.message().find(segs[0])) << s.ToString();
+}
+
 TEST_F(DbTest, AnIncompleteSkippedFlushFallsBackToTheWalWhenItStillCoversIt) {
   Open();
   Ingest({MakeEvent("w1", "acc", 1), MakeEvent("w2", "other", 2)});

@@ -329,6 +329,19 @@ TEST(ParallelScanTest, ManySegmentsGiveTheOracleAnswer) {
     EXPECT_EQ(expected[i].second, r.rows[i][0].str) << i;
     EXPECT_EQ(Q(-expected[i].first), Q(r.rows[i][1].num)) << i;
   }
+  // Every account (the threads split the segments by bucket; memtable events join their
+  // account's part): each exactly once, with every output row scanned.
+  q.limit.reset();
+  q.order_by = {QueryOrder{"account_id", false}};
+  ASSERT_TRUE((*db)->Query(q, &r).ok());
+  ASSERT_EQ(output_by_account.size(), r.rows.size());
+  size_t i = 0;
+  for (const auto& [a, sum] : output_by_account) {
+    EXPECT_EQ(a, r.rows[i][0].str) << i;
+    EXPECT_EQ(Q(sum), Q(r.rows[i][1].num)) << i;
+    i++;
+  }
+  EXPECT_EQ(total / 3, r.rows_scanned);  // the tokens.output rows
 
   q = QueryRequest();
   q.group_by = {"meter_id"};

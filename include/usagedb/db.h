@@ -134,6 +134,9 @@ struct RecoveryReport {
   // Files of flushes committed by unreadable newer generations, re-adopted by origin.
   std::vector<std::string> adopted;
   double replay_seconds = 0;
+  // Footers and zone maps of every segment decoded at open (the files are not held open).
+  uint64_t footer_bytes = 0;  // memory they hold
+  double warm_seconds = 0;
 };
 
 // The raw audit listing (SPEC §3.3): events ordered by (timestamp_ms, event_id), paged with an

@@ -62,7 +62,10 @@ class ReadDeadline {
   std::atomic<bool> expired_{false};
 };
 
-// A committed segment and its lazily opened reader. Thread-safe.
+// A committed segment and its reader. Thread-safe. Warm() decodes the footer and zone maps
+// without keeping the file open (DB open does it for every segment, so no query pays a footer
+// decode); Reader() opens the file the first time blocks are to be read, so a segment deleted
+// before then still fails the query with a Corruption naming the file.
 class SegmentHandle {
  public:
   SegmentHandle(FileSystem* fs, std::string path, SegmentMeta meta)
@@ -70,6 +73,9 @@ class SegmentHandle {
   const SegmentMeta& meta() const { return meta_; }
   const std::string& path() const { return path_; }
   Result<const SegmentReader*> Reader();
+  // Decodes the footer if not yet done. Errors are not reported here: the handle stays cold
+  // and Reader() reports them. Returns the footer's memory usage in bytes (0 when cold).
+  size_t Warm();
 
  private:
   FileSystem* fs_;
@@ -197,11 +203,16 @@ class DBImpl : public DB {
   // memtables. Returning false from a visitor stops this part's scan. With a `deadline`,
   // the scan checks it before each segment and block and every 1,024 memtable rows, and
   // returns its timeout status once it has passed (the caller discards what it gathered).
+  // Which share of a snapshot one ScanBlocks call visits: segments i % parts == part and (part
+  // 0) the memtables; with by_bucket the segments whose bucket % parts == part and no
+  // memtables (so parts see disjoint accounts); memtables_only: just the memtables.
   struct ScanPart {
     const SegmentHandle* only_segment = nullptr;
     size_t part = 0;
     size_t parts = 1;
     ReadDeadline* deadline = nullptr;
+    bool by_bucket = false;
+    bool memtables_only = false;
   };
   using BlockVisitor =
       std::function<bool(const DecodedBlock& block, const uint32_t* rows, size_t n)>;

@@ -182,11 +182,21 @@ class RowAccess {
   std::unordered_map<std::string, Dims> dims_by_string_;
 };
 
+// One group. Its values are value ids of its aggregator's interners (no strings copied and no
+// allocation per group: at 100K groups the vector of strings each group held showed in the
+// profile as malloc and free).
 struct Acc {
-  std::vector<std::string> values;  // group values, in group_by order
+  static constexpr size_t kInlineKeys = 4;
   WideSum sum;
   uint64_t count = 0;
   __int128 min = 0, max = 0;
+  const std::vector<std::string>* const* key_values = nullptr;  // per key: interned values
+  uint32_t vids[kInlineKeys] = {};
+  std::vector<uint32_t> more_vids;  // keys after the first kInlineKeys
+  // The group's value of key g (in group_by order).
+  const std::string& value(size_t g) const {
+    return (*key_values[g])[g < kInlineKeys ? vids[g] : more_vids[g - kInlineKeys]];
+  }
 };
 
 // Compares group values: numeric time keys by number, everything else by bytes.
@@ -306,6 +316,7 @@ class Aggregator {
         key_codes_(group.size()),
         event_vids_(group.size()) {
     for (auto& k : kind_vid_) k.assign(group.size(), kUnset);
+    for (const Interner& i : interners_) key_values_.push_back(&i.values);
   }
 
   uint64_t rows_scanned() const { return rows_scanned_; }
@@ -421,7 +432,7 @@ class Aggregator {
   void Merge(Aggregator& other) {
     rows_scanned_ += other.rows_scanned_;
     for (const Acc& o : other.store_) {
-      for (size_t g = 0; g < group_.size(); g++) event_vids_[g] = interners_[g].Id(o.values[g]);
+      for (size_t g = 0; g < group_.size(); g++) event_vids_[g] = interners_[g].Id(o.value(g));
       Acc& a = *GroupOf(event_vids_);
       a.sum.Add(o.sum);
       if (o.count > 0) {
@@ -471,8 +482,14 @@ class Aggregator {
 
   Acc* NewAcc(const std::vector<uint32_t>& vids) {
     Acc& a = store_.emplace_back();
-    a.values.reserve(vids.size());
-    for (size_t g = 0; g < vids.size(); g++) a.values.push_back(interners_[g].values[vids[g]]);
+    a.key_values = key_values_.data();
+    for (size_t g = 0; g < vids.size(); g++) {
+      if (g < Acc::kInlineKeys) {
+        a.vids[g] = vids[g];
+      } else {
+        a.more_vids.push_back(vids[g]);
+      }
+    }
     return &a;
   }
 
@@ -566,6 +583,7 @@ class Aggregator {
   const std::vector<std::pair<KeySpec, const QueryFilter*>>& residual_;
   const bool minmax_;
   std::vector<Interner> interners_;
+  std::vector<const std::vector<std::string>*> key_values_;  // &interners_[g].values
   std::vector<std::vector<uint32_t>> code_vid_;  // per block: column and dimension keys
   std::vector<std::vector<int8_t>> code_ok_;     // per block: column filters
   std::vector<uint32_t> kind_vid_[3];            // per kind value, per key
@@ -677,6 +695,14 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
     parts = std::min<size_t>({kMaxScanThreads, std::max(1u, std::thread::hardware_concurrency()),
                               snap.version->segments.size() / kMinSegmentsPerThread});
   }
+  // With account_id among the group keys the threads split the segments by bucket: an
+  // account lives in one bucket, so their groups are disjoint and need no merge (which
+  // interned every group of the other threads again, serially: ~100K groups at 100K
+  // accounts). Memtable events (of any bucket) are added after the threads, each to the
+  // aggregator of its account's bucket.
+  const bool disjoint = parts > 1 && std::any_of(group.begin(), group.end(), [](const KeySpec& k) {
+                          return k.kind == KeyKind::kColumn && k.column == Column::kAccountId;
+                        });
   std::vector<std::unique_ptr<Aggregator>> aggs;
   std::vector<Status> statuses(parts);
   for (size_t p = 0; p < parts; p++)
@@ -688,6 +714,7 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
     part.part = p;
     part.parts = parts;
     part.deadline = &deadline;
+    part.by_bucket = disjoint;
     Status s = ScanBlocks(
         rf, cols, snap,
         [&](const DecodedBlock& b, const uint32_t* rows, size_t n) {
@@ -706,14 +733,37 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
   run_part(0);
   for (auto& t : pool) t.join();
   for (const Status& s : statuses) RETURN_IF_ERROR(s);
-  for (size_t p = 1; p < parts; p++) aggs[0]->Merge(*aggs[p]);
-  RETURN_IF_ERROR(deadline.Check());
-  result->rows_scanned = aggs[0]->rows_scanned();
-  if (group.empty()) aggs[0]->EnsureNoKeyGroup();  // an answer without keys has one row
-  const std::deque<Acc>& groups = aggs[0]->groups();
   std::vector<const Acc*> accs;
-  accs.reserve(groups.size());
-  for (const Acc& a : groups) accs.push_back(&a);
+  if (disjoint) {
+    const uint32_t buckets = snap.version->manifest.bucket_count;
+    Status row_status;
+    ScanPart mem;
+    mem.memtables_only = true;
+    mem.deadline = &deadline;
+    RETURN_IF_ERROR(ScanBlocks(
+        rf, cols, snap, [](const DecodedBlock&, const uint32_t*, size_t) { return true; },
+        [&](const Event& e) {
+          row_status = aggs[Hash64(e.account_id) % buckets % parts]->ConsumeEvent(e);
+          return row_status.ok();
+        },
+        mem));
+    RETURN_IF_ERROR(row_status);
+    size_t total = 0;
+    for (const auto& agg : aggs) total += agg->groups().size();
+    accs.reserve(total);
+    for (const auto& agg : aggs) {
+      result->rows_scanned += agg->rows_scanned();
+      for (const Acc& a : agg->groups()) accs.push_back(&a);
+    }
+  } else {
+    for (size_t p = 1; p < parts; p++) aggs[0]->Merge(*aggs[p]);
+    result->rows_scanned = aggs[0]->rows_scanned();
+    if (group.empty()) aggs[0]->EnsureNoKeyGroup();  // an answer without keys has one row
+    const std::deque<Acc>& groups = aggs[0]->groups();
+    accs.reserve(groups.size());
+    for (const Acc& a : groups) accs.push_back(&a);
+  }
+  RETURN_IF_ERROR(deadline.Check());
 
   result->names.clear();
   for (const QueryColumn& c : req.columns) result->names.push_back(c.name);
@@ -776,7 +826,7 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
   for (size_t i = 0; i < idx.size(); i++) idx[i] = i;
   auto group_cmp = [&](size_t x, size_t y) {
     for (size_t g = 0; g < group.size(); g++) {
-      int c = CompareKey(group[g], accs[x]->values[g], accs[y]->values[g]);
+      int c = CompareKey(group[g], accs[x]->value(g), accs[y]->value(g));
       if (c) return c;
     }
     return 0;
@@ -789,11 +839,11 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
                       for (const Term& t : terms) {
                         int c;
                         if (t.group >= 0) {
-                          c = CompareKey(group[t.group], accs[x]->values[t.group],
-                                         accs[y]->values[t.group]);
+                          c = CompareKey(group[t.group], accs[x]->value(t.group),
+                                         accs[y]->value(t.group));
                         } else if (!req.columns[t.column].is_metric) {
                           int g = col_group[t.column];
-                          c = CompareKey(group[g], accs[x]->values[g], accs[y]->values[g]);
+                          c = CompareKey(group[g], accs[x]->value(g), accs[y]->value(g));
                         } else {
                           c = CompareValue(metrics[x * ncols + t.column],
                                            metrics[y * ncols + t.column]);
@@ -811,7 +861,7 @@ Status DBImpl::Query(const QueryRequest& req, QueryResult* result) {
         out[c] = std::move(metrics[x * ncols + c]);
       } else {
         out[c].type = QueryValue::Type::kString;
-        out[c].str = accs[x]->values[static_cast<size_t>(col_group[c])];
+        out[c].str = accs[x]->value(static_cast<size_t>(col_group[c]));
       }
     }
     result->rows.push_back(std::move(out));

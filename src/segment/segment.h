@@ -131,7 +131,18 @@ struct ChunkExtent {
 class SegmentReader {
  public:
   static Result<std::unique_ptr<SegmentReader>> Open(FileSystem* fs, const std::string& path);
+  // Open, then closes the file: the footer and zone maps stay in memory (no descriptor is
+  // held); OpenFile must succeed before the first block read.
+  static Result<std::unique_ptr<SegmentReader>> OpenFooter(FileSystem* fs, const std::string& path);
   virtual ~SegmentReader() = default;
+  // Opens the file of a reader from OpenFooter again (NotFound when it is gone; Corruption
+  // when its size differs from the one the footer was read from). REQUIRES: !has_file(), and
+  // no other call on this reader concurrently.
+  virtual Status OpenFile(FileSystem* fs) = 0;
+  virtual bool has_file() const = 0;
+  // Bytes of memory the decoded footer and zone maps hold (approximate: allocator overhead
+  // and inline string capacity are not counted).
+  virtual size_t FooterMemoryUsage() const = 0;
   virtual const SegmentInfo& info() const = 0;
   virtual size_t num_blocks() const = 0;
   // REQUIRES: block < num_blocks().

@@ -109,6 +109,39 @@ class SegmentReaderImpl final : public SegmentReader {
   const BlockZoneMap& zone_map(size_t block) const override { return footer_.blocks[block].zone; }
   const std::string& path() const override { return path_; }
 
+  Status OpenFile(FileSystem* fs) override {
+    if (file_) return Status::OK();
+    ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, fs->NewRandomAccessFile(path_));
+    if (file->Size() != footer_.info.file_size) {
+      return Status::Corruption(path_ + ": file size " + std::to_string(file->Size()) +
+                                " differs from the " + std::to_string(footer_.info.file_size) +
+                                " bytes its footer was read from");
+    }
+    file_ = std::move(file);
+    return Status::OK();
+  }
+  bool has_file() const override { return file_ != nullptr; }
+  void CloseFile() { file_.reset(); }
+
+  size_t FooterMemoryUsage() const override {
+    auto str = [](const std::string& x) { return x.capacity() > 15 ? x.capacity() + 1 : 0; };
+    auto strs = [&](const std::vector<std::string>& v) {
+      size_t n = v.capacity() * sizeof(std::string);
+      for (const std::string& x : v) n += str(x);
+      return n;
+    };
+    size_t n = sizeof(*this) + path_.capacity() + str(footer_.info.min_account_id) +
+               str(footer_.info.max_account_id) +
+               footer_.info.origin_replaced.capacity() * sizeof(uint64_t) +
+               footer_.blocks.capacity() * sizeof(BlockEntry);
+    for (const BlockEntry& b : footer_.blocks) {
+      const BlockZoneMap& z = b.zone;
+      n += str(z.min_account_id) + str(z.max_account_id) + strs(z.product_ids) + strs(z.meter_ids) +
+           strs(z.model_ids);
+    }
+    return n;
+  }
+
   ChunkExtent chunk_extent(size_t block, Column column) const override {
     const BlockEntry& b = footer_.blocks[block];
     const int i = segment::PhysicalIndex(column);
@@ -166,6 +199,7 @@ class SegmentReaderImpl final : public SegmentReader {
       }
     }
     if (first < 0) return Status::OK();
+    if (!file_) return Status::InvalidArgument(path_ + ": file not open (OpenFile first)");
     ThreadScratch& scratch = Scratch();
     const uint64_t span_begin = b.chunk_offset[first];
     const uint64_t span_end = b.chunk_offset[last] + b.chunk_size[last];
@@ -371,7 +405,7 @@ class SegmentReaderImpl final : public SegmentReader {
   }
 
   const std::string path_;
-  const std::unique_ptr<RandomAccessFile> file_;
+  std::unique_ptr<RandomAccessFile> file_;  // null between OpenFooter and OpenFile
   const Footer footer_;
   static thread_local std::vector<int64_t> ints_scratch_;
 };
@@ -429,6 +463,13 @@ Result<std::unique_ptr<SegmentReader>> SegmentReader::Open(FileSystem* fs,
   footer.info.file_size = size;
   return std::unique_ptr<SegmentReader>(
       new SegmentReaderImpl(path, std::move(file), std::move(footer)));
+}
+
+Result<std::unique_ptr<SegmentReader>> SegmentReader::OpenFooter(FileSystem* fs,
+                                                                 const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SegmentReader> reader, Open(fs, path));
+  static_cast<SegmentReaderImpl*>(reader.get())->CloseFile();
+  return reader;
 }
 
 }  // namespace usagedb

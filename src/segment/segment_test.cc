@@ -543,6 +543,55 @@ TEST_F(SegmentTest, SingleRow) {
   EXPECT_EQ(events[0].timestamp_ms, (*reader)->zone_map(0).max_timestamp_ms);
 }
 
+TEST_F(SegmentTest, OpenFooterHoldsNoFileUntilOpenFile) {
+  const auto events = MakeEvents(300);
+  ASSERT_TRUE(Write(events, 100).ok());
+  auto full = Open();
+  ASSERT_TRUE(full.ok());
+  auto r = SegmentReader::OpenFooter(fs_, path_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  SegmentReader& reader = **r;
+  EXPECT_FALSE(reader.has_file());
+  EXPECT_TRUE((*full)->has_file());
+  // The footer and zone maps are there without the file.
+  ASSERT_EQ((*full)->num_blocks(), reader.num_blocks());
+  EXPECT_EQ((*full)->info().row_count, reader.info().row_count);
+  EXPECT_EQ((*full)->zone_map(1).min_account_id, reader.zone_map(1).min_account_id);
+  EXPECT_GT(reader.FooterMemoryUsage(), 3 * sizeof(BlockZoneMap));
+  DecodedBlock block;
+  EXPECT_FALSE(reader.ReadBlock(0, kAllColumns, &block).ok());  // no file yet: an error
+  ASSERT_TRUE(reader.OpenFile(fs_).ok());
+  EXPECT_TRUE(reader.has_file());
+  std::vector<Event> got;
+  for (size_t b = 0; b < reader.num_blocks(); ++b) {
+    ASSERT_TRUE(reader.ReadBlock(b, kAllColumns, &block).ok());
+    for (size_t row = 0; row < block.rows; ++row) {
+      Event e;
+      ASSERT_TRUE(block.MaterializeRow(row, &e).ok());
+      got.push_back(std::move(e));
+    }
+  }
+  EXPECT_EQ(events, got);
+}
+
+TEST_F(SegmentTest, OpenFileAfterOpenFooterNoticesAMissingOrChangedFile) {
+  ASSERT_TRUE(Write(MakeEvents(50)).ok());
+  const std::string file = Contents();
+  {
+    auto r = SegmentReader::OpenFooter(fs_, path_);
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(fs_->RemoveFile(path_).ok());
+    const Status s = (*r)->OpenFile(fs_);
+    EXPECT_TRUE(s.IsNotFound()) << s.ToString();
+    EXPECT_FALSE((*r)->has_file());
+  }
+  Overwrite(file);
+  auto r = SegmentReader::OpenFooter(fs_, path_);
+  ASSERT_TRUE(r.ok());
+  Overwrite(file.substr(0, file.size() - 1));
+  ExpectCorruptionNamingFile((*r)->OpenFile(fs_));
+}
+
 TEST_F(SegmentTest, PartitionBoundariesAreExact) {
   // The writer checks rows against the partition's millisecond range; the range ends must
   // agree with MonthPartition exactly, also before 1970.
