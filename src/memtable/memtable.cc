@@ -1,5 +1,6 @@
 #include "memtable/memtable.h"
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -120,7 +121,14 @@ std::optional<MemTable::Stored> MemTable::FindDigest(std::string_view event_id) 
 void MemTable::FindDigests(Probe* probes, size_t n) const {
   std::shared_lock lock(mu_);
   if (rows_.empty()) return;
+  // The slot array is far larger than the caches: prefetch a few probes ahead, so the misses
+  // of consecutive probes overlap instead of being paid one after the other.
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < std::min(n, kAhead); i++) {
+    if (!probes[i].found) index_.Prefetch(probes[i].hash);
+  }
   for (size_t i = 0; i < n; i++) {
+    if (i + kAhead < n && !probes[i + kAhead].found) index_.Prefetch(probes[i + kAhead].hash);
     Probe& p = probes[i];
     if (p.found) continue;
     const uint32_t row = FindRowLocked(p.hash, p.id);
