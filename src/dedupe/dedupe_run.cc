@@ -546,12 +546,13 @@ class RunImpl : public DedupeRun {
     return static_cast<uint64_t>(std::upper_bound(h + lo, h + hi, routing) - h) - 1;
   }
 
-  // Reads and verifies block b (REQUIRES: b < block_count()).
-  Result<std::shared_ptr<const CachedBlock>> ReadBlock(uint64_t b) const;
-  // Reads, verifies and decodes block b into *out (replacing its contents).
+  // Reads and verifies block b (REQUIRES: b < block_count()). Verifying decodes every entry:
+  // into *decoded when given (replacing its contents), else into a scratch vector.
+  Result<std::shared_ptr<const CachedBlock>> ReadBlock(
+      uint64_t b, std::vector<Decoded>* decoded = nullptr) const;
+  // Reads, verifies and decodes block b into *out (replacing its contents): one decode.
   Status ReadDecoded(uint64_t b, std::vector<Decoded>* out) const {
-    ASSIGN_OR_RETURN(std::shared_ptr<const CachedBlock> block, ReadBlock(b));
-    return Decode(b, *block, out);
+    return ReadBlock(b, out).status();
   }
 
  private:
@@ -697,7 +698,8 @@ Status RunImpl::Load() {
   return Status::OK();
 }
 
-Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b) const {
+Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b,
+                                                              std::vector<Decoded>* decoded) const {
   const uint64_t size = offsets_[b + 1] - offsets_[b];
   std::string raw;
   RETURN_IF_ERROR(file_->Read(offsets_[b], size, &raw));
@@ -725,7 +727,7 @@ Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b) const 
   block->seg_bits = seg_bits;
   block->row_bits = row_bits;
   std::vector<Decoded> scratch;
-  RETURN_IF_ERROR(Decode(b, *block, &scratch));
+  RETURN_IF_ERROR(Decode(b, *block, decoded != nullptr ? decoded : &scratch));
   return std::shared_ptr<const CachedBlock>(std::move(block));
 }
 
@@ -780,10 +782,13 @@ Status RunImpl::Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded
 struct MergeSource {
   const RunImpl* run = nullptr;
   uint32_t shift = 0;  // input routing bits - output routing bits
+  // Input segment-table index -> output segment-table index (both tables ascend by file
+  // number, so output indexes order entries as file numbers do).
+  std::vector<uint32_t> seg_map;
   uint64_t next_block = 0;
   struct Item {
     uint64_t routing;  // shifted to the output's bits
-    uint64_t segment;  // file number
+    uint32_t segment;  // output segment-table index
     uint32_t row;
   };
   std::vector<Item> chunk;
@@ -804,7 +809,7 @@ struct MergeSource {
     do {
       RETURN_IF_ERROR(run->ReadDecoded(next_block++, &decoded));
       for (const Decoded& e : decoded) {
-        chunk.push_back(Item{e.routing >> shift, run->segment_file_numbers()[e.seg], e.row});
+        chunk.push_back(Item{e.routing >> shift, seg_map[e.seg], e.row});
       }
     } while (next_block < run->block_count() &&
              (run->first_routing(next_block) >> shift) == chunk.back().routing);
@@ -963,12 +968,19 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
   }
   std::sort(segments.begin(), segments.end());
   segments.erase(std::unique(segments.begin(), segments.end()), segments.end());
+  if (segments.size() > UINT32_MAX) {
+    return Status::InvalidArgument(out_path + ": too many segments");
+  }
 
   std::vector<MergeSource> sources(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     MergeSource& s = sources[i];
     s.run = static_cast<const RunImpl*>(inputs[i].get());
     s.shift = s.run->info().key_count == 0 ? 0 : s.run->info().routing_bits - bits;
+    for (uint64_t f : s.run->segment_file_numbers()) {
+      s.seg_map.push_back(static_cast<uint32_t>(
+          std::lower_bound(segments.begin(), segments.end(), f) - segments.begin()));
+    }
     RETURN_IF_ERROR(s.Fill());
   }
   auto greater = [&](size_t a, size_t b) {
@@ -995,8 +1007,7 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
     // The same entry in several inputs is written once.
     if (!have_last || it.routing != last.routing || it.segment != last.segment ||
         it.row != last.row) {
-      const uint32_t seg = static_cast<uint32_t>(
-          std::lower_bound(segments.begin(), segments.end(), it.segment) - segments.begin());
+      const uint32_t seg = it.segment;
       RETURN_IF_ERROR(builder.Add(it.routing, seg, it.row));
       rows_by_segment[seg].emplace_back(it.row, static_cast<uint32_t>(it.routing));
       last = it;
