@@ -89,22 +89,59 @@ class SegmentRowResolver : public DedupeRowResolver {
   Status ReadEventIds(uint64_t segment_file_number, const std::vector<uint32_t>& rows,
                       std::vector<std::string>* ids) override {
     ids->clear();
+    ids->reserve(rows.size());
+    return ForEachEventId(segment_file_number, rows,
+                          [ids](const std::string& id) { ids->push_back(id); });
+  }
+
+  // The merge's path: hashes each id where the decoded block holds it (no string per row).
+  Status ReadEventIdHashes(uint64_t segment_file_number, const std::vector<uint32_t>& rows,
+                           DedupeHashFn hash, std::vector<uint64_t>* hashes) override {
+    hashes->clear();
+    hashes->reserve(rows.size());
+    return ForEachEventId(segment_file_number, rows,
+                          [&](const std::string& id) { hashes->push_back(hash(id)); });
+  }
+
+ private:
+  // Calls f(event_id) for each of `rows` (strictly ascending) of one segment: one segment
+  // lookup, each block's event_id column decoded once, blocks walked forward with the rows.
+  template <typename F>
+  Status ForEachEventId(uint64_t file_number, const std::vector<uint32_t>& rows, const F& f) {
+    if (rows.empty()) return Status::OK();
+    std::shared_ptr<SegmentHandle> h = db_->SegmentByNumber(file_number);
+    if (!h) {
+      return Status::Corruption("dedupe run references segment " + std::to_string(file_number) +
+                                ", which is not committed");
+    }
+    ASSIGN_OR_RETURN(const SegmentReader* reader, h->Reader());
     DecodedBlock b;
+    size_t block = 0, start = 0;  // block `block` holds rows [start, start + its row_count)
     size_t loaded = SIZE_MAX;
-    for (uint32_t r : rows) {
-      size_t block, row;
-      const SegmentReader* reader;
-      RETURN_IF_ERROR(Locate(segment_file_number, r, &reader, &block, &row));
+    for (size_t i = 0; i < rows.size(); i++) {
+      const uint32_t r = rows[i];
+      if (i > 0 && r <= rows[i - 1]) {
+        return Status::InvalidArgument("event id rows of segment " + std::to_string(file_number) +
+                                       " not ascending");
+      }
+      while (block < reader->num_blocks() && r >= start + reader->zone_map(block).row_count) {
+        start += reader->zone_map(block).row_count;
+        block++;
+      }
+      if (block == reader->num_blocks()) {
+        return Status::Corruption(reader->path() + ": row " + std::to_string(r) +
+                                  " beyond the segment's rows (dedupe run reference)");
+      }
       if (block != loaded) {
         RETURN_IF_ERROR(reader->ReadBlock(block, ColumnBit(Column::kEventId), &b));
         loaded = block;
       }
-      ids->push_back(b.event_id.Get(row));
+      if (r - start >= b.rows) return Status::Corruption(reader->path() + ": row out of range");
+      f(b.event_id.Get(r - start));
     }
     return Status::OK();
   }
 
- private:
   Status Locate(uint64_t file_number, uint32_t row, const SegmentReader** reader, size_t* block,
                 size_t* row_in_block) {
     std::shared_ptr<SegmentHandle> h = db_->SegmentByNumber(file_number);
@@ -831,7 +868,18 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   }
   SegmentRowResolver resolver(this);
   const std::shared_ptr<const DedupeIndex::RunSet> runs = dedupe_->PinRuns();
-  for (MemTable::Probe& p : probes) {
+  // Each lookup probes one filter line per run (a cache miss each): start the lines of the
+  // lookup a few ids ahead before testing this one.
+  constexpr size_t kAhead = 4;
+  const size_t lookahead = runs->empty() ? 0 : kAhead;
+  for (size_t k = 0; k < std::min(lookahead, probes.size()); k++) {
+    if (!probes[k].found) DedupeIndex::PrefetchIn(*runs, probes[k].hash);
+  }
+  for (size_t k = 0; k < probes.size(); k++) {
+    if (k + lookahead < probes.size() && !probes[k + lookahead].found) {
+      DedupeIndex::PrefetchIn(*runs, probes[k + lookahead].hash);
+    }
+    MemTable::Probe& p = probes[k];
     if (p.found) continue;
     ASSIGN_OR_RETURN(auto d,
                      dedupe_->LookupIn(*runs, p.id, p.hash, now, window_ms, &resolver));

@@ -101,6 +101,11 @@ class DedupeRowResolver {
   // default returns NotSupported.
   virtual Status ReadEventIds(uint64_t segment_file_number, const std::vector<uint32_t>& rows,
                               std::vector<std::string>* ids);
+  // Replaces *hashes with hash(event_id) of `rows` (strictly ascending) of one segment, in that
+  // order. What MergeDedupeRuns calls: a resolver that can hash the ids where they lie avoids
+  // a string per row. The default calls ReadEventIds and hashes its answer.
+  virtual Status ReadEventIdHashes(uint64_t segment_file_number, const std::vector<uint32_t>& rows,
+                                   DedupeHashFn hash, std::vector<uint64_t>* hashes);
 };
 
 // Writes a run (entries in any order) to `path + ".tmp"`, syncs, renames to path. The caller
@@ -193,6 +198,10 @@ class DedupeIndex {
   Result<std::optional<DedupeEntry>> LookupIn(const RunSet& runs, std::string_view event_id,
                                               uint64_t hash, int64_t now_ms, int64_t window_ms,
                                               DedupeRowResolver* resolver) const;
+  // Hint: starts loading the filter line of `hash` in every run of `runs`. A caller looking up
+  // many ids calls it a few ids ahead of LookupIn, so the cache misses of consecutive lookups
+  // overlap. No effect on results.
+  static void PrefetchIn(const RunSet& runs, uint64_t hash);
   DedupeHashFn hash_fn() const;
   // RAM split for the benchmark and stats: the fixed cache and the per-key structures of all
   // runs (sum of memory_bytes()).

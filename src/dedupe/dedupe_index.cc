@@ -26,6 +26,22 @@ Status DedupeRowResolver::ReadEventIds(uint64_t segment_file_number,
                               std::to_string(segment_file_number) + ")");
 }
 
+Status DedupeRowResolver::ReadEventIdHashes(uint64_t segment_file_number,
+                                            const std::vector<uint32_t>& rows, DedupeHashFn hash,
+                                            std::vector<uint64_t>* hashes) {
+  std::vector<std::string> ids;
+  RETURN_IF_ERROR(ReadEventIds(segment_file_number, rows, &ids));
+  if (ids.size() != rows.size()) {
+    return Status::Internal("dedupe row resolver returned " + std::to_string(ids.size()) +
+                            " ids for " + std::to_string(rows.size()) + " rows of segment " +
+                            std::to_string(segment_file_number));
+  }
+  hashes->clear();
+  hashes->reserve(ids.size());
+  for (const std::string& id : ids) hashes->push_back(hash(id));
+  return Status::OK();
+}
+
 struct DedupeIndex::Impl {
   Impl(size_t cache_bytes, DedupeHashFn h) : hash(h), cache(cache_bytes) {}
 
@@ -88,6 +104,10 @@ Result<std::optional<DedupeEntry>> DedupeIndex::Lookup(std::string_view event_id
 
 std::shared_ptr<const DedupeIndex::RunSet> DedupeIndex::PinRuns() const {
   return impl_->Snapshot();
+}
+
+void DedupeIndex::PrefetchIn(const RunSet& runs, uint64_t hash) {
+  for (const auto& run : runs) run->PrefetchFilter(hash);
 }
 
 Result<std::optional<DedupeEntry>> DedupeIndex::LookupIn(const RunSet& runs,

@@ -546,12 +546,13 @@ class RunImpl : public DedupeRun {
     return static_cast<uint64_t>(std::upper_bound(h + lo, h + hi, routing) - h) - 1;
   }
 
-  // Reads and verifies block b (REQUIRES: b < block_count()).
-  Result<std::shared_ptr<const CachedBlock>> ReadBlock(uint64_t b) const;
-  // Reads, verifies and decodes block b into *out (replacing its contents).
+  // Reads and verifies block b (REQUIRES: b < block_count()). Verifying decodes every entry:
+  // into *decoded when given (replacing its contents), else into a scratch vector.
+  Result<std::shared_ptr<const CachedBlock>> ReadBlock(
+      uint64_t b, std::vector<Decoded>* decoded = nullptr) const;
+  // Reads, verifies and decodes block b into *out (replacing its contents): one decode.
   Status ReadDecoded(uint64_t b, std::vector<Decoded>* out) const {
-    ASSIGN_OR_RETURN(std::shared_ptr<const CachedBlock> block, ReadBlock(b));
-    return Decode(b, *block, out);
+    return ReadBlock(b, out).status();
   }
 
  private:
@@ -697,7 +698,8 @@ Status RunImpl::Load() {
   return Status::OK();
 }
 
-Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b) const {
+Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b,
+                                                              std::vector<Decoded>* decoded) const {
   const uint64_t size = offsets_[b + 1] - offsets_[b];
   std::string raw;
   RETURN_IF_ERROR(file_->Read(offsets_[b], size, &raw));
@@ -725,7 +727,7 @@ Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b) const 
   block->seg_bits = seg_bits;
   block->row_bits = row_bits;
   std::vector<Decoded> scratch;
-  RETURN_IF_ERROR(Decode(b, *block, &scratch));
+  RETURN_IF_ERROR(Decode(b, *block, decoded != nullptr ? decoded : &scratch));
   return std::shared_ptr<const CachedBlock>(std::move(block));
 }
 
@@ -780,10 +782,13 @@ Status RunImpl::Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded
 struct MergeSource {
   const RunImpl* run = nullptr;
   uint32_t shift = 0;  // input routing bits - output routing bits
+  // Input segment-table index -> output segment-table index (both tables ascend by file
+  // number, so output indexes order entries as file numbers do).
+  std::vector<uint32_t> seg_map;
   uint64_t next_block = 0;
   struct Item {
     uint64_t routing;  // shifted to the output's bits
-    uint64_t segment;  // file number
+    uint32_t segment;  // output segment-table index
     uint32_t row;
   };
   std::vector<Item> chunk;
@@ -804,36 +809,40 @@ struct MergeSource {
     do {
       RETURN_IF_ERROR(run->ReadDecoded(next_block++, &decoded));
       for (const Decoded& e : decoded) {
-        chunk.push_back(Item{e.routing >> shift, run->segment_file_numbers()[e.seg], e.row});
+        chunk.push_back(Item{e.routing >> shift, seg_map[e.seg], e.row});
       }
     } while (next_block < run->block_count() &&
              (run->first_routing(next_block) >> shift) == chunk.back().routing);
-    std::sort(chunk.begin(), chunk.end(), [](const Item& a, const Item& b) {
+    auto less = [](const Item& a, const Item& b) {
       if (a.routing != b.routing) return a.routing < b.routing;
       if (a.segment != b.segment) return a.segment < b.segment;
       return a.row < b.row;
-    });
+    };
+    // Unshifted chunks are in order already (segment indexes follow file numbers).
+    if (!std::is_sorted(chunk.begin(), chunk.end(), less)) {
+      std::sort(chunk.begin(), chunk.end(), less);
+    }
     return Status::OK();
   }
 };
 
-// Stable LSD radix sort of *v by .first, whose values are below 2^bits (11-bit digits; keys
-// sort in ceil(bits / 11) passes over 16-byte pairs). *scratch: same size as *v.
-void RadixSortByFirst(std::vector<std::pair<uint64_t, uint32_t>>* v,
-                      std::vector<std::pair<uint64_t, uint32_t>>* scratch, uint32_t bits) {
+// Stable LSD radix sort of *v by key(item), whose values are below 2^bits (11-bit digits;
+// keys sort in ceil(bits / 11) passes). *scratch: same size as *v.
+template <typename T, typename Key>
+void RadixSortBy(std::vector<T>* v, std::vector<T>* scratch, uint32_t bits, const Key& key) {
   constexpr uint32_t kDigitBits = 11;
   constexpr size_t kBuckets = size_t{1} << kDigitBits;
   std::vector<uint32_t> count(kBuckets);
   for (uint32_t shift = 0; shift < bits; shift += kDigitBits) {
     std::fill(count.begin(), count.end(), 0);
-    for (const auto& e : *v) count[(e.first >> shift) & (kBuckets - 1)]++;
+    for (const T& e : *v) count[(key(e) >> shift) & (kBuckets - 1)]++;
     uint32_t sum = 0;
     for (uint32_t& c : count) {
       const uint32_t n = c;
       c = sum;
       sum += n;
     }
-    for (const auto& e : *v) (*scratch)[count[(e.first >> shift) & (kBuckets - 1)]++] = e;
+    for (const T& e : *v) (*scratch)[count[(key(e) >> shift) & (kBuckets - 1)]++] = e;
     v->swap(*scratch);
   }
 }
@@ -899,23 +908,24 @@ Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<Dedup
       return a.location < b.location;
     });
   }
-  std::vector<std::pair<uint64_t, uint32_t>> order(entries.size()), scratch(entries.size());
+  // One sequential pass builds the 16-byte entries the builder takes (segment index from a
+  // cursor: locations ascend) and the filter's hashes (the filter ignores order), so the
+  // sort moves compact entries and nothing is gathered from `entries` in routing order.
+  std::vector<Decoded> order(entries.size()), scratch(entries.size());
+  std::vector<uint64_t> hashes(entries.size());
+  uint32_t seg = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
-    order[i] = {RoutingOf(entries[i].hash, bits), static_cast<uint32_t>(i)};
+    const DedupeRunEntry& e = entries[i];
+    while (segments[seg] != e.location.segment_file_number) ++seg;
+    order[i] = Decoded{RoutingOf(e.hash, bits), seg, e.location.row};
+    hashes[i] = e.hash;
   }
-  RadixSortByFirst(&order, &scratch, bits);
-  std::vector<uint64_t> hashes;
-  hashes.reserve(entries.size());
+  std::vector<DedupeRunEntry>().swap(entries);
+  RadixSortBy(&order, &scratch, bits, [](const Decoded& d) { return d.routing; });
+  std::vector<Decoded>().swap(scratch);
   RunBuilder builder(fs, path, segments, bits);
   RETURN_IF_ERROR(builder.Start());
-  for (const auto& [routing, index] : order) {
-    const DedupeRunEntry& e = entries[index];
-    const uint32_t seg = static_cast<uint32_t>(
-        std::lower_bound(segments.begin(), segments.end(), e.location.segment_file_number) -
-        segments.begin());
-    RETURN_IF_ERROR(builder.Add(routing, seg, e.location.row));
-    hashes.push_back(e.hash);
-  }
+  for (const Decoded& d : order) RETURN_IF_ERROR(builder.Add(d.routing, d.seg, d.row));
   return builder.Finish(hashes, summary, info);
 }
 
@@ -958,12 +968,19 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
   }
   std::sort(segments.begin(), segments.end());
   segments.erase(std::unique(segments.begin(), segments.end()), segments.end());
+  if (segments.size() > UINT32_MAX) {
+    return Status::InvalidArgument(out_path + ": too many segments");
+  }
 
   std::vector<MergeSource> sources(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     MergeSource& s = sources[i];
     s.run = static_cast<const RunImpl*>(inputs[i].get());
     s.shift = s.run->info().key_count == 0 ? 0 : s.run->info().routing_bits - bits;
+    for (uint64_t f : s.run->segment_file_numbers()) {
+      s.seg_map.push_back(static_cast<uint32_t>(
+          std::lower_bound(segments.begin(), segments.end(), f) - segments.begin()));
+    }
     RETURN_IF_ERROR(s.Fill());
   }
   auto greater = [&](size_t a, size_t b) {
@@ -990,8 +1007,7 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
     // The same entry in several inputs is written once.
     if (!have_last || it.routing != last.routing || it.segment != last.segment ||
         it.row != last.row) {
-      const uint32_t seg = static_cast<uint32_t>(
-          std::lower_bound(segments.begin(), segments.end(), it.segment) - segments.begin());
+      const uint32_t seg = it.segment;
       RETURN_IF_ERROR(builder.Add(it.routing, seg, it.row));
       rows_by_segment[seg].emplace_back(it.row, static_cast<uint32_t>(it.routing));
       last = it;
@@ -1002,42 +1018,65 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
   }
   sources.clear();
 
-  // The filter is over full hashes: read every row's event_id, segment by segment.
+  // The filter is over full hashes: hash every row's event_id, segment by segment, rows
+  // ascending. A flush run lists every row of its segments, so a segment's rows are nearly
+  // always dense: they are put in order by placing each at its row (a sort otherwise).
   std::vector<uint64_t> hashes;
   hashes.reserve(builder.key_count());
-  std::vector<uint32_t> rows;
-  std::vector<std::string> ids;
+  std::vector<uint32_t> rows, lows, slot;
+  std::vector<uint64_t> segment_hashes;
   const uint32_t shift = 64 - bits;
   for (size_t s = 0; s < segments.size(); ++s) {
     auto& entries = rows_by_segment[s];
-    std::sort(entries.begin(), entries.end());
+    auto listed_twice = [&](uint32_t row) {
+      return Status::Corruption(out_path + ": row " + std::to_string(row) + " of segment " +
+                                std::to_string(segments[s]) +
+                                " is listed by merge inputs under different hashes");
+    };
     rows.clear();
-    for (const auto& [row, low] : entries) {
-      if (!rows.empty() && rows.back() == row) {
-        return Status::Corruption(out_path + ": row " + std::to_string(row) + " of segment " +
-                                  std::to_string(segments[s]) +
-                                  " is listed by merge inputs under different hashes");
+    lows.clear();
+    uint32_t max_row = 0;
+    for (const auto& e : entries) max_row = std::max(max_row, e.first);
+    if (uint64_t{max_row} < 2 * uint64_t{entries.size()} + 1024) {
+      constexpr uint32_t kEmpty = UINT32_MAX;
+      slot.assign(uint64_t{max_row} + 1, kEmpty);
+      for (size_t k = 0; k < entries.size(); ++k) {
+        uint32_t& at = slot[entries[k].first];
+        if (at != kEmpty) return listed_twice(entries[k].first);
+        at = static_cast<uint32_t>(k);
       }
-      rows.push_back(row);
+      for (uint32_t row = 0; row <= max_row; ++row) {
+        if (slot[row] == kEmpty) continue;
+        rows.push_back(row);
+        lows.push_back(entries[slot[row]].second);
+      }
+    } else {
+      std::sort(entries.begin(), entries.end());
+      for (const auto& [row, low] : entries) {
+        if (!rows.empty() && rows.back() == row) return listed_twice(row);
+        rows.push_back(row);
+        lows.push_back(low);
+      }
     }
-    ids.clear();
-    RETURN_IF_ERROR(resolver->ReadEventIds(segments[s], rows, &ids));
-    if (ids.size() != rows.size()) {
-      return Status::Internal(out_path + ": resolver returned " + std::to_string(ids.size()) +
-                              " ids for " + std::to_string(rows.size()) + " rows of segment " +
+    std::vector<std::pair<uint32_t, uint32_t>>().swap(entries);
+    segment_hashes.clear();
+    RETURN_IF_ERROR(resolver->ReadEventIdHashes(segments[s], rows, options.hash, &segment_hashes));
+    if (segment_hashes.size() != rows.size()) {
+      return Status::Internal(out_path + ": resolver returned " +
+                              std::to_string(segment_hashes.size()) + " hashes for " +
+                              std::to_string(rows.size()) + " rows of segment " +
                               std::to_string(segments[s]));
     }
-    for (size_t r = 0; r < ids.size(); ++r) {
-      const uint64_t h = options.hash(ids[r]);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const uint64_t h = segment_hashes[r];
       // A run that does not match its segments would route lookups to the wrong rows.
-      if (static_cast<uint32_t>(h >> shift) != entries[r].second) {
+      if (static_cast<uint32_t>(h >> shift) != lows[r]) {
         return Status::Corruption(out_path + ": row " + std::to_string(rows[r]) + " of segment " +
                                   std::to_string(segments[s]) +
                                   " holds an event_id whose hash does not match its dedupe entry");
       }
       hashes.push_back(h);
     }
-    std::vector<std::pair<uint32_t, uint32_t>>().swap(entries);
   }
   return builder.Finish(hashes, summary, info);
 }

@@ -1,5 +1,6 @@
 #include "memtable/memtable.h"
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -57,7 +58,17 @@ void MemTable::NoteSequence(uint64_t seq, int64_t ingested_at_ms) {
 void MemTable::AddUnit(uint64_t seq, int64_t ingested_at_ms, std::string_view bytes,
                        const std::vector<RowMeta>& rows) {
   std::unique_lock lock(mu_);
-  for (const RowMeta& m : rows) {
+  // The leader inserts under the exclusive lock: overlap the index's cache misses by
+  // prefetching home slots a few rows ahead (rows hashed by the write path carry id_hash).
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < std::min(rows.size(), kAhead); i++) {
+    if (rows[i].id_hash != 0) index_.Prefetch(rows[i].id_hash);
+  }
+  for (size_t i = 0; i < rows.size(); i++) {
+    if (i + kAhead < rows.size() && rows[i + kAhead].id_hash != 0) {
+      index_.Prefetch(rows[i + kAhead].id_hash);
+    }
+    const RowMeta& m = rows[i];
     const char* rec = CopyToArena(bytes.substr(m.offset, m.length));
     MemRow r;
     r.record = rec;
@@ -120,7 +131,14 @@ std::optional<MemTable::Stored> MemTable::FindDigest(std::string_view event_id) 
 void MemTable::FindDigests(Probe* probes, size_t n) const {
   std::shared_lock lock(mu_);
   if (rows_.empty()) return;
+  // The slot array is far larger than the caches: prefetch a few probes ahead, so the misses
+  // of consecutive probes overlap instead of being paid one after the other.
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < std::min(n, kAhead); i++) {
+    if (!probes[i].found) index_.Prefetch(probes[i].hash);
+  }
   for (size_t i = 0; i < n; i++) {
+    if (i + kAhead < n && !probes[i + kAhead].found) index_.Prefetch(probes[i + kAhead].hash);
     Probe& p = probes[i];
     if (p.found) continue;
     const uint32_t row = FindRowLocked(p.hash, p.id);
