@@ -1229,8 +1229,11 @@ Status DBImpl::FlushOldestImmutable() {
   // with the writers on two cores), each with its own scratch. Outputs land in per-partition
   // slots, so files, numbers and the run's entries are the same as written one by one.
   std::vector<SegmentInfo> infos(partitions);
-  std::vector<std::vector<DedupeRunEntry>> part_entries(partitions);
+  // Partition p's run entries are run_entries[ranges[p]] (its rows, in billing order).
+  std::vector<DedupeRunEntry> run_entries(rows.size());
   std::vector<Status> part_status(partitions);
+  SegmentWriterOptions writer_options;
+  writer_options.event_ids_distinct = true;  // a memtable holds one row per event id
   std::atomic<size_t> next_partition{0};
   std::atomic<bool> failed{false};
   auto write_partitions = [&] {
@@ -1238,6 +1241,7 @@ Status DBImpl::FlushOldestImmutable() {
     std::vector<uint64_t> account_hashes;
     std::vector<const EventView*> order;
     BillingSorter sorter;
+    SegmentWriterScratch scratch;
     for (;;) {
       const size_t p = next_partition.fetch_add(1);
       if (p >= partitions || failed.load()) return;
@@ -1245,7 +1249,19 @@ Status DBImpl::FlushOldestImmutable() {
       events.resize(j - i);
       account_hashes.resize(j - i);
       bool decoded = true;
+      // A partition's rows are scattered over the memtable (rows and records in arrival
+      // order, a flush's partitions interleaved): fetch row headers kRowAhead rows ahead and
+      // their records kRecordAhead rows ahead, so decoding does not wait on each miss.
+      constexpr size_t kRowAhead = 16, kRecordAhead = 8;
+      for (size_t k = i; k < j && k < i + kRowAhead; k++) __builtin_prefetch(&rows[keys[k].row]);
       for (size_t k = i; k < j && decoded; k++) {
+        if (k + kRowAhead < j) __builtin_prefetch(&rows[keys[k + kRowAhead].row]);
+        if (k + kRecordAhead < j) {
+          const MemRow& ahead = rows[keys[k + kRecordAhead].row];
+          for (uint32_t off = 0; off < std::min(ahead.record_length, 256u); off += 64) {
+            __builtin_prefetch(ahead.record + off);
+          }
+        }
         const MemRow& row = rows[keys[k].row];
         decoded = MemTable::DecodeRowView(row, &events[k - i]);
         account_hashes[k - i] = row.account_hash;
@@ -1268,18 +1284,17 @@ Status DBImpl::FlushOldestImmutable() {
       info.origin_max_seq = origin_max;
       info.receipt = receipt;
       const uint64_t fnum = first_number + p;
-      part_status[p] = WriteSegment(fs_, written[p], order, SegmentWriterOptions(), &info);
+      part_status[p] = WriteSegment(fs_, written[p], order, writer_options, &info, &scratch);
       if (!part_status[p].ok()) {
         failed = true;
         return;
       }
-      std::vector<DedupeRunEntry>& entries = part_entries[p];
-      entries.reserve(order.size());
+      DedupeRunEntry* entries = run_entries.data() + i;
       for (size_t k = 0; k < order.size(); k++) {
         const EventView& e = *order[k];
-        entries.push_back(DedupeRunEntry{
-            Hash64(e.event_id), RowLocation{fnum, static_cast<uint32_t>(k)}, e.commit_seq,
-            e.kind != EventKind::kUsage, std::max(e.ingested_at_ms, e.timestamp_ms)});
+        entries[k] = DedupeRunEntry{Hash64(e.event_id), RowLocation{fnum, static_cast<uint32_t>(k)},
+                                    e.commit_seq, e.kind != EventKind::kUsage,
+                                    std::max(e.ingested_at_ms, e.timestamp_ms)};
       }
     }
   };
@@ -1292,12 +1307,8 @@ Status DBImpl::FlushOldestImmutable() {
   for (const Status& st : part_status) {
     if (!st.ok()) return cleanup(st);
   }
-  std::vector<DedupeRunEntry> run_entries;
-  run_entries.reserve(rows.size());
   for (size_t p = 0; p < partitions; p++) {
     const uint64_t fnum = first_number + p;
-    run_entries.insert(run_entries.end(), part_entries[p].begin(), part_entries[p].end());
-    part_entries[p] = {};
     const SegmentMeta m = SegmentMetaFromInfo(fnum, infos[p]);  // origin: the flushed range
     next.segments.push_back(m);
     new_handles.push_back(std::make_shared<SegmentHandle>(fs_, written[p], m));
