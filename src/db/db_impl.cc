@@ -1050,32 +1050,36 @@ class RankTable {
 // Strings are replaced by their rank among the partition's distinct values first (a partition
 // has few distinct accounts and (product, meter, model) triples), so the sort compares one
 // 64-bit key and the timestamp, and event_id bytes only on ties. Reuses its buffers.
+// Rows are added one by one right after they are decoded (their record bytes still in cache),
+// then Sort orders them.
 class BillingSorter {
  public:
-  // account_hashes[i] = Hash64(rows[i].account_id) (the memtable keeps it).
-  void Sort(const std::vector<EventView>& rows, const std::vector<uint64_t>& account_hashes,
-            std::vector<const EventView*>* order) {
-    const size_t n = rows.size();
+  // Starts a partition of n rows.
+  void Begin(size_t n) {
     accounts_.Clear();
     triples_.Clear();
     keys_.resize(n);
+  }
+  // Row i (< n) of the partition; account_hash = Hash64(e.account_id) (the memtable keeps it).
+  void Add(size_t i, const EventView& e, uint64_t account_hash) {
     auto same_triple = [](const Triple& x, const Triple& y) {
       return segment::BytesEqual(x.product, y.product) && segment::BytesEqual(x.meter, y.meter) &&
              segment::BytesEqual(x.model, y.model);
     };
-    for (size_t i = 0; i < n; i++) {
-      const EventView& e = rows[i];
-      const uint32_t a = accounts_.Id(
-          account_hashes[i], e.account_id,
-          [](std::string_view x, std::string_view y) { return segment::BytesEqual(x, y); });
-      // A missing model is "" (model ids are never empty), as the order treats it.
-      const Triple t{e.product_id, e.meter_id, e.model_id.value_or(std::string_view())};
-      const uint64_t h = segment::Mum(
-          segment::HashBytes(t.product) ^ segment::HashBytes(t.meter, segment::kHashK0),
-          segment::HashBytes(t.model, segment::kHashK1) ^ segment::kHashK2);
-      const uint32_t p = triples_.Id(h, t, same_triple);
-      keys_[i] = Key{(uint64_t{a} << 32) | p, e.timestamp_ms, static_cast<uint32_t>(i)};
-    }
+    const uint32_t a = accounts_.Id(
+        account_hash, e.account_id,
+        [](std::string_view x, std::string_view y) { return segment::BytesEqual(x, y); });
+    // A missing model is "" (model ids are never empty), as the order treats it.
+    const Triple t{e.product_id, e.meter_id, e.model_id.value_or(std::string_view())};
+    const uint64_t h = segment::Mum(
+        segment::HashBytes(t.product) ^ segment::HashBytes(t.meter, segment::kHashK0),
+        segment::HashBytes(t.model, segment::kHashK1) ^ segment::kHashK2);
+    const uint32_t p = triples_.Id(h, t, same_triple);
+    keys_[i] = Key{(uint64_t{a} << 32) | p, e.timestamp_ms, static_cast<uint32_t>(i)};
+  }
+  // REQUIRES: rows[0, n) added since Begin(n); rows.size() == n.
+  void Sort(const std::vector<EventView>& rows, std::vector<const EventView*>* order) {
+    const size_t n = rows.size();
     accounts_.Ranks([](std::string_view x, std::string_view y) { return x < y; }, &account_rank_);
     triples_.Ranks(
         [](const Triple& x, const Triple& y) {
@@ -1238,7 +1242,6 @@ Status DBImpl::FlushOldestImmutable() {
   std::atomic<bool> failed{false};
   auto write_partitions = [&] {
     std::vector<EventView> events;
-    std::vector<uint64_t> account_hashes;
     std::vector<const EventView*> order;
     BillingSorter sorter;
     SegmentWriterScratch scratch;
@@ -1247,7 +1250,7 @@ Status DBImpl::FlushOldestImmutable() {
       if (p >= partitions || failed.load()) return;
       const auto [i, j] = ranges[p];
       events.resize(j - i);
-      account_hashes.resize(j - i);
+      sorter.Begin(j - i);
       bool decoded = true;
       // A partition's rows are scattered over the memtable (rows and records in arrival
       // order, a flush's partitions interleaved): fetch row headers kRowAhead rows ahead and
@@ -1264,14 +1267,14 @@ Status DBImpl::FlushOldestImmutable() {
         }
         const MemRow& row = rows[keys[k].row];
         decoded = MemTable::DecodeRowView(row, &events[k - i]);
-        account_hashes[k - i] = row.account_hash;
+        if (decoded) sorter.Add(k - i, events[k - i], row.account_hash);
       }
       if (!decoded) {
         part_status[p] = Status::Internal("undecodable memtable row");
         failed = true;
         return;
       }
-      sorter.Sort(events, account_hashes, &order);
+      sorter.Sort(events, &order);
       // Debug builds (the test suite) check the rank-based sort against the plain definition.
       assert(std::is_sorted(order.begin(), order.end(),
                             [](const EventView* a, const EventView* b) {
