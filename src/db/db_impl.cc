@@ -1071,9 +1071,9 @@ class BillingSorter {
         [](std::string_view x, std::string_view y) { return segment::BytesEqual(x, y); });
     // A missing model is "" (model ids are never empty), as the order treats it.
     const Triple t{e.product_id, e.meter_id, e.model_id.value_or(std::string_view())};
-    const uint64_t h = segment::Mum(
-        segment::HashBytes(t.product) ^ segment::HashBytes(t.meter, segment::kHashK0),
-        segment::HashBytes(t.model, segment::kHashK1) ^ segment::kHashK2);
+    const uint64_t h =
+        segment::Mum(segment::HashBytes(t.product) ^ segment::HashBytes(t.meter, segment::kHashK0),
+                     segment::HashBytes(t.model, segment::kHashK1) ^ segment::kHashK2);
     const uint32_t p = triples_.Id(h, t, same_triple);
     keys_[i] = Key{(uint64_t{a} << 32) | p, e.timestamp_ms, static_cast<uint32_t>(i)};
   }
