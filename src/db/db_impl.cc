@@ -1119,32 +1119,36 @@ class RankTable {
 // Strings are replaced by their rank among the partition's distinct values first (a partition
 // has few distinct accounts and (product, meter, model) triples), so the sort compares one
 // 64-bit key and the timestamp, and event_id bytes only on ties. Reuses its buffers.
+// Rows are added one by one right after they are decoded (their record bytes still in cache),
+// then Sort orders them.
 class BillingSorter {
  public:
-  // account_hashes[i] = Hash64(rows[i].account_id) (the memtable keeps it).
-  void Sort(const std::vector<EventView>& rows, const std::vector<uint64_t>& account_hashes,
-            std::vector<const EventView*>* order) {
-    const size_t n = rows.size();
+  // Starts a partition of n rows.
+  void Begin(size_t n) {
     accounts_.Clear();
     triples_.Clear();
     keys_.resize(n);
+  }
+  // Row i (< n) of the partition; account_hash = Hash64(e.account_id) (the memtable keeps it).
+  void Add(size_t i, const EventView& e, uint64_t account_hash) {
     auto same_triple = [](const Triple& x, const Triple& y) {
       return segment::BytesEqual(x.product, y.product) && segment::BytesEqual(x.meter, y.meter) &&
              segment::BytesEqual(x.model, y.model);
     };
-    for (size_t i = 0; i < n; i++) {
-      const EventView& e = rows[i];
-      const uint32_t a = accounts_.Id(
-          account_hashes[i], e.account_id,
-          [](std::string_view x, std::string_view y) { return segment::BytesEqual(x, y); });
-      // A missing model is "" (model ids are never empty), as the order treats it.
-      const Triple t{e.product_id, e.meter_id, e.model_id.value_or(std::string_view())};
-      const uint64_t h = segment::Mum(
-          segment::HashBytes(t.product) ^ segment::HashBytes(t.meter, segment::kHashK0),
-          segment::HashBytes(t.model, segment::kHashK1) ^ segment::kHashK2);
-      const uint32_t p = triples_.Id(h, t, same_triple);
-      keys_[i] = Key{(uint64_t{a} << 32) | p, e.timestamp_ms, static_cast<uint32_t>(i)};
-    }
+    const uint32_t a = accounts_.Id(
+        account_hash, e.account_id,
+        [](std::string_view x, std::string_view y) { return segment::BytesEqual(x, y); });
+    // A missing model is "" (model ids are never empty), as the order treats it.
+    const Triple t{e.product_id, e.meter_id, e.model_id.value_or(std::string_view())};
+    const uint64_t h =
+        segment::Mum(segment::HashBytes(t.product) ^ segment::HashBytes(t.meter, segment::kHashK0),
+                     segment::HashBytes(t.model, segment::kHashK1) ^ segment::kHashK2);
+    const uint32_t p = triples_.Id(h, t, same_triple);
+    keys_[i] = Key{(uint64_t{a} << 32) | p, e.timestamp_ms, static_cast<uint32_t>(i)};
+  }
+  // REQUIRES: rows[0, n) added since Begin(n); rows.size() == n.
+  void Sort(const std::vector<EventView>& rows, std::vector<const EventView*>* order) {
+    const size_t n = rows.size();
     accounts_.Ranks([](std::string_view x, std::string_view y) { return x < y; }, &account_rank_);
     triples_.Ranks(
         [](const Triple& x, const Triple& y) {
@@ -1298,33 +1302,48 @@ Status DBImpl::FlushOldestImmutable() {
   // with the writers on two cores), each with its own scratch. Outputs land in per-partition
   // slots, so files, numbers and the run's entries are the same as written one by one.
   std::vector<SegmentInfo> infos(partitions);
-  std::vector<std::vector<DedupeRunEntry>> part_entries(partitions);
+  // Partition p's run entries are run_entries[ranges[p]] (its rows, in billing order).
+  std::vector<DedupeRunEntry> run_entries(rows.size());
   std::vector<Status> part_status(partitions);
+  SegmentWriterOptions writer_options;
+  writer_options.event_ids_distinct = true;  // a memtable holds one row per event id
   std::atomic<size_t> next_partition{0};
   std::atomic<bool> failed{false};
   auto write_partitions = [&] {
     std::vector<EventView> events;
-    std::vector<uint64_t> account_hashes;
     std::vector<const EventView*> order;
     BillingSorter sorter;
+    SegmentWriterScratch scratch;
     for (;;) {
       const size_t p = next_partition.fetch_add(1);
       if (p >= partitions || failed.load()) return;
       const auto [i, j] = ranges[p];
       events.resize(j - i);
-      account_hashes.resize(j - i);
+      sorter.Begin(j - i);
       bool decoded = true;
+      // A partition's rows are scattered over the memtable (rows and records in arrival
+      // order, a flush's partitions interleaved): fetch row headers kRowAhead rows ahead and
+      // their records kRecordAhead rows ahead, so decoding does not wait on each miss.
+      constexpr size_t kRowAhead = 16, kRecordAhead = 8;
+      for (size_t k = i; k < j && k < i + kRowAhead; k++) __builtin_prefetch(&rows[keys[k].row]);
       for (size_t k = i; k < j && decoded; k++) {
+        if (k + kRowAhead < j) __builtin_prefetch(&rows[keys[k + kRowAhead].row]);
+        if (k + kRecordAhead < j) {
+          const MemRow& ahead = rows[keys[k + kRecordAhead].row];
+          for (uint32_t off = 0; off < std::min(ahead.record_length, 256u); off += 64) {
+            __builtin_prefetch(ahead.record + off);
+          }
+        }
         const MemRow& row = rows[keys[k].row];
         decoded = MemTable::DecodeRowView(row, &events[k - i]);
-        account_hashes[k - i] = row.account_hash;
+        if (decoded) sorter.Add(k - i, events[k - i], row.account_hash);
       }
       if (!decoded) {
         part_status[p] = Status::Internal("undecodable memtable row");
         failed = true;
         return;
       }
-      sorter.Sort(events, account_hashes, &order);
+      sorter.Sort(events, &order);
       // Debug builds (the test suite) check the rank-based sort against the plain definition.
       assert(std::is_sorted(order.begin(), order.end(),
                             [](const EventView* a, const EventView* b) {
@@ -1337,18 +1356,17 @@ Status DBImpl::FlushOldestImmutable() {
       info.origin_max_seq = origin_max;
       info.receipt = receipt;
       const uint64_t fnum = first_number + p;
-      part_status[p] = WriteSegment(fs_, written[p], order, SegmentWriterOptions(), &info);
+      part_status[p] = WriteSegment(fs_, written[p], order, writer_options, &info, &scratch);
       if (!part_status[p].ok()) {
         failed = true;
         return;
       }
-      std::vector<DedupeRunEntry>& entries = part_entries[p];
-      entries.reserve(order.size());
+      DedupeRunEntry* entries = run_entries.data() + i;
       for (size_t k = 0; k < order.size(); k++) {
         const EventView& e = *order[k];
-        entries.push_back(DedupeRunEntry{
-            Hash64(e.event_id), RowLocation{fnum, static_cast<uint32_t>(k)}, e.commit_seq,
-            e.kind != EventKind::kUsage, std::max(e.ingested_at_ms, e.timestamp_ms)});
+        entries[k] = DedupeRunEntry{Hash64(e.event_id), RowLocation{fnum, static_cast<uint32_t>(k)},
+                                    e.commit_seq, e.kind != EventKind::kUsage,
+                                    std::max(e.ingested_at_ms, e.timestamp_ms)};
       }
     }
   };
@@ -1361,12 +1379,8 @@ Status DBImpl::FlushOldestImmutable() {
   for (const Status& st : part_status) {
     if (!st.ok()) return cleanup(st);
   }
-  std::vector<DedupeRunEntry> run_entries;
-  run_entries.reserve(rows.size());
   for (size_t p = 0; p < partitions; p++) {
     const uint64_t fnum = first_number + p;
-    run_entries.insert(run_entries.end(), part_entries[p].begin(), part_entries[p].end());
-    part_entries[p] = {};
     const SegmentMeta m = SegmentMetaFromInfo(fnum, infos[p]);  // origin: the flushed range
     next.segments.push_back(m);
     new_handles.push_back(std::make_shared<SegmentHandle>(fs_, written[p], m));

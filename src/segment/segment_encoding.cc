@@ -947,6 +947,12 @@ Encoding StringColumnEncoder::Encode(const StringColumnInput& in, std::string* b
     distinct = in.distinct;
     dcount = in.distinct_count;
     dict_complete_ = true;
+  } else if (in.values_distinct && !in.need_distinct && nonnull >= kMinRowsToStopEarly) {
+    // BuildDictionary would stop at nonnull / 2 + 1 distinct values: its answer, without it.
+    ids = nullptr;
+    distinct = nullptr;
+    dcount = 0;
+    dict_complete_ = false;
   } else {
     StringColumnInput no_nulls = in;
     no_nulls.nulls = nulls;

@@ -87,6 +87,10 @@ struct StringColumnInput {
   size_t distinct_count = 0;
   // Build the whole dictionary even for a mostly distinct column (sorted_distinct() needed).
   bool need_distinct = false;
+  // The caller knows the non-null values are pairwise distinct (a flush's event ids): the
+  // analysis skips the dictionary pass whose answer that already is. A wrong claim gives a
+  // valid but possibly larger body.
+  bool values_distinct = false;
 };
 
 // Analyzes and encodes string columns, reusing its buffers from column to column and block to

@@ -663,6 +663,78 @@ TEST_F(SegmentTest, BlocksOfDifferentShapesThroughOneWriter) {
   EXPECT_EQ(2u, block.dimensions.dict.size());
 }
 
+// Views of events as the flush has them (dimensions encoded as in an event record, keys
+// ascending); *dims holds the encoded dimensions and must outlive the views.
+std::vector<EventView> ViewsOf(const std::vector<Event>& events, std::string* dims) {
+  std::vector<size_t> end;
+  for (const Event& e : events) {
+    auto sorted = e.dimensions;
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& kv : sorted) {
+      PutLengthPrefixed(dims, kv.first);
+      PutLengthPrefixed(dims, kv.second);
+    }
+    end.push_back(dims->size());
+  }
+  std::vector<EventView> views(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    const Event& e = events[i];
+    EventView& v = views[i];
+    v.event_id = e.event_id;
+    v.kind = e.kind;
+    v.has_correction_ref = e.has_correction_ref;
+    v.correction_original_event_id = e.correction_original_event_id;
+    v.correction_reason = e.correction_reason;
+    v.account_id = e.account_id;
+    if (e.subscription_id) v.subscription_id = *e.subscription_id;
+    v.product_id = e.product_id;
+    v.meter_id = e.meter_id;
+    if (e.model_id) v.model_id = *e.model_id;
+    v.timestamp_ms = e.timestamp_ms;
+    v.quantity = e.quantity;
+    v.unit = e.unit;
+    v.source = e.source;
+    const size_t begin = i == 0 ? 0 : end[i - 1];
+    v.dimensions = DimensionsView(std::string_view(*dims).substr(begin, end[i] - begin),
+                                  static_cast<uint32_t>(e.dimensions.size()));
+    v.ingested_at_ms = e.ingested_at_ms;
+    v.commit_seq = e.commit_seq;
+  }
+  return views;
+}
+
+TEST_F(SegmentTest, ScratchReusedAcrossSegmentsWritesTheSameBytes) {
+  // The flush writes many segments through one SegmentWriterScratch and claims distinct
+  // event ids: every file must equal the one a fresh writer without the claim writes.
+  std::vector<std::vector<Event>> sets = {MakeEvents(700), MakeBatchedEvents(1500), MakeEvents(3),
+                                          MakeEvents(1100), MakeBatchedEvents(100)};
+  SegmentWriterScratch scratch;
+  for (size_t k = 0; k < sets.size(); ++k) {
+    for (uint32_t rows_per_block : {4096u, 333u}) {
+      const std::vector<Event>& events = sets[k];
+      std::string dims;
+      const std::vector<EventView> views = ViewsOf(events, &dims);
+      std::vector<const EventView*> rows;
+      for (const EventView& v : views) rows.push_back(&v);
+      SegmentInfo fresh_info;
+      fresh_info.bucket = 3;
+      fresh_info.partition = MonthPartition(events[0].timestamp_ms);
+      SegmentInfo reused_info = fresh_info;
+      SegmentWriterOptions options;
+      options.rows_per_block = rows_per_block;
+      ASSERT_TRUE(WriteSegment(fs_, path_, rows, options, &fresh_info).ok());
+      const std::string fresh = Contents();
+      options.event_ids_distinct = true;
+      ASSERT_TRUE(WriteSegment(fs_, path_, rows, options, &reused_info, &scratch).ok());
+      EXPECT_EQ(fresh, Contents()) << k << " " << rows_per_block;
+      EXPECT_EQ(fresh_info.file_size, reused_info.file_size);
+      std::vector<Event> got;
+      ASSERT_TRUE(ReadAll(&got).ok());
+      EXPECT_EQ(events.size(), got.size());
+    }
+  }
+}
+
 TEST_F(SegmentTest, ZeroRowsIsInvalidArgument) {
   EXPECT_TRUE(Write({}).IsInvalidArgument());
   EXPECT_FALSE(fs_->FileExists(path_));
@@ -1472,6 +1544,49 @@ TEST(SegmentEncoding, StringEncoderReusedAcrossColumnsAndBlocks) {
   for (int rep = 0; rep < 3; ++rep) tails.insert(tails.end(), once.begin(), once.end());
   check(tails, {}, true, &enc);
   EXPECT_EQ(80u, encoder.sorted_distinct().size());
+}
+
+TEST(SegmentEncoding, DistinctValuesClaimGivesTheSameBody) {
+  // values_distinct skips the dictionary pass; the body must be the one that pass would give,
+  // at every size around the early-stop threshold, with and without nulls.
+  for (size_t n : {1, 2, 63, 64, 65, 130, 1000}) {
+    for (bool with_nulls : {false, true}) {
+      std::vector<std::string> owned;
+      for (size_t i = 0; i < n; ++i) owned.push_back("evt_" + std::to_string(1000003 * i % 999983));
+      std::vector<std::string_view> views(owned.begin(), owned.end());
+      std::vector<uint8_t> nulls(n, 0);
+      if (with_nulls) {
+        for (size_t i = 0; i < n; i += 3) nulls[i] = 1;
+      }
+      segment::StringColumnInput in;
+      in.values = views.data();
+      in.nulls = with_nulls ? nulls.data() : nullptr;
+      in.n = n;
+      segment::StringColumnEncoder plain, claimed;
+      std::string want, got;
+      const segment::Encoding want_enc = plain.Encode(in, &want);
+      in.values_distinct = true;
+      const segment::Encoding got_enc = claimed.Encode(in, &got);
+      EXPECT_EQ(want_enc, got_enc) << n << " " << with_nulls;
+      EXPECT_EQ(want, got) << n << " " << with_nulls;
+    }
+  }
+}
+
+TEST(SegmentEncoding, WrongDistinctClaimStillRoundTrips) {
+  // A false claim may cost bytes, never values.
+  std::vector<std::string_view> views;
+  for (int i = 0; i < 500; ++i) views.push_back(i % 2 ? "evt_aaaa" : "evt_bbbb");
+  segment::StringColumnInput in;
+  in.values = views.data();
+  in.n = views.size();
+  in.values_distinct = true;
+  segment::StringColumnEncoder encoder;
+  std::string body;
+  const segment::Encoding enc = encoder.Encode(in, &body);
+  StringColumn col;
+  ASSERT_TRUE(segment::DecodeStringColumn(enc, body, views.size(), false, &col));
+  for (size_t i = 0; i < views.size(); ++i) EXPECT_EQ(views[i], col.Get(i)) << i;
 }
 
 TEST(SegmentEncoding, PrecomputedDictionaryIds) {

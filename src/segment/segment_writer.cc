@@ -41,6 +41,9 @@ class BlockEncoder {
   // cctx: configured by the caller (level and parameters); used for every chunk.
   explicit BlockEncoder(ZSTD_CCtx* cctx) : cctx_(cctx) {}
 
+  // Whether the rows of the next Encode calls have pairwise distinct event ids.
+  void set_event_ids_distinct(bool distinct) { event_ids_distinct_ = distinct; }
+
   // Encodes rows[begin, end) into *block, filling entry's chunk sizes and zone map.
   // Returns false when a chunk would not fit the footer's 32-bit size.
   bool Encode(const std::vector<const EventView*>& rows, size_t begin, size_t end,
@@ -173,6 +176,7 @@ class BlockEncoder {
     // Zone maps take their sets (and the account range) from these columns' dictionaries.
     in.need_distinct = c == Column::kAccountId || c == Column::kProductId ||
                        c == Column::kMeterId || c == Column::kModelId;
+    in.values_distinct = c == Column::kEventId && event_ids_distinct_;
     const Encoding enc = strings_.Encode(in, &body_);
     AppendChunk(enc, block);
     if (in.need_distinct) {
@@ -293,6 +297,7 @@ class BlockEncoder {
   }
 
   ZSTD_CCtx* cctx_;
+  bool event_ids_distinct_ = false;
   std::string body_, zbuf_, best_, candidate_, offset_body_;
   segment::Int64Analysis analysis_;
   std::vector<uint64_t> seqs_;
@@ -352,9 +357,10 @@ void MergeZone(const BlockZoneMap& z, bool first, SegmentInfo* info) {
 }
 
 Status WriteFile(FileSystem* fs, const std::string& tmp, const std::vector<const EventView*>& rows,
-                 const SegmentWriterOptions& options, ZSTD_CCtx* cctx, SegmentInfo* info) {
+                 const SegmentWriterOptions& options, BlockEncoder& encoder, std::string& buf,
+                 SegmentInfo* info) {
   ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs->NewWritableFile(tmp));
-  std::string buf(segment::kMagic, sizeof(segment::kMagic));
+  buf.assign(segment::kMagic, sizeof(segment::kMagic));
   PutFixed32(&buf, segment::kVersion);
   RETURN_IF_ERROR(file->Append(buf));
   uint64_t offset = segment::kHeaderSize;
@@ -362,7 +368,7 @@ Status WriteFile(FileSystem* fs, const std::string& tmp, const std::vector<const
   Footer footer;
   footer.info = *info;
   footer.rows_per_block = options.rows_per_block;
-  BlockEncoder encoder(cctx);
+  encoder.set_event_ids_distinct(options.event_ids_distinct);
   for (size_t begin = 0; begin < rows.size(); begin += options.rows_per_block) {
     const size_t end = std::min(rows.size(), begin + options.rows_per_block);
     BlockEntry& entry = footer.blocks.emplace_back();
@@ -397,9 +403,25 @@ Status WriteFile(FileSystem* fs, const std::string& tmp, const std::vector<const
 
 }  // namespace
 
+struct SegmentWriterScratch::Rep {
+  std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx{ZSTD_createCCtx()};
+  BlockEncoder encoder{cctx.get()};  // declared after cctx: holds it
+  std::string buf;                   // one block (or the footer) before it is appended
+};
+
+SegmentWriterScratch::SegmentWriterScratch() : rep_(std::make_unique<Rep>()) {}
+SegmentWriterScratch::~SegmentWriterScratch() = default;
+
 Status WriteSegment(FileSystem* fs, const std::string& path,
                     const std::vector<const EventView*>& rows, const SegmentWriterOptions& options,
                     SegmentInfo* info) {
+  SegmentWriterScratch scratch;
+  return WriteSegment(fs, path, rows, options, info, &scratch);
+}
+
+Status WriteSegment(FileSystem* fs, const std::string& path,
+                    const std::vector<const EventView*>& rows, const SegmentWriterOptions& options,
+                    SegmentInfo* info, SegmentWriterScratch* scratch) {
   if (rows.empty()) return Status::InvalidArgument(path + ": a segment needs at least one row");
   if (options.rows_per_block == 0 || options.rows_per_block > segment::kMaxRowsPerBlock) {
     return Status::InvalidArgument(path + ": rows_per_block must be in [1, 2^20]");
@@ -417,22 +439,27 @@ Status WriteSegment(FileSystem* fs, const std::string& path,
                                      " is outside the segment's month partition");
     }
   }
-  std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
-  if (!cctx) return Status::Internal("ZSTD_createCCtx failed");
-  // One context for every chunk. At the fast levels, 2^13-entry match tables find the same
-  // repeats in a block's columns as the level's defaults (measured: identical sizes) and
+  SegmentWriterScratch::Rep& rep = *scratch->rep_;
+  ZSTD_CCtx* cctx = rep.cctx.get();
+  if (cctx == nullptr) return Status::Internal("ZSTD_createCCtx failed");
+  // One context for every chunk (and, through the scratch, every segment: resetting the
+  // parameters keeps the workspace). At the fast levels, 2^13-entry match tables find the
+  // same repeats in a block's columns as the level's defaults (measured: identical sizes) and
   // cost less to reset per chunk.
-  size_t zr = ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, options.zstd_level);
+  size_t zr = ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  if (!ZSTD_isError(zr)) {
+    zr = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, options.zstd_level);
+  }
   if (!ZSTD_isError(zr) && options.zstd_level >= 1 && options.zstd_level <= 3) {
-    zr = ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_hashLog, 13);
+    zr = ZSTD_CCtx_setParameter(cctx, ZSTD_c_hashLog, 13);
     if (!ZSTD_isError(zr) && options.zstd_level >= 2) {
-      zr = ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_chainLog, 13);
+      zr = ZSTD_CCtx_setParameter(cctx, ZSTD_c_chainLog, 13);
     }
   }
   if (ZSTD_isError(zr)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(zr));
   const std::string tmp = path + ".tmp";
   SegmentInfo result = *info;
-  Status s = WriteFile(fs, tmp, rows, options, cctx.get(), &result);
+  Status s = WriteFile(fs, tmp, rows, options, rep.encoder, rep.buf, &result);
   if (s.ok()) s = fs->Rename(tmp, path);
   if (!s.ok()) {
     fs->RemoveFile(tmp).IgnoreError();
