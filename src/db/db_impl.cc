@@ -850,13 +850,15 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     if (closed_) return Status::Unavailable("database is closed");
     token = next_token_++;
   }
-  reservations_.ReserveAll(ids, token);
+  ReservationTable::Grouping grouping;  // by shard, once for both ReserveAll and ReleaseAll
+  reservations_.ReserveAll(ids, token, &grouping);
   struct Releaser {
     ReservationTable* t;
     const std::vector<ReservationTable::HashedId>* ids;
     uint64_t token;
-    ~Releaser() { t->ReleaseAll(*ids, token); }
-  } releaser{&reservations_, &ids, token};
+    const ReservationTable::Grouping* grouping;
+    ~Releaser() { t->ReleaseAll(*ids, token, *grouping); }
+  } releaser{&reservations_, &ids, token, &grouping};
 
   // 3. What is stored under each distinct id (same snapshot for all): the memtables newest
   // first, one shared lock per memtable for the whole batch, then the dedupe index.
