@@ -136,6 +136,8 @@ class DBImpl : public DB {
     std::vector<RowMeta> rows;  // where each accepted event's record lies in body.view()
     std::vector<ConflictEntry> conflicts;
     int64_t request_time_ms = 0;
+    // crc32c::Value(body.view()), computed by the writer so the leader only combines it.
+    uint32_t body_crc = 0;
     // Outputs.
     bool done = false;
     Status status;

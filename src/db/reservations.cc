@@ -75,8 +75,14 @@ void ReservationTable::ReleaseGrouped(const std::vector<HashedId>& ids,
 }
 
 void ReservationTable::ReserveAll(const std::vector<HashedId>& ids, uint64_t token) {
-  std::vector<uint32_t> order;
-  uint32_t start[kShards + 1];
+  Grouping g;
+  ReserveAll(ids, token, &g);
+}
+
+void ReservationTable::ReserveAll(const std::vector<HashedId>& ids, uint64_t token,
+                                  Grouping* grouping) {
+  std::vector<uint32_t>& order = grouping->order;
+  uint32_t(&start)[kShards + 1] = grouping->start;
   GroupByShard(ids, &order, start);
   for (;;) {
     // Take shard by shard; on the first id held by another batch, give back everything taken
@@ -108,6 +114,11 @@ void ReservationTable::ReleaseAll(const std::vector<HashedId>& ids, uint64_t tok
   uint32_t start[kShards + 1];
   GroupByShard(ids, &order, start);
   ReleaseGrouped(ids, order, start, ids.size(), token);
+}
+
+void ReservationTable::ReleaseAll(const std::vector<HashedId>& ids, uint64_t token,
+                                  const Grouping& grouping) {
+  ReleaseGrouped(ids, grouping.order, grouping.start, ids.size(), token);
 }
 
 void ReservationTable::ReserveAll(const std::vector<std::string_view>& ids, uint64_t token) {

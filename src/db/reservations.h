@@ -31,12 +31,28 @@ class ReservationTable {
   // REQUIRES: the same ids were reserved by ReserveAll(ids, token).
   void ReleaseAll(const std::vector<HashedId>& ids, uint64_t token);
 
+  // As above, keeping the ids' grouping by shard in *grouping so ReleaseAll need not redo it
+  // (the write path's form). REQUIRES for ReleaseAll: the grouping ReserveAll(ids, token, ...)
+  // filled, unchanged.
+  struct Grouping;
+  void ReserveAll(const std::vector<HashedId>& ids, uint64_t token, Grouping* grouping);
+  void ReleaseAll(const std::vector<HashedId>& ids, uint64_t token, const Grouping& grouping);
+
   // Convenience forms that hash the ids.
   void ReserveAll(const std::vector<std::string_view>& ids, uint64_t token);
   void ReleaseAll(const std::vector<std::string_view>& ids, uint64_t token);
 
  private:
   static constexpr int kShards = 64;
+
+ public:
+  // ids[order[k]] for k in [start[s], start[s + 1]) are shard s's.
+  struct Grouping {
+    std::vector<uint32_t> order;
+    uint32_t start[kShards + 1];
+  };
+
+ private:
   struct Entry {
     std::string_view id;
     uint64_t token = 0;

@@ -195,6 +195,8 @@ class DedupeIndex {
   using RunSet = std::vector<std::shared_ptr<DedupeRun>>;
   std::shared_ptr<const RunSet> PinRuns() const;
   // As Lookup, against a pinned run set. REQUIRES: `runs` came from PinRuns() of this index.
+  // It does not prefetch the filter lines itself (see PrefetchIn): results are the same
+  // either way, only the cache misses are paid one after the other when nobody started them.
   Result<std::optional<DedupeEntry>> LookupIn(const RunSet& runs, std::string_view event_id,
                                               uint64_t hash, int64_t now_ms, int64_t window_ms,
                                               DedupeRowResolver* resolver) const;

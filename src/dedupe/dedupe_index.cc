@@ -99,6 +99,8 @@ Result<std::optional<DedupeEntry>> DedupeIndex::Lookup(std::string_view event_id
                                                        int64_t now_ms, int64_t window_ms,
                                                        DedupeRowResolver* resolver) const {
   const std::shared_ptr<const RunList> runs = impl_->Snapshot();
+  // One filter line per run, each likely a cache miss: start them all before testing any.
+  PrefetchIn(*runs, hash);
   return LookupIn(*runs, event_id, hash, now_ms, window_ms, resolver);
 }
 
@@ -114,8 +116,7 @@ Result<std::optional<DedupeEntry>> DedupeIndex::LookupIn(const RunSet& runs,
                                                          std::string_view event_id, uint64_t hash,
                                                          int64_t now_ms, int64_t window_ms,
                                                          DedupeRowResolver* resolver) const {
-  // One filter line per run, each likely a cache miss: start them all before testing any.
-  for (const auto& run : runs) run->PrefetchFilter(hash);
+  // No prefetch here: Lookup and the batch path (a few ids ahead) have started the lines.
   std::optional<DedupeEntry> best;
   for (const auto& run : runs) {
     // Runs are in max_commit_seq order: once a remembered entry is found, a later run can

@@ -31,14 +31,20 @@ std::string_view RecordEventId(const char* rec, uint32_t len) {
 
 }  // namespace
 
-const char* MemTable::CopyToArena(std::string_view bytes) {
-  if (chunk_used_ + bytes.size() > chunk_capacity_) {
-    chunk_capacity_ = std::max(kChunkBytes, bytes.size());
-    chunks_.emplace_back(new char[chunk_capacity_]);
-    chunk_used_ = 0;
-    arena_bytes_ += chunk_capacity_;
+void MemTable::NewArenaChunk(size_t min_bytes) {
+  chunk_capacity_ = std::max(kChunkBytes, min_bytes);
+  chunks_.emplace_back(new char[chunk_capacity_]);
+  chunk_base_ = chunks_.back().get();
+  chunk_used_ = 0;
+  arena_bytes_ += chunk_capacity_;
+}
+
+// Inline (the leader calls it per row under the exclusive lock); a new chunk is the rare path.
+inline const char* MemTable::CopyToArena(std::string_view bytes) {
+  if (chunk_used_ + bytes.size() > chunk_capacity_) [[unlikely]] {
+    NewArenaChunk(bytes.size());
   }
-  char* p = chunks_.back().get() + chunk_used_;
+  char* p = chunk_base_ + chunk_used_;
   std::memcpy(p, bytes.data(), bytes.size());
   chunk_used_ += bytes.size();
   return p;
@@ -64,7 +70,9 @@ void MemTable::AddUnit(uint64_t seq, int64_t ingested_at_ms, std::string_view by
   for (size_t i = 0; i < std::min(rows.size(), kAhead); i++) {
     if (rows[i].id_hash != 0) index_.Prefetch(rows[i].id_hash);
   }
-  for (size_t i = 0; i < rows.size(); i++) {
+  // The row number of rows[i] (a deque's size() costs a division per call).
+  uint32_t row = static_cast<uint32_t>(rows_.size());
+  for (size_t i = 0; i < rows.size(); i++, row++) {
     if (i + kAhead < rows.size() && rows[i + kAhead].id_hash != 0) {
       index_.Prefetch(rows[i + kAhead].id_hash);
     }
@@ -82,8 +90,7 @@ void MemTable::AddUnit(uint64_t seq, int64_t ingested_at_ms, std::string_view by
     r.kind = m.kind;
     rows_.push_back(r);
     const uint64_t h = m.id_hash != 0 ? m.id_hash : id_hash_(r.event_id);
-    index_.Insert(h, r.event_id, static_cast<uint32_t>(rows_.size() - 1),
-                  [this](uint32_t row) { return rows_[row].event_id; });
+    index_.Insert(h, r.event_id, row, [this](uint32_t stored) { return rows_[stored].event_id; });
   }
   NoteSequenceLocked(seq, ingested_at_ms);
 }
@@ -180,8 +187,7 @@ std::optional<MemEntry> MemTable::Find(std::string_view event_id) const {
   return e;
 }
 
-void MemTable::ForEachRow(uint64_t max_seq,
-                          const std::function<bool(const MemRow&)>& visit) const {
+void MemTable::ForEachRow(uint64_t max_seq, const std::function<bool(const MemRow&)>& visit) const {
   std::shared_lock lock(mu_);
   for (const MemRow& r : rows_) {
     if (r.commit_seq > max_seq) break;  // sequences are non-decreasing
@@ -189,8 +195,7 @@ void MemTable::ForEachRow(uint64_t max_seq,
   }
 }
 
-void MemTable::ForEach(uint64_t max_seq,
-                       const std::function<bool(const MemEntry&)>& visit) const {
+void MemTable::ForEach(uint64_t max_seq, const std::function<bool(const MemEntry&)>& visit) const {
   MemEntry scratch;
   ForEachRow(max_seq, [&](const MemRow& r) {
     if (!DecodeRow(r, &scratch.event)) return true;  // cannot happen: see DecodeRow

@@ -134,11 +134,13 @@ class MemTable {
   int64_t created_ms() const { return created_ms_; }
 
  private:
-  const char* CopyToArena(std::string_view bytes);  // REQUIRES: mu_ held exclusively
+  const char* CopyToArena(std::string_view bytes);         // REQUIRES: mu_ held exclusively
+  [[gnu::noinline]] void NewArenaChunk(size_t min_bytes);  // REQUIRES: mu_ held exclusively
   void NoteSequenceLocked(uint64_t seq, int64_t ingested_at_ms);
 
   mutable std::shared_mutex mu_;
   std::vector<std::unique_ptr<char[]>> chunks_;
+  char* chunk_base_ = nullptr;  // chunks_.back(), the chunk being filled
   size_t chunk_used_ = 0, chunk_capacity_ = 0;
   size_t arena_bytes_ = 0;
   std::deque<MemRow> rows_;

@@ -5,10 +5,12 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "model/event_rules.h"
 #include "util/int128.h"
 
 namespace usagedb {
@@ -648,6 +650,44 @@ TEST(ValidateEvent, SortsDimensions) {
   e.dimensions = {{"b", "2"}, {"a", "1"}};
   EXPECT_EQ(ValidateEvent(&e), "");
   EXPECT_EQ(e.dimensions[0].first, "a");
+}
+
+// The vector tests of the quick rule check read short strings with overlapping loads: every
+// length from 0 to 40 (all within the length limits), every byte value at every position,
+// against the byte-by-byte rules.
+TEST(ValidateEvent, QuickStringChecksAreExactForEveryLengthAndByte) {
+  auto key_char = [](unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == ':' || c == '-';
+  };
+  for (size_t n = 0; n <= 40; n++) {
+    for (size_t pos = 0; pos < std::max<size_t>(n, 1); pos++) {
+      for (int b = 0; b < 256; b++) {
+        std::string s(n, 'k');
+        if (n > 0) s[pos] = static_cast<char>(b);
+        const auto c = static_cast<unsigned char>(b);
+        // Dimension key syntax: first byte a letter or '_', every byte a key character.
+        const bool key_ok =
+            n > 0 &&
+            ((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_') &&
+            (n == 0 || key_char(static_cast<unsigned char>(s[pos])));
+        ASSERT_EQ(key_ok, model_internal::IsValidDimensionKeySyntax(s))
+            << n << " " << pos << " " << b;
+        if (n == 0) continue;
+        // An identifier: valid iff the byte is printable ASCII (a lone byte >= 0x80 is invalid
+        // UTF-8, < 0x20 or 0x7f a control character).
+        Event e = ValidEvent();
+        e.account_id = s;
+        const bool id_ok = c >= 0x20 && c < 0x7f;
+        ASSERT_EQ(id_ok, ValidateEvent(&e).empty()) << n << " " << pos << " " << b;
+        // A dimension value: control characters allowed, NUL and invalid UTF-8 not.
+        Event d = ValidEvent();
+        d.dimensions = {{"k", s}};
+        const bool value_ok = c != 0 && c < 0x80;
+        ASSERT_EQ(value_ok, ValidateEvent(&d).empty()) << n << " " << pos << " " << b;
+      }
+    }
+  }
 }
 
 TEST(ValidateEvent, RejectsWhatJsonRejects) {

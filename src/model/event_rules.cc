@@ -50,16 +50,6 @@ bool HasControlChar(std::string_view s) {
   return false;
 }
 
-constexpr std::array<bool, 256> MakeKeyCharTable() {
-  std::array<bool, 256> t{};
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  t['_'] = t['.'] = t[':'] = t['-'] = true;
-  return t;
-}
-constexpr std::array<bool, 256> kKeyChar = MakeKeyCharTable();
-
 bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
 // Signed-byte test of 16 bytes: 0xff where the byte is printable ASCII (0x20..0x7e); bytes
@@ -69,34 +59,68 @@ inline __m128i PrintableMask(__m128i v) {
                        _mm_cmplt_epi8(v, _mm_set1_epi8(0x7f)));
 }
 
-// True when s is printable ASCII only (every byte in 0x20..0x7e): then it is valid UTF-8
-// without control characters or NUL, the common case for every string of an event.
-__attribute__((always_inline)) inline bool IsPrintableAscii(std::string_view s) {
-  const char* p = s.data();
-  size_t n = s.size();
+// True when every byte of [p, p + n) passes `mask` (a 16-byte test giving 0xff per passing
+// byte), 16 bytes per step; shorter inputs are tested with one vector of overlapping loads,
+// padded with `pad` (a byte that passes), so no input is tested byte by byte.
+template <typename Mask>
+__attribute__((always_inline)) inline bool AllBytesPass(const char* p, size_t n, char pad,
+                                                        const Mask& mask) {
+  __m128i v;
   if (n >= 16) {
     __m128i ok = _mm_set1_epi8(-1);
     for (; n > 16; p += 16, n -= 16) {
-      ok = _mm_and_si128(ok, PrintableMask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+      ok = _mm_and_si128(ok, mask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
     }
     // The last 16 bytes (overlapping what was checked).
-    ok = _mm_and_si128(
-        ok, PrintableMask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - 16))));
+    ok = _mm_and_si128(ok, mask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - 16))));
     return _mm_movemask_epi8(ok) == 0xffff;
   }
+  const uint8_t padb = static_cast<uint8_t>(pad);
+  const uint32_t pad4 = padb * 0x01010101u;
   if (n >= 8) {
     uint64_t a, b;
     std::memcpy(&a, p, 8);
     std::memcpy(&b, p + n - 8, 8);
-    __m128i v = _mm_set_epi64x(static_cast<int64_t>(b), static_cast<int64_t>(a));
-    return _mm_movemask_epi8(PrintableMask(v)) == 0xffff;
+    v = _mm_set_epi64x(static_cast<int64_t>(b), static_cast<int64_t>(a));
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    v = _mm_set_epi32(static_cast<int>(pad4), static_cast<int>(pad4), static_cast<int>(b),
+                      static_cast<int>(a));
+  } else if (n > 0) {
+    // 1-3 bytes: p[0], p[n / 2] and p[n - 1] cover all of them.
+    const uint32_t w = static_cast<uint32_t>(static_cast<uint8_t>(p[0])) |
+                       static_cast<uint32_t>(static_cast<uint8_t>(p[n >> 1])) << 8 |
+                       static_cast<uint32_t>(static_cast<uint8_t>(p[n - 1])) << 16 |
+                       static_cast<uint32_t>(padb) << 24;
+    v = _mm_set_epi32(static_cast<int>(pad4), static_cast<int>(pad4), static_cast<int>(pad4),
+                      static_cast<int>(w));
+  } else {
+    return true;
   }
-  bool ok = true;
-  for (size_t i = 0; i < n; ++i) {
-    auto c = static_cast<unsigned char>(p[i]);
-    ok &= c >= 0x20 && c < 0x7f;
-  }
-  return ok;
+  return _mm_movemask_epi8(mask(v)) == 0xffff;
+}
+
+// True when s is printable ASCII only (every byte in 0x20..0x7e): then it is valid UTF-8
+// without control characters or NUL, the common case for every string of an event.
+__attribute__((always_inline)) inline bool IsPrintableAscii(std::string_view s) {
+  return AllBytesPass(s.data(), s.size(), 'a', [](__m128i v) { return PrintableMask(v); });
+}
+
+// 0xff where the byte is a dimension key character: a-z A-Z 0-9 _ . : -. Bytes
+// >= 0x80 are negative as signed and fail every comparison.
+inline __m128i KeyCharMask(__m128i v) {
+  const __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20));  // 'A'..'Z' -> 'a'..'z'
+  const __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
+                                       _mm_cmplt_epi8(lower, _mm_set1_epi8('z' + 1)));
+  // '-' '.' '0'..'9' ':' are 0x2d..0x3a, except '/' (0x2f).
+  const __m128i punct_digit =
+      _mm_andnot_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('/')),
+                       _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('-' - 1)),
+                                     _mm_cmplt_epi8(v, _mm_set1_epi8(':' + 1))));
+  const __m128i underscore = _mm_cmpeq_epi8(v, _mm_set1_epi8('_'));
+  return _mm_or_si128(_mm_or_si128(letter, punct_digit), underscore);
 }
 
 // An identifier that passes every rule by the fast test (length, printable ASCII).
@@ -162,9 +186,7 @@ bool IsValidDimensionKeySyntax(std::string_view key) {
   if (!((first >= 'a' && first <= 'z') || (first >= 'A' && first <= 'Z') || first == '_')) {
     return false;
   }
-  bool ok = true;
-  for (char c : key) ok &= kKeyChar[static_cast<unsigned char>(c)];
-  return ok;
+  return AllBytesPass(key.data(), key.size(), 'a', [](__m128i v) { return KeyCharMask(v); });
 }
 
 bool IsReservedName(std::string_view n) {

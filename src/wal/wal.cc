@@ -6,6 +6,7 @@
 
 #include "util/coding.h"
 #include "util/crc32c.h"
+#include "wal/range_crc.h"
 
 namespace usagedb::wal {
 
@@ -92,6 +93,19 @@ void Writer::FrameRecord(RecordType type, std::string_view head, std::string_vie
   const char type_byte = static_cast<char>(type);
   uint32_t crc = crc32c::Extend(crc32c::Value(&type_byte, 1), head.data(), head.size());
   crc = crc32c::Extend(crc, tail.data(), tail.size());
+  PutFixed32(dst, static_cast<uint32_t>(head.size() + tail.size()));
+  PutFixed32(dst, crc32c::Mask(crc));
+  dst->push_back(type_byte);
+  dst->append(head.data(), head.size());
+  dst->append(tail.data(), tail.size());
+}
+
+void Writer::FrameRecord(RecordType type, std::string_view head, std::string_view tail,
+                         uint32_t tail_crc, std::string* dst) {
+  const char type_byte = static_cast<char>(type);
+  const uint32_t crc = internal::Crc32cCombine(
+      crc32c::Extend(crc32c::Value(&type_byte, 1), head.data(), head.size()), tail_crc,
+      tail.size());
   PutFixed32(dst, static_cast<uint32_t>(head.size() + tail.size()));
   PutFixed32(dst, crc32c::Mask(crc));
   dst->push_back(type_byte);

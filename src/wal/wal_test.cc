@@ -165,6 +165,21 @@ TEST(WalFrame, TwoPartFrameEqualsFrameOfTheConcatenation) {
   EXPECT_EQ("prefix" + Frame(RecordType::kVoid, ""), out);
 }
 
+TEST(WalFrame, FrameWithPrecomputedTailCrcEqualsFrameOfTheConcatenation) {
+  const std::string head = "unit header";
+  for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{4096}, size_t{70001}}) {
+    std::string tail(n, 'b');
+    for (size_t i = 0; i < n; i++) tail[i] = static_cast<char>(i * 131 + 7);
+    for (size_t cut : {size_t{0}, size_t{1}, head.size()}) {
+      std::string out = "prefix";
+      Writer::FrameRecord(RecordType::kUnit, head.substr(0, cut), tail,
+                          crc32c::Value(tail.data(), tail.size()), &out);
+      EXPECT_EQ("prefix" + Frame(RecordType::kUnit, head.substr(0, cut) + tail), out)
+          << n << " " << cut;
+    }
+  }
+}
+
 TEST_F(WalTest, WriteReadRoundTrip) {
   std::vector<Rec> recs = FiveRecords();
   std::vector<uint64_t> offsets = Write(recs);
