@@ -93,6 +93,9 @@ std::vector<double> Time(int runs, const char* name, const std::function<bool(in
     auto t0 = SteadyClock::now();
     bool ok = one(i);
     ms.push_back(std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
+    if (std::getenv("USAGEDB_BENCH_SLOW_MS") && ms.back() > std::atof(std::getenv("USAGEDB_BENCH_SLOW_MS"))) {
+      std::fprintf(stderr, "  slow: %s run %d %.2f ms\n", name, i, ms.back());
+    }
     if (!ok) {
       std::fprintf(stderr, "%s failed (run %d)\n", name, i);
       std::exit(1);
