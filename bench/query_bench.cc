@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <optional>
 
@@ -93,7 +94,8 @@ std::vector<double> Time(int runs, const char* name, const std::function<bool(in
     auto t0 = SteadyClock::now();
     bool ok = one(i);
     ms.push_back(std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
-    if (std::getenv("USAGEDB_BENCH_SLOW_MS") && ms.back() > std::atof(std::getenv("USAGEDB_BENCH_SLOW_MS"))) {
+    static const char* slow_ms = std::getenv("USAGEDB_BENCH_SLOW_MS");  // diagnostics
+    if (slow_ms != nullptr && ms.back() > std::atof(slow_ms)) {
       std::fprintf(stderr, "  slow: %s run %d %.2f ms\n", name, i, ms.back());
     }
     if (!ok) {
