@@ -111,6 +111,10 @@ struct SegmentWriterOptions {
   bool event_ids_distinct = false;
 };
 
+// Views of events as the flush has them: dimensions encoded as in an event record (keys
+// ascending) into *dims, which must outlive the views. REQUIRES: no null row.
+std::vector<EventView> ViewEvents(const std::vector<const Event*>& rows, std::string* dims);
+
 // Writes rows (REQUIRES: all in one partition, sorted in billing order: account, product,
 // meter, model, timestamp, event_id) to `path + ".tmp"`, syncs it and renames it to `path`.
 // The caller syncs the directory once for all files of a flush. info's bucket, partition and

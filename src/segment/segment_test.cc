@@ -663,44 +663,11 @@ TEST_F(SegmentTest, BlocksOfDifferentShapesThroughOneWriter) {
   EXPECT_EQ(2u, block.dimensions.dict.size());
 }
 
-// Views of events as the flush has them (dimensions encoded as in an event record, keys
-// ascending); *dims holds the encoded dimensions and must outlive the views.
+// Views of events as the flush has them (ViewEvents); *dims must outlive the views.
 std::vector<EventView> ViewsOf(const std::vector<Event>& events, std::string* dims) {
-  std::vector<size_t> end;
-  for (const Event& e : events) {
-    auto sorted = e.dimensions;
-    std::sort(sorted.begin(), sorted.end());
-    for (const auto& kv : sorted) {
-      PutLengthPrefixed(dims, kv.first);
-      PutLengthPrefixed(dims, kv.second);
-    }
-    end.push_back(dims->size());
-  }
-  std::vector<EventView> views(events.size());
-  for (size_t i = 0; i < events.size(); ++i) {
-    const Event& e = events[i];
-    EventView& v = views[i];
-    v.event_id = e.event_id;
-    v.kind = e.kind;
-    v.has_correction_ref = e.has_correction_ref;
-    v.correction_original_event_id = e.correction_original_event_id;
-    v.correction_reason = e.correction_reason;
-    v.account_id = e.account_id;
-    if (e.subscription_id) v.subscription_id = *e.subscription_id;
-    v.product_id = e.product_id;
-    v.meter_id = e.meter_id;
-    if (e.model_id) v.model_id = *e.model_id;
-    v.timestamp_ms = e.timestamp_ms;
-    v.quantity = e.quantity;
-    v.unit = e.unit;
-    v.source = e.source;
-    const size_t begin = i == 0 ? 0 : end[i - 1];
-    v.dimensions = DimensionsView(std::string_view(*dims).substr(begin, end[i] - begin),
-                                  static_cast<uint32_t>(e.dimensions.size()));
-    v.ingested_at_ms = e.ingested_at_ms;
-    v.commit_seq = e.commit_seq;
-  }
-  return views;
+  std::vector<const Event*> rows;
+  for (const Event& e : events) rows.push_back(&e);
+  return ViewEvents(rows, dims);
 }
 
 TEST_F(SegmentTest, ScratchReusedAcrossSegmentsWritesTheSameBytes) {

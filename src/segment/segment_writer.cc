@@ -469,26 +469,22 @@ Status WriteSegment(FileSystem* fs, const std::string& path,
   return Status::OK();
 }
 
-Status WriteSegment(FileSystem* fs, const std::string& path, const std::vector<const Event*>& rows,
-                    const SegmentWriterOptions& options, SegmentInfo* info) {
-  // Views of the events; dimensions re-encoded as the event record has them (keys ascending),
-  // all into one buffer sized first so the views stay put.
+std::vector<EventView> ViewEvents(const std::vector<const Event*>& rows, std::string* dims) {
+  // Dimensions re-encoded as the event record has them (keys ascending), all into one buffer
+  // filled first, so the views taken after it stay put.
   std::vector<EventView> views(rows.size());
-  std::vector<const EventView*> ptrs(rows.size());
-  std::string dims;
   std::vector<size_t> dim_end(rows.size());
   std::vector<const std::pair<std::string, std::string>*> sorted;
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i] == nullptr) return Status::InvalidArgument(path + ": null row");
     sorted.clear();
     for (const auto& kv : rows[i]->dimensions) sorted.push_back(&kv);
     std::sort(sorted.begin(), sorted.end(),
               [](const auto* a, const auto* b) { return a->first < b->first; });
     for (const auto* kv : sorted) {
-      PutLengthPrefixed(&dims, kv->first);
-      PutLengthPrefixed(&dims, kv->second);
+      PutLengthPrefixed(dims, kv->first);
+      PutLengthPrefixed(dims, kv->second);
     }
-    dim_end[i] = dims.size();
+    dim_end[i] = dims->size();
   }
   for (size_t i = 0; i < rows.size(); ++i) {
     const Event& e = *rows[i];
@@ -508,12 +504,23 @@ Status WriteSegment(FileSystem* fs, const std::string& path, const std::vector<c
     v.unit = e.unit;
     v.source = e.source;
     const size_t begin = i == 0 ? 0 : dim_end[i - 1];
-    v.dimensions = DimensionsView(std::string_view(dims).substr(begin, dim_end[i] - begin),
+    v.dimensions = DimensionsView(std::string_view(*dims).substr(begin, dim_end[i] - begin),
                                   static_cast<uint32_t>(e.dimensions.size()));
     v.ingested_at_ms = e.ingested_at_ms;
     v.commit_seq = e.commit_seq;
-    ptrs[i] = &v;
   }
+  return views;
+}
+
+Status WriteSegment(FileSystem* fs, const std::string& path, const std::vector<const Event*>& rows,
+                    const SegmentWriterOptions& options, SegmentInfo* info) {
+  for (const Event* e : rows) {
+    if (e == nullptr) return Status::InvalidArgument(path + ": null row");
+  }
+  std::string dims;
+  const std::vector<EventView> views = ViewEvents(rows, &dims);
+  std::vector<const EventView*> ptrs(views.size());
+  for (size_t i = 0; i < views.size(); ++i) ptrs[i] = &views[i];
   return WriteSegment(fs, path, ptrs, options, info);
 }
 
