@@ -18,17 +18,23 @@ namespace {
 
 constexpr int64_t kMay1 = 1777593600000;  // 2026-05-01T00:00:00Z
 
+// A database on `fs` and `clock` with flushes only when asked, as every test here needs.
+std::unique_ptr<DB> OpenTestDb(FileSystem* fs, Clock* clock, uint32_t bucket_count) {
+  Options o;
+  o.file_system = fs;
+  o.clock = clock;
+  o.background_flush = false;
+  o.bucket_count = bucket_count;
+  auto r = DB::Open(o, "/db");
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
 class QueryTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    Options o;
-    o.file_system = &fs_;
-    o.clock = &clock_;
-    o.background_flush = false;
-    o.bucket_count = 4;
-    auto r = DB::Open(o, "/db");
-    ASSERT_TRUE(r.ok());
-    db_ = std::move(r).value();
+    db_ = OpenTestDb(&fs_, &clock_, 4);
+    ASSERT_NE(nullptr, db_);
     auto ev = [](const std::string& id, const std::string& acc, __int128 q, int64_t ts,
                  const std::string& meter, std::vector<std::pair<std::string, std::string>> dims) {
       Event e = MakeEvent(id, acc, q, ts, meter);
@@ -280,13 +286,8 @@ INSTANTIATE_TEST_SUITE_P(MemtableAndSegments, QueryTest, ::testing::Values(false
 TEST(ParallelScanTest, ManySegmentsGiveTheOracleAnswer) {
   FaultInjectionFileSystem fs;
   ManualClock clock(kNowMs);
-  Options o;
-  o.file_system = &fs;
-  o.clock = &clock;
-  o.background_flush = false;
-  o.bucket_count = 8;
-  auto db = DB::Open(o, "/db");
-  ASSERT_TRUE(db.ok());
+  std::unique_ptr<DB> db = OpenTestDb(&fs, &clock, 8);
+  ASSERT_NE(nullptr, db);
   const char* meters[] = {"tokens.input", "tokens.output", "requests"};
   std::map<std::string, __int128> output_by_account;
   std::map<std::string, __int128> by_meter;
@@ -304,13 +305,13 @@ TEST(ParallelScanTest, ManySegmentsGiveTheOracleAnswer) {
       total++;
     }
     IngestResult r;
-    ASSERT_TRUE((*db)->Ingest(batch, &r).ok());
+    ASSERT_TRUE(db->Ingest(batch, &r).ok());
     ASSERT_EQ(240u, r.accepted);
     if (flush < 6) {
-      ASSERT_TRUE((*db)->Flush().ok());  // the last batch stays in the memtable
+      ASSERT_TRUE(db->Flush().ok());  // the last batch stays in the memtable
     }
   }
-  ASSERT_GE((*db)->Stats().segment_count, 32u);
+  ASSERT_GE(db->Stats().segment_count, 32u);
 
   QueryRequest q;
   q.group_by = {"account_id"};
@@ -320,7 +321,7 @@ TEST(ParallelScanTest, ManySegmentsGiveTheOracleAnswer) {
   q.order_by = {QueryOrder{"quantity", true}};
   q.limit = 10;
   QueryResult r;
-  ASSERT_TRUE((*db)->Query(q, &r).ok());
+  ASSERT_TRUE(db->Query(q, &r).ok());
   std::vector<std::pair<__int128, std::string>> expected;
   for (const auto& [a, sum] : output_by_account) expected.push_back({-sum, a});
   std::sort(expected.begin(), expected.end());  // quantity desc, ties by account
@@ -333,7 +334,7 @@ TEST(ParallelScanTest, ManySegmentsGiveTheOracleAnswer) {
   // account's part): each exactly once, with every output row scanned.
   q.limit.reset();
   q.order_by = {QueryOrder{"account_id", false}};
-  ASSERT_TRUE((*db)->Query(q, &r).ok());
+  ASSERT_TRUE(db->Query(q, &r).ok());
   ASSERT_EQ(output_by_account.size(), r.rows.size());
   size_t i = 0;
   for (const auto& [a, sum] : output_by_account) {
@@ -348,7 +349,7 @@ TEST(ParallelScanTest, ManySegmentsGiveTheOracleAnswer) {
   q.columns = {QueryColumn{"meter_id", false, "meter_id", QueryFunc::kSum},
                QueryColumn{"quantity", true, "", QueryFunc::kSum},
                QueryColumn{"n", true, "", QueryFunc::kCount}};
-  ASSERT_TRUE((*db)->Query(q, &r).ok());
+  ASSERT_TRUE(db->Query(q, &r).ok());
   EXPECT_EQ(total, r.rows_scanned);
   ASSERT_EQ(3u, r.rows.size());
   uint64_t counted = 0;
@@ -426,13 +427,8 @@ class DeadlineAtFirstReadFs : public FaultInjectionFileSystem {
 TEST(DeadlineTest, ScanStopsAtTheNextSegmentOnEveryThread) {
   DeadlineAtFirstReadFs fs;
   ManualClock clock(kNowMs);
-  Options o;
-  o.file_system = &fs;
-  o.clock = &clock;
-  o.background_flush = false;
-  o.bucket_count = 8;
-  auto db = DB::Open(o, "/db");
-  ASSERT_TRUE(db.ok());
+  std::unique_ptr<DB> db = OpenTestDb(&fs, &clock, 8);
+  ASSERT_NE(nullptr, db);
   for (int flush = 0; flush < 6; flush++) {
     std::vector<Event> batch;
     for (int i = 0; i < 240; i++) {
@@ -441,10 +437,10 @@ TEST(DeadlineTest, ScanStopsAtTheNextSegmentOnEveryThread) {
           MakeEvent("e" + std::to_string(n), "acc_" + std::to_string(n % 50), 1, kMay1 + n * 1000));
     }
     IngestResult r;
-    ASSERT_TRUE((*db)->Ingest(batch, &r).ok());
-    ASSERT_TRUE((*db)->Flush().ok());
+    ASSERT_TRUE(db->Ingest(batch, &r).ok());
+    ASSERT_TRUE(db->Flush().ok());
   }
-  const uint64_t segments = (*db)->Stats().segment_count;
+  const uint64_t segments = db->Stats().segment_count;
   ASSERT_GE(segments, 40u);
 
   QueryRequest q;
@@ -452,11 +448,11 @@ TEST(DeadlineTest, ScanStopsAtTheNextSegmentOnEveryThread) {
   q.columns = {QueryColumn{"account_id", false, "account_id", QueryFunc::kSum},
                QueryColumn{"n", true, "", QueryFunc::kCount}};
   QueryResult r;
-  ASSERT_TRUE((*db)->Query(q, &r).ok());  // every segment reader is open now
+  ASSERT_TRUE(db->Query(q, &r).ok());  // every segment reader is open now
   ASSERT_EQ(50u, r.rows.size());
   q.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
   fs.Arm(*q.deadline);
-  Status s = (*db)->Query(q, &r);
+  Status s = db->Query(q, &r);
   EXPECT_TRUE(IsTimeout(s)) << s.ToString();
   EXPECT_TRUE(r.rows.empty());
   EXPECT_LE(fs.files_read().size(), 4u) << "of " << segments << " segments";
@@ -466,7 +462,7 @@ TEST(DeadlineTest, ScanStopsAtTheNextSegmentOnEveryThread) {
   list.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
   fs.Arm(*list.deadline);
   ListResult page;
-  s = (*db)->ListEvents(list, &page);
+  s = db->ListEvents(list, &page);
   EXPECT_TRUE(IsTimeout(s)) << s.ToString();
   EXPECT_TRUE(page.events.empty());
   EXPECT_LE(fs.files_read().size(), 1u) << "of " << segments << " segments";
@@ -475,21 +471,16 @@ TEST(DeadlineTest, ScanStopsAtTheNextSegmentOnEveryThread) {
 TEST(ListEventsTest, PagesCoverEveryEventOnceWhileIngestAndFlushesGoOn) {
   FaultInjectionFileSystem fs;
   ManualClock clock(kNowMs);
-  Options o;
-  o.file_system = &fs;
-  o.clock = &clock;
-  o.background_flush = false;
-  o.bucket_count = 2;
-  auto db = DB::Open(o, "/db");
-  ASSERT_TRUE(db.ok());
+  std::unique_ptr<DB> db = OpenTestDb(&fs, &clock, 2);
+  ASSERT_NE(nullptr, db);
   std::vector<Event> batch;
   for (int i = 0; i < 250; i++) {
     // Many equal timestamps: the order falls back to event_id.
     batch.push_back(MakeEvent("e" + std::to_string(i), "acc", 1, kMay1 + (i % 17) * 1000));
   }
   IngestResult r;
-  ASSERT_TRUE((*db)->Ingest(batch, &r).ok());
-  ASSERT_TRUE((*db)->Flush().ok());
+  ASSERT_TRUE(db->Ingest(batch, &r).ok());
+  ASSERT_TRUE(db->Flush().ok());
   ListRequest req;
   req.filter.account_id = "acc";
   req.limit = 40;
@@ -497,7 +488,7 @@ TEST(ListEventsTest, PagesCoverEveryEventOnceWhileIngestAndFlushesGoOn) {
   int pages = 0;
   for (;;) {
     ListResult page;
-    ASSERT_TRUE((*db)->ListEvents(req, &page).ok());
+    ASSERT_TRUE(db->ListEvents(req, &page).ok());
     pages++;
     for (size_t i = 0; i < page.events.size(); i++) {
       seen.push_back(page.events[i].event_id);
@@ -509,9 +500,9 @@ TEST(ListEventsTest, PagesCoverEveryEventOnceWhileIngestAndFlushesGoOn) {
       }
     }
     // Meanwhile: new events (later than the snapshot: never listed) and a flush.
-    ASSERT_TRUE((*db)->Ingest({MakeEvent("late" + std::to_string(pages), "acc", 1, kMay1)}, &r).ok());
+    ASSERT_TRUE(db->Ingest({MakeEvent("late" + std::to_string(pages), "acc", 1, kMay1)}, &r).ok());
     if (pages == 2) {
-      ASSERT_TRUE((*db)->Flush().ok());
+      ASSERT_TRUE(db->Flush().ok());
     }
     if (page.next_cursor.empty()) break;
     req.cursor = page.next_cursor;
@@ -524,15 +515,15 @@ TEST(ListEventsTest, PagesCoverEveryEventOnceWhileIngestAndFlushesGoOn) {
   ListRequest other = req;
   other.filter.account_id = "acc2";
   ListResult page;
-  Status s = (*db)->ListEvents(other, &page);
+  Status s = db->ListEvents(other, &page);
   EXPECT_TRUE(s.IsInvalidArgument());
   EXPECT_NE(std::string::npos, s.message().find("cursor_mismatch")) << s.ToString();
   other = req;
   other.cursor = "!!";
-  EXPECT_TRUE((*db)->ListEvents(other, &page).IsInvalidArgument());
+  EXPECT_TRUE(db->ListEvents(other, &page).IsInvalidArgument());
   other.cursor = "";
   other.limit = 0;
-  EXPECT_TRUE((*db)->ListEvents(other, &page).IsInvalidArgument());
+  EXPECT_TRUE(db->ListEvents(other, &page).IsInvalidArgument());
 }
 
 }  // namespace

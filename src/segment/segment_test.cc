@@ -232,6 +232,20 @@ class SegmentTest : public ::testing::Test {
     EXPECT_TRUE(s.IsCorruption()) << s.ToString();
     EXPECT_NE(std::string::npos, s.message().find(path_)) << s.ToString();
   }
+  // Reads `block` of the (damaged) file with every column and materializes its rows: either
+  // all of it decodes, or the read fails with a Corruption naming the file.
+  void ExpectBlockReadsOrCorruption(size_t block) {
+    auto damaged = Open();
+    ASSERT_TRUE(damaged.ok());
+    DecodedBlock decoded;
+    Status s = (*damaged)->ReadBlock(block, kAllColumns, &decoded);
+    if (s.ok()) {
+      Event e;
+      for (size_t r = 0; r < decoded.rows && s.ok(); ++r) s = decoded.MaterializeRow(r, &e);
+    }
+    ASSERT_TRUE(s.ok() || s.IsCorruption()) << s.ToString();
+    if (!s.ok()) ExpectCorruptionNamingFile(s);
+  }
 
   MemFileSystem mem_fs_;
   FileSystem* fs_ = FileSystem::Default();
@@ -427,16 +441,7 @@ TEST_F(SegmentTest, MutatedNewEncodingsWithFixedCrcNeverCrash) {
     }
     FixChunkCrc(&file, c);
     Overwrite(file);
-    auto damaged = Open();
-    ASSERT_TRUE(damaged.ok());
-    DecodedBlock decoded;
-    Status s = (*damaged)->ReadBlock(block, kAllColumns, &decoded);
-    if (s.ok()) {
-      Event e;
-      for (size_t r = 0; r < decoded.rows && s.ok(); ++r) s = decoded.MaterializeRow(r, &e);
-    }
-    ASSERT_TRUE(s.ok() || s.IsCorruption()) << s.ToString();
-    if (!s.ok()) ExpectCorruptionNamingFile(s);
+    ExpectBlockReadsOrCorruption(block);
   }
 }
 
@@ -921,16 +926,7 @@ TEST_F(SegmentTest, MutatedChunkBodiesWithFixedCrcNeverCrash) {
     }
     FixChunkCrc(&file, c);
     Overwrite(file);
-    auto damaged = Open();
-    ASSERT_TRUE(damaged.ok());
-    DecodedBlock decoded;
-    Status s = (*damaged)->ReadBlock(block, kAllColumns, &decoded);
-    if (s.ok()) {
-      Event e;
-      for (size_t r = 0; r < decoded.rows && s.ok(); ++r) s = decoded.MaterializeRow(r, &e);
-    }
-    ASSERT_TRUE(s.ok() || s.IsCorruption()) << s.ToString();
-    if (!s.ok()) ExpectCorruptionNamingFile(s);
+    ExpectBlockReadsOrCorruption(block);
   }
 }
 
