@@ -90,6 +90,33 @@ TEST_F(DbTest, RepeatsInsideOneBatchFollowRequestOrder) {
   EXPECT_EQ(std::make_pair(std::string("1"), uint64_t{1}), Total());
 }
 
+// One thread's batches share per-thread buffers (hashes, probes, the unit body): a batch after
+// a much larger one (and the in-batch repeat tables it filled) must see nothing of it.
+TEST_F(DbTest, BatchesOfChangingSizeOnOneThreadKeepTheirOwnOutcomes) {
+  Open();
+  std::vector<Event> big;
+  for (int i = 0; i < 40000; i++) {
+    big.push_back(MakeEvent("big" + std::to_string(i), "acc", 1));
+  }
+  big.push_back(MakeEvent("big7", "acc", 1));  // in-batch repeat at the end
+  IngestResult r = Ingest(std::move(big));
+  EXPECT_EQ(40000u, r.accepted);
+  EXPECT_EQ(1u, r.duplicates);
+  r = Ingest({MakeEvent("s1", "acc", 2), MakeEvent("big3", "acc", 1), MakeEvent("big4", "acc", 9),
+              MakeEvent("s1", "acc", 2)});
+  ASSERT_EQ(4u, r.results.size());
+  EXPECT_EQ(Outcome::kAccepted, r.results[0].outcome);
+  EXPECT_EQ(Outcome::kDuplicate, r.results[1].outcome);
+  EXPECT_EQ(Outcome::kConflict, r.results[2].outcome);
+  EXPECT_EQ(Outcome::kDuplicate, r.results[3].outcome);
+  EXPECT_EQ("s1", r.results[0].event_id);
+  EXPECT_EQ("big4", r.results[2].event_id);
+  r = Ingest({MakeEvent("s2", "acc", 3)});
+  ASSERT_EQ(1u, r.results.size());
+  EXPECT_EQ(Outcome::kAccepted, r.results[0].outcome);
+  EXPECT_EQ(std::make_pair(std::string("40005"), uint64_t{40002}), Total());
+}
+
 TEST_F(DbTest, DuplicateDetectedAfterFlushAndRestart) {
   Open();
   Ingest({MakeEvent("e1", "acc", 10)});

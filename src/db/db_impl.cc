@@ -703,7 +703,10 @@ Status DBImpl::Commit(PendingUnit* w) {
     lock.unlock();
 
     // payload = header + body, framed without building it (one copy of each body).
-    std::string framed;
+    // The leader's buffer is kept between groups (only the leader of the queue's front group
+    // uses it); one far above the usual group size is given back afterwards.
+    std::string& framed = leader_framed_;
+    framed.clear();
     framed.reserve(bytes + group.size() * 48);
     std::string header;
     for (PendingUnit* p : group) {
@@ -745,6 +748,7 @@ Status DBImpl::Commit(PendingUnit* w) {
       s = Status::Unavailable("WAL write failed, nothing of this batch was acknowledged: " +
                               s.ToString() + (r.ok() ? "" : "; WAL recovery: " + r.ToString()));
     }
+    if (framed.capacity() > (64u << 20)) std::string().swap(framed);
   }
 
   for (PendingUnit* p : group) {
@@ -783,11 +787,52 @@ Status DBImpl::IngestJson(std::string_view body, bool ndjson, IngestResult* resu
   return Ingest(std::move(events), opts, result);
 }
 
+namespace {
+// Ingest's per-batch arrays, kept per thread between batches. Allocated per batch they were a
+// dozen requests of 1-200 KB (a batch of 1,000: hashes, probes, digests, the ~200 KB unit
+// body), too large for glibc's thread cache: each went through the arena's bins and, while the
+// batch's freed events sat in the fastbins, consolidated them first (malloc_consolidate).
+// Capacity beyond kKeepBytes (a batch far larger than usual) is given back after the batch.
+struct IngestScratch {
+  static constexpr size_t kKeepBytes = 8u << 20;
+  std::vector<uint8_t> valid, accepted_here;
+  std::vector<uint64_t> id_hash;
+  std::vector<uint32_t> first, probe_of;
+  std::vector<ReservationTable::HashedId> ids;
+  std::vector<MemTable::Probe> probes;
+  std::vector<Digest128> accepted_digest;
+  ReservationTable::Grouping grouping;
+  IdTable seen;
+  std::string body;
+  std::vector<RowMeta> rows;
+  bool in_use = false;
+
+  void Trim() {
+    if (body.capacity() > kKeepBytes) std::string().swap(body);
+    if (rows.capacity() * sizeof(RowMeta) > kKeepBytes) std::vector<RowMeta>().swap(rows);
+    if (probes.capacity() * sizeof(MemTable::Probe) > kKeepBytes) *this = IngestScratch();
+  }
+};
+}  // namespace
+
 Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
                       IngestResult* result) {
   *result = IngestResult();
   const size_t n = events.size();
   result->results.resize(n);
+  // This thread's scratch (a fresh one if this thread is already inside Ingest, which only a
+  // callback could cause). Declared first: released after everything below that uses it.
+  thread_local IngestScratch tls_scratch;
+  std::optional<IngestScratch> own_scratch;
+  IngestScratch& sc = tls_scratch.in_use ? own_scratch.emplace() : tls_scratch;
+  struct ScratchUser {
+    IngestScratch* sc;
+    explicit ScratchUser(IngestScratch* s) : sc(s) { sc->in_use = true; }
+    ~ScratchUser() {
+      sc->Trim();
+      sc->in_use = false;
+    }
+  } scratch_user(&sc);
   int64_t request_time = options.request_time_ms ? options.request_time_ms : clock_->NowMs();
 
   // Every return passes here last: the results name their events by taking the ids out of the
@@ -804,7 +849,8 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   } id_mover{&events, result};
 
   // 1. Clock-free §1 rules.
-  std::vector<uint8_t> valid(n, 1);
+  std::vector<uint8_t>& valid = sc.valid;
+  valid.assign(n, 1);
   for (size_t i = 0; i < n; i++) {
     EventResult& r = result->results[i];
     r.index = static_cast<uint32_t>(i);
@@ -825,13 +871,21 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   // reservations, memtable indexes, dedupe routing); find the batch's distinct ids.
   // first[i]: the first valid event with event i's id; probe_of[first]: its distinct-id slot.
   constexpr uint32_t kNone = IdTable::kNone;
-  std::vector<uint64_t> id_hash(n, 0);
-  std::vector<uint32_t> first(n, kNone), probe_of(n, kNone);
+  std::vector<uint64_t>& id_hash = sc.id_hash;
+  std::vector<uint32_t>& first = sc.first;
+  std::vector<uint32_t>& probe_of = sc.probe_of;
+  id_hash.assign(n, 0);
+  first.assign(n, kNone);
+  probe_of.assign(n, kNone);
   // Views into `events`, which outlives the reservations (released by `releaser` below).
-  std::vector<ReservationTable::HashedId> ids;
+  std::vector<ReservationTable::HashedId>& ids = sc.ids;
+  ids.clear();
   ids.reserve(n);
   {
-    IdTable seen(n);
+    IdTable& seen = sc.seen;
+    if (seen.memory_bytes() > 64 * std::max<size_t>(n, 1024)) seen = IdTable();
+    seen.Clear();
+    seen.Reserve(n);
     auto id_of = [&events](uint32_t j) { return std::string_view(events[j].event_id); };
     for (size_t i = 0; i < n; i++) {
       if (!valid[i]) continue;
@@ -850,7 +904,7 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
     if (closed_) return Status::Unavailable("database is closed");
     token = next_token_++;
   }
-  ReservationTable::Grouping grouping;  // by shard, once for both ReserveAll and ReleaseAll
+  ReservationTable::Grouping& grouping = sc.grouping;  // by shard, for ReserveAll and ReleaseAll
   reservations_.ReserveAll(ids, token, &grouping);
   struct Releaser {
     ReservationTable* t;
@@ -865,7 +919,8 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   Snapshot snap = GetSnapshot(std::nullopt);
   const int64_t now = clock_->NowMs();
   const int64_t window_ms = options_.dedupe_window_days * 86400000LL;
-  std::vector<MemTable::Probe> probes(ids.size());
+  std::vector<MemTable::Probe>& probes = sc.probes;
+  probes.resize(ids.size());
   for (size_t k = 0; k < ids.size(); k++) probes[k] = MemTable::Probe{ids[k].id, ids[k].hash};
   for (auto it = snap.version->memtables.rbegin(); it != snap.version->memtables.rend(); ++it) {
     (*it)->FindDigests(probes.data(), probes.size());
@@ -901,10 +956,23 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   };
   // Each candidate is encoded into the unit body with its digest in one pass (writer thread,
   // in parallel with other writers); one that is not accepted is overwritten by the next.
-  std::vector<uint8_t> accepted_here(ids.size(), 0);
-  std::vector<Digest128> accepted_digest(ids.size());
+  std::vector<uint8_t>& accepted_here = sc.accepted_here;
+  std::vector<Digest128>& accepted_digest = sc.accepted_digest;
+  accepted_here.assign(ids.size(), 0);
+  accepted_digest.resize(ids.size());
   PendingUnit unit;
   unit.request_time_ms = request_time;
+  // The unit borrows the scratch's body and row buffers (AddUnit copies what it keeps).
+  unit.body.bytes.swap(sc.body);
+  unit.rows.swap(sc.rows);
+  struct BufferReturn {
+    PendingUnit* unit;
+    IngestScratch* sc;
+    ~BufferReturn() {
+      unit->body.bytes.swap(sc->body);
+      unit->rows.swap(sc->rows);
+    }
+  } buffer_return{&unit, &sc};
   UnitBodyBuilder body(&unit.body, &unit.rows, ids.size());
   for (size_t i = 0; i < n; i++) {
     if (!valid[i]) continue;

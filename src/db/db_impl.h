@@ -249,6 +249,7 @@ class DBImpl : public DB {
   Status wal_error_;
   std::vector<uint64_t> pending_voids_;
   std::string unsynced_framed_;  // fast mode: units written since the last good sync
+  std::string leader_framed_;    // the group-commit leader's write buffer (leader only)
   uint64_t last_seq_ = 0;        // highest sequence assigned
   uint64_t visible_seq_ = 0;     // every unit <= this is in a memtable or segment
   int64_t last_ingested_at_ms_ = 0;
