@@ -946,7 +946,9 @@ Encoding StringColumnEncoder::Encode(const StringColumnInput& in, std::string* b
     ids = in.ids;
     distinct = in.distinct;
     dcount = in.distinct_count;
-    dict_complete_ = true;
+    // BuildDictionary stops once more than nonnull / 2 values are distinct (see there).
+    dict_complete_ = !(in.ids_from_values && !in.need_distinct && nonnull >= kMinRowsToStopEarly &&
+                       dcount > nonnull / 2);
   } else if (in.values_distinct && !in.need_distinct && nonnull >= kMinRowsToStopEarly) {
     // BuildDictionary would stop at nonnull / 2 + 1 distinct values: its answer, without it.
     ids = nullptr;

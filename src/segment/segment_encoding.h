@@ -85,6 +85,10 @@ struct StringColumnInput {
   const uint32_t* ids = nullptr;
   const std::string_view* distinct = nullptr;
   size_t distinct_count = 0;
+  // The ids are the ones the encoder's own dictionary pass over `values` would find (up to
+  // numbering), handed over to save that pass: the column is then treated exactly as that
+  // pass would (a mostly distinct column gives up its dictionary), so the body is the same.
+  bool ids_from_values = false;
   // Build the whole dictionary even for a mostly distinct column (sorted_distinct() needed).
   bool need_distinct = false;
   // The caller knows the non-null values are pairwise distinct (a flush's event ids): the
