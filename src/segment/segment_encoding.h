@@ -61,6 +61,8 @@ bool EncodeInt64StepsBySeq(const int64_t* values, const uint64_t* seqs, size_t n
 // row count, where a base per seq would not pay.
 bool EncodeInt64OffsetBySeq(const int64_t* values, const uint64_t* seqs, size_t n,
                             std::string* body);
+// Sorts *a ascending (kIntOffsetBySeq's residuals; a radix sort when their span allows).
+void SortInt64(std::vector<int64_t>* a);
 // seqs: the block's commit_seq column, needed by kIntStepsBySeq and kIntOffsetBySeq only (may
 // be null otherwise).
 bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const uint64_t* seqs,

@@ -1848,6 +1848,24 @@ TEST(SegmentStrings, IdsFromValuesWriteTheSameBytes) {
   }
 }
 
+TEST(SegmentInts, SortInt64MatchesStdSort) {
+  std::mt19937_64 rng(9);
+  for (size_t n : {0, 1, 2, 511, 512, 513, 4000}) {
+    for (int bits : {0, 1, 5, 11, 12, 22, 23, 33, 44, 45, 63, 64}) {
+      std::vector<int64_t> a(n);
+      const int64_t base = static_cast<int64_t>(rng());
+      for (auto& x : a) {
+        const uint64_t r = bits == 64 ? rng() : rng() & ((uint64_t{1} << bits) - 1);
+        x = static_cast<int64_t>(static_cast<uint64_t>(base) + r);  // may wrap: any int64
+      }
+      std::vector<int64_t> want = a;
+      std::sort(want.begin(), want.end());
+      segment::SortInt64(&a);
+      EXPECT_EQ(want, a) << n << " " << bits;
+    }
+  }
+}
+
 TEST(SegmentNames, FileNameRoundTrip) {
   EXPECT_EQ("000000000042.useg", SegmentFileName(42));
   uint64_t n = 0;
