@@ -1173,6 +1173,8 @@ class RankTable {
     if (inserted) values_.push_back(v);
     return id;
   }
+  // The distinct values, by id.
+  const std::vector<Value>& values() const { return values_; }
   // rank[id] = position of value `id` among the distinct values sorted by `less`.
   template <typename Less>
   void Ranks(const Less& less, std::vector<uint32_t>* rank) {
@@ -1225,21 +1227,49 @@ class BillingSorter {
   void Sort(const std::vector<EventView>& rows, std::vector<const EventView*>* order) {
     const size_t n = rows.size();
     accounts_.Ranks([](std::string_view x, std::string_view y) { return x < y; }, &account_rank_);
-    triples_.Ranks(
-        [](const Triple& x, const Triple& y) {
-          if (int c = x.product.compare(y.product)) return c < 0;
-          if (int c = x.meter.compare(y.meter)) return c < 0;
-          return x.model < y.model;
-        },
-        &triple_rank_);
-    for (Key& k : keys_) {
-      k.key = (uint64_t{account_rank_[k.key >> 32]} << 32) | triple_rank_[k.key & 0xffffffffu];
-    }
-    std::sort(keys_.begin(), keys_.end(), [&](const Key& x, const Key& y) {
+    TripleRanks();
+    auto less = [&](const Key& x, const Key& y) {
       if (x.key != y.key) return x.key < y.key;
       if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;
       return rows[x.row].event_id < rows[y.row].event_id;
-    });
+    };
+    const size_t triples = triple_rank_.size();
+    const size_t groups = account_rank_.size() * triples;
+    if (groups <= 4 * n + 1024) {
+      // A stable counting sort by (account rank, triple rank) group, then each group (a few
+      // rows) by timestamp and event id: rows come in arrival order, nearly sorted by time,
+      // so an insertion sort barely moves them (std::sort of the whole partition spent most
+      // of its time on mispredicted comparisons). Groups over 256 rows take std::sort, which
+      // bounds the insertion sort's worst case (random order) at 256^2/4 moves per group.
+      start_.assign(groups + 1, 0);
+      for (Key& k : keys_) {
+        k.key = uint64_t{account_rank_[k.key >> 32]} * triples + triple_rank_[k.key & 0xffffffffu];
+        ++start_[k.key + 1];
+      }
+      for (size_t g = 0; g < groups; ++g) start_[g + 1] += start_[g];
+      grouped_.resize(n);
+      for (const Key& k : keys_) grouped_[start_[k.key]++] = k;
+      keys_.swap(grouped_);
+      for (size_t b = 0, e = 0; b < n; b = e) {
+        e = b + 1;
+        while (e < n && keys_[e].key == keys_[b].key) ++e;
+        if (e - b > 256) {
+          std::sort(keys_.begin() + b, keys_.begin() + e, less);
+          continue;
+        }
+        for (size_t i = b + 1; i < e; ++i) {
+          const Key k = keys_[i];
+          size_t j = i;
+          for (; j > b && less(k, keys_[j - 1]); --j) keys_[j] = keys_[j - 1];
+          keys_[j] = k;
+        }
+      }
+    } else {
+      for (Key& k : keys_) {
+        k.key = (uint64_t{account_rank_[k.key >> 32]} << 32) | triple_rank_[k.key & 0xffffffffu];
+      }
+      std::sort(keys_.begin(), keys_.end(), less);
+    }
     order->resize(n);
     for (size_t i = 0; i < n; i++) (*order)[i] = &rows[keys_[i].row];
   }
@@ -1248,15 +1278,61 @@ class BillingSorter {
   struct Triple {
     std::string_view product, meter, model;
   };
+
+  // triple_rank_[id] = rank of triple `id` in (product, meter, model) byte order. Each field
+  // has few distinct values: they are ranked alone, and the triples sorted by the three ranks
+  // packed into one integer (a partition has hundreds of triples; sorting them by three
+  // string comparisons cost ~100 instructions per flushed row).
+  void TripleRanks() {
+    const std::vector<Triple>& t = triples_.values();
+    const size_t count = t.size();
+    if (count >= (size_t{1} << 21)) {  // ranks would not fit 21 bits each
+      triples_.Ranks(
+          [](const Triple& x, const Triple& y) {
+            if (int c = x.product.compare(y.product)) return c < 0;
+            if (int c = x.meter.compare(y.meter)) return c < 0;
+            return x.model < y.model;
+          },
+          &triple_rank_);
+      return;
+    }
+    packed_.assign(count, 0);
+    for (int f = 0; f < 3; f++) {
+      auto field = [f](const Triple& x) { return f == 0 ? x.product : f == 1 ? x.meter : x.model; };
+      field_.Clear();
+      field_id_.resize(count);
+      for (size_t j = 0; j < count; j++) {
+        const std::string_view v = field(t[j]);
+        field_id_[j] = field_.Id(
+            segment::HashBytes(v), v,
+            [](std::string_view x, std::string_view y) { return segment::BytesEqual(x, y); });
+      }
+      field_.Ranks([](std::string_view x, std::string_view y) { return x < y; }, &field_rank_);
+      for (size_t j = 0; j < count; j++) {
+        packed_[j] = (packed_[j] << 21) | field_rank_[field_id_[j]];
+      }
+    }
+    by_packed_.resize(count);
+    for (size_t j = 0; j < count; j++) by_packed_[j] = {packed_[j], static_cast<uint32_t>(j)};
+    std::sort(by_packed_.begin(), by_packed_.end());
+    triple_rank_.resize(count);
+    for (size_t r = 0; r < count; r++) {
+      triple_rank_[by_packed_[r].second] = static_cast<uint32_t>(r);
+    }
+  }
+
   struct Key {
-    uint64_t key;  // account rank << 32 | triple rank
+    uint64_t key;  // account id << 32 | triple id; Sort turns it into ranks (same order)
     int64_t timestamp_ms;
     uint32_t row;
   };
   RankTable<std::string_view> accounts_;
   RankTable<Triple> triples_;
-  std::vector<uint32_t> account_rank_, triple_rank_;
-  std::vector<Key> keys_;
+  RankTable<std::string_view> field_;
+  std::vector<uint32_t> account_rank_, triple_rank_, start_, field_id_, field_rank_;
+  std::vector<uint64_t> packed_;
+  std::vector<std::pair<uint64_t, uint32_t>> by_packed_;
+  std::vector<Key> keys_, grouped_;
 };
 
 struct PartitionKey {

@@ -177,7 +177,10 @@ uint64_t HashDimensions(const Dimensions& dims) {
 
 void DimensionsDictionary::Clear() {
   entries_.clear();
-  encoded_entries_.clear();
+  aliases_.clear();
+  reencoded_.clear();
+  pairs_.clear();
+  set_end_.clear();
   offsets_.clear();
   arena_.clear();
   by_content_.Clear();
@@ -199,29 +202,75 @@ uint32_t DimensionsDictionary::AddCanonical(size_t offset) {
   return id;
 }
 
-uint32_t DimensionsDictionary::Add(const DimensionsView& dims) {
-  const std::string_view encoded = dims.encoded();
-  bool inserted;
-  const uint32_t entry = by_encoded_.FindOrInsert(
-      HashBytes(encoded), static_cast<uint32_t>(encoded_entries_.size()),
-      [&](uint32_t k) { return BytesEqual(encoded_entries_[k].encoded, encoded); }, &inserted);
-  if (!inserted) return encoded_entries_[entry].id;
-  // A new set (keys already ascending): its canonical string, shared with equal sets added
-  // through the other overload.
-  const size_t offset = arena_.size();
-  arena_.push_back('{');
-  bool first = true;
-  for (const auto& [key, value] : dims) {
-    if (!first) arena_.push_back(',');
-    first = false;
-    AppendEscaped(key, &arena_);
-    arena_.push_back(':');
-    AppendEscaped(value, &arena_);
+namespace {
+
+// Bytes of a varint of v.
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
   }
-  arena_.push_back('}');
-  const uint32_t id = AddCanonical(offset);
-  encoded_entries_.push_back(EncodedEntry{encoded, id});
-  return id;
+  return n;
+}
+
+}  // namespace
+
+uint32_t DimensionsDictionary::Add(const DimensionsView& dims) {
+  bool inserted;
+  auto find = [&](std::string_view e, uint32_t new_id) {
+    const uint32_t alias = by_encoded_.FindOrInsert(
+        HashBytes(e), static_cast<uint32_t>(aliases_.size()),
+        [&](uint32_t k) { return BytesEqual(aliases_[k].encoded, e); }, &inserted);
+    if (inserted) aliases_.push_back(Alias{e, new_id});
+    return aliases_[alias].id;
+  };
+  const uint32_t new_id = static_cast<uint32_t>(set_end_.size());
+  const uint32_t id = find(dims.encoded(), new_id);
+  if (!inserted) return id;
+  // A new encoding. Keys ascend (the record decoder checks), so with minimal length varints
+  // equal bytes <=> equal pairs <=> equal canonical strings, and the set is new. A record with
+  // longer varints than needed (never written by this code base) is looked up again by its
+  // minimal encoding (kept alive here), the long one staying an alias.
+  const size_t pairs_begin = pairs_.size();
+  size_t minimal = 0;
+  for (const auto& kv : dims) {
+    pairs_.push_back(kv);
+    minimal += VarintSize(kv.first.size()) + kv.first.size() + VarintSize(kv.second.size()) +
+               kv.second.size();
+  }
+  if (minimal != dims.encoded().size()) {
+    auto owned = std::make_unique<std::string>();
+    for (size_t p = pairs_begin; p < pairs_.size(); ++p) {
+      PutLengthPrefixed(owned.get(), pairs_[p].first);
+      PutLengthPrefixed(owned.get(), pairs_[p].second);
+    }
+    const DimensionsView copy(*owned, static_cast<uint32_t>(dims.size()));
+    reencoded_.push_back(std::move(owned));
+    const uint32_t same = find(copy.encoded(), new_id);
+    aliases_[aliases_.size() - (inserted ? 2 : 1)].id = same;
+    pairs_.resize(pairs_begin);
+    if (!inserted) return same;
+    for (const auto& kv : copy) pairs_.push_back(kv);  // views into the kept copy
+  }
+  set_end_.push_back(pairs_.size());
+  return new_id;
+}
+
+void DimensionsDictionary::BuildCanonical() {
+  if (!has_pairs()) return;  // the Dimensions overload builds them as it goes
+  for (size_t j = offsets_.size(); j < set_end_.size(); ++j) {
+    const size_t offset = arena_.size();
+    arena_.push_back('{');
+    for (size_t p = j == 0 ? 0 : set_end_[j - 1]; p < set_end_[j]; ++p) {
+      if (arena_.size() > offset + 1) arena_.push_back(',');
+      AppendEscaped(pairs_[p].first, &arena_);
+      arena_.push_back(':');
+      AppendEscaped(pairs_[p].second, &arena_);
+    }
+    arena_.push_back('}');
+    offsets_.emplace_back(offset, arena_.size() - offset);
+  }
 }
 
 uint32_t DimensionsDictionary::Add(const Dimensions& dims) {
@@ -303,13 +352,46 @@ bool IsStringEncoding(Encoding e) {
 
 }  // namespace
 
+// With more than a few sets the per-key body is the smaller one (measured on SPEC §9
+// flushes: always); only then is the whole-string body not built for comparison.
+constexpr size_t kCompareUpToSets = 16;
+
 Encoding DimensionsColumnEncoder::Encode(const StringColumnInput& in, StringColumnEncoder* strings,
                                          std::string* body) {
   by_key_.clear();
-  const bool by_key = EncodeByKey(in, strings, &by_key_);
-  // With more than a few sets the per-key body is the smaller one (measured on SPEC §9
-  // flushes: always); only then is the whole-string body not built for comparison.
-  constexpr size_t kCompareUpToSets = 16;
+  return Choose(in, EncodeByKey(in, strings, &by_key_), strings, body);
+}
+
+Encoding DimensionsColumnEncoder::Encode(DimensionsDictionary* dict, const uint32_t* ids, size_t n,
+                                         StringColumnEncoder* strings, std::string* body) {
+  const size_t sets = dict->size();
+  by_key_.clear();
+  bool by_key = false;
+  if (dict->has_pairs() && sets > 0) {
+    by_key = EncodeByKeyFromPairs(dict->pairs().data(), dict->set_end().data(), sets, ids, n,
+                                  strings, &by_key_);
+    if (by_key && sets > kCompareUpToSets) {  // the flush's case: no canonical string built
+      body->append(by_key_);
+      return Encoding::kDimensionsByKey;
+    }
+  }
+  dict->BuildCanonical();
+  distinct_.resize(sets);
+  for (uint32_t k = 0; k < sets; ++k) distinct_[k] = dict->canonical(k);
+  rows_.resize(n);
+  for (size_t i = 0; i < n; ++i) rows_[i] = distinct_[ids[i]];
+  StringColumnInput in;
+  in.values = rows_.data();
+  in.n = n;
+  in.ids = ids;
+  in.distinct = distinct_.data();
+  in.distinct_count = sets;
+  if (!dict->has_pairs()) return Encode(in, strings, body);
+  return Choose(in, by_key, strings, body);
+}
+
+Encoding DimensionsColumnEncoder::Choose(const StringColumnInput& in, bool by_key,
+                                         StringColumnEncoder* strings, std::string* body) {
   if (by_key && in.distinct_count > kCompareUpToSets) {
     body->append(by_key_);
     return Encoding::kDimensionsByKey;
@@ -326,11 +408,10 @@ Encoding DimensionsColumnEncoder::Encode(const StringColumnInput& in, StringColu
 
 // Body: key_count | lp key{key_count} (strictly increasing) | per key: encoding: uint8 |
 // size: varint | a nullable string column body of the key's raw values (null = key absent).
-// Each distinct set's canonical string is parsed back to pairs (sets are few per block), so
-// the rows' values per key come from a small set x key matrix.
+// Each distinct set's canonical string is parsed back to pairs (sets are few per block).
 bool DimensionsColumnEncoder::EncodeByKey(const StringColumnInput& in, StringColumnEncoder* strings,
                                           std::string* body) {
-  const size_t n = in.n, sets = in.distinct_count;
+  const size_t sets = in.distinct_count;
   if (in.ids == nullptr || sets == 0) return false;
   // Pairs of every set: views into the canonical strings, or for the rare set with escapes
   // into its parsed (unescaped) copy.
@@ -348,10 +429,20 @@ bool DimensionsColumnEncoder::EncodeByKey(const StringColumnInput& in, StringCol
     }
     set_end_[j] = pairs_.size();
   }
+  return EncodeByKeyFromPairs(pairs_.data(), set_end_.data(), sets, in.ids, in.n, strings, body);
+}
+
+// The rows' values per key come from a small set x key matrix, and each key's dictionary from
+// the sets' values (not a hash probe per row): the sub-column encoder gets the ids it would
+// have built itself.
+bool DimensionsColumnEncoder::EncodeByKeyFromPairs(const Pair* pairs, const size_t* set_end,
+                                                   size_t sets, const uint32_t* ids, size_t n,
+                                                   StringColumnEncoder* strings,
+                                                   std::string* body) {
   keys_.clear();
-  for (const Pair& kv : pairs_) {  // keys are few: a linear check keeps them distinct
-    if (std::find(keys_.begin(), keys_.end(), kv.first) == keys_.end()) {
-      keys_.push_back(kv.first);
+  for (size_t p = 0; p < set_end[sets - 1]; ++p) {  // keys are few: a linear check
+    if (std::find(keys_.begin(), keys_.end(), pairs[p].first) == keys_.end()) {
+      keys_.push_back(pairs[p].first);
       if (keys_.size() > kMaxDimensionsByKeyKeys) return false;
     }
   }
@@ -362,9 +453,9 @@ bool DimensionsColumnEncoder::EncodeByKey(const StringColumnInput& in, StringCol
   matrix_.resize(sets * k_count);
   present_.assign(sets * k_count, 0);
   for (size_t j = 0, p = 0; j < sets; ++j) {
-    for (size_t k = 0; p < set_end_[j]; ++p) {  // both in key order: one merge
-      while (keys_[k] != pairs_[p].first) ++k;
-      matrix_[j * k_count + k] = pairs_[p].second;
+    for (size_t k = 0; p < set_end[j]; ++p) {  // both in key order: one merge
+      while (keys_[k] != pairs[p].first) ++k;
+      matrix_[j * k_count + k] = pairs[p].second;
       present_[j * k_count + k] = 1;
     }
   }
@@ -372,16 +463,37 @@ bool DimensionsColumnEncoder::EncodeByKey(const StringColumnInput& in, StringCol
   for (std::string_view key : keys_) PutLengthPrefixed(body, key);
   values_.resize(n);
   nulls_.resize(n);
+  value_ids_.resize(n);
+  set_value_.resize(sets);
   for (size_t k = 0; k < k_count; ++k) {
+    // The key's distinct values over the sets (every set is used by some row, so each value
+    // is used by some row where it is not null).
+    key_distinct_.clear();
+    value_map_.Clear();
+    for (size_t j = 0; j < sets; ++j) {
+      const size_t cell = j * k_count + k;
+      if (!present_[cell]) continue;
+      const std::string_view v = matrix_[cell];
+      bool inserted;
+      set_value_[j] = value_map_.FindOrInsert(
+          HashBytes(v), static_cast<uint32_t>(key_distinct_.size()),
+          [&](uint32_t id) { return BytesEqual(key_distinct_[id], v); }, &inserted);
+      if (inserted) key_distinct_.push_back(v);
+    }
     for (size_t i = 0; i < n; ++i) {
-      const size_t cell = in.ids[i] * k_count + k;
+      const size_t cell = ids[i] * k_count + k;
       nulls_[i] = !present_[cell];
       values_[i] = matrix_[cell];
+      value_ids_[i] = set_value_[ids[i]];  // meaningless (unread) for a null row
     }
     StringColumnInput sub;
     sub.values = values_.data();
     sub.nulls = nulls_.data();
     sub.n = n;
+    sub.ids = value_ids_.data();
+    sub.distinct = key_distinct_.data();
+    sub.distinct_count = key_distinct_.size();
+    sub.ids_from_values = true;
     sub_.clear();
     const Encoding e = strings->Encode(sub, &sub_);
     body->push_back(static_cast<char>(e));

@@ -61,6 +61,8 @@ bool EncodeInt64StepsBySeq(const int64_t* values, const uint64_t* seqs, size_t n
 // row count, where a base per seq would not pay.
 bool EncodeInt64OffsetBySeq(const int64_t* values, const uint64_t* seqs, size_t n,
                             std::string* body);
+// Sorts *a ascending (kIntOffsetBySeq's residuals; a radix sort when their span allows).
+void SortInt64(std::vector<int64_t>* a);
 // seqs: the block's commit_seq column, needed by kIntStepsBySeq and kIntOffsetBySeq only (may
 // be null otherwise).
 bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const uint64_t* seqs,
@@ -85,6 +87,10 @@ struct StringColumnInput {
   const uint32_t* ids = nullptr;
   const std::string_view* distinct = nullptr;
   size_t distinct_count = 0;
+  // The ids are the ones the encoder's own dictionary pass over `values` would find (up to
+  // numbering), handed over to save that pass: the column is then treated exactly as that
+  // pass would (a mostly distinct column gives up its dictionary), so the body is the same.
+  bool ids_from_values = false;
   // Build the whole dictionary even for a mostly distinct column (sorted_distinct() needed).
   bool need_distinct = false;
   // The caller knows the non-null values are pairwise distinct (a flush's event ids): the

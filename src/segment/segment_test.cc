@@ -1034,8 +1034,7 @@ const FlushReceipt kGoldenReceipt{3, 360, 77, 78, 2, kMay2024Ms + 5, 5200};
 TEST_F(SegmentTest, VersionTwoFilesAreRejectedByVersion) {
   // tests/golden/segment/v2.useg: format version 2 (raw footer with the receipt, old
   // encodings) lived on main for one day and was never released: it is not read.
-  auto reader =
-      SegmentReader::Open(fs_, std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/v2.useg");
+  auto reader = SegmentReader::Open(fs_, std::string(USAGEDB_SEGMENT_GOLDEN_DIR) + "/v2.useg");
   ASSERT_FALSE(reader.ok());
   EXPECT_TRUE(reader.status().IsCorruption());
   EXPECT_NE(std::string::npos, reader.status().message().find("unsupported segment version 2"))
@@ -1732,6 +1731,138 @@ TEST(SegmentDims, ByKeyRoundTripsCanonicalStrings) {
   EXPECT_NE(segment::Encoding::kDimensionsByKey, DimensionsRoundTrip(wide, &body, &decoded));
   for (size_t i = 0; i < wide.size(); ++i) {
     EXPECT_EQ(segment::CanonicalDimensionsString(wide[i]), decoded[i]);
+  }
+}
+
+// The flush's path (sets as encoded record pairs, per-key dictionaries from the sets) writes
+// the same bytes as the canonical-string path for every shape: few sets (whole strings
+// compared), many, escapes, empty sets, mostly distinct per-key values, long varints.
+TEST(SegmentDims, ViewPathWritesTheSameBytesAsCanonicalPath) {
+  using segment::Dimensions;
+  std::mt19937 rng(11);
+  auto encode_record = [](const Dimensions& d, bool long_varints, std::string* out) {
+    auto put_len = [&](size_t n) {
+      if (long_varints) {  // a non-minimal two-byte varint
+        out->push_back(static_cast<char>((n & 0x7f) | 0x80));
+        out->push_back(static_cast<char>(n >> 7));
+      } else {
+        PutVarint64(out, n);
+      }
+    };
+    for (const auto& [k, v] : d) {
+      put_len(k.size());
+      out->append(k);
+      put_len(v.size());
+      out->append(v);
+    }
+  };
+  std::vector<std::vector<Dimensions>> shapes;
+  for (size_t rows : {1, 5, 63, 64, 200, 3000}) {
+    for (int variety : {1, 3, 12, 40, 100000}) {
+      std::vector<Dimensions> block;
+      for (size_t i = 0; i < rows; ++i) {
+        Dimensions d;
+        const uint32_t x = rng() % variety;
+        if (x % 4 == 0) d.emplace_back("agent", "agent-" + std::to_string(x));
+        if (x % 7 != 3) d.emplace_back("provider", x % 2 ? "anthropic" : "openai");
+        d.emplace_back("region", "r" + std::to_string(x % 5));
+        if (x % 10 == 3) d.emplace_back("tool", std::string("q\"\\\x01\0", 5));
+        if (x % 50 == 7) d.clear();
+        block.push_back(d);
+      }
+      shapes.push_back(block);
+    }
+  }
+  shapes.push_back(std::vector<Dimensions>(70));  // only empty sets
+  std::vector<Dimensions> wide;
+  for (size_t i = 0; i < segment::kMaxDimensionsByKeyKeys + 5; ++i) {
+    wide.push_back({{"common", std::to_string(i % 3)}, {"key" + std::to_string(i), "v"}});
+  }
+  shapes.push_back(wide);
+  for (size_t s = 0; s < shapes.size(); ++s) {
+    const std::vector<Dimensions>& rows = shapes[s];
+    std::string expected;
+    std::vector<std::string> decoded;
+    const segment::Encoding want = DimensionsRoundTrip(rows, &expected, &decoded);
+    for (int mode = 0; mode < 3; ++mode) {  // minimal, every other set long, all long
+      std::vector<std::string> records(rows.size());
+      segment::DimensionsDictionary dict;
+      std::vector<uint32_t> ids;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        encode_record(rows[i], mode == 2 || (mode == 1 && i % 2 == 1), &records[i]);
+        ids.push_back(dict.Add(DimensionsView(records[i], static_cast<uint32_t>(rows[i].size()))));
+      }
+      segment::StringColumnEncoder strings;
+      segment::DimensionsColumnEncoder encoder;
+      std::string body = "prefix";
+      EXPECT_EQ(want, encoder.Encode(&dict, ids.data(), ids.size(), &strings, &body))
+          << s << " " << mode;
+      EXPECT_EQ("prefix" + expected, body) << s << " " << mode;
+      dict.BuildCanonical();
+      for (size_t i = 0; i < rows.size(); ++i) {
+        ASSERT_EQ(segment::CanonicalDimensionsString(rows[i]), dict.canonical(ids[i]));
+      }
+    }
+  }
+}
+
+// Ids handed over with ids_from_values give the body the encoder's own dictionary pass gives,
+// at every distinct ratio around its early stop (half of the non-null values) and with nulls.
+TEST(SegmentStrings, IdsFromValuesWriteTheSameBytes) {
+  std::mt19937 rng(5);
+  for (size_t n : {1, 10, 63, 64, 65, 128, 1000}) {
+    for (size_t variety : {1, 2, 7, 31, 32, 33, 64, 65, 500, 100000}) {
+      for (int null_every : {0, 2, 5}) {
+        std::vector<std::string> storage(n);
+        std::vector<std::string_view> values(n);
+        std::vector<uint8_t> nulls(n, 0);
+        std::vector<std::string_view> distinct;
+        std::vector<uint32_t> ids(n, 0);
+        std::map<std::string, uint32_t> seen;
+        for (size_t i = 0; i < n; ++i) storage[i] = "v" + std::to_string(rng() % variety);
+        for (size_t i = 0; i < n; ++i) {
+          values[i] = storage[i];
+          if (null_every > 0 && rng() % null_every == 0) {
+            nulls[i] = 1;
+            continue;
+          }
+          auto [it, inserted] = seen.emplace(storage[i], static_cast<uint32_t>(distinct.size()));
+          if (inserted) distinct.push_back(values[i]);
+          ids[i] = it->second;
+        }
+        segment::StringColumnEncoder encoder;
+        segment::StringColumnInput in;
+        in.values = values.data();
+        in.nulls = nulls.data();
+        in.n = n;
+        std::string want, got;
+        const segment::Encoding e = encoder.Encode(in, &want);
+        in.ids = ids.data();
+        in.distinct = distinct.data();
+        in.distinct_count = distinct.size();
+        in.ids_from_values = true;
+        EXPECT_EQ(e, encoder.Encode(in, &got)) << n << " " << variety << " " << null_every;
+        EXPECT_EQ(want, got) << n << " " << variety << " " << null_every;
+      }
+    }
+  }
+}
+
+TEST(SegmentInts, SortInt64MatchesStdSort) {
+  std::mt19937_64 rng(9);
+  for (size_t n : {0, 1, 2, 511, 512, 513, 4000}) {
+    for (int bits : {0, 1, 5, 11, 12, 22, 23, 33, 44, 45, 63, 64}) {
+      std::vector<int64_t> a(n);
+      const int64_t base = static_cast<int64_t>(rng());
+      for (auto& x : a) {
+        const uint64_t r = bits == 64 ? rng() : rng() & ((uint64_t{1} << bits) - 1);
+        x = static_cast<int64_t>(static_cast<uint64_t>(base) + r);  // may wrap: any int64
+      }
+      std::vector<int64_t> want = a;
+      std::sort(want.begin(), want.end());
+      segment::SortInt64(&a);
+      EXPECT_EQ(want, a) << n << " " << bits;
+    }
   }
 }
 

@@ -199,22 +199,12 @@ class BlockEncoder {
     }
   }
 
-  // dimensions: one canonical string per distinct set in the block.
+  // dimensions: one dictionary id per row (a set of pairs per distinct id).
   void EncodeDimensions(const EventView* const* r, size_t n, std::string* block) {
     dims_.Clear();
     dim_ids_.resize(n);
     for (size_t i = 0; i < n; ++i) dim_ids_[i] = dims_.Add(r[i]->dimensions);
-    dim_distinct_.resize(dims_.size());
-    for (uint32_t k = 0; k < dims_.size(); ++k) dim_distinct_[k] = dims_.canonical(k);
-    views_.resize(n);
-    for (size_t i = 0; i < n; ++i) views_[i] = dim_distinct_[dim_ids_[i]];
-    segment::StringColumnInput in;
-    in.values = views_.data();
-    in.n = n;
-    in.ids = dim_ids_.data();
-    in.distinct = dim_distinct_.data();
-    in.distinct_count = dim_distinct_.size();
-    AppendChunk(dims_column_.Encode(in, &strings_, &body_), block);
+    AppendChunk(dims_column_.Encode(&dims_, dim_ids_.data(), n, &strings_, &body_), block);
   }
 
   // timestamp_ms, ingested_at_ms, commit_seq (values in ints_, seqs in seqs_): candidates
@@ -303,7 +293,7 @@ class BlockEncoder {
   std::vector<uint64_t> seqs_;
   std::vector<int64_t> ints_;
   std::vector<__int128> quantities_;
-  std::vector<std::string_view> views_, dim_distinct_;
+  std::vector<std::string_view> views_;
   std::vector<uint8_t> nulls_;
   std::vector<uint32_t> dim_ids_;
   segment::DimensionsDictionary dims_;
