@@ -1458,6 +1458,7 @@ Status DBImpl::FlushOldestImmutable() {
   std::vector<Status> part_status(partitions);
   SegmentWriterOptions writer_options;
   writer_options.event_ids_distinct = true;  // a memtable holds one row per event id
+  const bool ids_hash64 = imm->ids_hashed_with_hash64();
   std::atomic<size_t> next_partition{0};
   std::atomic<bool> failed{false};
   auto write_partitions = [&] {
@@ -1515,7 +1516,12 @@ Status DBImpl::FlushOldestImmutable() {
       DedupeRunEntry* entries = run_entries.data() + i;
       for (size_t k = 0; k < order.size(); k++) {
         const EventView& e = *order[k];
-        entries[k] = DedupeRunEntry{Hash64(e.event_id), RowLocation{fnum, static_cast<uint32_t>(k)},
+        // The run routes by Hash64(event_id), which the memtable row already holds (computed
+        // once on the write path) unless a test gave the memtable another hash.
+        const uint64_t id_hash = ids_hash64 ? rows[keys[i + (order[k] - events.data())].row].id_hash
+                                            : Hash64(e.event_id);
+        assert(id_hash == Hash64(e.event_id));
+        entries[k] = DedupeRunEntry{id_hash, RowLocation{fnum, static_cast<uint32_t>(k)},
                                     e.commit_seq, e.kind != EventKind::kUsage,
                                     std::max(e.ingested_at_ms, e.timestamp_ms)};
       }

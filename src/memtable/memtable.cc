@@ -88,8 +88,9 @@ void MemTable::AddUnit(uint64_t seq, int64_t ingested_at_ms, std::string_view by
     r.account_hash = m.account_hash;
     r.digest = m.digest;
     r.kind = m.kind;
-    rows_.push_back(r);
     const uint64_t h = m.id_hash != 0 ? m.id_hash : id_hash_(r.event_id);
+    r.id_hash = h;
+    rows_.push_back(r);
     index_.Insert(h, r.event_id, row, [this](uint32_t stored) { return rows_[stored].event_id; });
   }
   NoteSequenceLocked(seq, ingested_at_ms);

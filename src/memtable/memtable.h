@@ -55,15 +55,17 @@ struct RowMeta {
 // One stored event: its record in the arena and the facts needed without decoding it.
 struct MemRow {
   const char* record = nullptr;
-  uint32_t record_length = 0;
   std::string_view event_id;  // points into the record
   uint64_t commit_seq = 0;
   int64_t ingested_at_ms = 0;
   int64_t timestamp_ms = 0;
   uint64_t account_hash = 0;
+  uint64_t id_hash = 0;  // the memtable's id hash of event_id (the flush's dedupe routing)
   Digest128 digest;
+  uint32_t record_length = 0;
   EventKind kind = EventKind::kUsage;
 };
+static_assert(sizeof(MemRow) <= 88, "a memtable row costs every event; keep it small");
 
 struct MemEntry {
   Event event;
@@ -105,6 +107,8 @@ class MemTable {
   };
   void FindDigests(Probe* probes, size_t n) const;
   uint64_t HashId(std::string_view event_id) const { return id_hash_(event_id); }
+  // True when MemRow::id_hash is Hash64(event_id) (the production hash; tests may pass another).
+  bool ids_hashed_with_hash64() const { return id_hash_ == &Hash64; }
   bool Contains(std::string_view event_id) const;
   // The decoded entry with this exact event_id, if any.
   std::optional<MemEntry> Find(std::string_view event_id) const;
