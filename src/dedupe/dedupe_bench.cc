@@ -233,11 +233,11 @@ int Main(int argc, char** argv) {
       index.SetRuns({*merged});
       resolver.resolve_calls = 0;
       const double miss_ns = CpuNsPerLookup(index, &resolver, miss_ids, false);
-      std::printf("merged run: filter false positives %.3f%%, misses reaching the resolver "
-                  "%llu of %zu, miss %.0f ns CPU, RAM %.3f B/key\n",
-                  100.0 * fp / miss_ids.size(),
-                  static_cast<unsigned long long>(resolver.resolve_calls), miss_ids.size(),
-                  miss_ns, double(index.filter_memory_bytes()) / merged_info.key_count);
+      std::printf(
+          "merged run: filter false positives %.3f%%, misses reaching the resolver "
+          "%llu of %zu, miss %.0f ns CPU, RAM %.3f B/key\n",
+          100.0 * fp / miss_ids.size(), static_cast<unsigned long long>(resolver.resolve_calls),
+          miss_ids.size(), miss_ns, double(index.filter_memory_bytes()) / merged_info.key_count);
     }
   }
   for (auto& r : runs) fs->RemoveFile(r->path()).IgnoreError();

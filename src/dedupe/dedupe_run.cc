@@ -577,7 +577,8 @@ class RunImpl : public DedupeRun {
   }
   // Decodes every entry of block b, checking everything the format promises: entries in
   // strictly increasing (routing, segment, row) order inside the block's routing range,
-  // segment indexes inside the table, no trailing bits.
+  // segment indexes inside the table, no trailing bits. The entries replace *out unless out
+  // is null (verification only).
   Status Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded>* out) const;
 
   const std::string path_;
@@ -721,7 +722,11 @@ Status RunImpl::Load() {
 Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b,
                                                               std::vector<Decoded>* decoded) const {
   const uint64_t size = offsets_[b + 1] - offsets_[b];
-  std::string raw;
+  // The block is read straight into the cached string (one allocation for the read, the
+  // stream and its zero tail); the header is then moved out of the way.
+  auto block = std::make_shared<CachedBlock>();
+  std::string& raw = block->bytes;
+  raw.reserve(size + 8);
   RETURN_IF_ERROR(file_->Read(offsets_[b], size, &raw));
   if (raw.size() != size) return BlockCorrupt(b, "short read (file truncated?)");
   const size_t n = size - fmt::kBlockCrcSize;
@@ -736,18 +741,16 @@ Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b,
       row_bits > fmt::kMaxFieldBits) {
     return BlockCorrupt(b, "bad block header");
   }
-  auto block = std::make_shared<CachedBlock>();
   const size_t stream = d.remaining();
-  block->bytes.reserve(stream + 8);
-  block->bytes.assign(d.pos(), stream);
-  block->bytes.append(8, '\0');
+  raw.resize(n);             // drop the crc
+  raw.erase(0, n - stream);  // and the header
+  raw.append(8, '\0');
   block->total_bits = uint64_t{stream} * 8;
   block->count = count;
   block->rice_k = k;
   block->seg_bits = seg_bits;
   block->row_bits = row_bits;
-  std::vector<Decoded> scratch;
-  RETURN_IF_ERROR(Decode(b, *block, decoded != nullptr ? decoded : &scratch));
+  RETURN_IF_ERROR(Decode(b, *block, decoded));
   return std::shared_ptr<const CachedBlock>(std::move(block));
 }
 
@@ -763,8 +766,11 @@ Status RunImpl::Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded
   BitReader locs(block.bytes.data(), block.total_bits);
   BitReader deltas(block.bytes.data(), block.total_bits);
   deltas.Seek(loc_bits);
-  out->clear();
-  out->reserve(block.count);
+  if (out != nullptr) {
+    out->clear();
+    out->reserve(block.count);
+  }
+  Decoded prev{};
   uint64_t routing = first_routing_[b];
   for (uint32_t i = 0; i < block.count; ++i) {
     uint64_t delta = 0, seg = 0, row = 0;
@@ -780,10 +786,11 @@ Status RunImpl::Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded
       return BlockCorrupt(b, "bad location " + std::to_string(i));
     }
     const Decoded e{routing, static_cast<uint32_t>(seg), static_cast<uint32_t>(row)};
-    if (i > 0 && !EntryLess(out->back(), e)) {
+    if (i > 0 && !EntryLess(prev, e)) {
       return BlockCorrupt(b, "entry " + std::to_string(i) + " out of order");
     }
-    out->push_back(e);
+    prev = e;
+    if (out != nullptr) out->push_back(e);
   }
   const uint64_t rest = block.total_bits - deltas.pos();
   uint64_t pad = 0;
@@ -885,8 +892,8 @@ Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<Dedup
   if (version != fmt::kDedupeFormatVersion && version != fmt::kDedupeFormatVersionV2) {
     return Status::InvalidArgument(path + ": dedupe run format version must be 2 or 3");
   }
-  const uint32_t bits = options.routing_bits != 0 ? options.routing_bits
-                                                  : AutoRoutingBits(entries.size(), version);
+  const uint32_t bits =
+      options.routing_bits != 0 ? options.routing_bits : AutoRoutingBits(entries.size(), version);
   Summary summary;
   std::vector<uint64_t> segments;
   segments.reserve(64);

@@ -881,8 +881,7 @@ TEST_F(DedupeTest, Version3MergeReadsNoSegmentsAndMatchesTheResolverPath) {
     if (loc.segment_file_number < v3_first_segment || loc.segment_file_number >= v3_end_segment) {
       continue;
     }
-    all.push_back(DedupeRunEntry{Hash64(e.event_id), loc, e.commit_seq,
-                                 e.kind != EventKind::kUsage,
+    all.push_back(DedupeRunEntry{Hash64(e.event_id), loc, e.commit_seq, e.kind != EventKind::kUsage,
                                  std::max(e.ingested_at_ms, e.timestamp_ms)});
   }
   ASSERT_EQ(v3_info.key_count, all.size());
