@@ -69,6 +69,9 @@ struct DedupeRunInfo {
   uint32_t format_version = 0;
 };
 
+// The filter key of `hash` in every version-3 run of >= 40 routing bits (see MayContainKeyed).
+uint64_t DedupeSharedFilterKey(uint64_t hash);
+
 // True when every entry of the run is certainly forgotten under SPEC §2.1's window:
 // window_ms > 0, forever_key_count == 0 and max_usage_anchor_ms + window_ms < now_ms (exact,
 // no overflow). The db may then drop the run without reading it; DedupeIndex skips it.
@@ -149,6 +152,15 @@ class DedupeRun {
   // Hint: starts loading the filter line MayContain(hash) will read, so a lookup over many
   // runs overlaps their memory latencies. No effect on results.
   virtual void PrefetchFilter(uint64_t /*hash*/) const {}
+  // As MayContain / PrefetchFilter, given shared_key = DedupeSharedFilterKey(hash), which a
+  // lookup computes once for all its runs (the filter key of every version-3 run with >= 40
+  // routing bits) instead of once per run.
+  virtual bool MayContainKeyed(uint64_t hash, uint64_t /*shared_key*/) const {
+    return MayContain(hash);
+  }
+  virtual void PrefetchFilterKeyed(uint64_t hash, uint64_t /*shared_key*/) const {
+    PrefetchFilter(hash);
+  }
   // The segment table: the distinct segment file numbers the run references, ascending. A
   // segment compaction that rewrites these segments must write new runs for the rows it moved.
   virtual const std::vector<uint64_t>& segment_file_numbers() const = 0;

@@ -216,12 +216,15 @@ int Main(int argc, char** argv) {
   }
   DedupeRunInfo merged_info;
   auto t0 = std::chrono::steady_clock::now();
+  const double merge_cpu0 = ThreadCpuSeconds();
   const std::string merged_path = JoinPath(dir, DedupeRunFileName(500));
   Status s = MergeDedupeRuns(fs, runs, merged_path, &resolver, &merged_info);
-  std::printf("merge 30 runs -> %llu keys in %.2fs, %.3f bytes/key (routing bits %u): %s\n",
-              static_cast<unsigned long long>(merged_info.key_count), Seconds(t0),
-              double(merged_info.file_size) / merged_info.key_count, merged_info.routing_bits,
-              s.ToString().c_str());
+  const double merge_cpu = ThreadCpuSeconds() - merge_cpu0;
+  std::printf(
+      "merge 30 runs -> %llu keys in %.2fs (%.2fs CPU), %.3f bytes/key (routing bits %u): %s\n",
+      static_cast<unsigned long long>(merged_info.key_count), Seconds(t0), merge_cpu,
+      double(merged_info.file_size) / merged_info.key_count, merged_info.routing_bits,
+      s.ToString().c_str());
   // The merged run alone: filter false positives, and misses that reach the resolver (filter
   // positive and a stored routing value equal to the id's).
   if (s.ok()) {

@@ -67,9 +67,13 @@ inline constexpr uint32_t kFilterBitsPerKey = 13;
 inline constexpr uint32_t kFilterProbes = 8;
 inline constexpr uint32_t kMaxFilterProbes = 16;
 
-// Version 3: the filter key of a routing value r (splitmix64's finalizer of r + 2^64 / phi; a
-// bijection, so distinct routing values never share a key). A merge computes it from the
-// routing values the inputs store, without reading segments.
+// Version 3: the filter key of an entry is FilterKeyOfRouting(the top min(routing_bits,
+// kFilterKeyBits) bits of its hash), i.e. of its routing value shifted right by routing_bits -
+// kFilterKeyBits when routing_bits is larger: a merge computes it from the routing values its
+// inputs store, without reading segments, and a lookup computes one key for every run of at
+// least kFilterKeyBits routing bits (every automatic choice).
+inline constexpr uint32_t kFilterKeyBits = 40;
+// splitmix64's finalizer of r + 2^64 / phi: a bijection, so distinct values never share a key.
 inline constexpr uint64_t FilterKeyOfRouting(uint64_t r) {
   uint64_t z = r + 0x9e3779b97f4a7c15u;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;

@@ -90,9 +90,17 @@ uint32_t AutoRoutingBits(uint64_t keys, uint32_t version) {
   return std::clamp(bits, fmt::kMinAutoRoutingBits, fmt::kMaxRoutingBits);
 }
 
+// Version 3: the bits of the hash the filter key is made of, and the key of a routing value.
+inline uint32_t FilterKeyBits(uint32_t routing_bits) {
+  return std::min(routing_bits, fmt::kFilterKeyBits);
+}
+inline uint64_t FilterKeyOfRoutingValue(uint64_t routing, uint32_t routing_bits) {
+  return fmt::FilterKeyOfRouting(routing >> (routing_bits - FilterKeyBits(routing_bits)));
+}
 // The key a run of `version` files the entry with this hash under in its filter.
 inline uint64_t FilterKey(uint32_t version, uint64_t hash, uint32_t routing_bits) {
-  return version >= 3 ? fmt::FilterKeyOfRouting(RoutingOf(hash, routing_bits)) : hash;
+  return version >= 3 ? fmt::FilterKeyOfRouting(RoutingOf(hash, FilterKeyBits(routing_bits)))
+                      : hash;
 }
 
 // Appends bits LSB-first: stream bit j is bit (j % 8) of byte j / 8.
@@ -517,6 +525,14 @@ class RunImpl : public DedupeRun {
     const uint64_t key = FilterKey(info_.format_version, hash, info_.routing_bits);
     __builtin_prefetch(filter_.get() + FilterLine(key, filter_lines_) * 8);
   }
+  bool MayContainKeyed(uint64_t hash, uint64_t shared_key) const override {
+    return FilterMayContain(filter_.get(), filter_lines_, filter_probes_,
+                            shared_key_ ? shared_key : MayContainKeyOf(hash));
+  }
+  void PrefetchFilterKeyed(uint64_t hash, uint64_t shared_key) const override {
+    const uint64_t key = shared_key_ ? shared_key : MayContainKeyOf(hash);
+    __builtin_prefetch(filter_.get() + FilterLine(key, filter_lines_) * 8);
+  }
   const std::vector<uint64_t>& segment_file_numbers() const override { return segments_; }
   const DedupeRunInfo& info() const override { return info_; }
   uint64_t file_number() const override { return file_number_; }
@@ -529,6 +545,9 @@ class RunImpl : public DedupeRun {
 
   uint64_t block_count() const { return first_routing_.size(); }
   uint64_t first_routing(uint64_t b) const { return first_routing_[b]; }
+  uint64_t MayContainKeyOf(uint64_t hash) const {
+    return FilterKey(info_.format_version, hash, info_.routing_bits);
+  }
 
   // The last block whose first routing value is <= routing. REQUIRES: routing >=
   // first_routing_[0]. Routing values are uniform, so the block's rank is close to
@@ -587,6 +606,8 @@ class RunImpl : public DedupeRun {
   const uint64_t cache_id_;
   DedupeRunInfo info_;
   FilterWords filter_;
+  // Version 3 with >= kFilterKeyBits routing bits: the filter key is DedupeSharedFilterKey.
+  bool shared_key_ = false;
   uint64_t filter_lines_ = 0;
   uint32_t filter_probes_ = 0;
   std::vector<uint64_t> segments_;       // the segment table, strictly ascending
@@ -636,6 +657,7 @@ Status RunImpl::Load() {
     return Corrupt("footer version " + std::to_string(version) + " does not match the magic");
   }
   info_.format_version = version;
+  shared_key_ = version >= 3 && routing_bits >= fmt::kFilterKeyBits;
   info_.max_usage_anchor_ms = static_cast<int64_t>(anchor);
   info_.file_size = size;
   info_.segment_count = segment_count;
@@ -876,6 +898,10 @@ void RadixSortBy(std::vector<T>* v, std::vector<T>* scratch, uint32_t bits, cons
 
 }  // namespace
 
+uint64_t DedupeSharedFilterKey(uint64_t hash) {
+  return fmt::FilterKeyOfRouting(hash >> (64 - fmt::kFilterKeyBits));
+}
+
 bool DedupeRunIsForgotten(const DedupeRunInfo& info, int64_t now_ms, int64_t window_ms) {
   if (window_ms <= 0 || info.forever_key_count > 0) return false;
   return static_cast<__int128>(info.max_usage_anchor_ms) + window_ms <
@@ -1065,7 +1091,7 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
       if (read_ids) {
         rows_by_segment[seg].emplace_back(it.row, static_cast<uint32_t>(it.routing));
       } else {
-        keys.push_back(fmt::FilterKeyOfRouting(it.routing));
+        keys.push_back(FilterKeyOfRoutingValue(it.routing, bits));
       }
       last = it;
       have_last = true;
