@@ -64,7 +64,13 @@ struct DedupeRunInfo {
   uint64_t forever_key_count = 0;
   // Max over Usage entries of max(ingested_at_ms, timestamp_ms); INT64_MIN when none.
   int64_t max_usage_anchor_ms = INT64_MIN;
+  // 3: the filter is keyed by the routing value (merges read no segments); 2: by the full
+  // hash (still read; merges of version-2 inputs read every id through the resolver).
+  uint32_t format_version = 0;
 };
+
+// The filter key of `hash` in every version-3 run of >= 40 routing bits (see MayContainKeyed).
+uint64_t DedupeSharedFilterKey(uint64_t hash);
 
 // True when every entry of the run is certainly forgotten under SPEC §2.1's window:
 // window_ms > 0, forever_key_count == 0 and max_usage_anchor_ms + window_ms < now_ms (exact,
@@ -77,14 +83,20 @@ bool DedupeRunIsForgotten(const DedupeRunInfo& info, int64_t now_ms, int64_t win
 using DedupeHashFn = uint64_t (*)(std::string_view);
 
 struct DedupeWriteOptions {
-  // Used by MergeDedupeRuns to hash the event_ids it reads through the resolver (the filter is
-  // over the full hash). WriteDedupeRun takes the hashes from its entries.
+  // Used by MergeDedupeRuns to hash the event_ids it reads through the resolver when an input
+  // is version 2 (its filter is over the full hash). WriteDedupeRun takes the hashes from its
+  // entries.
   DedupeHashFn hash = &Hash64;
-  // Bits of the hash stored per entry, 1..64; 0 = automatic: bit_width(key_count - 1) + 10,
-  // clamped to [16, 64], so a lookup that passes the filter meets a foreign entry with the same
-  // routing value with probability <= 2^-10 (one wasted resolver call). A merge output uses
-  // the smallest routing_bits of its inputs (it cannot recover dropped bits) and ignores this.
+  // Bits of the hash stored per entry, 1..64; 0 = automatic: max(bit_width(key_count - 1) +
+  // 10, 40) (version 2: without the floor of 40), clamped to [16, 64], so a lookup that passes
+  // the filter meets a foreign entry with the same routing value with probability <= 2^-10
+  // (one wasted resolver call), also after merges up to 2^30 keys. A merge output uses the
+  // smallest routing_bits of its inputs (it cannot recover dropped bits) and ignores this.
   uint32_t routing_bits = 0;
+  // 0 = the current format (3). 2 writes the previous format (tests of reading and merging
+  // old files). A merge's output version follows its inputs and ignores this (but for an
+  // empty merge).
+  uint32_t format_version = 0;
 };
 
 // Implemented by the db layer over its segment readers. Lookup and merge call it from the
@@ -97,8 +109,8 @@ class DedupeRowResolver {
   virtual Result<std::optional<DedupeEntry>> Resolve(const RowLocation& loc,
                                                      std::string_view event_id) = 0;
   // Replaces *ids with the event_ids of `rows` (strictly ascending) of one segment, in that
-  // order. Only MergeDedupeRuns calls it (to build the output's filter over full hashes); the
-  // default returns NotSupported.
+  // order. Only MergeDedupeRuns of version-2 inputs calls it (to build the output's filter over
+  // full hashes); the default returns NotSupported.
   virtual Status ReadEventIds(uint64_t segment_file_number, const std::vector<uint32_t>& rows,
                               std::vector<std::string>* ids);
   // Replaces *hashes with hash(event_id) of `rows` (strictly ascending) of one segment, in that
@@ -140,6 +152,15 @@ class DedupeRun {
   // Hint: starts loading the filter line MayContain(hash) will read, so a lookup over many
   // runs overlaps their memory latencies. No effect on results.
   virtual void PrefetchFilter(uint64_t /*hash*/) const {}
+  // As MayContain / PrefetchFilter, given shared_key = DedupeSharedFilterKey(hash), which a
+  // lookup computes once for all its runs (the filter key of every version-3 run with >= 40
+  // routing bits) instead of once per run.
+  virtual bool MayContainKeyed(uint64_t hash, uint64_t /*shared_key*/) const {
+    return MayContain(hash);
+  }
+  virtual void PrefetchFilterKeyed(uint64_t hash, uint64_t /*shared_key*/) const {
+    PrefetchFilter(hash);
+  }
   // The segment table: the distinct segment file numbers the run references, ascending. A
   // segment compaction that rewrites these segments must write new runs for the rows it moved.
   virtual const std::vector<uint64_t>& segment_file_numbers() const = 0;
@@ -222,11 +243,14 @@ class DedupeIndex {
 // holds the union of the inputs' entries (an entry present in several inputs once): locations
 // stay valid because merging runs never moves segment rows. Its segment table is the union of
 // the inputs' tables, its routing_bits the inputs' minimum, its footer summaries the inputs'
-// combined (seq range, forever_key_count summed, max anchor). The filter is over full hashes,
-// which the run does not store: the merge reads every referenced row's event_id through
-// `resolver->ReadEventIds` (one call per segment) and checks it against the stored routing
-// bits (a mismatch is Corruption). Streams block by block: RAM is O(inputs x block) plus
-// 16 bytes per output key. Whole runs that DedupeRunIsForgotten should be dropped, not merged.
+// combined (seq range, forever_key_count summed, max anchor). When every non-empty input is
+// version 3 the output is version 3 and its filter comes from the merged routing values: no
+// segment is read and `resolver` may be null. Otherwise the output is version 2, whose filter
+// is over full hashes, which runs do not store: the merge reads every referenced row's event_id
+// through `resolver->ReadEventIdHashes` (one call per segment) and checks it against the stored
+// routing bits (a mismatch is Corruption). Streams block by block: RAM is O(inputs x block)
+// plus 8 (version 3) or 24 (version 2) bytes per output key. Whole runs that
+// DedupeRunIsForgotten should be dropped, not merged.
 Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeRun>>& inputs,
                        const std::string& out_path, DedupeRowResolver* resolver,
                        DedupeRunInfo* info, const DedupeWriteOptions& options = {});

@@ -1,5 +1,5 @@
 // Dedupe index benchmark (a program that prints numbers, not a test).
-//   dedupe_bench [dir] [big_keys]   (defaults: /tmp/dedupe_bench, 10000000)
+//   dedupe_bench [dir] [big_keys] [format_version]   (defaults: /tmp/dedupe_bench, 10000000, 3)
 // Flushes are simulated: random evt_ ids spread over segments of ~4.7K rows, kept in memory
 // by an in-memory resolver (a vector lookup + id compare), so lookup numbers are the index's
 // own cost; a real resolver adds a segment row read per candidate.
@@ -45,6 +45,7 @@ class VectorResolver : public DedupeRowResolver {
     if (s >= segments.size() || loc.row >= segments[s].size()) {
       return Status::NotFound("no such row");
     }
+    resolve_calls++;
     const DedupeEntry& e = segments[s][loc.row];
     if (e.event_id != event_id) return std::optional<DedupeEntry>();
     return std::optional<DedupeEntry>(e);
@@ -57,6 +58,7 @@ class VectorResolver : public DedupeRowResolver {
   }
 
   std::vector<std::vector<DedupeEntry>> segments;
+  uint64_t resolve_calls = 0;
 };
 
 // Simulates a flush of n new events: appends their segments to the resolver and returns the
@@ -117,6 +119,8 @@ double CpuNsPerLookup(const DedupeIndex& index, VectorResolver* resolver,
 int Main(int argc, char** argv) {
   const std::string dir = argc > 1 ? argv[1] : "/tmp/dedupe_bench";
   const uint64_t big_keys = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 10'000'000;
+  DedupeWriteOptions write_options;
+  write_options.format_version = argc > 3 ? std::atoi(argv[3]) : 0;
   FileSystem* fs = FileSystem::Default();
   if (!fs->CreateDirs(dir).ok()) return 1;
   std::vector<std::string> miss_ids;
@@ -134,7 +138,7 @@ int Main(int argc, char** argv) {
     const std::string path = JoinPath(dir, DedupeRunFileName(1));
     DedupeRunInfo info;
     auto t0 = std::chrono::steady_clock::now();
-    Status s = WriteDedupeRun(fs, path, std::move(entries), &info);
+    Status s = WriteDedupeRun(fs, path, std::move(entries), &info, write_options);
     if (!s.ok()) {
       std::printf("write: %s\n", s.ToString().c_str());
       return 1;
@@ -149,9 +153,10 @@ int Main(int argc, char** argv) {
     const double open_s = Seconds(t0);
     DedupeIndex index(64 << 20);
     index.SetRuns({*run});
-    std::printf("== one run of %llu keys over %llu segments (routing bits %u) ==\n",
+    std::printf("== one run of %llu keys over %llu segments (format %u, routing bits %u) ==\n",
                 static_cast<unsigned long long>(big_keys),
-                static_cast<unsigned long long>(info.segment_count), info.routing_bits);
+                static_cast<unsigned long long>(info.segment_count), info.format_version,
+                info.routing_bits);
     std::printf("write %.2fs (%.0f keys/s), open %.3fs\n", write_s, big_keys / write_s, open_s);
     std::printf("disk: %.3f bytes/key (%.1f MB)\n", double(info.file_size) / big_keys,
                 info.file_size / 1e6);
@@ -182,7 +187,7 @@ int Main(int argc, char** argv) {
     auto entries = FlushEntries(&resolver, 300'000, 1000 + r, r * 1'000'000, &hits_by_run[r]);
     const std::string path = JoinPath(dir, DedupeRunFileName(100 + r));
     DedupeRunInfo info;
-    if (!WriteDedupeRun(fs, path, std::move(entries), &info).ok()) return 1;
+    if (!WriteDedupeRun(fs, path, std::move(entries), &info, write_options).ok()) return 1;
     disk_sum += info.file_size;
     auto run = DedupeRun::Open(fs, path, 100 + r);
     if (!run.ok()) return 1;
@@ -211,12 +216,33 @@ int Main(int argc, char** argv) {
   }
   DedupeRunInfo merged_info;
   auto t0 = std::chrono::steady_clock::now();
+  const double merge_cpu0 = ThreadCpuSeconds();
   const std::string merged_path = JoinPath(dir, DedupeRunFileName(500));
   Status s = MergeDedupeRuns(fs, runs, merged_path, &resolver, &merged_info);
-  std::printf("merge 30 runs -> %llu keys in %.2fs, %.3f bytes/key (routing bits %u): %s\n",
-              static_cast<unsigned long long>(merged_info.key_count), Seconds(t0),
-              double(merged_info.file_size) / merged_info.key_count, merged_info.routing_bits,
-              s.ToString().c_str());
+  const double merge_cpu = ThreadCpuSeconds() - merge_cpu0;
+  std::printf(
+      "merge 30 runs -> %llu keys in %.2fs (%.2fs CPU), %.3f bytes/key (routing bits %u): %s\n",
+      static_cast<unsigned long long>(merged_info.key_count), Seconds(t0), merge_cpu,
+      double(merged_info.file_size) / merged_info.key_count, merged_info.routing_bits,
+      s.ToString().c_str());
+  // The merged run alone: filter false positives, and misses that reach the resolver (filter
+  // positive and a stored routing value equal to the id's).
+  if (s.ok()) {
+    auto merged = DedupeRun::Open(fs, merged_path, 500);
+    if (merged.ok()) {
+      int fp = 0;
+      for (const auto& id : miss_ids) fp += (*merged)->MayContain(Hash64(id));
+      DedupeIndex index(64 << 20);
+      index.SetRuns({*merged});
+      resolver.resolve_calls = 0;
+      const double miss_ns = CpuNsPerLookup(index, &resolver, miss_ids, false);
+      std::printf(
+          "merged run: filter false positives %.3f%%, misses reaching the resolver "
+          "%llu of %zu, miss %.0f ns CPU, RAM %.3f B/key\n",
+          100.0 * fp / miss_ids.size(), static_cast<unsigned long long>(resolver.resolve_calls),
+          miss_ids.size(), miss_ns, double(index.filter_memory_bytes()) / merged_info.key_count);
+    }
+  }
   for (auto& r : runs) fs->RemoveFile(r->path()).IgnoreError();
   fs->RemoveFile(merged_path).IgnoreError();
   return 0;

@@ -109,7 +109,8 @@ std::shared_ptr<const DedupeIndex::RunSet> DedupeIndex::PinRuns() const {
 }
 
 void DedupeIndex::PrefetchIn(const RunSet& runs, uint64_t hash) {
-  for (const auto& run : runs) run->PrefetchFilter(hash);
+  const uint64_t key = DedupeSharedFilterKey(hash);
+  for (const auto& run : runs) run->PrefetchFilterKeyed(hash, key);
 }
 
 Result<std::optional<DedupeEntry>> DedupeIndex::LookupIn(const RunSet& runs,
@@ -118,11 +119,12 @@ Result<std::optional<DedupeEntry>> DedupeIndex::LookupIn(const RunSet& runs,
                                                          DedupeRowResolver* resolver) const {
   // No prefetch here: Lookup and the batch path (a few ids ahead) have started the lines.
   std::optional<DedupeEntry> best;
+  const uint64_t key = DedupeSharedFilterKey(hash);
   for (const auto& run : runs) {
     // Runs are in max_commit_seq order: once a remembered entry is found, a later run can
     // only beat it with a higher commit_seq, which its max_commit_seq rules out.
     if (best.has_value() && run->info().max_commit_seq <= best->commit_seq) break;
-    if (!run->MayContain(hash)) continue;  // the common case: skip the Result machinery
+    if (!run->MayContainKeyed(hash, key)) continue;  // the common case: no Result machinery
     if (DedupeRunIsForgotten(run->info(), now_ms, window_ms)) continue;
     ASSIGN_OR_RETURN(std::vector<RowLocation> candidates, run->Candidates(hash, &impl_->cache));
     // Hashes only route: an entry counts only when the resolver found the full id equal.

@@ -4,8 +4,10 @@
 // raw segments, so a run stores only what routes a lookup to its row: the top routing_bits
 // bits of the hash (Rice-coded deltas in hash order, ~12 bits per key) and the row location
 // (segment-table index + row, bit-packed at the block's widths, ~19 bits). A miss must cost
-// about one cache line per run, so each run keeps a blocked Bloom filter over the full 64-bit
-// hash in RAM (one 64-byte line per key) and a block index of 16 bytes per 128-entry block.
+// about one cache line per run, so each run keeps a blocked Bloom filter in RAM (one 64-byte
+// line per key) and a block index of 16 bytes per 128-entry block. Since version 3 the filter
+// is keyed by a mix of the stored routing value (>= 40 bits), not by the full hash, so a merge
+// builds its output's filter from its inputs alone instead of re-reading every event_id.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -82,9 +84,23 @@ inline uint64_t LowMask(uint32_t n) { return n >= 64 ? UINT64_MAX : (uint64_t{1}
 inline uint64_t RoutingOf(uint64_t hash, uint32_t bits) { return hash >> (64 - bits); }
 inline uint64_t MaxRouting(uint32_t bits) { return LowMask(bits); }
 
-uint32_t AutoRoutingBits(uint64_t keys) {
-  const uint32_t bits = BitWidth(keys > 0 ? keys - 1 : 0) + fmt::kRoutingSlackBits;
+uint32_t AutoRoutingBits(uint64_t keys, uint32_t version) {
+  uint32_t bits = BitWidth(keys > 0 ? keys - 1 : 0) + fmt::kRoutingSlackBits;
+  if (version >= 3) bits = std::max(bits, fmt::kMinV3RoutingBits);
   return std::clamp(bits, fmt::kMinAutoRoutingBits, fmt::kMaxRoutingBits);
+}
+
+// Version 3: the bits of the hash the filter key is made of, and the key of a routing value.
+inline uint32_t FilterKeyBits(uint32_t routing_bits) {
+  return std::min(routing_bits, fmt::kFilterKeyBits);
+}
+inline uint64_t FilterKeyOfRoutingValue(uint64_t routing, uint32_t routing_bits) {
+  return fmt::FilterKeyOfRouting(routing >> (routing_bits - FilterKeyBits(routing_bits)));
+}
+// The key a run of `version` files the entry with this hash under in its filter.
+inline uint64_t FilterKey(uint32_t version, uint64_t hash, uint32_t routing_bits) {
+  return version >= 3 ? fmt::FilterKeyOfRouting(RoutingOf(hash, FilterKeyBits(routing_bits)))
+                      : hash;
 }
 
 // Appends bits LSB-first: stream bit j is bit (j % 8) of byte j / 8.
@@ -220,14 +236,15 @@ struct Summary {
 // builder removes the temporary file.
 class RunBuilder {
  public:
-  // REQUIRES: `segments` strictly ascending; 1 <= routing_bits <= 64.
+  // REQUIRES: `segments` strictly ascending; 1 <= routing_bits <= 64; version 2 or 3.
   RunBuilder(FileSystem* fs, std::string path, std::vector<uint64_t> segments,
-             uint32_t routing_bits)
+             uint32_t routing_bits, uint32_t version)
       : fs_(fs),
         path_(std::move(path)),
         tmp_path_(path_ + ".tmp"),
         segments_(std::move(segments)),
-        bits_(routing_bits) {}
+        bits_(routing_bits),
+        version_(version) {}
   ~RunBuilder() {
     if (file_ != nullptr) {
       file_->Close().IgnoreError();
@@ -259,9 +276,9 @@ class RunBuilder {
     return Status::OK();
   }
 
-  // Writes the segment table, the filter over `filter_hashes` (the full hash of every entry),
-  // the index and the footer, then syncs and renames.
-  Status Finish(const std::vector<uint64_t>& filter_hashes, const Summary& summary,
+  // Writes the segment table, the filter over `filter_keys` (FilterKey of every entry), the
+  // index and the footer, then syncs and renames.
+  Status Finish(const std::vector<uint64_t>& filter_keys, const Summary& summary,
                 DedupeRunInfo* info) {
     if (!block_.empty()) RETURN_IF_ERROR(FlushBlock());
     const uint64_t segment_offset = offset_;
@@ -274,7 +291,7 @@ class RunBuilder {
     const uint64_t lines = FilterLinesFor(key_count_);
     FilterWords words = AllocateFilter(lines);
     if (words == nullptr) return Status::Internal(path_ + ": out of memory for the filter");
-    for (uint64_t h : filter_hashes) FilterAdd(words.get(), lines, fmt::kFilterProbes, h);
+    for (uint64_t k : filter_keys) FilterAdd(words.get(), lines, fmt::kFilterProbes, k);
     std::string_view filter(reinterpret_cast<const char*>(words.get()),
                             lines * fmt::kFilterLineBytes);
     const uint32_t filter_crc = crc32c::Mask(crc32c::Value(filter));
@@ -285,7 +302,7 @@ class RunBuilder {
 
     const bool empty = key_count_ == 0;
     std::string footer;
-    PutFixed32(&footer, fmt::kDedupeFormatVersion);
+    PutFixed32(&footer, version_);
     PutFixed32(&footer, bits_);
     PutFixed64(&footer, key_count_);
     PutFixed64(&footer, block_count_);
@@ -303,7 +320,8 @@ class RunBuilder {
     PutFixed32(&footer, filter_crc);
     PutFixed32(&footer, index_crc);
     PutFixed32(&footer, crc32c::Mask(crc32c::Value(footer)));
-    footer.append(fmt::kMagic.data(), fmt::kMagicSize);
+    const std::string_view magic = version_ >= 3 ? fmt::kMagic : fmt::kMagicV2;
+    footer.append(magic.data(), fmt::kMagicSize);
     RETURN_IF_ERROR(Write(footer));
     RETURN_IF_ERROR(FlushBuffer());
     RETURN_IF_ERROR(file_->Sync());
@@ -321,6 +339,7 @@ class RunBuilder {
       info->max_commit_seq = empty ? 0 : summary.max_seq;
       info->forever_key_count = empty ? 0 : summary.forever;
       info->max_usage_anchor_ms = empty ? INT64_MIN : summary.max_anchor;
+      info->format_version = version_;
     }
     return Status::OK();
   }
@@ -395,6 +414,7 @@ class RunBuilder {
   std::string path_, tmp_path_;
   const std::vector<uint64_t> segments_;
   const uint32_t bits_;
+  const uint32_t version_;
   std::unique_ptr<WritableFile> file_;
   bool started_ = false, finished_ = false;
   std::string buffer_;
@@ -498,10 +518,20 @@ class RunImpl : public DedupeRun {
   }
 
   bool MayContain(uint64_t hash) const override {
-    return FilterMayContain(filter_.get(), filter_lines_, filter_probes_, hash);
+    return FilterMayContain(filter_.get(), filter_lines_, filter_probes_,
+                            FilterKey(info_.format_version, hash, info_.routing_bits));
   }
   void PrefetchFilter(uint64_t hash) const override {
-    __builtin_prefetch(filter_.get() + FilterLine(hash, filter_lines_) * 8);
+    const uint64_t key = FilterKey(info_.format_version, hash, info_.routing_bits);
+    __builtin_prefetch(filter_.get() + FilterLine(key, filter_lines_) * 8);
+  }
+  bool MayContainKeyed(uint64_t hash, uint64_t shared_key) const override {
+    return FilterMayContain(filter_.get(), filter_lines_, filter_probes_,
+                            shared_key_ ? shared_key : MayContainKeyOf(hash));
+  }
+  void PrefetchFilterKeyed(uint64_t hash, uint64_t shared_key) const override {
+    const uint64_t key = shared_key_ ? shared_key : MayContainKeyOf(hash);
+    __builtin_prefetch(filter_.get() + FilterLine(key, filter_lines_) * 8);
   }
   const std::vector<uint64_t>& segment_file_numbers() const override { return segments_; }
   const DedupeRunInfo& info() const override { return info_; }
@@ -515,6 +545,9 @@ class RunImpl : public DedupeRun {
 
   uint64_t block_count() const { return first_routing_.size(); }
   uint64_t first_routing(uint64_t b) const { return first_routing_[b]; }
+  uint64_t MayContainKeyOf(uint64_t hash) const {
+    return FilterKey(info_.format_version, hash, info_.routing_bits);
+  }
 
   // The last block whose first routing value is <= routing. REQUIRES: routing >=
   // first_routing_[0]. Routing values are uniform, so the block's rank is close to
@@ -563,7 +596,8 @@ class RunImpl : public DedupeRun {
   }
   // Decodes every entry of block b, checking everything the format promises: entries in
   // strictly increasing (routing, segment, row) order inside the block's routing range,
-  // segment indexes inside the table, no trailing bits.
+  // segment indexes inside the table, no trailing bits. The entries replace *out unless out
+  // is null (verification only).
   Status Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded>* out) const;
 
   const std::string path_;
@@ -572,6 +606,8 @@ class RunImpl : public DedupeRun {
   const uint64_t cache_id_;
   DedupeRunInfo info_;
   FilterWords filter_;
+  // Version 3 with >= kFilterKeyBits routing bits: the filter key is DedupeSharedFilterKey.
+  bool shared_key_ = false;
   uint64_t filter_lines_ = 0;
   uint32_t filter_probes_ = 0;
   std::vector<uint64_t> segments_;       // the segment table, strictly ascending
@@ -589,10 +625,12 @@ Status RunImpl::Load() {
   if (tail.size() != fmt::kTailSize) return Corrupt("short read of the footer");
   const std::string_view magic = std::string_view(tail).substr(fmt::kFooterSize);
   if (magic == fmt::kMagicV1) {
-    return Status::NotSupported(path_ + ": dedupe run format version 1 (this build reads " +
+    return Status::NotSupported(path_ + ": dedupe run format version 1 (this build reads 2 and " +
                                 std::to_string(fmt::kDedupeFormatVersion) + "; rebuild the index)");
   }
-  if (magic != fmt::kMagic) return Corrupt("bad magic (truncated or not a dedupe run)");
+  if (magic != fmt::kMagic && magic != fmt::kMagicV2) {
+    return Corrupt("bad magic (truncated or not a dedupe run)");
+  }
   const uint32_t stored_footer_crc = DecodeFixed32(tail.data() + fmt::kFooterSize - 4);
   if (crc32c::Unmask(stored_footer_crc) != crc32c::Value(tail.data(), fmt::kFooterSize - 4)) {
     return Corrupt("footer checksum mismatch");
@@ -610,11 +648,16 @@ Status RunImpl::Load() {
                   d.GetFixed64(&index_offset) && d.GetFixed32(&table_crc) &&
                   d.GetFixed32(&filter_crc) && d.GetFixed32(&index_crc);
   if (!ok) return Corrupt("short footer");
-  if (version != fmt::kDedupeFormatVersion) {
+  if (version != fmt::kDedupeFormatVersion && version != fmt::kDedupeFormatVersionV2) {
     return Status::NotSupported(path_ + ": dedupe run format version " + std::to_string(version) +
-                                " (this build reads " + std::to_string(fmt::kDedupeFormatVersion) +
-                                ")");
+                                " (this build reads 2 and " +
+                                std::to_string(fmt::kDedupeFormatVersion) + ")");
   }
+  if ((version == fmt::kDedupeFormatVersion) != (magic == fmt::kMagic)) {
+    return Corrupt("footer version " + std::to_string(version) + " does not match the magic");
+  }
+  info_.format_version = version;
+  shared_key_ = version >= 3 && routing_bits >= fmt::kFilterKeyBits;
   info_.max_usage_anchor_ms = static_cast<int64_t>(anchor);
   info_.file_size = size;
   info_.segment_count = segment_count;
@@ -701,7 +744,11 @@ Status RunImpl::Load() {
 Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b,
                                                               std::vector<Decoded>* decoded) const {
   const uint64_t size = offsets_[b + 1] - offsets_[b];
-  std::string raw;
+  // The block is read straight into the cached string (one allocation for the read, the
+  // stream and its zero tail); the header is then moved out of the way.
+  auto block = std::make_shared<CachedBlock>();
+  std::string& raw = block->bytes;
+  raw.reserve(size + 8);
   RETURN_IF_ERROR(file_->Read(offsets_[b], size, &raw));
   if (raw.size() != size) return BlockCorrupt(b, "short read (file truncated?)");
   const size_t n = size - fmt::kBlockCrcSize;
@@ -716,18 +763,16 @@ Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b,
       row_bits > fmt::kMaxFieldBits) {
     return BlockCorrupt(b, "bad block header");
   }
-  auto block = std::make_shared<CachedBlock>();
   const size_t stream = d.remaining();
-  block->bytes.reserve(stream + 8);
-  block->bytes.assign(d.pos(), stream);
-  block->bytes.append(8, '\0');
+  raw.resize(n);             // drop the crc
+  raw.erase(0, n - stream);  // and the header
+  raw.append(8, '\0');
   block->total_bits = uint64_t{stream} * 8;
   block->count = count;
   block->rice_k = k;
   block->seg_bits = seg_bits;
   block->row_bits = row_bits;
-  std::vector<Decoded> scratch;
-  RETURN_IF_ERROR(Decode(b, *block, decoded != nullptr ? decoded : &scratch));
+  RETURN_IF_ERROR(Decode(b, *block, decoded));
   return std::shared_ptr<const CachedBlock>(std::move(block));
 }
 
@@ -743,8 +788,11 @@ Status RunImpl::Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded
   BitReader locs(block.bytes.data(), block.total_bits);
   BitReader deltas(block.bytes.data(), block.total_bits);
   deltas.Seek(loc_bits);
-  out->clear();
-  out->reserve(block.count);
+  if (out != nullptr) {
+    out->clear();
+    out->reserve(block.count);
+  }
+  Decoded prev{};
   uint64_t routing = first_routing_[b];
   for (uint32_t i = 0; i < block.count; ++i) {
     uint64_t delta = 0, seg = 0, row = 0;
@@ -760,10 +808,11 @@ Status RunImpl::Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded
       return BlockCorrupt(b, "bad location " + std::to_string(i));
     }
     const Decoded e{routing, static_cast<uint32_t>(seg), static_cast<uint32_t>(row)};
-    if (i > 0 && !EntryLess(out->back(), e)) {
+    if (i > 0 && !EntryLess(prev, e)) {
       return BlockCorrupt(b, "entry " + std::to_string(i) + " out of order");
     }
-    out->push_back(e);
+    prev = e;
+    if (out != nullptr) out->push_back(e);
   }
   const uint64_t rest = block.total_bits - deltas.pos();
   uint64_t pad = 0;
@@ -849,6 +898,10 @@ void RadixSortBy(std::vector<T>* v, std::vector<T>* scratch, uint32_t bits, cons
 
 }  // namespace
 
+uint64_t DedupeSharedFilterKey(uint64_t hash) {
+  return fmt::FilterKeyOfRouting(hash >> (64 - fmt::kFilterKeyBits));
+}
+
 bool DedupeRunIsForgotten(const DedupeRunInfo& info, int64_t now_ms, int64_t window_ms) {
   if (window_ms <= 0 || info.forever_key_count > 0) return false;
   return static_cast<__int128>(info.max_usage_anchor_ms) + window_ms <
@@ -860,8 +913,13 @@ Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<Dedup
   if (options.routing_bits > fmt::kMaxRoutingBits) {
     return Status::InvalidArgument(path + ": routing_bits must be 0..64");
   }
+  const uint32_t version =
+      options.format_version == 0 ? fmt::kDedupeFormatVersion : options.format_version;
+  if (version != fmt::kDedupeFormatVersion && version != fmt::kDedupeFormatVersionV2) {
+    return Status::InvalidArgument(path + ": dedupe run format version must be 2 or 3");
+  }
   const uint32_t bits =
-      options.routing_bits != 0 ? options.routing_bits : AutoRoutingBits(entries.size());
+      options.routing_bits != 0 ? options.routing_bits : AutoRoutingBits(entries.size(), version);
   Summary summary;
   std::vector<uint64_t> segments;
   segments.reserve(64);
@@ -909,24 +967,24 @@ Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<Dedup
     });
   }
   // One sequential pass builds the 16-byte entries the builder takes (segment index from a
-  // cursor: locations ascend) and the filter's hashes (the filter ignores order), so the
+  // cursor: locations ascend) and the filter's keys (the filter ignores order), so the
   // sort moves compact entries and nothing is gathered from `entries` in routing order.
   std::vector<Decoded> order(entries.size()), scratch(entries.size());
-  std::vector<uint64_t> hashes(entries.size());
+  std::vector<uint64_t> keys(entries.size());
   uint32_t seg = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     const DedupeRunEntry& e = entries[i];
     while (segments[seg] != e.location.segment_file_number) ++seg;
     order[i] = Decoded{RoutingOf(e.hash, bits), seg, e.location.row};
-    hashes[i] = e.hash;
+    keys[i] = FilterKey(version, e.hash, bits);
   }
   std::vector<DedupeRunEntry>().swap(entries);
   RadixSortBy(&order, &scratch, bits, [](const Decoded& d) { return d.routing; });
   std::vector<Decoded>().swap(scratch);
-  RunBuilder builder(fs, path, segments, bits);
+  RunBuilder builder(fs, path, segments, bits, version);
   RETURN_IF_ERROR(builder.Start());
   for (const Decoded& d : order) RETURN_IF_ERROR(builder.Add(d.routing, d.seg, d.row));
-  return builder.Finish(hashes, summary, info);
+  return builder.Finish(keys, summary, info);
 }
 
 Result<std::shared_ptr<DedupeRun>> DedupeRun::Open(FileSystem* fs, const std::string& path,
@@ -943,6 +1001,7 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
   uint32_t bits = fmt::kMaxRoutingBits;
   Summary summary;
   bool any = false;
+  bool all_v3 = true;  // every non-empty input keys its filter by routing value
   std::vector<uint64_t> segments;
   for (const auto& in : inputs) {
     if (dynamic_cast<const RunImpl*>(in.get()) == nullptr) {
@@ -951,6 +1010,7 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
     const DedupeRunInfo& ii = in->info();
     if (ii.key_count == 0) continue;
     bits = std::min(bits, ii.routing_bits);
+    all_v3 = all_v3 && ii.format_version >= 3;
     summary.min_seq = any ? std::min(summary.min_seq, ii.min_commit_seq) : ii.min_commit_seq;
     summary.max_seq = std::max(summary.max_seq, ii.max_commit_seq);
     summary.forever += ii.forever_key_count;
@@ -959,12 +1019,22 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
                     in->segment_file_numbers().end());
     any = true;
   }
-  if (!any) bits = options.routing_bits != 0 ? options.routing_bits : AutoRoutingBits(0);
+  uint32_t version = all_v3 ? fmt::kDedupeFormatVersion : fmt::kDedupeFormatVersionV2;
+  if (!any) {
+    version = options.format_version == 0 ? fmt::kDedupeFormatVersion : options.format_version;
+    if (version != fmt::kDedupeFormatVersion && version != fmt::kDedupeFormatVersionV2) {
+      return Status::InvalidArgument(out_path + ": dedupe run format version must be 2 or 3");
+    }
+    bits = options.routing_bits != 0 ? options.routing_bits : AutoRoutingBits(0, version);
+  }
   if (bits > fmt::kMaxRoutingBits) {
     return Status::InvalidArgument(out_path + ": routing_bits must be 0..64");
   }
-  if (any && resolver == nullptr) {
-    return Status::InvalidArgument(out_path + ": merging runs needs a row resolver");
+  // Version 3 needs only the inputs; a version-2 output's filter needs every id's full hash.
+  const bool read_ids = version < 3;
+  if (any && read_ids && resolver == nullptr) {
+    return Status::InvalidArgument(out_path +
+                                   ": merging version-2 dedupe runs needs a row resolver");
   }
   std::sort(segments.begin(), segments.end());
   segments.erase(std::unique(segments.begin(), segments.end()), segments.end());
@@ -994,9 +1064,18 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
   for (size_t i = 0; i < sources.size(); ++i) {
     if (sources[i].valid()) heap.push(i);
   }
-  // Per output segment: (row, low 32 routing bits) of its entries, to read their ids later.
-  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> rows_by_segment(segments.size());
-  RunBuilder builder(fs, out_path, segments, bits);
+  // Version 3: the filter keys of the output's routing values. Version 2: per output
+  // segment, (row, low 32 routing bits) of its entries, to read their ids later.
+  std::vector<uint64_t> keys;
+  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> rows_by_segment;
+  if (read_ids) {
+    rows_by_segment.resize(segments.size());
+  } else {
+    uint64_t total = 0;
+    for (const auto& in : inputs) total += in->info().key_count;
+    keys.reserve(total);
+  }
+  RunBuilder builder(fs, out_path, segments, bits, version);
   RETURN_IF_ERROR(builder.Start());
   bool have_last = false;
   MergeSource::Item last{};
@@ -1009,7 +1088,11 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
         it.row != last.row) {
       const uint32_t seg = it.segment;
       RETURN_IF_ERROR(builder.Add(it.routing, seg, it.row));
-      rows_by_segment[seg].emplace_back(it.row, static_cast<uint32_t>(it.routing));
+      if (read_ids) {
+        rows_by_segment[seg].emplace_back(it.row, static_cast<uint32_t>(it.routing));
+      } else {
+        keys.push_back(FilterKeyOfRoutingValue(it.routing, bits));
+      }
       last = it;
       have_last = true;
     }
@@ -1017,9 +1100,10 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
     if (sources[i].valid()) heap.push(i);
   }
   sources.clear();
+  if (!read_ids) return builder.Finish(keys, summary, info);
 
-  // The filter is over full hashes: hash every row's event_id, segment by segment, rows
-  // ascending. A flush run lists every row of its segments, so a segment's rows are nearly
+  // Version 2: the filter is over full hashes: hash every row's event_id, segment by segment,
+  // rows ascending. A flush run lists every row of its segments, so a segment's rows are nearly
   // always dense: they are put in order by placing each at its row (a sort otherwise).
   std::vector<uint64_t> hashes;
   hashes.reserve(builder.key_count());

@@ -134,6 +134,7 @@ class DedupeTest : public ::testing::Test {
     DedupeWriteOptions options;
     options.hash = hash;
     options.routing_bits = routing_bits;
+    options.format_version = write_version_;
     DedupeRunInfo info;
     Status s = WriteDedupeRun(fs_, Path(n), std::move(entries), &info, options);
     EXPECT_TRUE(s.ok()) << s.ToString();
@@ -144,6 +145,9 @@ class DedupeTest : public ::testing::Test {
     if (!run.ok()) return nullptr;
     EXPECT_EQ(info.file_size, (*run)->info().file_size);
     EXPECT_EQ(info.routing_bits, (*run)->info().routing_bits);
+    EXPECT_EQ(info.format_version, (*run)->info().format_version);
+    EXPECT_EQ(write_version_ == 0 ? fmt::kDedupeFormatVersion : write_version_,
+              (*run)->info().format_version);
     return *run;
   }
 
@@ -179,6 +183,7 @@ class DedupeTest : public ::testing::Test {
   std::string dir_;
   MapResolver resolver_;
   uint64_t next_segment_ = 1000;
+  uint32_t write_version_ = 0;  // DedupeWriteOptions::format_version of Flush
 };
 
 TEST_F(DedupeTest, WriteOpenLookupHitsAndMisses) {
@@ -190,7 +195,7 @@ TEST_F(DedupeTest, WriteOpenLookupHitsAndMisses) {
   EXPECT_EQ(1u, run->info().min_commit_seq);
   EXPECT_EQ(100'000u, run->info().max_commit_seq);
   EXPECT_EQ(8u, run->info().segment_count);
-  EXPECT_EQ(27u, run->info().routing_bits);  // bit_width(99'999) = 17, + 10
+  EXPECT_EQ(40u, run->info().routing_bits);  // bit_width(99'999) = 17, + 10, at least 40
   EXPECT_EQ((std::vector<uint64_t>{1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007}),
             run->segment_file_numbers());
   EXPECT_EQ(7u, run->file_number());
@@ -567,14 +572,22 @@ TEST_F(DedupeTest, DiskBytesPerKey) {
                                      RowLocation{500 + i % kSegments, i / kSegments}, i / 100,
                                      i % 1000 == 0, 0});
   }
-  DedupeRunInfo info;
-  ASSERT_TRUE(WriteDedupeRun(fs_, Path(1), std::move(entries), &info).ok());
-  const double per_key = static_cast<double>(info.file_size) / kKeys;
-  EXPECT_LE(per_key, 6.0) << per_key;
-  EXPECT_EQ(kSegments, info.segment_count);
-  EXPECT_EQ(29u, info.routing_bits);
-  std::printf("disk: %.3f bytes/key (%llu bytes)\n", per_key,
-              static_cast<unsigned long long>(info.file_size));
+  // Version 3 stores 40 routing bits (11 more than version 2's bit_width + 10 = 29): Rice
+  // deltas grow by 11 bits, ~1.4 bytes/key, the price of merges that read no segments.
+  for (uint32_t version : {3u, 2u}) {
+    SCOPED_TRACE(version);
+    DedupeWriteOptions options;
+    options.format_version = version;
+    DedupeRunInfo info;
+    ASSERT_TRUE(WriteDedupeRun(fs_, Path(version), entries, &info, options).ok());
+    const double per_key = static_cast<double>(info.file_size) / kKeys;
+    EXPECT_LE(per_key, version == 3 ? 7.2 : 6.0) << per_key;
+    EXPECT_EQ(kSegments, info.segment_count);
+    EXPECT_EQ(version == 3 ? 40u : 29u, info.routing_bits);
+    EXPECT_EQ(version, info.format_version);
+    std::printf("disk, version %u: %.3f bytes/key (%llu bytes)\n", version, per_key,
+                static_cast<unsigned long long>(info.file_size));
+  }
 }
 
 TEST_F(DedupeTest, BlockChecksumMismatchIsCorruption) {
@@ -634,7 +647,9 @@ TEST_F(DedupeTest, BlockChecksumMismatchIsCorruption) {
 TEST_F(DedupeTest, BlockWithValidChecksumButBadContentsIsCorruption) {
   std::vector<DedupeEntry> events;
   for (uint64_t i = 0; i < 300; ++i) events.push_back(MakeEntry(Key("evt_", i), i));
-  ASSERT_NE(nullptr, Flush(1, events, 2));
+  // 19 routing bits (bit_width(299) + 10, version 2's automatic choice): block 0 then ends in
+  // padding bits, which "stray padding" needs.
+  ASSERT_NE(nullptr, Flush(1, events, 2, &Hash64, 19));
   const std::string good = ReadRaw(1);
   const uint64_t index_offset = FooterField64(good, kIndexOffsetAt);
   const uint32_t block0_size = DecodeFixed32(good.data() + index_offset + 8);
@@ -754,7 +769,8 @@ TEST_F(DedupeTest, MergeKeepsEveryKey) {
                 inputs[2]->info().forever_key_count,
             info.forever_key_count);  // summed over inputs: an upper bound
   EXPECT_EQ(1'000 + 4'999, info.max_usage_anchor_ms);
-  EXPECT_EQ(18, resolver_.id_reads);  // one ReadEventIds per output segment
+  EXPECT_EQ(0, resolver_.id_reads);  // version 3: the filter comes from the routing values
+  EXPECT_EQ(3u, info.format_version);
   auto merged = DedupeRun::Open(fs_, Path(10), 10);
   ASSERT_TRUE(merged.ok()) << merged.status().ToString();
   std::vector<uint64_t> want_segments;
@@ -783,7 +799,8 @@ TEST_F(DedupeTest, MergeKeepsEveryKey) {
   EXPECT_EQ(everything.size(), info.key_count);
 }
 
-TEST_F(DedupeTest, MergeNeedsAResolverThatReadsIds) {
+TEST_F(DedupeTest, MergeOfVersion2NeedsAResolverThatReadsIds) {
+  write_version_ = 2;
   auto run = Flush(1, {MakeEntry("a", 1), MakeEntry("b", 2)});
   ASSERT_NE(nullptr, run);
   DedupeRunInfo info;
@@ -804,6 +821,182 @@ TEST_F(DedupeTest, MergeNeedsAResolverThatReadsIds) {
   for (uint64_t n : {2, 3, 4}) {
     EXPECT_FALSE(fs_->FileExists(Path(n)));
     EXPECT_FALSE(fs_->FileExists(Path(n) + ".tmp"));
+  }
+  // A version-3 input needs no resolver.
+  write_version_ = 0;
+  auto v3 = Flush(5, {MakeEntry("c", 3)});
+  ASSERT_NE(nullptr, v3);
+  s = MergeDedupeRuns(fs_, {v3}, Path(6), nullptr, &info);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(3u, info.format_version);
+}
+
+// Events r * 10'000 + i for i < count, with some corrections.
+std::vector<DedupeEntry> MergeEvents(uint64_t r, uint64_t count) {
+  std::vector<DedupeEntry> events;
+  for (uint64_t i = 0; i < count; ++i) {
+    events.push_back(MakeEntry(Key("evt_" + std::to_string(r) + "_", i), r * 10'000 + i,
+                               i % 97 == 0 ? EventKind::kRetraction : EventKind::kUsage,
+                               2'000 + static_cast<int64_t>(i), 700));
+  }
+  return events;
+}
+
+// Issue #3: a merge of version-3 runs reads no segment (the filter is a function of the
+// stored routing values), writes exactly the file a flush of all their events would have
+// written, and answers every lookup as the version-2 merge, which hashes every id through the
+// resolver, does.
+TEST_F(DedupeTest, Version3MergeReadsNoSegmentsAndMatchesTheResolverPath) {
+  std::vector<std::vector<DedupeEntry>> batches;
+  for (uint64_t r = 0; r < 3; ++r) batches.push_back(MergeEvents(r, 2'000 + 1'500 * r));
+  const uint64_t v3_first_segment = next_segment_;
+  std::vector<std::shared_ptr<DedupeRun>> v3_inputs, v2_inputs;
+  for (uint64_t r = 0; r < 3; ++r) {
+    v3_inputs.push_back(Flush(r + 1, batches[r], 3 + r));
+    ASSERT_NE(nullptr, v3_inputs.back());
+  }
+  const uint64_t v3_end_segment = next_segment_;
+  write_version_ = 2;
+  for (uint64_t r = 0; r < 3; ++r) {
+    v2_inputs.push_back(Flush(r + 4, batches[r], 3 + r));
+    ASSERT_NE(nullptr, v2_inputs.back());
+  }
+
+  DedupeRunInfo v3_info, v2_info;
+  Status s = MergeDedupeRuns(fs_, v3_inputs, Path(10), /*resolver=*/nullptr, &v3_info);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(3u, v3_info.format_version);
+  EXPECT_EQ(40u, v3_info.routing_bits);
+  EXPECT_EQ(0, resolver_.id_reads);
+  s = MergeDedupeRuns(fs_, v2_inputs, Path(11), &resolver_, &v2_info);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(2u, v2_info.format_version);
+  EXPECT_EQ(3 + 4 + 5, resolver_.id_reads);  // one ReadEventIds per output segment
+  EXPECT_EQ(v3_info.key_count, v2_info.key_count);
+  EXPECT_EQ(v3_info.forever_key_count, v2_info.forever_key_count);
+
+  // The same bytes as one run written over every event of the version-3 segments.
+  std::vector<DedupeRunEntry> all;
+  for (const auto& [loc, e] : resolver_.rows) {
+    if (loc.segment_file_number < v3_first_segment || loc.segment_file_number >= v3_end_segment) {
+      continue;
+    }
+    all.push_back(DedupeRunEntry{Hash64(e.event_id), loc, e.commit_seq, e.kind != EventKind::kUsage,
+                                 std::max(e.ingested_at_ms, e.timestamp_ms)});
+  }
+  ASSERT_EQ(v3_info.key_count, all.size());
+  ASSERT_TRUE(WriteDedupeRun(fs_, Path(12), std::move(all), nullptr).ok());
+  EXPECT_TRUE(ReadRaw(10) == ReadRaw(12));
+
+  auto v3_merged = DedupeRun::Open(fs_, Path(10), 10);
+  auto v2_merged = DedupeRun::Open(fs_, Path(11), 11);
+  ASSERT_TRUE(v3_merged.ok()) << v3_merged.status().ToString();
+  ASSERT_TRUE(v2_merged.ok()) << v2_merged.status().ToString();
+  DedupeIndex v3_index(1 << 20), v2_index(1 << 20);
+  v3_index.SetRuns({*v3_merged});
+  v2_index.SetRuns({*v2_merged});
+  for (const auto& batch : batches) {
+    for (const auto& e : batch) {
+      auto a = Lookup(v3_index, e.event_id);
+      auto b = Lookup(v2_index, e.event_id);
+      ASSERT_TRUE(a.ok() && b.ok());
+      ExpectSameEntry(e, *a);
+      ExpectSameEntry(e, *b);
+    }
+  }
+  // Misses: absent from both; with 40 routing bits a miss almost never reaches the resolver.
+  const uint64_t calls_before = resolver_.calls.load();
+  int v3_positives = 0, v2_positives = 0;
+  for (uint64_t i = 0; i < 50'000; ++i) {
+    const std::string id = Key("absent_", i);
+    EXPECT_FALSE(Has(v3_index, id));
+    EXPECT_FALSE(Has(v2_index, id));
+    v3_positives += (*v3_merged)->MayContain(Hash64(id));
+    v2_positives += (*v2_merged)->MayContain(Hash64(id));
+  }
+  EXPECT_LE(resolver_.calls.load() - calls_before, 5u);
+  // 13 bits/key, 8 probes: ~0.27% each (~135 of 50K).
+  EXPECT_LT(v3_positives, 300);
+  EXPECT_LT(v2_positives, 300);
+}
+
+// Version 2 files (filter over the full hash) still open, answer lookups, and merge the old
+// way: through the resolver, into a version-2 output (their dropped routing bits cannot be
+// recovered, so a routing-keyed filter over them would be weak).
+TEST_F(DedupeTest, Version2RunStillReadAndMergedThroughTheResolver) {
+  write_version_ = 2;
+  const std::vector<DedupeEntry> old_events = MergeEvents(1, 3'000);
+  auto v2 = Flush(1, old_events, 4);
+  ASSERT_NE(nullptr, v2);
+  EXPECT_EQ(2u, v2->info().format_version);
+  EXPECT_EQ(22u, v2->info().routing_bits);  // bit_width(2'999) + 10, no floor
+  write_version_ = 0;
+  const std::vector<DedupeEntry> new_events = MergeEvents(2, 2'000);
+  auto v3 = Flush(2, new_events, 4);
+  ASSERT_NE(nullptr, v3);
+  EXPECT_EQ(3u, v3->info().format_version);
+  DedupeIndex index(1 << 20);
+  index.SetRuns({v2, v3});
+  for (const auto& e : old_events) {
+    auto got = Lookup(index, e.event_id);
+    ASSERT_TRUE(got.ok());
+    ExpectSameEntry(e, *got);
+  }
+  for (uint64_t i = 0; i < 10'000; ++i) EXPECT_FALSE(Has(index, Key("absent_", i)));
+
+  DedupeRunInfo info;
+  Status s = MergeDedupeRuns(fs_, {v2, v3}, Path(3), nullptr, &info);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_FALSE(fs_->FileExists(Path(3)));
+  s = MergeDedupeRuns(fs_, {v2, v3}, Path(3), &resolver_, &info);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(2u, info.format_version);
+  EXPECT_EQ(22u, info.routing_bits);
+  EXPECT_EQ(8, resolver_.id_reads);
+  auto merged = DedupeRun::Open(fs_, Path(3), 3);
+  ASSERT_TRUE(merged.ok()) << merged.status().ToString();
+  EXPECT_EQ(2u, (*merged)->info().format_version);
+  index.SetRuns({*merged});
+  for (const auto* events : {&old_events, &new_events}) {
+    for (const auto& e : *events) {
+      auto got = Lookup(index, e.event_id);
+      ASSERT_TRUE(got.ok());
+      ExpectSameEntry(e, *got);
+    }
+  }
+  for (uint64_t i = 0; i < 10'000; ++i) EXPECT_FALSE(Has(index, Key("absent_", i)));
+}
+
+// Footer fields of a version-3 run with a valid footer checksum that still contradict the
+// format: Corruption naming the file.
+TEST_F(DedupeTest, Version3FooterContradictionsAreCorruption) {
+  std::vector<DedupeEntry> events = MergeEvents(0, 500);
+  ASSERT_NE(nullptr, Flush(1, events));
+  const std::string v3_file = ReadRaw(1);
+  write_version_ = 2;
+  ASSERT_NE(nullptr, Flush(2, events));
+  const std::string v2_file = ReadRaw(2);
+  auto with_field = [](std::string file, size_t at, uint32_t value) {
+    char* footer = file.data() + file.size() - fmt::kTailSize;
+    EncodeFixed32(footer + at, value);
+    EncodeFixed32(footer + fmt::kFooterSize - 4,
+                  crc32c::Mask(crc32c::Value(footer, fmt::kFooterSize - 4)));
+    return file;
+  };
+  const std::vector<std::pair<const char*, std::string>> cases = {
+      {"version 2 under the version-3 magic", with_field(v3_file, 0, 2)},
+      {"version 3 under the version-2 magic", with_field(v2_file, 0, 3)},
+      {"routing bits 0", with_field(v3_file, 4, 0)},
+      {"routing bits 65", with_field(v3_file, 4, 65)},
+      {"probes 0", with_field(v3_file, 88, 0)},
+  };
+  for (const auto& [what, bad] : cases) {
+    SCOPED_TRACE(what);
+    WriteRaw(3, bad);
+    auto r = DedupeRun::Open(fs_, Path(3), 3);
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+    EXPECT_NE(std::string::npos, r.status().message().find(Path(3)));
   }
 }
 
