@@ -128,6 +128,27 @@ TEST_F(DbTest, DuplicateDetectedAfterFlushAndRestart) {
   EXPECT_EQ(std::make_pair(std::string("10"), uint64_t{1}), Total());
 }
 
+// One batch's candidates in one segment block: the resolver decodes the block's ids first and
+// its other columns at the first match, then answers the later rows from that cached block.
+TEST_F(DbTest, DuplicatesInOneSegmentBlockResolvedInOneBatch) {
+  Open();
+  std::vector<Event> first;
+  for (int i = 0; i < 20; i++) first.push_back(MakeEvent("e" + std::to_string(i), "acc", i));
+  Ingest(first);
+  ASSERT_TRUE(db_->Flush().ok());
+  Reopen();
+  const IngestResult r =
+      Ingest({MakeEvent("e3", "acc", 3), MakeEvent("e7", "acc", 8), MakeEvent("e11", "acc", 11),
+              MakeEvent("n1", "acc", 5), MakeEvent("e19", "acc", 19)});
+  ASSERT_EQ(5u, r.results.size());
+  EXPECT_EQ(Outcome::kDuplicate, r.results[0].outcome);
+  EXPECT_EQ(Outcome::kConflict, r.results[1].outcome);
+  EXPECT_EQ(Outcome::kDuplicate, r.results[2].outcome);
+  EXPECT_EQ(Outcome::kAccepted, r.results[3].outcome);
+  EXPECT_EQ(Outcome::kDuplicate, r.results[4].outcome);
+  EXPECT_EQ(std::make_pair(std::string("195"), uint64_t{21}), Total());
+}
+
 TEST_F(DbTest, UnflushedEventsSurviveRestartThroughWal) {
   Open();
   Ingest({MakeEvent("e1", "acc", 10), MakeEvent("e2", "other", 7)});

@@ -63,8 +63,10 @@ size_t SegmentHandle::Warm() {
 }
 
 // Resolves dedupe run candidates against committed segment rows: compares the full event_id
-// (hashes only route) and, on a match, reads the row to recompute its payload digest. Keeps
-// the last decoded block, since the candidates of one batch often share blocks.
+// (hashes only route) and, on a match, reads the row to recompute its payload digest. Decodes
+// a block's event_id column first and its other columns only when an id matches (a mismatch
+// is a routing collision, the common case). Keeps the last decoded block, since the candidates
+// of one batch often share blocks.
 class SegmentRowResolver : public DedupeRowResolver {
  public:
   explicit SegmentRowResolver(DBImpl* db) : db_(db) {}
@@ -75,12 +77,25 @@ class SegmentRowResolver : public DedupeRowResolver {
     const SegmentReader* reader;
     RETURN_IF_ERROR(Locate(loc.segment_file_number, loc.row, &reader, &block, &row));
     if (!(cached_file_ == loc.segment_file_number && cached_block_ == block)) {
-      RETURN_IF_ERROR(reader->ReadBlock(block, kAllColumns, &cached_));
+      cached_block_ = SIZE_MAX;  // until the read below succeeds
+      RETURN_IF_ERROR(reader->ReadBlock(block, ColumnBit(Column::kEventId), &cached_));
       cached_file_ = loc.segment_file_number;
       cached_block_ = block;
+      cached_all_ = false;
     }
     if (row >= cached_.rows) return Status::Corruption(reader->path() + ": row out of range");
     if (cached_.event_id.Get(row) != event_id) return std::optional<DedupeEntry>();
+    if (!cached_all_) {
+      // The other columns join the decoded event ids (ReadBlock clears the columns it is not
+      // asked for, so the ids step aside meanwhile).
+      StringColumn ids = std::move(cached_.event_id);
+      cached_block_ = SIZE_MAX;
+      RETURN_IF_ERROR(
+          reader->ReadBlock(block, kAllColumns & ~ColumnBit(Column::kEventId), &cached_));
+      cached_.event_id = std::move(ids);
+      cached_block_ = block;
+      cached_all_ = true;
+    }
     Event e;
     RETURN_IF_ERROR(cached_.MaterializeRow(row, &e));
     return std::optional<DedupeEntry>(DedupeEntry{e.event_id, PayloadDigest(e), e.ingested_at_ms,
@@ -92,7 +107,7 @@ class SegmentRowResolver : public DedupeRowResolver {
     ids->clear();
     ids->reserve(rows.size());
     return ForEachEventId(segment_file_number, rows,
-                          [ids](const std::string& id) { ids->push_back(id); });
+                          [ids](std::string_view id) { ids->emplace_back(id); });
   }
 
   // The merge's path: hashes each id where the decoded block holds it (no string per row).
@@ -101,7 +116,7 @@ class SegmentRowResolver : public DedupeRowResolver {
     hashes->clear();
     hashes->reserve(rows.size());
     return ForEachEventId(segment_file_number, rows,
-                          [&](const std::string& id) { hashes->push_back(hash(id)); });
+                          [&](std::string_view id) { hashes->push_back(hash(id)); });
   }
 
  private:
@@ -169,7 +184,8 @@ class SegmentRowResolver : public DedupeRowResolver {
   DBImpl* db_;
   std::vector<std::shared_ptr<SegmentHandle>> handles_;
   uint64_t cached_file_ = 0;
-  size_t cached_block_ = SIZE_MAX;
+  size_t cached_block_ = SIZE_MAX;  // SIZE_MAX: nothing cached
+  bool cached_all_ = false;         // cached_ holds every column, else only event_id
   DecodedBlock cached_;
 };
 
@@ -1958,7 +1974,7 @@ Status DBImpl::Aggregate(const ReadFilter& filter, bool group_by_account,
     uint64_t count = 0;
   };
   Acc total;
-  std::map<std::string, Acc> groups;
+  std::map<std::string, Acc, std::less<>> groups;
   ColumnMask cols = ColumnBit(Column::kQuantity);
   if (group_by_account) cols |= ColumnBit(Column::kAccountId);
   ScanPart part;
@@ -1974,7 +1990,10 @@ Status DBImpl::Aggregate(const ReadFilter& filter, bool group_by_account,
           if (group_by_account) {
             const uint32_t code = b.account_id.codes[rows[i]];
             while (j < n && b.account_id.codes[rows[j]] == code) j++;
-            a = &groups[b.account_id.Get(rows[i])];
+            const std::string_view account = b.account_id.Get(rows[i]);
+            auto it = groups.find(account);
+            if (it == groups.end()) it = groups.emplace(std::string(account), Acc{}).first;
+            a = &it->second;
           } else {
             j = n;
           }

@@ -165,12 +165,12 @@ class RowAccess {
     }
     // Keyed by the canonical string itself: the scan reuses one DecodedBlock object for every
     // block, so per-block dictionary codes cannot key a cache that outlives a block.
-    const std::string& canonical = block_->dimensions.Get(row_);
+    const std::string_view canonical = block_->dimensions.Get(row_);
     auto it = dims_by_string_.find(canonical);
     if (it == dims_by_string_.end()) {
       Dims d;
       RETURN_IF_ERROR(ParseCanonicalDimensions(canonical, &d));
-      it = dims_by_string_.emplace(canonical, std::move(d)).first;
+      it = dims_by_string_.emplace(std::string(canonical), std::move(d)).first;
     }
     *out = &it->second;
     return Status::OK();
@@ -179,7 +179,12 @@ class RowAccess {
   const DecodedBlock* block_ = nullptr;
   const Event* event_ = nullptr;
   size_t row_ = 0;
-  std::unordered_map<std::string, Dims> dims_by_string_;
+  // Transparent, so a row's string_view finds its entry without a copy.
+  struct ViewHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, Dims, ViewHash, std::equal_to<>> dims_by_string_;
 };
 
 // One group. Its values are value ids of its aggregator's interners (no strings copied and no

@@ -2,9 +2,12 @@
 // sorted in billing order. See docs/format.md, section "Raw segment".
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/file_system.h"
@@ -38,13 +41,94 @@ using ColumnMask = uint32_t;
 constexpr ColumnMask ColumnBit(Column c) { return 1u << static_cast<int>(c); }
 constexpr ColumnMask kAllColumns = (1u << kNumColumns) - 1;
 
+// The distinct values of one decoded string column, stored flat: the values' bytes one after
+// another in one buffer and each value's end offset, so decoding a block allocates nothing
+// per value (an event_id column has one value per row) and a DecodedBlock reused from block
+// to block reuses both buffers. Values are views into the buffer: valid until the next
+// change of this dictionary.
+class StringDict {
+ public:
+  size_t size() const { return ends_.size(); }
+  bool empty() const { return ends_.empty(); }
+  std::string_view operator[](size_t i) const {
+    const size_t begin = i == 0 ? 0 : ends_[i - 1];
+    return std::string_view(bytes_.data() + begin, ends_[i] - begin);
+  }
+  // Total bytes of all values.
+  size_t bytes() const { return bytes_.size(); }
+
+  void clear() {
+    bytes_.clear();
+    ends_.clear();
+  }
+  void reserve(size_t values, size_t bytes) {
+    ends_.reserve(values);
+    bytes_.reserve(bytes);
+  }
+  void push_back(std::string_view v) {
+    bytes_.append(v);
+    ends_.push_back(bytes_.size());
+  }
+  // Appends the value prefix + suffix.
+  void push_back(std::string_view prefix, std::string_view suffix) {
+    bytes_.append(prefix);
+    bytes_.append(suffix);
+    ends_.push_back(bytes_.size());
+  }
+  // Appends `count` values of `size` bytes each and returns where their bytes start (one after
+  // another, zero-filled), for the caller to write.
+  char* AppendEqualSized(size_t count, size_t size) {
+    const size_t begin = bytes_.size();
+    bytes_.resize(begin + count * size);
+    ends_.reserve(ends_.size() + count);
+    for (size_t k = 1; k <= count; ++k) ends_.push_back(begin + k * size);
+    return bytes_.data() + begin;
+  }
+  // Builds a value in place: append its bytes to *BeginValue(), then call EndValue().
+  std::string* BeginValue() { return &bytes_; }
+  void EndValue() { ends_.push_back(bytes_.size()); }
+
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = std::string_view;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = std::string_view;
+    const_iterator() = default;
+    const_iterator(const StringDict* d, size_t i) : d_(d), i_(i) {}
+    std::string_view operator*() const { return (*d_)[i_]; }
+    const_iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator old = *this;
+      ++i_;
+      return old;
+    }
+    bool operator==(const const_iterator& o) const { return i_ == o.i_; }
+
+   private:
+    const StringDict* d_ = nullptr;
+    size_t i_ = 0;
+  };
+  const_iterator begin() const { return const_iterator(this, 0); }
+  const_iterator end() const { return const_iterator(this, size()); }
+
+ private:
+  std::string bytes_;
+  std::vector<size_t> ends_;
+};
+
 // A string column of one decoded block: per-row code into dict; kNullCode = null.
 struct StringColumn {
   static constexpr uint32_t kNullCode = 0xffffffffu;
-  std::vector<std::string> dict;
+  StringDict dict;
   std::vector<uint32_t> codes;
   bool IsNull(size_t row) const { return codes[row] == kNullCode; }
-  const std::string& Get(size_t row) const { return dict[codes[row]]; }
+  // REQUIRES: !IsNull(row). The view is valid until the column changes.
+  std::string_view Get(size_t row) const { return dict[codes[row]]; }
 };
 
 // The requested columns of one block; columns not requested stay empty.

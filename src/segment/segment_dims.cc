@@ -514,7 +514,7 @@ bool DecodeDimensionsByKey(std::string_view body, size_t n, StringColumn* out) {
   for (uint64_t k = 0; k < k_count; ++k) {
     if (!d.GetLengthPrefixed(&keys[k]) || (k > 0 && !(keys[k - 1] < keys[k]))) return false;
   }
-  std::vector<std::vector<std::string>> values(k_count);
+  std::vector<StringDict> values(k_count);
   // parents[k][id] = (id of the prefix before key k, code + 1 of key k; 0 = absent).
   std::vector<std::vector<std::pair<uint32_t, uint32_t>>> parents(k_count);
   std::vector<uint32_t> ids(n, 0);
@@ -574,35 +574,35 @@ bool DecodeDimensionsByKey(std::string_view body, size_t n, StringColumn* out) {
   const size_t combos = k_count == 0 ? 1 : parents[k_count - 1].size();
   // Each key ("k":) and each value ("v") is escaped once; a combination concatenates them.
   std::vector<std::string> key_part(k_count);
-  std::vector<std::vector<std::string>> value_part(k_count);
+  std::vector<StringDict> value_part(k_count);
   for (size_t k = 0; k < k_count; ++k) {
     AppendEscaped(keys[k], &key_part[k]);
     key_part[k].push_back(':');
-    value_part[k].resize(values[k].size());
-    for (size_t v = 0; v < values[k].size(); ++v) AppendEscaped(values[k][v], &value_part[k][v]);
+    for (std::string_view v : values[k]) {
+      AppendEscaped(v, value_part[k].BeginValue());
+      value_part[k].EndValue();
+    }
   }
-  out->dict.assign(combos, std::string());
+  out->dict.clear();
   std::vector<uint32_t> codes(k_count);
   for (size_t c = 0; c < combos; ++c) {
     uint32_t id = static_cast<uint32_t>(c);
-    size_t size = 2 + k_count;
     for (size_t k = k_count; k-- > 0;) {
       codes[k] = parents[k][id].second;
       id = parents[k][id].first;
-      if (codes[k] != 0) size += key_part[k].size() + value_part[k][codes[k] - 1].size();
     }
-    std::string& s = out->dict[c];
-    s.reserve(size);
-    s.push_back('{');
+    std::string* s = out->dict.BeginValue();
+    s->push_back('{');
     bool first = true;
     for (size_t k = 0; k < k_count; ++k) {
       if (codes[k] == 0) continue;
-      if (!first) s.push_back(',');
+      if (!first) s->push_back(',');
       first = false;
-      s.append(key_part[k]);
-      s.append(value_part[k][codes[k] - 1]);
+      s->append(key_part[k]);
+      s->append(value_part[k][codes[k] - 1]);
     }
-    s.push_back('}');
+    s->push_back('}');
+    out->dict.EndValue();
   }
   out->codes = std::move(ids);
   return true;

@@ -372,7 +372,7 @@ class SegmentReaderImpl final : public SegmentReader {
   Status CheckDecoded(size_t block, ColumnMask columns, DecodedBlock* out) const {
     if (columns & ColumnBit(Column::kDimensions)) {
       segment::Dimensions dims;
-      for (const std::string& s : out->dimensions.dict) {
+      for (std::string_view s : out->dimensions.dict) {
         if (!segment::ParseCanonicalDimensionsString(s, &dims)) {
           ClearColumn(out, Column::kDimensions);
           return Corrupt(block, Column::kDimensions, "malformed dimensions string");
@@ -397,7 +397,7 @@ class SegmentReaderImpl final : public SegmentReader {
     for (size_t i = 0; i < d.rows; ++i) {
       ok &= d.timestamp_ms[i] >= z.min_timestamp_ms && d.timestamp_ms[i] <= z.max_timestamp_ms;
       ok &= d.commit_seq[i] >= z.min_commit_seq && d.commit_seq[i] <= z.max_commit_seq;
-      const std::string& account = d.account_id.Get(i);
+      const std::string_view account = d.account_id.Get(i);
       ok &= account >= z.min_account_id && account <= z.max_account_id;
     }
     if (!ok) return Corrupt(block, "rows outside the block's zone map");

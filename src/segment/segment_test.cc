@@ -1551,6 +1551,53 @@ TEST(SegmentEncoding, WrongDistinctClaimStillRoundTrips) {
   for (size_t i = 0; i < views.size(); ++i) EXPECT_EQ(views[i], col.Get(i)) << i;
 }
 
+// A reader reuses one DecodedBlock from block to block: a column decoded into a StringColumn
+// that holds another block's values (of any encoding, longer or shorter) has exactly its own.
+TEST(SegmentEncoding, OneStringColumnDecodesBlockAfterBlock) {
+  std::mt19937 rng(7);
+  const std::string base32 = "abcdefghijklmnopqrstuvwxyz234567";
+  std::vector<std::vector<std::string>> blocks;
+  std::vector<std::string> ids, dict, runs, binary, varied, single;
+  for (int i = 0; i < 300; ++i) {
+    std::string id = "evt_";
+    for (int k = 0; k < 26; ++k) id.push_back(base32[rng() % 32]);
+    ids.push_back(id);
+    dict.push_back("model-" + std::to_string((i * 7) % 13));
+    runs.push_back("acct_" + std::to_string(100 + i / 50));
+    std::string b = "x";
+    for (int k = 0; k < 12; ++k) b.push_back(static_cast<char>(rng()));
+    binary.push_back(b);
+    varied.push_back("reason " + std::to_string(i * 7919) + "!");
+  }
+  single.push_back("only");
+  const std::vector<std::vector<std::string>> columns = {ids,    dict,   runs, single,
+                                                         binary, varied, ids};
+  StringColumn shared;
+  std::set<segment::Encoding> seen;
+  for (const std::vector<std::string>& values : columns) {
+    std::vector<std::string_view> views(values.begin(), values.end());
+    std::vector<uint8_t> nulls(values.size(), 0);
+    nulls[values.size() - 1] = values.size() > 1;
+    std::string body;
+    const segment::Encoding enc = segment::EncodeStringColumn(views, nulls, &body);
+    seen.insert(enc);
+    ASSERT_TRUE(segment::DecodeStringColumn(enc, body, values.size(), true, &shared));
+    ASSERT_EQ(values.size(), shared.codes.size());
+    std::set<std::string> distinct;
+    for (size_t i = 0; i < values.size(); ++i) {
+      ASSERT_EQ(nulls[i] != 0, shared.IsNull(i)) << i;
+      if (nulls[i]) continue;
+      EXPECT_EQ(values[i], shared.Get(i)) << i;
+      distinct.insert(values[i]);
+    }
+    EXPECT_LE(distinct.size(), shared.dict.size());
+    size_t bytes = 0;
+    for (std::string_view v : shared.dict) bytes += v.size();
+    EXPECT_EQ(bytes, shared.dict.bytes());
+  }
+  EXPECT_EQ(5u, seen.size());  // every string encoding took a turn
+}
+
 TEST(SegmentEncoding, PrecomputedDictionaryIds) {
   const std::vector<std::string_view> distinct = {"{\"b\":\"2\"}", "{}", "{\"a\":\"1\"}"};
   const std::vector<uint32_t> ids = {0, 0, 1, 2, 2, 2, 1, 0};
@@ -1567,7 +1614,8 @@ TEST(SegmentEncoding, PrecomputedDictionaryIds) {
   const segment::Encoding enc = encoder.Encode(in, &body);
   StringColumn col;
   ASSERT_TRUE(segment::DecodeStringColumn(enc, body, views.size(), false, &col));
-  EXPECT_EQ((std::vector<std::string>{"{\"a\":\"1\"}", "{\"b\":\"2\"}", "{}"}), col.dict);
+  EXPECT_EQ((std::vector<std::string>{"{\"a\":\"1\"}", "{\"b\":\"2\"}", "{}"}),
+            std::vector<std::string>(col.dict.begin(), col.dict.end()));
   for (size_t i = 0; i < views.size(); ++i) EXPECT_EQ(views[i], col.Get(i));
 }
 
@@ -1587,6 +1635,36 @@ TEST(SegmentEncoding, FixedAlphabetEveryWidth) {
     RoundTripStrings(values, nulls, &enc);
     EXPECT_EQ(segment::Encoding::kStringFixedAlphabet, enc) << alphabet;
   }
+}
+
+// Packed symbols beyond the alphabet (3 symbols take 2 bits, so code 3 is representable) are a
+// malformed body, wherever they fall in a value.
+TEST(SegmentEncoding, FixedAlphabetSymbolBeyondAlphabetIsMalformed) {
+  std::mt19937 rng(5);
+  std::vector<std::string> values;
+  for (int i = 0; i < 150; ++i) {
+    std::string s = "id_";
+    for (int k = 0; k < 28; ++k) s.push_back(static_cast<char>('a' + rng() % 3));
+    values.push_back(s);
+  }
+  std::vector<std::string_view> views(values.begin(), values.end());
+  std::string body;
+  const segment::Encoding enc = segment::EncodeStringColumn(views, {}, &body);
+  ASSERT_EQ(segment::Encoding::kStringFixedAlphabet, enc);
+  StringColumn col;
+  // 150 * 28 symbols of 2 bits end exactly with the body's last byte.
+  std::string valid = body;
+  valid.back() = 0;  // four symbols 'a'
+  ASSERT_TRUE(segment::DecodeStringColumn(enc, valid, values.size(), false, &col));
+  EXPECT_EQ("id_" + values.back().substr(3, 24) + "aaaa", col.Get(values.size() - 1));
+  for (char last : {'\xff', '\x03', '\xc0'}) {
+    std::string bad = body;
+    bad.back() = last;
+    EXPECT_FALSE(segment::DecodeStringColumn(enc, bad, values.size(), false, &col));
+  }
+  std::string first = body;
+  first[first.size() - 150 * 28 * 2 / 8] = '\x03';  // the first value's first symbol
+  EXPECT_FALSE(segment::DecodeStringColumn(enc, first, values.size(), false, &col));
 }
 
 // ---- dimensions, names, partitions ------------------------------------------------------------
@@ -1674,7 +1752,7 @@ segment::Encoding DimensionsRoundTrip(const std::vector<segment::Dimensions>& ro
                       : segment::DecodeStringColumn(e, *body, rows.size(), false, &col);
   EXPECT_TRUE(ok);
   decoded->clear();
-  for (size_t i = 0; ok && i < rows.size(); ++i) decoded->push_back(col.Get(i));
+  for (size_t i = 0; ok && i < rows.size(); ++i) decoded->emplace_back(col.Get(i));
   return e;
 }
 
