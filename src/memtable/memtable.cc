@@ -11,7 +11,7 @@ namespace usagedb {
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
-// Per-row overhead beyond the record: the MemRow in the deque (the index's slots are counted
+// Per-row overhead beyond the record: the MemRow in the row store (the index's slots are counted
 // by their real size).
 constexpr size_t kRowOverhead = sizeof(MemRow);
 
@@ -70,7 +70,7 @@ void MemTable::AddUnit(uint64_t seq, int64_t ingested_at_ms, std::string_view by
   for (size_t i = 0; i < std::min(rows.size(), kAhead); i++) {
     if (rows[i].id_hash != 0) index_.Prefetch(rows[i].id_hash);
   }
-  // The row number of rows[i] (a deque's size() costs a division per call).
+  // The row number of rows[i].
   uint32_t row = static_cast<uint32_t>(rows_.size());
   for (size_t i = 0; i < rows.size(); i++, row++) {
     if (i + kAhead < rows.size() && rows[i + kAhead].id_hash != 0) {

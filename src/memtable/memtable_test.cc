@@ -46,10 +46,24 @@ TEST(MemTable, ForEachStopsAtTheSnapshotSequence) {
 
 TEST(MemTable, ViewsStayValidAcrossManyAppends) {
   MemTable m(0);
-  // Short ids live inside the std::string object (SSO): the deque must never move them.
+  // Short ids live inside the std::string object (SSO): the row store must never move them.
   for (int i = 0; i < 20000; i++) m.Add(Ev("s" + std::to_string(i), i + 1), Digest128{});
   for (int i = 0; i < 20000; i += 997) EXPECT_TRUE(m.Contains("s" + std::to_string(i))) << i;
   EXPECT_EQ(20000u, m.size());
+  // Rows in insertion order across the store's chunks (4,096 rows each), by index and by
+  // iteration, each with its own id and hash.
+  const MemRowStore& rows = m.rows_for_flush();
+  ASSERT_EQ(20000u, rows.size());
+  size_t k = 0;
+  for (const MemRow& r : rows) {
+    const std::string id = "s" + std::to_string(k);
+    ASSERT_EQ(id, r.event_id) << k;
+    ASSERT_EQ(&r, &rows[k]) << k;
+    ASSERT_EQ(Hash64(id), r.id_hash) << k;
+    ASSERT_EQ(k + 1, r.commit_seq) << k;
+    k++;
+  }
+  EXPECT_EQ(20000u, k);
   // Records, not decoded structs: well under a decoded Event per row.
   EXPECT_LT(m.ApproximateBytes(), 20000u * sizeof(Event));
   EXPECT_GT(m.ApproximateBytes(), 20000u * 20);
