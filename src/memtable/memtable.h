@@ -53,6 +53,8 @@ struct RowMeta {
 };
 
 // One stored event: its record in the arena and the facts needed without decoding it.
+// AddUnit constructs rows from their fields in declaration order (parenthesized aggregate
+// init): a reordered or added field must be reordered there too.
 struct MemRow {
   const char* record = nullptr;
   std::string_view event_id;  // points into the record
@@ -138,7 +140,6 @@ class MemTable {
   int64_t created_ms() const { return created_ms_; }
 
  private:
-  const char* CopyToArena(std::string_view bytes);         // REQUIRES: mu_ held exclusively
   [[gnu::noinline]] void NewArenaChunk(size_t min_bytes);  // REQUIRES: mu_ held exclusively
   void NoteSequenceLocked(uint64_t seq, int64_t ingested_at_ms);
 
