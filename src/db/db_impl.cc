@@ -740,7 +740,8 @@ Status DBImpl::Commit(PendingUnit* w) {
     }
     if (s.ok()) {
       for (PendingUnit* p : group) {
-        mem->NoteSequence(p->seq, p->ingested_at_ms);
+        // AddUnit notes the sequence (also for a unit of conflicts only): one exclusive
+        // lock per unit, not two.
         mem->AddUnit(p->seq, p->ingested_at_ms, p->body.view(), p->rows);
         for (ConflictEntry& c : p->conflicts) {
           c.commit_seq = p->seq;

@@ -54,6 +54,8 @@ struct RowMeta {
 };
 
 // One stored event: its record in the arena and the facts needed without decoding it.
+// AddUnit constructs rows from their fields in declaration order (parenthesized aggregate
+// init): a reordered or added field must be reordered there too.
 struct MemRow {
   const char* record = nullptr;
   uint32_t record_length = 0;
@@ -88,10 +90,13 @@ class MemRowStore {
   const MemRow& operator[](size_t i) const {
     return chunks_[i >> kShift][i & (kChunkRows - 1)];
   }
-  void push_back(const MemRow& r) {
+  void push_back(const MemRow& r) { new (AppendSlot()) MemRow(r); }
+  // Storage for one more row, which the caller constructs in place at once (placement new).
+  void* AppendSlot() {
     if ((size_ & (kChunkRows - 1)) == 0) AddChunk();
-    new (&chunks_[size_ >> kShift][size_ & (kChunkRows - 1)]) MemRow(r);
+    void* slot = &chunks_[size_ >> kShift][size_ & (kChunkRows - 1)];
     size_++;
+    return slot;
   }
 
   class const_iterator {
@@ -193,7 +198,6 @@ class MemTable {
   int64_t created_ms() const { return created_ms_; }
 
  private:
-  const char* CopyToArena(std::string_view bytes);         // REQUIRES: mu_ held exclusively
   [[gnu::noinline]] void NewArenaChunk(size_t min_bytes);  // REQUIRES: mu_ held exclusively
   void NoteSequenceLocked(uint64_t seq, int64_t ingested_at_ms);
 

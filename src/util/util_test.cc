@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "usagedb/status.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -98,6 +100,45 @@ TEST(Crc32c, KnownVectorsAndMask) {
   EXPECT_EQ(c, crc32c::Unmask(crc32c::Mask(c)));
   EXPECT_EQ(crc32c::Value("hello world"),
             crc32c::Extend(crc32c::Value("hello "), "world", 5));
+}
+
+// The bitwise definition (reflected polynomial 0x82f63b78), independent of the hardware path.
+uint32_t ReferenceCrc32c(uint32_t init, const char* p, size_t n) {
+  uint32_t c = ~init;
+  for (size_t i = 0; i < n; i++) {
+    c ^= static_cast<uint8_t>(p[i]);
+    for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1)));
+  }
+  return ~c;
+}
+
+TEST(Crc32c, InterleavedStreamsMatchThePlainDefinition) {
+  // Lengths 0..4096 at every alignment cover the single stream, the 3 x 256-byte blocks and
+  // every tail; longer lengths cover the 3 x 8 KiB blocks and their boundaries.
+  std::string buf(200000 + 16, '\0');
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (char& ch : buf) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    ch = static_cast<char>(x >> 56);
+  }
+  for (size_t align = 0; align < 8; align++) {
+    for (size_t n = 0; n <= 4096; n++) {
+      ASSERT_EQ(ReferenceCrc32c(0, buf.data() + align, n), crc32c::Value(buf.data() + align, n))
+          << "n=" << n << " align=" << align;
+    }
+  }
+  for (size_t n :
+       {3 * 8192 - 1, 3 * 8192, 3 * 8192 + 1, 3 * 8192 + 768, 6 * 8192 + 767, 100000, 200000}) {
+    for (size_t align : {0, 1, 5}) {
+      const uint32_t want = ReferenceCrc32c(0, buf.data() + align, n);
+      ASSERT_EQ(want, crc32c::Value(buf.data() + align, n)) << "n=" << n << " align=" << align;
+      // Extending from a non-zero crc: the first stream starts from the prefix's register.
+      const size_t cut = n / 3 + align;
+      ASSERT_EQ(want, crc32c::Extend(crc32c::Value(buf.data() + align, cut),
+                                     buf.data() + align + cut, n - cut))
+          << "n=" << n << " cut=" << cut;
+    }
+  }
 }
 
 TEST(Hash, StableValues) {
