@@ -160,11 +160,11 @@ struct BlockZoneMap {
 // manifest fallback (SPEC §4) re-adopts a skipped generation's flush only when every file it
 // names is present. All zero for files not written by a flush (merges).
 struct FlushReceipt {
-  uint32_t segment_count = 0;      // segment files the flush wrote, this one included
-  uint64_t event_count = 0;        // rows in those segments together (= keys in its dedupe run)
-  uint64_t dedupe_run = 0;         // file number of its dedupe run (0: none)
-  uint64_t conflict_log = 0;       // file number of its conflict log (0: none)
-  uint64_t conflict_count = 0;     // entries in that conflict log
+  uint32_t segment_count = 0;   // segment files the flush wrote, this one included
+  uint64_t event_count = 0;     // rows in those segments together (= keys in its dedupe run)
+  uint64_t dedupe_run = 0;      // file number of its dedupe run (0: none)
+  uint64_t conflict_log = 0;    // file number of its conflict log (0: none)
+  uint64_t conflict_count = 0;  // entries in that conflict log
   int64_t max_ingested_at_ms = 0;  // highest stamp of the flushed units
   uint64_t last_sequence = 0;      // highest sequence assigned when the flush committed
   bool operator==(const FlushReceipt&) const = default;
