@@ -1497,12 +1497,23 @@ bool DecodeInt64Row(Encoding encoding, std::string_view body, size_t n, size_t r
     case Encoding::kIntDeltaVarint: {
       if (!r.Varint64(&x)) return false;
       int64_t acc = ZigZagDecode64(x);
-      for (size_t i = 1; i < n; ++i) {
+      for (size_t i = 1; i <= row; ++i) {
         if (!r.Varint64(&x)) return false;
-        if (i <= row) acc = WrapAdd(acc, static_cast<uint64_t>(ZigZagDecode64(x)));
+        acc = WrapAdd(acc, static_cast<uint64_t>(ZigZagDecode64(x)));
       }
       *out = acc;
-      return r.empty();
+      // The rest is not decoded, only counted: exactly n - 1 - row varints must follow (last
+      // bytes have the high bit clear; the body ends on one).
+      std::string_view rest = body.substr(body.size() - r.remaining());
+      size_t ends = 0;
+      for (; rest.size() >= 8; rest.remove_prefix(8)) {
+        uint64_t w;
+        std::memcpy(&w, rest.data(), 8);
+        ends += static_cast<size_t>(__builtin_popcountll(~w & 0x8080808080808080ull));
+      }
+      for (char c : rest) ends += (static_cast<uint8_t>(c) & 0x80) == 0;
+      return ends == n - 1 - row &&
+             (r.empty() || (static_cast<uint8_t>(body.back()) & 0x80) == 0);
     }
     default:
       return false;
