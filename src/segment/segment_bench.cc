@@ -401,6 +401,12 @@ int RunDir(const std::string& dir, const std::string& rewrite_dir) {
       std::fprintf(stderr, "open: %s\n", r.status().ToString().c_str());
       return 1;
     }
+    if (const char* v = std::getenv("ROW_READS")) {  // per file, as in Run
+      if (RowReads(**r, std::strtoull(v, nullptr, 10), std::getenv("ROW_READS_OLD") != nullptr)) {
+        return 1;
+      }
+      continue;
+    }
     std::string bytes;
     if (!fs->ReadFileToString(f, &bytes).ok()) return 1;
     const SegmentReader& s = **r;
