@@ -149,6 +149,70 @@ TEST_F(DbTest, DuplicatesInOneSegmentBlockResolvedInOneBatch) {
   EXPECT_EQ(std::make_pair(std::string("195"), uint64_t{21}), Total());
 }
 
+// Late retries whose originals are only in a segment (flushed, then reopened: nothing in
+// memory): the resolver reads each original row alone (SegmentReader::ReadRow), and its payload
+// digest must match exactly, whatever the row's shape (nulls, corrections, escaped dimensions,
+// many or few distinct values), so that an identical retry is a duplicate and a retry differing
+// in any one field is a conflict.
+TEST_F(DbTest, LateRetriesResolvedFromOneSegmentRow) {
+  Open();
+  std::vector<Event> originals;
+  for (int i = 0; i < 3000; i++) {
+    Event e = MakeEvent("r" + std::to_string(i), "acct" + std::to_string(i % 13),
+                        (i % 7 == 0 ? __int128{1} << 80 : 0) + i * 31,
+                        kNowMs - 5 * kHourMs - (i % 50) * 60000 - i);
+    if (i % 5 == 0) e.model_id.reset();
+    if (i % 4 == 0) e.subscription_id = "sub" + std::to_string(i % 3);
+    e.source = i % 2 ? "collector-" + std::to_string(i) : "collector-1";
+    e.dimensions = {{"provider", i % 3 ? "anthropic" : "openai"}, {"region", "eu"}};
+    if (i % 6 == 0) e.dimensions.push_back({"tool", "say \"hi\"\\\n" + std::to_string(i)});
+    if (i % 9 == 0) e.dimensions.clear();
+    if (i % 11 == 0) {
+      e.kind = i % 2 ? EventKind::kCorrection : EventKind::kRetraction;
+      e.has_correction_ref = true;
+      e.correction_original_event_id = "r" + std::to_string(i / 2);
+      e.correction_reason = i % 3 ? "refund \"x\"" : "";
+      e.quantity = -e.quantity;
+    }
+    originals.push_back(e);
+  }
+  EXPECT_EQ(3000u, Ingest(originals).accepted);
+  ASSERT_TRUE(db_->Flush().ok());
+  Reopen();
+  std::vector<Event> same, changed;
+  for (size_t i = 0; i < originals.size(); i += 37) {
+    same.push_back(originals[i]);
+    Event c = originals[i];
+    switch (i % 5) {
+      case 0:
+        c.dimensions.push_back({"zz", "1"});
+        break;
+      case 1:
+        c.subscription_id = c.subscription_id ? std::optional<std::string>() : "sub9";
+        break;
+      case 2:
+        c.timestamp_ms -= 1;
+        break;
+      case 3:
+        c.source += "x";
+        break;
+      default:
+        c.quantity -= 1;
+        break;
+    }
+    changed.push_back(c);
+  }
+  IngestResult r = Ingest(same);
+  EXPECT_EQ(same.size(), r.duplicates);
+  for (const auto& result : r.results) EXPECT_EQ(Outcome::kDuplicate, result.outcome);
+  r = Ingest(changed);
+  EXPECT_EQ(changed.size(), r.conflicts);
+  for (const auto& result : r.results) {
+    EXPECT_EQ(Outcome::kConflict, result.outcome) << result.event_id << " " << result.reason;
+  }
+  EXPECT_EQ(3000u, Total().second);
+}
+
 TEST_F(DbTest, UnflushedEventsSurviveRestartThroughWal) {
   Open();
   Ingest({MakeEvent("e1", "acc", 10), MakeEvent("e2", "other", 7)});

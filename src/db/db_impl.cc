@@ -63,10 +63,10 @@ size_t SegmentHandle::Warm() {
 }
 
 // Resolves dedupe run candidates against committed segment rows: compares the full event_id
-// (hashes only route) and, on a match, reads the row to recompute its payload digest. Decodes
-// a block's event_id column first and its other columns only when an id matches (a mismatch
-// is a routing collision, the common case). Keeps the last decoded block, since the candidates
-// of one batch often share blocks.
+// (hashes only route) and, on a match, reads that one row (SegmentReader::ReadRow: no other
+// row of the block is decoded) to recompute its payload digest. Decodes a block's event_id
+// column first (a mismatch is a routing collision, the common case) and keeps the last
+// decoded one, since the candidates of one batch often share blocks.
 class SegmentRowResolver : public DedupeRowResolver {
  public:
   explicit SegmentRowResolver(DBImpl* db) : db_(db) {}
@@ -81,23 +81,11 @@ class SegmentRowResolver : public DedupeRowResolver {
       RETURN_IF_ERROR(reader->ReadBlock(block, ColumnBit(Column::kEventId), &cached_));
       cached_file_ = loc.segment_file_number;
       cached_block_ = block;
-      cached_all_ = false;
     }
     if (row >= cached_.rows) return Status::Corruption(reader->path() + ": row out of range");
     if (cached_.event_id.Get(row) != event_id) return std::optional<DedupeEntry>();
-    if (!cached_all_) {
-      // The other columns join the decoded event ids (ReadBlock clears the columns it is not
-      // asked for, so the ids step aside meanwhile).
-      StringColumn ids = std::move(cached_.event_id);
-      cached_block_ = SIZE_MAX;
-      RETURN_IF_ERROR(
-          reader->ReadBlock(block, kAllColumns & ~ColumnBit(Column::kEventId), &cached_));
-      cached_.event_id = std::move(ids);
-      cached_block_ = block;
-      cached_all_ = true;
-    }
-    Event e;
-    RETURN_IF_ERROR(cached_.MaterializeRow(row, &e));
+    Event& e = row_;  // reused: its strings keep their capacity from row to row
+    RETURN_IF_ERROR(reader->ReadRow(block, row, &e));
     return std::optional<DedupeEntry>(DedupeEntry{e.event_id, PayloadDigest(e), e.ingested_at_ms,
                                                   e.timestamp_ms, e.kind, e.commit_seq});
   }
@@ -185,8 +173,8 @@ class SegmentRowResolver : public DedupeRowResolver {
   std::vector<std::shared_ptr<SegmentHandle>> handles_;
   uint64_t cached_file_ = 0;
   size_t cached_block_ = SIZE_MAX;  // SIZE_MAX: nothing cached
-  bool cached_all_ = false;         // cached_ holds every column, else only event_id
-  DecodedBlock cached_;
+  DecodedBlock cached_;             // the event_id column of that block
+  Event row_;                       // the last row read by Resolve
 };
 
 std::shared_ptr<SegmentHandle> DBImpl::SegmentByNumber(uint64_t file_number) {

@@ -274,6 +274,11 @@ class SegmentReader {
   // (the other columns are then unspecified).
   virtual Status ReadAccountRows(size_t block, ColumnMask columns, const std::string& account,
                                  DecodedBlock* out, size_t* lo, size_t* hi) const = 0;
+  // One row of a block, as ReadBlock(block, kAllColumns) + MaterializeRow(row) give it, but
+  // decoding only that row's value of each column (every chunk is still read, checksummed and
+  // decompressed; the rest of a body is checked as far as finding the row needs, and only the
+  // row's dimensions string is parsed). InvalidArgument when block or row is out of range.
+  virtual Status ReadRow(size_t block, size_t row, Event* out) const = 0;
   // Verifies every block checksum and decodes every column (check --deep).
   virtual Status VerifyAll() const = 0;
   virtual const std::string& path() const = 0;

@@ -155,6 +155,56 @@ const char* kColumnNames[kNumColumns] = {
     "product_id", "meter_id",   "model_id",       "timestamp_ms", "quantity",   "unit",
     "source",     "dimensions", "ingested_at_ms", "commit_seq"};
 
+// The dedupe resolver's read of one matched row (its event ids already decoded, in *ids):
+// before ReadRow, the block's other columns were decoded and the row materialized.
+[[gnu::noinline]] Status ReadRowByBlock(const SegmentReader& reader, size_t block, size_t row,
+                                        StringColumn* ids, DecodedBlock* decoded, Event* out) {
+  RETURN_IF_ERROR(reader.ReadBlock(block, kAllColumns & ~ColumnBit(Column::kEventId), decoded));
+  std::swap(decoded->event_id, *ids);
+  const Status s = decoded->MaterializeRow(row, out);
+  std::swap(decoded->event_id, *ids);
+  return s;
+}
+[[gnu::noinline]] Status ReadOneRow(const SegmentReader& reader, size_t block, size_t row,
+                                    Event* out) {
+  return reader.ReadRow(block, row, out);
+}
+
+// ROW_READS=k: k rows at random positions read alone (ReadRow), or with ROW_READS_OLD set
+// the old way (the block's other columns decoded per row, no cache; the event ids are decoded
+// outside the measured function in both: the resolver decodes them first either way). CPU
+// time includes that id decode in the old mode. For callgrind:
+//   ROW_READS=200 valgrind --tool=callgrind --toggle-collect='usagedb::*ReadOneRow*' ...
+int RowReads(const SegmentReader& reader, uint64_t k, bool old) {
+  std::mt19937_64 rng(5);
+  DecodedBlock decoded, ids_block;
+  Event e;
+  uint64_t checksum = 0;
+  const double cpu0 = ThreadCpuSeconds();
+  for (uint64_t i = 0; i < k; ++i) {
+    const size_t block = rng() % reader.num_blocks();
+    const size_t row = rng() % reader.zone_map(block).row_count;
+    Status s;
+    if (old) {
+      s = reader.ReadBlock(block, ColumnBit(Column::kEventId), &ids_block);  // not in the toggle
+      if (s.ok()) s = ReadRowByBlock(reader, block, row, &ids_block.event_id, &decoded, &e);
+    } else {
+      s = ReadOneRow(reader, block, row, &e);
+    }
+    if (!s.ok()) {
+      std::fprintf(stderr, "read row: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    checksum += e.event_id.size() + e.dimensions.size() + static_cast<uint64_t>(e.quantity);
+  }
+  const double cpu = ThreadCpuSeconds() - cpu0;
+  std::printf("  %s: %llu rows, %.1f us CPU per row (checksum %llu)\n",
+              old ? "whole-block decode + MaterializeRow" : "ReadRow",
+              static_cast<unsigned long long>(k), cpu / static_cast<double>(k) * 1e6,
+              static_cast<unsigned long long>(checksum));
+  return 0;
+}
+
 int Run(size_t rows) {
   FileSystem* fs = FileSystem::Default();
   const std::string path = "/tmp/segment_bench_" + std::to_string(rows) + ".useg";
@@ -205,6 +255,11 @@ int Run(size_t rows) {
     }
   }
   std::printf("\n");
+
+  if (const char* v = std::getenv("ROW_READS")) {  // one row of a block, as the resolver reads it
+    return RowReads(**reader, std::strtoull(v, nullptr, 10),
+                    std::getenv("ROW_READS_OLD") != nullptr);
+  }
 
   if (std::getenv("WRITE_ONLY") != nullptr) {  // for callgrind: only WriteSegment matters
     fs->RemoveFile(path).IgnoreError();
@@ -345,6 +400,12 @@ int RunDir(const std::string& dir, const std::string& rewrite_dir) {
     if (!r.ok()) {
       std::fprintf(stderr, "open: %s\n", r.status().ToString().c_str());
       return 1;
+    }
+    if (const char* v = std::getenv("ROW_READS")) {  // per file, as in Run
+      if (RowReads(**r, std::strtoull(v, nullptr, 10), std::getenv("ROW_READS_OLD") != nullptr)) {
+        return 1;
+      }
+      continue;
     }
     std::string bytes;
     if (!fs->ReadFileToString(f, &bytes).ok()) return 1;

@@ -608,4 +608,36 @@ bool DecodeDimensionsByKey(std::string_view body, size_t n, StringColumn* out) {
   return true;
 }
 
+bool DecodeDimensionsByKeyRow(std::string_view body, size_t n, size_t row, std::string* out) {
+  Decoder d(body);
+  uint64_t k_count;
+  if (!d.GetVarint64(&k_count) || k_count == 0 || k_count > kMaxDimensionsByKeyKeys) return false;
+  std::string_view keys[kMaxDimensionsByKeyKeys];
+  for (uint64_t k = 0; k < k_count; ++k) {
+    if (!d.GetLengthPrefixed(&keys[k]) || (k > 0 && !(keys[k - 1] < keys[k]))) return false;
+  }
+  out->assign(1, '{');
+  bool first = true;
+  std::string value;
+  for (uint64_t k = 0; k < k_count; ++k) {
+    uint8_t e;
+    std::string_view sub;
+    bool is_null;
+    if (!d.GetByte(&e) || !IsStringEncoding(static_cast<Encoding>(e)) ||
+        !d.GetLengthPrefixed(&sub) ||
+        !DecodeStringRow(static_cast<Encoding>(e), sub, n, /*nullable=*/true, row, &is_null,
+                         &value)) {
+      return false;
+    }
+    if (is_null) continue;  // the row's set lacks key k
+    if (!first) out->push_back(',');
+    first = false;
+    AppendEscaped(keys[k], out);
+    out->push_back(':');
+    AppendEscaped(value, out);
+  }
+  out->push_back('}');
+  return d.empty();
+}
+
 }  // namespace usagedb::segment

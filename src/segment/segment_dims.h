@@ -128,4 +128,8 @@ class DimensionsColumnEncoder {
 // distinct combination). Returns false on a malformed body.
 bool DecodeDimensionsByKey(std::string_view body, size_t n, StringColumn* out);
 
+// The canonical dimensions string of one row of a kDimensionsByKey body (only that row's
+// value of each key is decoded). Returns false on a malformed body.
+bool DecodeDimensionsByKeyRow(std::string_view body, size_t n, size_t row, std::string* out);
+
 }  // namespace usagedb::segment

@@ -1365,4 +1365,363 @@ bool DecodeStringColumn(Encoding encoding, std::string_view body, size_t n, bool
   }
 }
 
+// ---- one row -----------------------------------------------------------------------------
+
+namespace {
+
+// Value `i` of n values of `width` bits packed LSB-first. REQUIRES: in_size >=
+// BitPackedBytes(n, width), i < n.
+uint64_t UnpackOne(const uint8_t* in, size_t in_size, size_t i, int width) {
+  if (width == 0) return 0;
+  const size_t bit = i * static_cast<size_t>(width);
+  const size_t byte = bit >> 3;
+  const size_t avail = std::min<size_t>(in_size - byte, 9);
+  uint128 x = 0;
+  for (size_t k = 0; k < avail; ++k) x |= static_cast<uint128>(in[byte + k]) << (8 * k);
+  const uint64_t mask = width == 64 ? ~uint64_t{0} : (uint64_t{1} << width) - 1;
+  return static_cast<uint64_t>(x >> (bit & 7)) & mask;
+}
+
+// Rows before `row` that are not null in a null bitmap (bit i = row i is null).
+size_t NonNullBefore(const uint8_t* bits, size_t row) {
+  size_t nulls = 0;
+  for (size_t b = 0; b < row / 8; ++b) nulls += static_cast<size_t>(__builtin_popcount(bits[b]));
+  if (row % 8 != 0) {
+    nulls += static_cast<size_t>(__builtin_popcount(bits[row / 8] & ((1u << (row % 8)) - 1)));
+  }
+  return row - nulls;
+}
+
+}  // namespace
+
+bool DecodeInt64Row(Encoding encoding, std::string_view body, size_t n, size_t row, uint64_t seq,
+                    int64_t* out) {
+  if (row >= n) return false;
+  BodyReader r(body);
+  uint64_t x;
+  switch (encoding) {
+    case Encoding::kIntOffsetBySeq: {
+      uint64_t lo, count;
+      if (!r.Varint64(&lo) || !r.Varint64(&count) || count == 0 || count > n ||
+          count - 1 > UINT64_MAX - lo || seq - lo >= count) {
+        return false;
+      }
+      int64_t b = 0, base = 0;
+      for (uint64_t k = 0; k < count; ++k) {
+        if (!r.Varint64(&x)) return false;
+        b = WrapAdd(b, static_cast<uint64_t>(ZigZagDecode64(x)));
+        if (k == seq - lo) base = b;
+      }
+      uint8_t width;
+      if (!r.Varint64(&x) || !r.Byte(&width) || width > 64) return false;
+      const uint64_t offset = static_cast<uint64_t>(ZigZagDecode64(x));
+      const uint8_t* bits;
+      const size_t bytes = BitPackedBytes(n, width);
+      if (!r.Bytes(bytes, &bits)) return false;
+      *out = WrapAdd(WrapAdd(base, offset), UnpackOne(bits, bytes, row, width));
+      uint64_t exceptions;
+      if (!r.Varint64(&exceptions) || exceptions > n) return false;
+      size_t at = 0;
+      for (uint64_t k = 0; k < exceptions; ++k) {
+        uint64_t gap;
+        if (!r.Varint64(&gap) || (k > 0 && gap == 0) || gap >= n - at || !r.Varint64(&x)) {
+          return false;
+        }
+        at += gap;
+        if (at == row) *out = WrapAdd(base, static_cast<uint64_t>(ZigZagDecode64(x)));
+      }
+      return r.empty();
+    }
+    case Encoding::kIntStepsBySeq: {
+      uint64_t count, step;
+      if (!r.Varint64(&count) || count == 0 || count > n) return false;
+      if (!r.Varint64(&step) || !r.Varint64(&x)) return false;
+      int64_t value = ZigZagDecode64(x);
+      if (step > seq) return false;  // no step at or below the row's seq
+      bool past = false;             // a step above the row's seq was seen
+      for (uint64_t k = 1; k < count; ++k) {
+        uint64_t dseq;
+        if (!r.Varint64(&dseq) || dseq == 0 || dseq > UINT64_MAX - step || !r.Varint64(&x)) {
+          return false;
+        }
+        step += dseq;
+        past |= step > seq;
+        if (!past) value = WrapAdd(value, static_cast<uint64_t>(ZigZagDecode64(x)));
+      }
+      if (!r.empty()) return false;
+      *out = value;
+      return true;
+    }
+    case Encoding::kIntFor: {
+      uint8_t width;
+      if (!r.Varint64(&x) || !r.Byte(&width) || width > 64) return false;
+      const int64_t base = ZigZagDecode64(x);
+      const uint8_t* bits;
+      const size_t bytes = BitPackedBytes(n, width);
+      if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+      *out = WrapAdd(base, UnpackOne(bits, bytes, row, width));
+      return true;
+    }
+    case Encoding::kIntDeltaFor: {
+      uint64_t dx;
+      uint8_t width;
+      if (!r.Varint64(&x) || !r.Varint64(&dx) || !r.Byte(&width) || width > 64) return false;
+      const uint64_t dbase = static_cast<uint64_t>(ZigZagDecode64(dx));
+      const uint8_t* bits;
+      const size_t bytes = BitPackedBytes(n - 1, width);
+      if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+      // The running sum of the first `row` deltas, unpacked 256 at a time.
+      int64_t acc = ZigZagDecode64(x);
+      uint64_t buf[256];
+      for (size_t i = 0; i < row; i += 256) {
+        const size_t m = std::min<size_t>(256, row - i);
+        const size_t off = i * width / 8;  // i is a multiple of 8: a whole byte
+        UnpackBits(bits + off, bytes - off, m, width, buf);
+        for (size_t k = 0; k < m; ++k) acc = WrapAdd(acc, buf[k] + dbase);
+      }
+      *out = acc;
+      return true;
+    }
+    case Encoding::kIntRle: {
+      uint64_t runs;
+      if (!r.Varint64(&runs) || runs > n) return false;
+      size_t at = 0;
+      for (uint64_t k = 0; k < runs; ++k) {
+        uint64_t len;
+        if (!r.Varint64(&x) || !r.Varint64(&len) || len == 0 || len > n - at) return false;
+        if (row >= at && row - at < len) *out = ZigZagDecode64(x);
+        at += len;
+      }
+      return at == n && r.empty();
+    }
+    case Encoding::kIntDeltaVarint: {
+      if (!r.Varint64(&x)) return false;
+      int64_t acc = ZigZagDecode64(x);
+      for (size_t i = 1; i <= row; ++i) {
+        if (!r.Varint64(&x)) return false;
+        acc = WrapAdd(acc, static_cast<uint64_t>(ZigZagDecode64(x)));
+      }
+      *out = acc;
+      // The rest is not decoded, only counted: exactly n - 1 - row varints must follow (last
+      // bytes have the high bit clear; the body ends on one).
+      std::string_view rest = body.substr(body.size() - r.remaining());
+      size_t ends = 0;
+      for (; rest.size() >= 8; rest.remove_prefix(8)) {
+        uint64_t w;
+        std::memcpy(&w, rest.data(), 8);
+        ends += static_cast<size_t>(__builtin_popcountll(~w & 0x8080808080808080ull));
+      }
+      for (char c : rest) ends += (static_cast<uint8_t>(c) & 0x80) == 0;
+      return ends == n - 1 - row &&
+             (r.empty() || (static_cast<uint8_t>(body.back()) & 0x80) == 0);
+    }
+    default:
+      return false;
+  }
+}
+
+bool DecodeInt128Row(Encoding encoding, std::string_view body, size_t n, size_t row,
+                     __int128* out) {
+  if (row >= n) return false;
+  BodyReader r(body);
+  uint128 x;
+  switch (encoding) {
+    case Encoding::kInt128For: {
+      uint8_t width;
+      if (!r.Varint128(&x) || !r.Byte(&width) || width > 64) return false;
+      const uint128 base = static_cast<uint128>(ZigZagDecode128(x));
+      const uint8_t* bits;
+      const size_t bytes = BitPackedBytes(n, width);
+      if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+      *out = static_cast<__int128>(base + UnpackOne(bits, bytes, row, width));
+      return true;
+    }
+    case Encoding::kInt128Varint: {
+      // Skips `row` varints and counts those after the row's (exactly n - row - 1, the body
+      // ending on one) by their last bytes (high bit clear), eight bytes at a time.
+      const uint8_t* p = reinterpret_cast<const uint8_t*>(body.data());
+      const uint8_t* const end = p + body.size();
+      auto ends_in = [](const uint8_t* q) {
+        uint64_t w;
+        std::memcpy(&w, q, 8);
+        return static_cast<size_t>(__builtin_popcountll(~w & 0x8080808080808080ull));
+      };
+      size_t seen = 0;
+      while (end - p >= 8) {
+        const size_t ends = ends_in(p);
+        if (seen + ends >= row) break;
+        seen += ends;
+        p += 8;
+      }
+      while (seen < row) {
+        if (p == end) return false;
+        seen += (*p++ & 0x80) == 0;
+      }
+      BodyReader rest(
+          std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(end - p)));
+      uint64_t x64;
+      if (rest.ShortVarint(&x64)) {
+        *out = static_cast<int64_t>(x64 >> 1) ^ -static_cast<int64_t>(x64 & 1);
+      } else {
+        if (!rest.Varint128(&x)) return false;
+        *out = ZigZagDecode128(x);
+      }
+      p = end - rest.remaining();
+      size_t after = 0;
+      for (; end - p >= 8; p += 8) after += ends_in(p);
+      for (; p < end; ++p) after += (*p & 0x80) == 0;
+      return after == n - 1 - row && (rest.empty() || (body.back() & 0x80) == 0);
+    }
+    default:
+      return false;
+  }
+}
+
+bool DecodeStringRow(Encoding encoding, std::string_view body, size_t n, bool nullable, size_t row,
+                     bool* is_null, std::string* out) {
+  if (row >= n) return false;
+  BodyReader r(body);
+  *is_null = false;
+  switch (encoding) {
+    case Encoding::kStringDict:
+    case Encoding::kStringDictRle: {
+      uint8_t null_flag;
+      uint64_t count;
+      if (!r.Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
+      if (!r.Varint64(&count) || count > n || count > r.remaining()) return false;
+      const uint64_t domain = count + null_flag;
+      if (domain == 0) return false;
+      // The dictionary's values are only skipped; the row's is picked out below.
+      const uint8_t* dict_begin;
+      const size_t dict_offset = body.size() - r.remaining();
+      for (uint64_t i = 0; i < count; ++i) {
+        std::string_view v;
+        if (!r.LengthPrefixed(&v)) return false;
+      }
+      const size_t dict_size = body.size() - r.remaining() - dict_offset;
+      dict_begin = reinterpret_cast<const uint8_t*>(body.data()) + dict_offset;
+      uint64_t code = UINT64_MAX;
+      if (encoding == Encoding::kStringDict) {
+        uint8_t width;
+        if (!r.Byte(&width) || width > 32) return false;
+        const uint8_t* bits;
+        const size_t bytes = BitPackedBytes(n, width);
+        if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+        code = UnpackOne(bits, bytes, row, width);
+      } else {
+        uint64_t runs;
+        if (!r.Varint64(&runs) || runs > n) return false;
+        size_t at = 0;
+        for (uint64_t k = 0; k < runs; ++k) {
+          uint64_t c, len;
+          if (!r.Varint64(&c) || c >= domain || !r.Varint64(&len) || len == 0 || len > n - at) {
+            return false;
+          }
+          if (row >= at && row - at < len) code = c;
+          at += len;
+        }
+        if (at != n || !r.empty()) return false;
+      }
+      if (code >= domain) return false;
+      if (null_flag) {
+        if (code == 0) {
+          *is_null = true;
+          out->clear();
+          return true;
+        }
+        --code;
+      }
+      BodyReader d(std::string_view(reinterpret_cast<const char*>(dict_begin), dict_size));
+      std::string_view v;
+      for (uint64_t i = 0; i <= code; ++i) {
+        if (!d.LengthPrefixed(&v)) return false;
+      }
+      out->assign(v);
+      return true;
+    }
+    case Encoding::kStringFixed:
+    case Encoding::kStringFixedAlphabet: {
+      uint8_t null_flag;
+      std::string_view prefix;
+      uint64_t suffix_len;
+      if (!r.Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
+      if (!r.LengthPrefixed(&prefix) || !r.Varint64(&suffix_len)) return false;
+      size_t nonnull = n, k = row;  // k: the row's index among the non-null values
+      if (null_flag) {
+        const uint8_t* null_bits;
+        if (!r.Bytes((n + 7) / 8, &null_bits)) return false;
+        k = NonNullBefore(null_bits, row);
+        nonnull = NonNullBefore(null_bits, n);
+        if ((null_bits[row / 8] >> (row % 8)) & 1) *is_null = true;
+      }
+      if (suffix_len > r.remaining() * 8) return false;  // bounds total before multiplying
+      const uint64_t total = suffix_len * nonnull;
+      if (encoding == Encoding::kStringFixed) {
+        const uint8_t* data;
+        if (total > r.remaining() || !r.Bytes(total, &data) || !r.empty()) return false;
+        if (*is_null) {
+          out->clear();
+          return true;
+        }
+        out->assign(prefix);
+        out->append(reinterpret_cast<const char*>(data) + k * suffix_len, suffix_len);
+        return true;
+      }
+      uint8_t alpha_minus_one;
+      const uint8_t* alphabet;
+      if (!r.Byte(&alpha_minus_one) || !r.Bytes(alpha_minus_one + 1u, &alphabet)) return false;
+      const int width = BitWidth(alpha_minus_one);  // <= 8
+      if (total > r.remaining() * 8 + 8) return false;
+      const size_t bytes = BitPackedBytes(total, width);
+      const uint8_t* bits;
+      if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+      if (*is_null) {
+        out->clear();
+        return true;
+      }
+      out->assign(prefix);
+      for (size_t j = 0; j < suffix_len; ++j) {
+        const uint64_t sym = UnpackOne(bits, bytes, k * suffix_len + j, width);
+        if (sym > alpha_minus_one) return false;
+        out->push_back(static_cast<char>(alphabet[sym]));
+      }
+      return true;
+    }
+    case Encoding::kStringPlain: {
+      uint8_t null_flag;
+      std::string_view prefix;
+      if (!r.Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
+      if (!r.LengthPrefixed(&prefix)) return false;
+      // Every length is read (the values' bytes start after the last), summing those before
+      // the row's.
+      uint64_t total = 0, before = 0, len = 0;
+      for (size_t i = 0; i < n; ++i) {
+        uint64_t l;
+        if (!r.Varint64(&l) || l > r.remaining() + 1) return false;
+        if (null_flag) {
+          if (l == 0) {
+            if (i == row) *is_null = true;
+            continue;
+          }
+          --l;
+        }
+        if (i < row) before += l;
+        if (i == row) len = l;
+        total += l;
+      }
+      const uint8_t* data;
+      if (total > r.remaining() || !r.Bytes(total, &data) || !r.empty()) return false;
+      if (*is_null) {
+        out->clear();
+        return true;
+      }
+      out->assign(prefix);
+      out->append(reinterpret_cast<const char*>(data) + before, len);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 }  // namespace usagedb::segment

@@ -133,4 +133,14 @@ Encoding EncodeStringColumn(const std::vector<std::string_view>& values,
 bool DecodeStringColumn(Encoding encoding, std::string_view body, size_t n, bool nullable,
                         StringColumn* out);
 
+// One row of an n-row column, decoded without producing the others (SegmentReader::ReadRow).
+// The body is checked as far as finding the row needs; a false return means malformed.
+// seq: the row's commit_seq (used by kIntStepsBySeq and kIntOffsetBySeq).
+bool DecodeInt64Row(Encoding encoding, std::string_view body, size_t n, size_t row, uint64_t seq,
+                    int64_t* out);
+bool DecodeInt128Row(Encoding encoding, std::string_view body, size_t n, size_t row, __int128* out);
+// Sets *is_null (out cleared) or *out to the row's value.
+bool DecodeStringRow(Encoding encoding, std::string_view body, size_t n, bool nullable, size_t row,
+                     bool* is_null, std::string* out);
+
 }  // namespace usagedb::segment

@@ -157,6 +157,103 @@ class SegmentReaderImpl final : public SegmentReader {
     return Read(block, columns | ColumnBit(Column::kAccountId), &account, out, lo, hi);
   }
 
+  Status ReadRow(size_t block, size_t row, Event* out) const override {
+    if (block >= footer_.blocks.size()) {
+      return Status::InvalidArgument(path_ + ": block " + std::to_string(block) + " out of range");
+    }
+    const BlockEntry& b = footer_.blocks[block];
+    if (row >= b.rows) {
+      return Status::InvalidArgument(path_ + ": block " + std::to_string(block) + ": row " +
+                                     std::to_string(row) + " out of range");
+    }
+    if (!file_) return Status::InvalidArgument(path_ + ": file not open (OpenFile first)");
+    ThreadScratch& scratch = Scratch();
+    const int first = 0, last = kNumColumns - 1;
+    const uint64_t span_begin = b.chunk_offset[first];
+    const uint64_t span_end = b.chunk_offset[last] + b.chunk_size[last];
+    RETURN_IF_ERROR(file_->Read(span_begin, span_end - span_begin, &scratch.read_buf));
+    if (scratch.read_buf.size() != span_end - span_begin) {
+      return Corrupt(block, "truncated block");
+    }
+    // commit_seq first: the by-seq encodings of timestamp and ingested_at need the row's.
+    uint64_t seq = 0;
+    bool nulls[kNumColumns] = {};
+    auto decode = [&](int i) -> Status {
+      const Column c = segment::kPhysicalColumnOrder[i];
+      const std::string_view chunk(scratch.read_buf.data() + (b.chunk_offset[i] - span_begin),
+                                   b.chunk_size[i]);
+      Encoding encoding;
+      std::string_view body;
+      RETURN_IF_ERROR(ChunkBody(block, c, chunk, &scratch, &encoding, &body));
+      if (!KnownEncoding(c, encoding)) {
+        return Corrupt(block, c, "unknown encoding " + std::to_string(static_cast<int>(encoding)));
+      }
+      const size_t n = b.rows;
+      bool ok = false;
+      int64_t v = 0;
+      switch (c) {
+        case Column::kKind:
+          ok = segment::DecodeInt64Row(encoding, body, n, row, 0, &v) && v >= 0 && v <= 2;
+          if (ok) out->kind = static_cast<EventKind>(v);
+          break;
+        case Column::kCommitSeq:
+          ok = segment::DecodeInt64Row(encoding, body, n, row, 0, &v);
+          seq = static_cast<uint64_t>(v);
+          out->commit_seq = seq;
+          break;
+        case Column::kTimestampMs:
+          ok = segment::DecodeInt64Row(encoding, body, n, row, seq, &out->timestamp_ms);
+          break;
+        case Column::kIngestedAtMs:
+          ok = segment::DecodeInt64Row(encoding, body, n, row, seq, &out->ingested_at_ms);
+          break;
+        case Column::kQuantity:
+          ok = segment::DecodeInt128Row(encoding, body, n, row, &out->quantity);
+          break;
+        case Column::kDimensions:
+          if (encoding == Encoding::kDimensionsByKey) {
+            ok = segment::DecodeDimensionsByKeyRow(body, n, row, &dims_scratch_);
+          } else {
+            bool is_null;
+            ok = segment::DecodeStringRow(encoding, body, n, false, row, &is_null, &dims_scratch_);
+          }
+          if (ok && !segment::ParseCanonicalDimensionsString(dims_scratch_, &out->dimensions)) {
+            return Corrupt(block, c, "malformed dimensions string");
+          }
+          break;
+        default: {
+          std::string* s = RowString(out, c);
+          ok = segment::DecodeStringRow(encoding, body, n, IsNullable(c), row,
+                                        &nulls[static_cast<int>(c)], s);
+          break;
+        }
+      }
+      if (!ok) return Corrupt(block, c, "malformed chunk");
+      return Status::OK();
+    };
+    const int seq_index = segment::PhysicalIndex(Column::kCommitSeq);
+    RETURN_IF_ERROR(decode(seq_index));
+    for (int i = first; i <= last; ++i) {
+      if (i != seq_index) RETURN_IF_ERROR(decode(i));
+    }
+    const bool no_original = nulls[static_cast<int>(Column::kCorrectionOriginalEventId)];
+    if (no_original != nulls[static_cast<int>(Column::kCorrectionReason)]) {
+      return Corrupt(block, Column::kCorrectionReason, "null pattern differs from original id");
+    }
+    out->has_correction_ref = !no_original;
+    if (nulls[static_cast<int>(Column::kSubscriptionId)]) {
+      out->subscription_id.reset();
+    } else {
+      out->subscription_id = std::move(row_subscription_);
+    }
+    if (nulls[static_cast<int>(Column::kModelId)]) {
+      out->model_id.reset();
+    } else {
+      out->model_id = std::move(row_model_);
+    }
+    return Status::OK();
+  }
+
   Status VerifyAll() const override {
     DecodedBlock decoded;
     Event event;
@@ -266,6 +363,56 @@ class SegmentReaderImpl final : public SegmentReader {
     *hi = a;
   }
 
+  static bool KnownEncoding(Column c, Encoding e) {
+    switch (c) {
+      case Column::kKind:
+      case Column::kTimestampMs:
+      case Column::kIngestedAtMs:
+      case Column::kCommitSeq:
+        return e == Encoding::kIntFor || e == Encoding::kIntDeltaFor || e == Encoding::kIntRle ||
+               e == Encoding::kIntDeltaVarint ||
+               (e == Encoding::kIntStepsBySeq && c == Column::kIngestedAtMs) ||
+               (e == Encoding::kIntOffsetBySeq && c == Column::kTimestampMs);
+      case Column::kQuantity:
+        return e == Encoding::kInt128For || e == Encoding::kInt128Varint;
+      case Column::kDimensions:
+        if (e == Encoding::kDimensionsByKey) return true;
+        [[fallthrough]];
+      default:
+        return e == Encoding::kStringDict || e == Encoding::kStringDictRle ||
+               e == Encoding::kStringPlain || e == Encoding::kStringFixed ||
+               e == Encoding::kStringFixedAlphabet;
+    }
+  }
+
+  // Where ReadRow puts a string column's value (the nullable optionals' values go through
+  // thread-local strings, moved in at the end).
+  static std::string* RowString(Event* e, Column c) {
+    switch (c) {
+      case Column::kEventId:
+        return &e->event_id;
+      case Column::kCorrectionOriginalEventId:
+        return &e->correction_original_event_id;
+      case Column::kCorrectionReason:
+        return &e->correction_reason;
+      case Column::kAccountId:
+        return &e->account_id;
+      case Column::kSubscriptionId:
+        return &row_subscription_;
+      case Column::kProductId:
+        return &e->product_id;
+      case Column::kMeterId:
+        return &e->meter_id;
+      case Column::kModelId:
+        return &row_model_;
+      case Column::kUnit:
+        return &e->unit;
+      case Column::kSource:
+      default:
+        return &e->source;
+    }
+  }
+
   Status Corrupt(size_t block, const std::string& what) const {
     return Status::Corruption(path_ + ": block " + std::to_string(block) + ": " + what);
   }
@@ -274,16 +421,17 @@ class SegmentReaderImpl final : public SegmentReader {
                               segment::ColumnName(c) + ": " + what);
   }
 
-  // The quantity column is decoded only on rows [lo, hi) (the rest of it left unspecified).
-  Status DecodeChunk(size_t block, Column c, std::string_view chunk, size_t n, size_t lo, size_t hi,
-                     ThreadScratch* scratch, DecodedBlock* out) const {
+  // Verifies a chunk's crc and sets *encoding and *body (decompressed into scratch->raw_buf
+  // when compressed: valid until the next chunk).
+  Status ChunkBody(size_t block, Column c, std::string_view chunk, ThreadScratch* scratch,
+                   Encoding* encoding_out, std::string_view* body_out) const {
     if (chunk.size() < segment::kMinChunkSize) return Corrupt(block, c, "chunk too short");
     const size_t payload = chunk.size() - 4;
     const uint32_t stored = crc32c::Unmask(DecodeFixed32(chunk.data() + payload));
     if (crc32c::Value(chunk.data(), payload) != stored) {
       return Corrupt(block, c, "checksum mismatch");
     }
-    const auto encoding = static_cast<Encoding>(static_cast<uint8_t>(chunk[0]));
+    *encoding_out = static_cast<Encoding>(static_cast<uint8_t>(chunk[0]));
     const auto codec = static_cast<Codec>(static_cast<uint8_t>(chunk[1]));
     std::string_view body = chunk.substr(2, payload - 2);
     if (codec == Codec::kZstd) {
@@ -304,6 +452,16 @@ class SegmentReaderImpl final : public SegmentReader {
     } else if (codec != Codec::kNone) {
       return Corrupt(block, c, "unknown codec " + std::to_string(static_cast<int>(codec)));
     }
+    *body_out = body;
+    return Status::OK();
+  }
+
+  // The quantity column is decoded only on rows [lo, hi) (the rest of it left unspecified).
+  Status DecodeChunk(size_t block, Column c, std::string_view chunk, size_t n, size_t lo, size_t hi,
+                     ThreadScratch* scratch, DecodedBlock* out) const {
+    Encoding encoding;
+    std::string_view body;
+    RETURN_IF_ERROR(ChunkBody(block, c, chunk, scratch, &encoding, &body));
     bool ok = false;
     bool known = true;
     switch (c) {
@@ -408,9 +566,12 @@ class SegmentReaderImpl final : public SegmentReader {
   std::unique_ptr<RandomAccessFile> file_;  // null between OpenFooter and OpenFile
   const Footer footer_;
   static thread_local std::vector<int64_t> ints_scratch_;
+  static thread_local std::string dims_scratch_, row_subscription_, row_model_;
 };
 
 thread_local std::vector<int64_t> SegmentReaderImpl::ints_scratch_;
+thread_local std::string SegmentReaderImpl::dims_scratch_, SegmentReaderImpl::row_subscription_,
+    SegmentReaderImpl::row_model_;
 
 }  // namespace
 

@@ -41,6 +41,30 @@ bool BillingLess(const Event& a, const Event& b) {
               std::make_tuple(model(b), b.timestamp_ms, b.event_id));
 }
 
+// ReadRow of every row of every block equals ReadBlock(kAllColumns) + MaterializeRow, and a
+// block or row out of range is InvalidArgument.
+void ExpectReadRowMatchesBlocks(const SegmentReader& reader) {
+  DecodedBlock block;
+  for (size_t b = 0; b < reader.num_blocks(); ++b) {
+    ASSERT_TRUE(reader.ReadBlock(b, kAllColumns, &block).ok());
+    for (size_t r = 0; r < block.rows; ++r) {
+      Event want, got;
+      ASSERT_TRUE(block.MaterializeRow(r, &want).ok());
+      // A reused Event (the previous row's) must be overwritten field by field.
+      if (r > 0) {
+        ASSERT_TRUE(block.MaterializeRow(r - 1, &got).ok());
+      }
+      const Status s = reader.ReadRow(b, r, &got);
+      ASSERT_TRUE(s.ok()) << s.ToString() << " block " << b << " row " << r;
+      ASSERT_EQ(want, got) << "block " << b << " row " << r;
+    }
+    Event e;
+    EXPECT_TRUE(reader.ReadRow(b, block.rows, &e).IsInvalidArgument());
+  }
+  Event e;
+  EXPECT_TRUE(reader.ReadRow(reader.num_blocks(), 0, &e).IsInvalidArgument());
+}
+
 Event MakeEvent(int i) {
   Event e;
   e.event_id = "evt_" + std::to_string(1000000 + i);
@@ -204,8 +228,11 @@ class SegmentTest : public ::testing::Test {
     for (size_t b = 0; b < reader->num_blocks(); ++b) {
       RETURN_IF_ERROR(reader->ReadBlock(b, kAllColumns, &block));
       for (size_t r = 0; r < block.rows; ++r) {
-        Event e;
+        Event e, row;
         RETURN_IF_ERROR(block.MaterializeRow(r, &e));
+        // Every test that reads a file back also checks ReadRow on each of its rows.
+        RETURN_IF_ERROR(reader->ReadRow(b, r, &row));
+        EXPECT_EQ(e, row) << "block " << b << " row " << r;
         out->push_back(std::move(e));
       }
     }
@@ -245,6 +272,23 @@ class SegmentTest : public ::testing::Test {
     }
     ASSERT_TRUE(s.ok() || s.IsCorruption()) << s.ToString();
     if (!s.ok()) ExpectCorruptionNamingFile(s);
+    // ReadRow checks less of the block (only what the row needs), so it may succeed where the
+    // block read fails; when the block reads, every row must read the same.
+    const bool block_ok = s.ok();
+    for (size_t r = 0; r < (*damaged)->zone_map(block).row_count; ++r) {
+      Event row;
+      const Status rs = (*damaged)->ReadRow(block, r, &row);
+      ASSERT_TRUE(rs.ok() || rs.IsCorruption()) << rs.ToString();
+      if (!rs.ok()) {
+        ExpectCorruptionNamingFile(rs);
+        EXPECT_FALSE(block_ok) << rs.ToString();
+        EXPECT_NE(std::string::npos, rs.message().find("block " + std::to_string(block)));
+      } else if (block_ok) {
+        Event want;
+        ASSERT_TRUE(decoded.MaterializeRow(r, &want).ok());
+        EXPECT_EQ(want, row);
+      }
+    }
   }
 
   MemFileSystem mem_fs_;
@@ -304,6 +348,7 @@ TEST_F(SegmentTest, RoundTripEveryColumn) {
   auto reader = Open();
   ASSERT_TRUE(reader.ok());
   EXPECT_TRUE((*reader)->VerifyAll().ok());
+  ExpectReadRowMatchesBlocks(**reader);
   const SegmentInfo& info = (*reader)->info();
   EXPECT_EQ(info_.row_count, info.row_count);
   EXPECT_EQ(info_.file_size, info.file_size);
@@ -401,6 +446,7 @@ TEST_F(SegmentTest, NewEncodingsRoundTripAndTimestampsReadAlone) {
   auto reader = Open();
   ASSERT_TRUE(reader.ok());
   EXPECT_TRUE((*reader)->VerifyAll().ok());
+  ExpectReadRowMatchesBlocks(**reader);
   const std::string file = Contents();
   for (size_t b = 0; b < 3; ++b) {
     EXPECT_EQ(static_cast<char>(segment::Encoding::kIntOffsetBySeq),
@@ -742,6 +788,47 @@ TEST_F(SegmentTest, BlockChecksumMismatchIsCorruption) {
   EXPECT_NE(std::string::npos, s.message().find("block 2")) << s.ToString();
   EXPECT_NE(std::string::npos, s.message().find("timestamp_ms")) << s.ToString();
   ExpectCorruptionNamingFile((*reopened)->VerifyAll());
+  // ReadRow checks every chunk of the block, not only what the row's values need.
+  Event e;
+  EXPECT_TRUE((*reopened)->ReadRow(1, 5, &e).ok());
+  for (size_t row : {size_t{0}, size_t{63}}) {
+    const Status rs = (*reopened)->ReadRow(2, row, &e);
+    ExpectCorruptionNamingFile(rs);
+    EXPECT_NE(std::string::npos, rs.message().find("block 2")) << rs.ToString();
+    EXPECT_NE(std::string::npos, rs.message().find("timestamp_ms")) << rs.ToString();
+  }
+}
+
+TEST_F(SegmentTest, ReadRowDamagedChunksAreCorruption) {
+  // A flipped byte in any column's chunk of a block: ReadRow of any row is a Corruption
+  // naming the file, the block and the column (the chunk crc), and a truncated file too.
+  fs_ = &mem_fs_;
+  ASSERT_TRUE(Write(MakeBatchedEvents(120), 40).ok());
+  const std::string good = Contents();
+  auto reader = Open();
+  ASSERT_TRUE(reader.ok());
+  for (int c = 0; c < kNumColumns; ++c) {
+    const Column column = static_cast<Column>(c);
+    const ChunkExtent x = (*reader)->chunk_extent(1, column);
+    std::string file = good;
+    file[x.offset + x.size / 2] ^= 0x10;
+    Overwrite(file);
+    auto damaged = Open();
+    ASSERT_TRUE(damaged.ok());
+    Event e;
+    EXPECT_TRUE((*damaged)->ReadRow(0, 7, &e).ok());
+    const Status s = (*damaged)->ReadRow(1, 7, &e);
+    ExpectCorruptionNamingFile(s);
+    EXPECT_NE(std::string::npos, s.message().find("block 1")) << s.ToString();
+    EXPECT_NE(std::string::npos, s.message().find(segment::ColumnName(column))) << s.ToString();
+  }
+  Overwrite(good);
+  auto ok = Open();
+  ASSERT_TRUE(ok.ok());
+  ExpectReadRowMatchesBlocks(**ok);
+  Event e;
+  EXPECT_TRUE((*ok)->ReadRow(0, 40, &e).IsInvalidArgument());
+  EXPECT_TRUE((*ok)->ReadRow(3, 0, &e).IsInvalidArgument());
 }
 
 TEST_F(SegmentTest, FooterChecksumMismatch) {
@@ -1001,6 +1088,7 @@ void CheckGoldenFile(FileSystem* fs, const std::string& name, const std::vector<
   EXPECT_EQ(expected_receipt, (*reader)->info().receipt);
   EXPECT_EQ(3u, (*reader)->num_blocks());
   EXPECT_TRUE((*reader)->VerifyAll().ok());
+  ExpectReadRowMatchesBlocks(**reader);
   std::vector<Event> got;
   DecodedBlock block;
   for (size_t b = 0; b < (*reader)->num_blocks(); ++b) {
@@ -1187,6 +1275,15 @@ TEST(SegmentEncoding, Int128RowsMatchWholeColumn) {
     EXPECT_FALSE(segment::DecodeInt128Rows(want, body, n, 5, 4, out.data()));
     EXPECT_FALSE(segment::DecodeInt128Rows(want, body, n, 0, n + 1, out.data()));
     EXPECT_FALSE(segment::DecodeInt128Rows(want, body.substr(0, 3), n, 40, 41, out.data()));
+    for (size_t i = 0; i < n; ++i) {
+      __int128 x = -7;
+      ASSERT_TRUE(segment::DecodeInt128Row(want, body, n, i, &x)) << i;
+      EXPECT_EQ(values[i], x) << i;
+    }
+    __int128 x;
+    EXPECT_FALSE(segment::DecodeInt128Row(want, body, n, n, &x));
+    EXPECT_FALSE(segment::DecodeInt128Row(want, body.substr(0, body.size() - 1), n, 0, &x));
+    EXPECT_FALSE(segment::DecodeInt128Row(want, body + "x", n, 0, &x));
   }
 }
 
@@ -1214,6 +1311,20 @@ StringColumn RoundTripStrings(const std::vector<std::string>& values,
     if (!is_null) {
       EXPECT_EQ(values[i], col.Get(i)) << i;
     }
+    // The row alone decodes to the same value.
+    bool row_null = !is_null;
+    std::string row = "stale";
+    EXPECT_TRUE(segment::DecodeStringRow(*enc, body, values.size(), true, i, &row_null, &row));
+    EXPECT_EQ(is_null, row_null) << i;
+    EXPECT_EQ(is_null ? std::string() : values[i], row) << i;
+  }
+  bool row_null;
+  std::string row;
+  EXPECT_FALSE(
+      segment::DecodeStringRow(*enc, body, values.size(), true, values.size(), &row_null, &row));
+  if (body.size() > 1 && !values.empty()) {
+    EXPECT_FALSE(segment::DecodeStringRow(*enc, body.substr(0, body.size() - 1), values.size(),
+                                          true, 0, &row_null, &row));
   }
   return col;
 }
@@ -1309,6 +1420,12 @@ TEST(SegmentEncoding, Int64BodiesHaveTheAnalyzedSize) {
       ASSERT_TRUE(segment::DecodeInt64Column(e, std::string_view(body).substr(6), v.size(), nullptr,
                                              out.data()));
       EXPECT_EQ(v, out);
+      for (size_t i = 0; i < v.size(); ++i) {
+        int64_t x = 0;
+        ASSERT_TRUE(
+            segment::DecodeInt64Row(e, std::string_view(body).substr(6), v.size(), i, 0, &x));
+        ASSERT_EQ(v[i], x) << static_cast<int>(e) << " row " << i;
+      }
     }
   }
 }
@@ -1369,6 +1486,12 @@ TEST(SegmentEncoding, StepsBySeqMatchesSortingInEveryShape) {
     ASSERT_TRUE(segment::DecodeInt64Column(segment::Encoding::kIntStepsBySeq, body, v.size(),
                                            s.data(), out.data()));
     EXPECT_EQ(v, out);
+    for (size_t i = 0; i < v.size(); ++i) {
+      int64_t x = 0;
+      ASSERT_TRUE(
+          segment::DecodeInt64Row(segment::Encoding::kIntStepsBySeq, body, v.size(), i, s[i], &x));
+      ASSERT_EQ(v[i], x) << i;
+    }
   }
   // Overlapping intervals with a conflict on one seq still fail.
   seqs2[4] = 3;
@@ -1410,6 +1533,14 @@ TEST(SegmentEncoding, OffsetBySeqInEveryShape) {
     ASSERT_TRUE(segment::DecodeInt64Column(segment::Encoding::kIntOffsetBySeq, body, values.size(),
                                            seqs.data(), out.data()));
     EXPECT_EQ(values, out);
+    for (size_t i = 0; i < values.size(); ++i) {
+      int64_t x = 0;
+      ASSERT_TRUE(segment::DecodeInt64Row(segment::Encoding::kIntOffsetBySeq, body, values.size(),
+                                          i, seqs[i], &x));
+      ASSERT_EQ(values[i], x) << i;
+      EXPECT_FALSE(segment::DecodeInt64Row(segment::Encoding::kIntOffsetBySeq, body, values.size(),
+                                           i, seqs[i] + values.size() + 1, &x));
+    }
     // Every truncation, and trailing bytes, are malformed; so are missing seqs and a seq
     // outside the stored range.
     for (size_t cut = 0; cut < body.size(); ++cut) {
@@ -1753,6 +1884,14 @@ segment::Encoding DimensionsRoundTrip(const std::vector<segment::Dimensions>& ro
   EXPECT_TRUE(ok);
   decoded->clear();
   for (size_t i = 0; ok && i < rows.size(); ++i) decoded->emplace_back(col.Get(i));
+  for (size_t i = 0; ok && i < rows.size(); ++i) {
+    std::string row;
+    bool is_null = false;
+    EXPECT_TRUE(e == segment::Encoding::kDimensionsByKey
+                    ? segment::DecodeDimensionsByKeyRow(*body, rows.size(), i, &row)
+                    : segment::DecodeStringRow(e, *body, rows.size(), false, i, &is_null, &row));
+    EXPECT_EQ(col.Get(i), row) << i;
+  }
   return e;
 }
 
