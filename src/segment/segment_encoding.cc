@@ -636,6 +636,31 @@ bool EncodeInt64OffsetBySeq(const int64_t* v, const uint64_t* seqs, size_t n, st
   return true;
 }
 
+namespace {
+// The bodies of kIntFor (base | width | n values bit-packed) and kIntDeltaFor (first | delta
+// base | width | n - 1 deltas bit-packed), read the same way by the column and the row decoder.
+// False unless the whole body is exactly that.
+struct IntForBody {
+  int64_t first = 0;   // kIntFor: the base; kIntDeltaFor: the first value
+  uint64_t dbase = 0;  // kIntDeltaFor only: added to every unpacked delta
+  uint8_t width = 0;
+  const uint8_t* bits = nullptr;
+  size_t bytes = 0;
+};
+bool ReadIntForBody(Encoding encoding, std::string_view body, size_t n, IntForBody* f) {
+  BodyReader r(body);
+  uint64_t x, dx = 0;
+  const bool delta = encoding == Encoding::kIntDeltaFor;
+  if (!r.Varint64(&x) || (delta && !r.Varint64(&dx)) || !r.Byte(&f->width) || f->width > 64) {
+    return false;
+  }
+  f->first = ZigZagDecode64(x);
+  f->dbase = static_cast<uint64_t>(ZigZagDecode64(dx));
+  f->bytes = BitPackedBytes(delta ? n - 1 : n, f->width);
+  return r.Bytes(f->bytes, &f->bits) && r.empty();
+}
+}  // namespace
+
 bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const uint64_t* seqs,
                        int64_t* out) {
   BodyReader r(body);
@@ -711,31 +736,22 @@ bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const
       return true;
     }
     case Encoding::kIntFor: {
-      uint8_t width;
-      if (!r.Varint64(&x) || !r.Byte(&width) || width > 64) return false;
-      const int64_t base = ZigZagDecode64(x);
-      const uint8_t* bits;
-      const size_t bytes = BitPackedBytes(n, width);
-      if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+      IntForBody f;
+      if (!ReadIntForBody(encoding, body, n, &f)) return false;
       auto* u = reinterpret_cast<uint64_t*>(out);
-      UnpackBits(bits, bytes, n, width, u);
-      for (size_t i = 0; i < n; ++i) out[i] = WrapAdd(base, u[i]);
+      UnpackBits(f.bits, f.bytes, n, f.width, u);
+      for (size_t i = 0; i < n; ++i) out[i] = WrapAdd(f.first, u[i]);
       return true;
     }
     case Encoding::kIntDeltaFor: {
-      uint64_t dx;
-      uint8_t width;
-      if (!r.Varint64(&x) || !r.Varint64(&dx) || !r.Byte(&width) || width > 64) return false;
-      const uint64_t dbase = static_cast<uint64_t>(ZigZagDecode64(dx));
-      const uint8_t* bits;
-      const size_t bytes = BitPackedBytes(n - 1, width);
-      if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+      IntForBody f;
+      if (!ReadIntForBody(encoding, body, n, &f)) return false;
       auto* u = reinterpret_cast<uint64_t*>(out);
-      UnpackBits(bits, bytes, n - 1, width, u + 1);
-      int64_t acc = ZigZagDecode64(x);
+      UnpackBits(f.bits, f.bytes, n - 1, f.width, u + 1);
+      int64_t acc = f.first;
       out[0] = acc;
       for (size_t i = 1; i < n; ++i) {
-        acc = WrapAdd(acc, u[i] + dbase);
+        acc = WrapAdd(acc, u[i] + f.dbase);
         out[i] = acc;
       }
       return true;
@@ -1453,31 +1469,22 @@ bool DecodeInt64Row(Encoding encoding, std::string_view body, size_t n, size_t r
       return true;
     }
     case Encoding::kIntFor: {
-      uint8_t width;
-      if (!r.Varint64(&x) || !r.Byte(&width) || width > 64) return false;
-      const int64_t base = ZigZagDecode64(x);
-      const uint8_t* bits;
-      const size_t bytes = BitPackedBytes(n, width);
-      if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
-      *out = WrapAdd(base, UnpackOne(bits, bytes, row, width));
+      IntForBody f;
+      if (!ReadIntForBody(encoding, body, n, &f)) return false;
+      *out = WrapAdd(f.first, UnpackOne(f.bits, f.bytes, row, f.width));
       return true;
     }
     case Encoding::kIntDeltaFor: {
-      uint64_t dx;
-      uint8_t width;
-      if (!r.Varint64(&x) || !r.Varint64(&dx) || !r.Byte(&width) || width > 64) return false;
-      const uint64_t dbase = static_cast<uint64_t>(ZigZagDecode64(dx));
-      const uint8_t* bits;
-      const size_t bytes = BitPackedBytes(n - 1, width);
-      if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+      IntForBody f;
+      if (!ReadIntForBody(encoding, body, n, &f)) return false;
       // The running sum of the first `row` deltas, unpacked 256 at a time.
-      int64_t acc = ZigZagDecode64(x);
+      int64_t acc = f.first;
       uint64_t buf[256];
       for (size_t i = 0; i < row; i += 256) {
         const size_t m = std::min<size_t>(256, row - i);
-        const size_t off = i * width / 8;  // i is a multiple of 8: a whole byte
-        UnpackBits(bits + off, bytes - off, m, width, buf);
-        for (size_t k = 0; k < m; ++k) acc = WrapAdd(acc, buf[k] + dbase);
+        const size_t off = i * f.width / 8;  // i is a multiple of 8: a whole byte
+        UnpackBits(f.bits + off, f.bytes - off, m, f.width, buf);
+        for (size_t k = 0; k < m; ++k) acc = WrapAdd(acc, buf[k] + f.dbase);
       }
       *out = acc;
       return true;
