@@ -866,6 +866,37 @@ bool DecodeInt128Column(Encoding encoding, std::string_view body, size_t n, __in
   }
 }
 
+namespace {
+// Varints are counted by their last bytes (high bit clear), eight bytes at a time.
+inline size_t VarintEndsIn8(const uint8_t* q) {
+  uint64_t w;
+  std::memcpy(&w, q, 8);
+  return static_cast<size_t>(__builtin_popcountll(~w & 0x8080808080808080ull));
+}
+// The position after the first k varints of [p, end), or nullptr when there are fewer.
+const uint8_t* SkipVarints(const uint8_t* p, const uint8_t* end, size_t k) {
+  size_t seen = 0;
+  while (end - p >= 8) {
+    const size_t ends = VarintEndsIn8(p);
+    if (seen + ends >= k) break;
+    seen += ends;
+    p += 8;
+  }
+  while (seen < k) {
+    if (p == end) return nullptr;
+    seen += (*p++ & 0x80) == 0;
+  }
+  return p;
+}
+// How many varints end in [p, end).
+size_t CountVarintEnds(const uint8_t* p, const uint8_t* end) {
+  size_t ends = 0;
+  for (; end - p >= 8; p += 8) ends += VarintEndsIn8(p);
+  for (; p < end; ++p) ends += (*p & 0x80) == 0;
+  return ends;
+}
+}  // namespace
+
 bool DecodeInt128Rows(Encoding encoding, std::string_view body, size_t n, size_t lo, size_t hi,
                       __int128* out) {
   if (lo > hi || hi > n) return false;
@@ -876,23 +907,10 @@ bool DecodeInt128Rows(Encoding encoding, std::string_view body, size_t n, size_t
     case Encoding::kInt128For:
       return DecodeInt128ForRows(body, n, lo, hi, out);
     case Encoding::kInt128Varint: {
-      // Skip the first lo varints by counting their last bytes (high bit clear), eight bytes
-      // at a time while the count stays below lo.
-      const uint8_t* p = reinterpret_cast<const uint8_t*>(body.data());
-      const uint8_t* const end = p + body.size();
-      size_t seen = 0;
-      while (end - p >= 8) {
-        uint64_t w;
-        std::memcpy(&w, p, 8);
-        const size_t ends = static_cast<size_t>(__builtin_popcountll(~w & 0x8080808080808080ull));
-        if (seen + ends >= lo) break;
-        seen += ends;
-        p += 8;
-      }
-      while (seen < lo) {
-        if (p == end) return false;
-        seen += (*p++ & 0x80) == 0;
-      }
+      // Skip the first lo varints.
+      const uint8_t* const end = reinterpret_cast<const uint8_t*>(body.data()) + body.size();
+      const uint8_t* p = SkipVarints(reinterpret_cast<const uint8_t*>(body.data()), end, lo);
+      if (p == nullptr) return false;
       BodyReader rest(
           std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(end - p)));
       for (size_t i = lo; i < hi; ++i) {
@@ -1511,15 +1529,8 @@ bool DecodeInt64Row(Encoding encoding, std::string_view body, size_t n, size_t r
       *out = acc;
       // The rest is not decoded, only counted: exactly n - 1 - row varints must follow (last
       // bytes have the high bit clear; the body ends on one).
-      std::string_view rest = body.substr(body.size() - r.remaining());
-      size_t ends = 0;
-      for (; rest.size() >= 8; rest.remove_prefix(8)) {
-        uint64_t w;
-        std::memcpy(&w, rest.data(), 8);
-        ends += static_cast<size_t>(__builtin_popcountll(~w & 0x8080808080808080ull));
-      }
-      for (char c : rest) ends += (static_cast<uint8_t>(c) & 0x80) == 0;
-      return ends == n - 1 - row &&
+      const uint8_t* const end = reinterpret_cast<const uint8_t*>(body.data()) + body.size();
+      return CountVarintEnds(end - r.remaining(), end) == n - 1 - row &&
              (r.empty() || (static_cast<uint8_t>(body.back()) & 0x80) == 0);
     }
     default:
@@ -1546,24 +1557,9 @@ bool DecodeInt128Row(Encoding encoding, std::string_view body, size_t n, size_t 
     case Encoding::kInt128Varint: {
       // Skips `row` varints and counts those after the row's (exactly n - row - 1, the body
       // ending on one) by their last bytes (high bit clear), eight bytes at a time.
-      const uint8_t* p = reinterpret_cast<const uint8_t*>(body.data());
-      const uint8_t* const end = p + body.size();
-      auto ends_in = [](const uint8_t* q) {
-        uint64_t w;
-        std::memcpy(&w, q, 8);
-        return static_cast<size_t>(__builtin_popcountll(~w & 0x8080808080808080ull));
-      };
-      size_t seen = 0;
-      while (end - p >= 8) {
-        const size_t ends = ends_in(p);
-        if (seen + ends >= row) break;
-        seen += ends;
-        p += 8;
-      }
-      while (seen < row) {
-        if (p == end) return false;
-        seen += (*p++ & 0x80) == 0;
-      }
+      const uint8_t* const end = reinterpret_cast<const uint8_t*>(body.data()) + body.size();
+      const uint8_t* p = SkipVarints(reinterpret_cast<const uint8_t*>(body.data()), end, row);
+      if (p == nullptr) return false;
       BodyReader rest(
           std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(end - p)));
       uint64_t x64;
@@ -1573,11 +1569,8 @@ bool DecodeInt128Row(Encoding encoding, std::string_view body, size_t n, size_t 
         if (!rest.Varint128(&x)) return false;
         *out = ZigZagDecode128(x);
       }
-      p = end - rest.remaining();
-      size_t after = 0;
-      for (; end - p >= 8; p += 8) after += ends_in(p);
-      for (; p < end; ++p) after += (*p & 0x80) == 0;
-      return after == n - 1 - row && (rest.empty() || (body.back() & 0x80) == 0);
+      return CountVarintEnds(end - rest.remaining(), end) == n - 1 - row &&
+             (rest.empty() || (body.back() & 0x80) == 0);
     }
     default:
       return false;
