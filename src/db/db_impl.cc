@@ -319,7 +319,7 @@ Status DBImpl::Recover() {
   next_file_number_ = state.next_file_number;
   for (uint64_t n : wal_numbers) next_file_number_ = std::max(next_file_number_, n + 1);
 
-  active_ = std::make_shared<MemTable>(clock_->NowMs());
+  active_ = std::make_shared<MemTable>(clock_->NowMs(), &Hash64, state.bucket_count);
   auto v = std::make_shared<Version>();
   v->manifest = state;
   for (const SegmentMeta& m : state.segments) {
@@ -610,7 +610,8 @@ Status DBImpl::RecoverWalAfterErrorLocked() {
 Status DBImpl::SwitchMemtableLocked() {
   RETURN_IF_ERROR(NewWalFileLocked());
   imms_.push_back(active_);
-  active_ = std::make_shared<MemTable>(clock_->NowMs());
+  // Records in one sub-arena per bucket: a flushed partition's records lie together.
+  active_ = std::make_shared<MemTable>(clock_->NowMs(), &Hash64, version_->manifest.bucket_count);
   auto v = std::make_shared<Version>(*version_);
   v->memtables.push_back(active_);
   InstallVersionLocked(v);

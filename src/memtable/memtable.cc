@@ -11,6 +11,7 @@ namespace usagedb {
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
+constexpr size_t kPartChunkBytes = 64 << 10;
 // Per-row overhead beyond the record: the MemRow in the row store (the index's slots are counted
 // by their real size).
 constexpr size_t kRowOverhead = sizeof(MemRow);
@@ -31,12 +32,15 @@ std::string_view RecordEventId(const char* rec, uint32_t len) {
 
 }  // namespace
 
-void MemTable::NewArenaChunk(size_t min_bytes) {
-  chunk_capacity_ = std::max(kChunkBytes, min_bytes);
-  chunks_.emplace_back(new char[chunk_capacity_]);
-  chunk_base_ = chunks_.back().get();
-  chunk_used_ = 0;
-  arena_bytes_ += chunk_capacity_;
+void MemTable::NewArenaChunk(Arena* a, size_t min_bytes) {
+  // With many sub-arenas smaller chunks keep the unfilled tails (counted in ApproximateBytes)
+  // small: 64 parts x 64 KiB = 4 MiB at most.
+  const size_t chunk = arenas_.size() > 1 ? kPartChunkBytes : kChunkBytes;
+  a->capacity = std::max(chunk, min_bytes);
+  chunks_.emplace_back(new char[a->capacity]);
+  a->base = chunks_.back().get();
+  a->used = 0;
+  arena_bytes_ += a->capacity;
 }
 
 void MemTable::NoteSequenceLocked(uint64_t seq, int64_t ingested_at_ms) {
@@ -69,12 +73,13 @@ void MemTable::AddUnit(uint64_t seq, int64_t ingested_at_ms, std::string_view by
     const RowMeta& m = rows[i];
     // One copy per record: the unit body interleaves each record with its 16-byte digest, so
     // a single copy of the body would put the digests into the arena too (see ingest.md).
-    if (chunk_used_ + m.length > chunk_capacity_) [[unlikely]] {
-      NewArenaChunk(m.length);
+    Arena& a = arenas_.size() == 1 ? arenas_[0] : arenas_[m.account_hash % arenas_.size()];
+    if (a.used + m.length > a.capacity) [[unlikely]] {
+      NewArenaChunk(&a, m.length);
     }
-    char* const rec = chunk_base_ + chunk_used_;
+    char* const rec = a.base + a.used;
     std::memcpy(rec, bytes.data() + m.offset, m.length);
-    chunk_used_ += m.length;
+    a.used += m.length;
     const std::string_view event_id = RecordEventId(rec, m.length);
     const uint64_t h = m.id_hash != 0 ? m.id_hash : id_hash_(event_id);
     // Constructed in place from its fields (designated initializers, checked against the

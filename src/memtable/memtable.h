@@ -8,6 +8,7 @@
 // recovery); readers (Find*, ForEach*) run concurrently under a shared lock.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -137,8 +138,10 @@ class MemTable {
   // The function that hashes event_ids for the index. Production uses Hash64; tests pass a
   // colliding one to prove that only full id equality makes a hit.
   using IdHashFn = uint64_t (*)(std::string_view);
-  explicit MemTable(int64_t created_ms, IdHashFn id_hash = &Hash64)
-      : id_hash_(id_hash), created_ms_(created_ms) {}
+  // arena_parts > 1: records are kept in that many sub-arenas by account_hash % arena_parts
+  // (the db passes bucket_count), so the records of one flushed partition lie together.
+  explicit MemTable(int64_t created_ms, IdHashFn id_hash = &Hash64, uint32_t arena_parts = 1)
+      : id_hash_(id_hash), created_ms_(created_ms), arenas_(std::max<uint32_t>(arena_parts, 1)) {}
   MemTable(const MemTable&) = delete;
   MemTable& operator=(const MemTable&) = delete;
 
@@ -198,14 +201,16 @@ class MemTable {
   int64_t created_ms() const { return created_ms_; }
 
  private:
-  [[gnu::noinline]] void NewArenaChunk(size_t min_bytes);  // REQUIRES: mu_ held exclusively
+  struct Arena {
+    char* base = nullptr;  // the chunk being filled
+    size_t used = 0, capacity = 0;
+  };
+  [[gnu::noinline]] void NewArenaChunk(Arena* a, size_t min_bytes);  // REQUIRES: mu_ exclusive
   void NoteSequenceLocked(uint64_t seq, int64_t ingested_at_ms);
 
   mutable std::shared_mutex mu_;
   std::vector<std::unique_ptr<char[]>> chunks_;
-  char* chunk_base_ = nullptr;  // chunks_.back(), the chunk being filled
-  size_t chunk_used_ = 0, chunk_capacity_ = 0;
-  size_t arena_bytes_ = 0;
+  size_t arena_bytes_ = 0;  // capacity of every chunk
   MemRowStore rows_;
   // event_id -> row number; ids are read back from rows_ (views into the arena).
   uint32_t FindRowLocked(uint64_t hash, std::string_view event_id) const;
@@ -216,6 +221,7 @@ class MemTable {
   uint64_t min_seq_ = 0, max_seq_ = 0;
   int64_t max_ingested_at_ms_ = 0;
   int64_t created_ms_;
+  std::vector<Arena> arenas_;  // one per arena part (see the constructor)
 };
 
 }  // namespace usagedb

@@ -69,6 +69,35 @@ TEST(MemTable, ViewsStayValidAcrossManyAppends) {
   EXPECT_GT(m.ApproximateBytes(), 20000u * 20);
 }
 
+// With one sub-arena per bucket (the db's setting) every record stays intact and findable, and
+// one bucket's records lie in its own chunks, in insertion order.
+TEST(MemTable, RecordsInPerBucketArenasStayIntact) {
+  constexpr uint32_t kParts = 4;
+  MemTable m(0, &Hash64, kParts);
+  for (int i = 0; i < 20000; i++) {
+    Event e = Ev("p" + std::to_string(i), i + 1, i);
+    e.account_id = "acct" + std::to_string(i % 37);
+    m.Add(e, Digest128{static_cast<uint64_t>(i), 0});
+  }
+  const MemRowStore& rows = m.rows_for_flush();
+  ASSERT_EQ(20000u, rows.size());
+  std::vector<const char*> last_end(kParts, nullptr);
+  size_t adjacent = 0;
+  for (size_t k = 0; k < rows.size(); k++) {
+    Event e;
+    ASSERT_TRUE(MemTable::DecodeRow(rows[k], &e)) << k;
+    EXPECT_EQ("p" + std::to_string(k), e.event_id);
+    EXPECT_EQ("acct" + std::to_string(k % 37), e.account_id);
+    EXPECT_EQ(Hash64(e.account_id), rows[k].account_hash);
+    const size_t part = rows[k].account_hash % kParts;
+    if (last_end[part] == rows[k].record) adjacent++;
+    last_end[part] = rows[k].record + rows[k].record_length;
+  }
+  // Consecutive records of a bucket follow each other except where a 64 KiB chunk ends.
+  EXPECT_GT(adjacent, 19000u);
+  for (int i = 0; i < 20000; i += 1231) EXPECT_TRUE(m.Contains("p" + std::to_string(i))) << i;
+}
+
 TEST(MemTable, ConflictOnlyUnitsStillCoverTheirSequence) {
   MemTable m(0);
   ConflictEntry c;
