@@ -647,6 +647,38 @@ struct IntForBody {
   const uint8_t* bits = nullptr;
   size_t bytes = 0;
 };
+// The tail of a kIntOffsetBySeq body: exception count, then (row gap, zz value) pairs with
+// strictly ascending rows. Calls f(row, value) for each; false unless the body ends there.
+template <typename F>
+bool WalkOffsetExceptions(BodyReader* r, size_t n, const F& f) {
+  uint64_t exceptions, x;
+  if (!r->Varint64(&exceptions) || exceptions > n) return false;
+  size_t row = 0;
+  for (uint64_t k = 0; k < exceptions; ++k) {
+    uint64_t gap;
+    if (!r->Varint64(&gap) || (k > 0 && gap == 0) || gap >= n - row || !r->Varint64(&x)) {
+      return false;
+    }
+    row += gap;
+    f(row, ZigZagDecode64(x));
+  }
+  return r->empty();
+}
+// A kIntRle body: (zz value, run length) pairs covering exactly n rows. Calls
+// f(first row, length, value) per run.
+template <typename F>
+bool WalkIntRuns(BodyReader* r, size_t n, const F& f) {
+  uint64_t runs, x;
+  if (!r->Varint64(&runs) || runs > n) return false;
+  size_t at = 0;
+  for (uint64_t k = 0; k < runs; ++k) {
+    uint64_t len;
+    if (!r->Varint64(&x) || !r->Varint64(&len) || len == 0 || len > n - at) return false;
+    f(at, static_cast<size_t>(len), ZigZagDecode64(x));
+    at += len;
+  }
+  return at == n && r->empty();
+}
 bool ReadIntForBody(Encoding encoding, std::string_view body, size_t n, IntForBody* f) {
   BodyReader r(body);
   uint64_t x, dx = 0;
@@ -695,19 +727,10 @@ bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const
       UnpackBits(bits, bytes, n, width, u);
       const int64_t* with_offset = base.data();
       for (size_t i = 0; i < n; ++i) out[i] = WrapAdd(with_offset[seqs[i] - lo], u[i]);
-      uint64_t exceptions;
-      if (!r.Varint64(&exceptions) || exceptions > n) return false;
-      size_t row = 0;
-      for (uint64_t k = 0; k < exceptions; ++k) {
-        uint64_t gap;
-        if (!r.Varint64(&gap) || (k > 0 && gap == 0) || gap >= n - row || !r.Varint64(&x)) {
-          return false;
-        }
-        row += gap;
+      return WalkOffsetExceptions(&r, n, [&](size_t row, int64_t v) {
         out[row] = WrapAdd(WrapSub(base[seqs[row] - lo], static_cast<int64_t>(offset)),
-                           static_cast<uint64_t>(ZigZagDecode64(x)));
-      }
-      return r.empty();
+                           static_cast<uint64_t>(v));
+      });
     }
     case Encoding::kIntStepsBySeq: {
       uint64_t count, seq;
@@ -756,18 +779,10 @@ bool DecodeInt64Column(Encoding encoding, std::string_view body, size_t n, const
       }
       return true;
     }
-    case Encoding::kIntRle: {
-      uint64_t runs;
-      if (!r.Varint64(&runs) || runs > n) return false;
-      size_t row = 0;
-      for (uint64_t k = 0; k < runs; ++k) {
-        uint64_t len;
-        if (!r.Varint64(&x) || !r.Varint64(&len) || len == 0 || len > n - row) return false;
-        std::fill(out + row, out + row + len, ZigZagDecode64(x));
-        row += len;
-      }
-      return row == n && r.empty();
-    }
+    case Encoding::kIntRle:
+      return WalkIntRuns(&r, n, [&](size_t at, size_t len, int64_t v) {
+        std::fill(out + at, out + at + len, v);
+      });
     case Encoding::kIntDeltaVarint: {
       if (!r.Varint64(&x)) return false;
       int64_t acc = ZigZagDecode64(x);
@@ -1453,18 +1468,9 @@ bool DecodeInt64Row(Encoding encoding, std::string_view body, size_t n, size_t r
       const size_t bytes = BitPackedBytes(n, width);
       if (!r.Bytes(bytes, &bits)) return false;
       *out = WrapAdd(WrapAdd(base, offset), UnpackOne(bits, bytes, row, width));
-      uint64_t exceptions;
-      if (!r.Varint64(&exceptions) || exceptions > n) return false;
-      size_t at = 0;
-      for (uint64_t k = 0; k < exceptions; ++k) {
-        uint64_t gap;
-        if (!r.Varint64(&gap) || (k > 0 && gap == 0) || gap >= n - at || !r.Varint64(&x)) {
-          return false;
-        }
-        at += gap;
-        if (at == row) *out = WrapAdd(base, static_cast<uint64_t>(ZigZagDecode64(x)));
-      }
-      return r.empty();
+      return WalkOffsetExceptions(&r, n, [&](size_t at, int64_t v) {
+        if (at == row) *out = WrapAdd(base, static_cast<uint64_t>(v));
+      });
     }
     case Encoding::kIntStepsBySeq: {
       uint64_t count, step;
@@ -1507,18 +1513,10 @@ bool DecodeInt64Row(Encoding encoding, std::string_view body, size_t n, size_t r
       *out = acc;
       return true;
     }
-    case Encoding::kIntRle: {
-      uint64_t runs;
-      if (!r.Varint64(&runs) || runs > n) return false;
-      size_t at = 0;
-      for (uint64_t k = 0; k < runs; ++k) {
-        uint64_t len;
-        if (!r.Varint64(&x) || !r.Varint64(&len) || len == 0 || len > n - at) return false;
-        if (row >= at && row - at < len) *out = ZigZagDecode64(x);
-        at += len;
-      }
-      return at == n && r.empty();
-    }
+    case Encoding::kIntRle:
+      return WalkIntRuns(&r, n, [&](size_t at, size_t len, int64_t v) {
+        if (row >= at && row - at < len) *out = v;
+      });
     case Encoding::kIntDeltaVarint: {
       if (!r.Varint64(&x)) return false;
       int64_t acc = ZigZagDecode64(x);
