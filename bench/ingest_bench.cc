@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
   app.add_option("--dir", dir);
   app.add_option("--replay-events", replay_events, "events for the replay measurement (0 = skip)");
   app.add_flag("--json", json, "ingest through the JSON (NDJSON) decoder");
+  size_t memtable_mb = 64;
+  app.add_option("--memtable-mb", memtable_mb, "memtable_bytes in MiB (SPEC default 64)");
   CLI11_PARSE(app, argc, argv);
 
   // Pre-generate the batches so generation is not measured.
@@ -111,6 +113,7 @@ int main(int argc, char** argv) {
   // A moved-in batch cannot be resent after Unavailable, so writers wait for the flusher
   // rather than fail when a loaded machine slows it down (waits are counted and timed).
   o.backpressure_wait_ms = 600000;
+  o.memtable_bytes = memtable_mb << 20;
   uint64_t accepted = 0;
   double ingest_secs = 0;
   DbStats stats;
