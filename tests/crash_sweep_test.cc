@@ -6,6 +6,7 @@
 
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "db_test_util.h"
 #include "io/fault_injection_fs.h"
@@ -75,10 +76,15 @@ void CheckRecovered(DB* db, const Outcomes& o, const std::string& where) {
   ASSERT_EQ(stored.size(), r.rows[0].count) << where;
 }
 
-class CrashSweep : public ::testing::TestWithParam<Durability> {};
+// Parameters: durability mode, and whether the power loss persists unsynced pages out of
+// order (FaultInjectionFileSystem::DropUnsyncedDataOutOfOrder, seeded by the crash point):
+// then a WAL can hold a hole followed by valid records of the same unsynced writes, which
+// recovery must treat as a torn tail (not as damage that stops startup).
+class CrashSweep : public ::testing::TestWithParam<std::tuple<Durability, bool>> {};
 
 TEST_P(CrashSweep, EveryAcknowledgedEventSurvivesACrashAtEveryOperation) {
-  const Durability durability = GetParam();
+  const Durability durability = std::get<0>(GetParam());
+  const bool out_of_order = std::get<1>(GetParam());
   int64_t total_ops;
   {
     FaultInjectionFileSystem fs;
@@ -92,6 +98,7 @@ TEST_P(CrashSweep, EveryAcknowledgedEventSurvivesACrashAtEveryOperation) {
   }
   ASSERT_GT(total_ops, 100);
   int checked = 0;
+  uint64_t unsynced_dropped = 0;
   for (int64_t k = 0; k < total_ops; k++) {
     FaultInjectionFileSystem fs;
     ManualClock clock(kNowMs);
@@ -103,9 +110,15 @@ TEST_P(CrashSweep, EveryAcknowledgedEventSurvivesACrashAtEveryOperation) {
       if (db.ok()) RunWorkload(db->get(), &o, true);
       // The process dies here: the destructor's close attempts fail without effect.
     }
-    fs.DropUnsyncedData();
+    if (out_of_order) {
+      // 512-byte sectors: the workload's units are small, so several share a 4 KiB page.
+      fs.DropUnsyncedDataOutOfOrder(static_cast<uint64_t>(k) + 1, 512);
+    } else {
+      fs.DropUnsyncedData();
+    }
     auto db = DB::Open(options, "/db");
     ASSERT_TRUE(db.ok()) << "crash at op " << k << ": reopen failed: " << db.status().ToString();
+    unsynced_dropped += (*db)->recovery_report().unsynced_records_dropped;
     std::string where = "crash at op " + std::to_string(k);
     if (durability == Durability::kFast) {
       // fast mode may lose acknowledged-but-unsynced events on power loss; only the
@@ -130,11 +143,17 @@ TEST_P(CrashSweep, EveryAcknowledgedEventSurvivesACrashAtEveryOperation) {
     checked++;
   }
   EXPECT_EQ(total_ops, checked);
-  std::printf("crash points checked: %d\n", checked);
+  std::printf("crash points checked: %d, unsynced records after a hole dropped: %llu\n",
+              checked, static_cast<unsigned long long>(unsynced_dropped));
+  // Fast mode leaves several units unsynced at most crash points, so some power losses must
+  // have produced the hole-then-valid-records case this variant exists for.
+  if (out_of_order && durability == Durability::kFast) EXPECT_GT(unsynced_dropped, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, CrashSweep,
-                         ::testing::Values(Durability::kStrict, Durability::kFast));
+                         ::testing::Combine(::testing::Values(Durability::kStrict,
+                                                              Durability::kFast),
+                                            ::testing::Bool()));
 
 // A single failed operation (not a crash) anywhere in the workload: the database either
 // reports the failure or carries on, and after a restart every acknowledged event is there

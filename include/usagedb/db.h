@@ -128,6 +128,9 @@ struct RecoveryReport {
   uint64_t events_replayed = 0;
   uint64_t void_units = 0;
   uint64_t torn_tails_truncated = 0;
+  // Records dropped with a torn tail that had reached the disk out of order (a hole, then
+  // records written while the hole was not yet synced: never acknowledged in strict mode).
+  uint64_t unsynced_records_dropped = 0;
   uint64_t repaired_bytes = 0;
   uint64_t temporaries_removed = 0;
   std::vector<std::string> orphans;  // unreferenced files found (removed: their data is in WAL)

@@ -444,6 +444,7 @@ Status DBImpl::ReplayWal(const std::vector<uint64_t>& wal_numbers, uint64_t flus
     ASSIGN_OR_RETURN(wal::ReadResult rr, wal::ReadWalFile(fs_, path, options_.repair_wal));
     report_.wal_files_replayed++;
     report_.repaired_bytes += rr.repaired_bytes;
+    report_.unsynced_records_dropped += rr.unsynced_records_dropped;
     ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(path));
     if (rr.valid_length < size) {
       // A torn tail: cut it off so nothing is ever glued to it.
@@ -573,8 +574,9 @@ Status DBImpl::RecoverWalAfterErrorLocked() {
   std::string framed = carry;
   for (uint64_t seq : pending_voids_) {
     std::string payload;
+    PutFixed64(&payload, wal_->synced_size());  // durable_length (wal_format.h)
     EncodeVoid(seq, &payload);
-    wal::Writer::FrameRecord(wal::RecordType::kVoid, payload, &framed);
+    wal::Writer::FrameRecord(wal::RecordType::kDurableVoid, payload, &framed);
   }
   s = wal_->AppendFramed(framed);
   if (s.ok()) s = wal_->Sync();
@@ -594,6 +596,9 @@ Status DBImpl::RecoverWalAfterErrorLocked() {
       if (!d.GetFixed32(&len) || !d.GetFixed32(&crc) || !d.GetByte(&type) ||
           !d.GetBytes(len, &payload)) {
         break;
+      }
+      if (type == static_cast<uint8_t>(wal::RecordType::kDurableUnit)) {
+        payload.remove_prefix(std::min<size_t>(payload.size(), wal::kDurableLengthSize));
       }
       Decoder p(payload);
       uint64_t seq;
@@ -713,12 +718,17 @@ Status DBImpl::Commit(PendingUnit* w) {
     std::string& framed = leader_framed_;
     framed.clear();
     framed.reserve(bytes + group.size() * 48);
+    // Each unit says how much of the file was durable when it was written, so a reader can
+    // tell this group's bytes persisted out of order by an OS crash (unsynced: torn) from
+    // damage to synced data.
+    const uint64_t durable_length = wal_->synced_size();
     std::string header;
     for (PendingUnit* p : group) {
       header.clear();
+      PutFixed64(&header, durable_length);
       EncodeUnitHeader(UnitHeader{p->seq, p->ingested_at_ms, p->request_time_ms}, &header);
-      wal::Writer::FrameRecord(wal::RecordType::kUnit, header, p->body.view(), p->body_crc,
-                               &framed);
+      wal::Writer::FrameRecord(wal::RecordType::kDurableUnit, header, p->body.view(),
+                               p->body_crc, &framed);
     }
     s = wal_->AppendFramed(framed);
     if (s.ok() && options_.durability == Durability::kStrict) {

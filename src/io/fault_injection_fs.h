@@ -37,6 +37,15 @@ class FaultInjectionFileSystem : public MemFileSystem {
   // REQUIRES: the users of the old "process" no longer call the file system directly (destroy
   // the database object first): calls through the file system itself are not invalidated.
   using MemFileSystem::DropUnsyncedData;
+  // DropUnsyncedDataOutOfOrder(seed, block): as DropUnsyncedData, but an OS crash in the
+  // middle of writeback: each file that was only appended to since its last sync keeps its
+  // synced contents plus a random subset of its unsynced blocks (`block` bytes at absolute
+  // boundaries: 4096 for pages, 512 for sectors of a page torn in flight); the others read
+  // back as zeros (holes), and the size is either the full written size or ends after the
+  // last kept block. Later blocks can thus survive while earlier ones are lost, as writeback
+  // does not follow write order.
+  // Other files and directories revert as in DropUnsyncedData. Deterministic for a seed.
+  using MemFileSystem::DropUnsyncedDataOutOfOrder;
 
   // A process crash (kill -9) without power loss: like DropUnsyncedData, but every byte
   // written so far survives, synced or not (the page cache keeps it).

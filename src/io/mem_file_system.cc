@@ -219,8 +219,16 @@ struct MemFileSystem::Core {
     crash_countdown = -1;
   }
 
-  // REQUIRES: mu held.
-  void RevertToDurable() {
+  // REQUIRES: mu held. seed != 0: appended-only files keep a random subset of their unsynced
+  // blocks of `block` bytes (see FaultInjectionFileSystem::DropUnsyncedDataOutOfOrder).
+  void RevertToDurable(uint64_t seed = 0, size_t block = 4096) {
+    uint64_t rng = seed;
+    auto next_random = [&rng] {  // splitmix64
+      uint64_t z = (rng += 0x9E3779B97F4A7C15ULL);
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+      return z ^ (z >> 31);
+    };
     std::unordered_set<const Node*> seen;
     std::vector<Node*> stack{root.get()};
     while (!stack.empty()) {
@@ -231,7 +239,25 @@ struct MemFileSystem::Core {
         if (child->is_dir) {
           stack.push_back(child.get());
         } else if (seen.insert(child.get()).second) {
-          child->data = child->durable;
+          if (seed != 0 && child->appended_only && child->data.size() > child->durable.size()) {
+            std::string kept = child->durable;
+            size_t end = kept.size();  // the end of the last page kept
+            for (size_t off = kept.size(); off < child->data.size();) {
+              const size_t page_end = std::min(child->data.size(), (off / block + 1) * block);
+              if (next_random() & 1) {
+                kept.append(child->data, off, page_end - off);
+                end = page_end;
+              } else {
+                kept.append(page_end - off, '\0');
+              }
+              off = page_end;
+            }
+            if (next_random() & 1) kept.resize(end);  // else the size reached the disk too
+            child->data = std::move(kept);
+          } else {
+            child->data = child->durable;
+          }
+          child->durable = child->data;
           child->appended_only = true;
         }
       }
@@ -583,6 +609,12 @@ Result<std::unique_ptr<FileLock>> MemFileSystem::LockFile(const std::string& pat
 void MemFileSystem::DropUnsyncedData() {
   std::lock_guard<std::mutex> l(core_->mu);
   core_->RevertToDurable();
+  core_->EndProcess();
+}
+
+void MemFileSystem::DropUnsyncedDataOutOfOrder(uint64_t seed, size_t block) {
+  std::lock_guard<std::mutex> l(core_->mu);
+  core_->RevertToDurable(seed == 0 ? 1 : seed, std::max<size_t>(block, 1));
   core_->EndProcess();
 }
 

@@ -81,6 +81,7 @@ class MemFileSystem : public FileSystem {
   // The durability and fault levers. FaultInjectionFileSystem makes them public and documents
   // them; on a plain MemFileSystem they are simply never pulled.
   void DropUnsyncedData();
+  void DropUnsyncedDataOutOfOrder(uint64_t seed, size_t block = 4096);
   void Reopen();
   void MakeAllDurable();
   int64_t mutating_ops() const;

@@ -134,10 +134,11 @@ int RunServe(const std::vector<std::string>& args_in,
   if (rec.events_replayed > 0 || rec.torn_tails_truncated > 0) {
     std::fprintf(stderr,
                  "usagedb: recovered %llu events from %llu WAL files (%.2f s, %llu torn tails "
-                 "truncated)\n",
+                 "truncated, %llu unsynced records after a hole dropped)\n",
                  static_cast<unsigned long long>(rec.events_replayed),
                  static_cast<unsigned long long>(rec.wal_files_replayed), rec.replay_seconds,
-                 static_cast<unsigned long long>(rec.torn_tails_truncated));
+                 static_cast<unsigned long long>(rec.torn_tails_truncated),
+                 static_cast<unsigned long long>(rec.unsynced_records_dropped));
   }
 
   auto api = std::make_unique<ApiService>(db.get(), settings, std::move(keys));

@@ -54,7 +54,9 @@ Result<std::unique_ptr<Writer>> Writer::Create(FileSystem* fs, const std::string
   RETURN_IF_ERROR(file->Append(header).WithContext("creating WAL file " + path));
   RETURN_IF_ERROR(file->Sync().WithContext("creating WAL file " + path));
   RETURN_IF_ERROR(fs->SyncDir(dir).WithContext("creating WAL file " + path));
-  return std::unique_ptr<Writer>(new Writer(std::move(file), std::move(path), file_number));
+  std::unique_ptr<Writer> w(new Writer(std::move(file), std::move(path), file_number));
+  w->synced_size_ = kHeaderSize;
+  return w;
 }
 
 Result<std::unique_ptr<Writer>> Writer::OpenForAppend(FileSystem* fs, const std::string& dir,
@@ -76,7 +78,9 @@ Result<std::unique_ptr<Writer>> Writer::OpenForAppend(FileSystem* fs, const std:
   // The truncation must be durable before records appended after it are acknowledged.
   RETURN_IF_ERROR(file->Sync().WithContext(context));
   RETURN_IF_ERROR(fs->SyncDir(dir).WithContext(context));
-  return std::unique_ptr<Writer>(new Writer(std::move(file), std::move(path), file_number));
+  std::unique_ptr<Writer> w(new Writer(std::move(file), std::move(path), file_number));
+  w->synced_size_ = valid_length;
+  return w;
 }
 
 void Writer::FrameRecord(RecordType type, std::string_view payload, std::string* dst) {
@@ -151,8 +155,10 @@ Status Writer::AppendFramed(std::string_view framed) {
 
 Status Writer::Sync() {
   RETURN_IF_ERROR(CheckWritable());
+  const uint64_t size = file_->Size();
   Status s = file_->Sync();
-  if (!s.ok()) return Seal(s, "sync at size " + std::to_string(file_->Size()));
+  if (!s.ok()) return Seal(s, "sync at size " + std::to_string(size));
+  synced_size_ = size;
   return Status::OK();
 }
 

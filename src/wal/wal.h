@@ -57,6 +57,10 @@ class Writer {
   // when the writer was sealed. Every call after Close fails.
   Status Close();
   bool sealed() const { return sealed_; }
+  // Bytes of the file known durable: the header after Create, valid_length after
+  // OpenForAppend, the size at the last successful Sync. The durable_length that kDurableUnit
+  // and kDurableVoid records written next carry.
+  uint64_t synced_size() const { return synced_size_; }
   uint64_t file_number() const { return file_number_; }
   // Bytes in the file including the header and unsynced appends.
   uint64_t size() const;
@@ -89,12 +93,15 @@ class Writer {
   uint64_t file_number_;
   bool sealed_ = false;
   bool closed_ = false;
+  uint64_t synced_size_ = 0;
 };
 
 struct Record {
-  RecordType type;
-  std::string payload;
-  uint64_t offset;  // offset of the record header in the file
+  RecordType type;      // kUnit or kVoid (kDurable* records are reported as these)
+  std::string payload;  // without a kDurable* record's durable_length prefix
+  uint64_t offset;      // offset of the record header in the file
+  // A kDurable* record's durable_length; UINT64_MAX for kUnit / kVoid records (unknown).
+  uint64_t durable_length = UINT64_MAX;
 };
 
 struct ReadResult {
@@ -111,15 +118,22 @@ struct ReadResult {
   bool torn_tail = false;
   // With repair: bytes of middle damage that were dropped.
   uint64_t repaired_bytes = 0;
+  // A torn tail whose bad bytes were followed by valid records written before the bad
+  // offset was durable (an unsynced tail persisted out of order): those records, dropped.
+  uint64_t unsynced_records_dropped = 0;
 };
 
 // Reads a whole WAL file.
 //  * A record that runs past end of file, a partial header at the end, or a bad record after
 //    which no valid record follows (e.g. zero fill) = torn tail: reading stops there and
 //    torn_tail is set (the caller truncates the file to valid_length before appending).
-//  * A bad record followed by a valid record = corruption in the middle: returns Corruption
-//    naming the file and offset, unless `repair` is true, in which case the damaged bytes are
-//    skipped up to the next valid record and counted in repaired_bytes.
+//  * A bad record at offset p after which every valid record is a kDurable* record whose
+//    durable_length <= p = torn tail too: those records were written while p was not yet
+//    synced (an OS crash persisted the unsynced tail out of order). Reading stops at p and
+//    unsynced_records_dropped counts them.
+//  * A bad record followed by any other valid record = corruption in the middle: returns
+//    Corruption naming the file and offset, unless `repair` is true, in which case the
+//    damaged bytes are skipped up to the next valid record and counted in repaired_bytes.
 //  * A zero-length file or a file shorter than the header = torn tail with no records (a
 //    crash during creation). A full header with a bad magic/crc = Corruption.
 //  * A record whose checksum is valid but whose type is unknown (written by a newer version)

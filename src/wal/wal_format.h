@@ -20,6 +20,14 @@ constexpr uint32_t kMaxRecordSize = 1u << 30;
 enum class RecordType : uint8_t {
   kUnit = 1,  // a committed batch (payload encoded by the db layer)
   kVoid = 2,  // names a unit (by sequence) that failed and must never be replayed
+  // As kUnit / kVoid, the payload prefixed by durable_length: fixed64, the length of the file
+  // known durable (synced) when the record was written. The reader strips the prefix and
+  // reports kUnit / kVoid; it uses durable_length to tell an unsynced tail that reached the
+  // disk out of order (a hole, then records written before the hole was synced) from damage
+  // to synced data (docs/format.md, "Reader contract").
+  kDurableUnit = 3,
+  kDurableVoid = 4,
 };
+constexpr uint32_t kDurableLengthSize = 8;
 
 }  // namespace usagedb::wal

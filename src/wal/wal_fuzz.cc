@@ -12,6 +12,7 @@
 #include <string>
 
 #include "io/file_system.h"
+#include "util/coding.h"
 #include "wal/wal.h"
 
 namespace {
@@ -42,6 +43,24 @@ const std::string& FuzzPath() {
   return path;
 }
 
+// A record as it was framed in the file: kDurable* records carry their durable_length
+// prefix, which the reader strips.
+std::string Reframe(const usagedb::wal::Record& rec) {
+  using usagedb::wal::RecordType;
+  std::string out;
+  if (rec.durable_length == UINT64_MAX) {
+    usagedb::wal::Writer::FrameRecord(rec.type, rec.payload, &out);
+    return out;
+  }
+  std::string payload;
+  usagedb::PutFixed64(&payload, rec.durable_length);
+  payload += rec.payload;
+  usagedb::wal::Writer::FrameRecord(
+      rec.type == RecordType::kUnit ? RecordType::kDurableUnit : RecordType::kDurableVoid, payload,
+      &out);
+  return out;
+}
+
 void CheckStatus(const usagedb::Status& s, const std::string& path) {
   if (!s.IsCorruption()) Fail("non-corruption error", s.ToString());
   if (s.message().find(path) == std::string::npos) Fail("message lacks path", s.ToString());
@@ -58,22 +77,25 @@ void CheckPlain(const ReadResult& r, std::string_view data) {
   std::string reframed = usagedb::wal::EncodeFileHeader(r.file_number, r.start_sequence);
   for (const auto& rec : r.records) {
     if (rec.offset != reframed.size()) Fail("record offset", std::to_string(rec.offset));
-    usagedb::wal::Writer::FrameRecord(rec.type, rec.payload, &reframed);
+    reframed += Reframe(rec);
   }
   if (reframed.size() != r.valid_length) Fail("valid_length != end of last record", "");
   if (data.substr(0, reframed.size()) != reframed) Fail("valid prefix does not re-frame", "");
   if (r.torn_tail != (r.valid_length < data.size())) Fail("torn_tail flag", "");
+  if (r.unsynced_records_dropped > 0 && !r.torn_tail) Fail("unsynced records without torn tail", "");
 }
 
 bool SameResult(const ReadResult& a, const ReadResult& b) {
   if (a.file_number != b.file_number || a.start_sequence != b.start_sequence ||
       a.valid_length != b.valid_length || a.torn_tail != b.torn_tail ||
-      a.repaired_bytes != b.repaired_bytes || a.records.size() != b.records.size()) {
+      a.repaired_bytes != b.repaired_bytes || a.records.size() != b.records.size() ||
+      a.unsynced_records_dropped != b.unsynced_records_dropped) {
     return false;
   }
   for (size_t i = 0; i < a.records.size(); ++i) {
     if (a.records[i].type != b.records[i].type || a.records[i].offset != b.records[i].offset ||
-        a.records[i].payload != b.records[i].payload) {
+        a.records[i].payload != b.records[i].payload ||
+        a.records[i].durable_length != b.records[i].durable_length) {
       return false;
     }
   }
@@ -86,7 +108,7 @@ void CheckRepaired(const ReadResult& r, std::string_view data) {
   for (const auto& rec : r.records) {
     if (rec.offset < end) Fail("repaired records overlap", std::to_string(rec.offset));
     skipped += rec.offset - end;
-    end = rec.offset + usagedb::wal::kRecordHeaderSize + rec.payload.size();
+    end = rec.offset + Reframe(rec).size();
   }
   if (!r.records.empty() && end != r.valid_length) Fail("repair valid_length", "");
   if (skipped != r.repaired_bytes) Fail("repaired_bytes != gaps between records", "");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "io/file_system.h"
+#include "util/coding.h"
 #include "wal/wal.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
@@ -51,6 +52,20 @@ std::vector<std::pair<std::string, std::string>> Seeds() {
   damaged[usagedb::wal::kHeaderSize + r1.size() - 1] ^= 0x40;  // last payload byte of r1
   seeds.push_back({"middle_damage", damaged});
   seeds.push_back({"unknown_type", Header() + r1 + Record(static_cast<RecordType>(7), "future")});
+  {
+    // A hole followed by units written before it was synced (torn), and one written after.
+    std::string durable_len;
+    usagedb::PutFixed64(&durable_len, usagedb::wal::kHeaderSize);
+    const std::string d1 = Record(RecordType::kDurableUnit, durable_len + "first");
+    const std::string d2 = Record(RecordType::kDurableUnit, durable_len + "second");
+    std::string holed = Header() + d1 + d2;
+    holed[usagedb::wal::kHeaderSize + 10] ^= 0x01;
+    seeds.push_back({"unsynced_after_hole", holed});
+    std::string later;
+    usagedb::PutFixed64(&later, usagedb::wal::kHeaderSize + d1.size());
+    seeds.push_back(
+        {"synced_after_hole", holed + Record(RecordType::kDurableVoid, later + "\x2a")});
+  }
   std::string bad_magic = good;
   bad_magic[0] = 'X';
   seeds.push_back({"bad_magic", bad_magic});
@@ -64,7 +79,15 @@ std::string RandomValidFile(std::mt19937_64& rng) {
   for (int i = 0; i < n; ++i) {
     std::string payload(rng() % 301, '\0');
     for (char& c : payload) c = static_cast<char>(rng() % 4 == 0 ? rng() : 0);
-    f += Record(rng() % 3 == 0 ? RecordType::kVoid : RecordType::kUnit, payload);
+    const uint64_t kind = rng() % 6;
+    if (kind >= 3) {  // a durable unit or void, durable_length at or before the record
+      std::string prefixed;
+      usagedb::PutFixed64(&prefixed, rng() % (f.size() + 1));
+      f += Record(kind == 3 ? RecordType::kDurableVoid : RecordType::kDurableUnit,
+                  prefixed + payload);
+    } else {
+      f += Record(kind == 0 ? RecordType::kVoid : RecordType::kUnit, payload);
+    }
   }
   return f;
 }

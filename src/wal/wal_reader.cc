@@ -5,7 +5,10 @@
 // The forward scan is byte by byte; it runs only after a crash (or on damage), and the
 // range checksums it needs cost O(kBlock) each thanks to RangeCrc, so a multi-megabyte torn
 // record does not make it quadratic. A torn prefix is never glued to a later record:
-// records are only ever decoded at offsets where a whole valid record starts.
+// records are only ever decoded at offsets where a whole valid record starts. Valid records
+// after the bad bytes make it damage in the middle, unless every one of them says (by its
+// durable_length) that it was written before the bad offset was synced: then it is the
+// unsynced tail, persisted out of order by an OS crash, and is torn too.
 #include <optional>
 
 #include "util/coding.h"
@@ -17,8 +20,13 @@ namespace usagedb::wal {
 namespace {
 
 bool IsKnownType(uint8_t t) {
-  return t == static_cast<uint8_t>(RecordType::kUnit) ||
-         t == static_cast<uint8_t>(RecordType::kVoid);
+  return t >= static_cast<uint8_t>(RecordType::kUnit) &&
+         t <= static_cast<uint8_t>(RecordType::kDurableVoid);
+}
+
+bool IsDurableType(uint8_t t) {
+  return t == static_cast<uint8_t>(RecordType::kDurableUnit) ||
+         t == static_cast<uint8_t>(RecordType::kDurableVoid);
 }
 
 struct Probe {
@@ -65,6 +73,40 @@ Probe ProbeRecord(std::string_view data, size_t pos, const internal::RangeCrc* r
   }
   p.valid = true;
   return p;
+}
+
+// The offset of the first valid record at or after `from`, or data.size().
+size_t NextValid(std::string_view data, size_t from, const internal::RangeCrc& range_crc) {
+  for (size_t q = from; q + kRecordHeaderSize <= data.size(); ++q) {
+    if (ProbeRecord(data, q, &range_crc, /*want_reason=*/false).valid) return q;
+  }
+  return data.size();
+}
+
+// True when every valid record from `first` (a valid record) to the end of the file, past any
+// further bad bytes, is a kDurable* record written while offset `bad` was not yet durable
+// (durable_length <= bad); *count = how many. Such records can only be an unsynced tail that
+// reached the disk out of order: had any later write been acknowledged, a sync would have
+// made `bad` durable before it, and a record written after that sync says so.
+bool OnlyUnsyncedAfter(std::string_view data, size_t first, size_t bad,
+                       const internal::RangeCrc& range_crc, uint64_t* count) {
+  *count = 0;
+  size_t pos = first;
+  while (pos < data.size()) {
+    const Probe p = ProbeRecord(data, pos, &range_crc, /*want_reason=*/false);
+    if (!p.valid) {
+      pos = NextValid(data, pos + 1, range_crc);
+      continue;
+    }
+    const uint8_t type = static_cast<uint8_t>(data[pos + 8]);
+    if (!IsDurableType(type) || p.length < kDurableLengthSize ||
+        DecodeFixed64(data.data() + pos + kRecordHeaderSize) > bad) {
+      return false;
+    }
+    ++*count;
+    pos += kRecordHeaderSize + p.length;
+  }
+  return true;
 }
 
 }  // namespace
@@ -117,24 +159,35 @@ Result<ReadResult> ReadWalFile(FileSystem* fs, const std::string& path, bool rep
         return corrupt(pos, "WAL record of unknown type " + std::to_string(type) +
                                 " (written by a newer version?)");
       }
-      result.records.push_back(Record{static_cast<RecordType>(type),
-                                      std::string(data.substr(pos + kRecordHeaderSize, p.length)),
-                                      pos});
+      std::string_view payload = data.substr(pos + kRecordHeaderSize, p.length);
+      RecordType reported = static_cast<RecordType>(type);
+      uint64_t durable_length = UINT64_MAX;
+      if (IsDurableType(type)) {
+        if (payload.size() < kDurableLengthSize) {
+          return corrupt(pos, "WAL record of type " + std::to_string(type) +
+                                  " is shorter than its durable_length prefix");
+        }
+        durable_length = DecodeFixed64(payload.data());
+        payload.remove_prefix(kDurableLengthSize);
+        reported = type == static_cast<uint8_t>(RecordType::kDurableUnit) ? RecordType::kUnit
+                                                                           : RecordType::kVoid;
+      }
+      result.records.push_back(Record{reported, std::string(payload), pos, durable_length});
       pos += kRecordHeaderSize + p.length;
       result.valid_length = pos;
       continue;
     }
     // A bad record: find the next offset where a whole valid record starts.
     if (!range_crc) range_crc.emplace(data);
-    size_t next = data.size();
-    for (size_t q = pos + 1; q + kRecordHeaderSize <= data.size(); ++q) {
-      if (ProbeRecord(data, q, &*range_crc, /*want_reason=*/false).valid) {
-        next = q;
-        break;
-      }
-    }
+    const size_t next = NextValid(data, pos + 1, *range_crc);
     if (next == data.size()) {
       result.torn_tail = true;  // nothing valid follows: the write in flight at a crash
+      break;
+    }
+    uint64_t unsynced = 0;
+    if (OnlyUnsyncedAfter(data, next, pos, *range_crc, &unsynced)) {
+      result.torn_tail = true;  // the unsynced writes in flight, persisted out of order
+      result.unsynced_records_dropped = unsynced;
       break;
     }
     if (!repair) {

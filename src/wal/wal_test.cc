@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "util/coding.h"
 #include "util/crc32c.h"
 #include "wal/range_crc.h"
 
@@ -376,6 +377,128 @@ TEST_F(WalTest, RepairThenTornTail) {
   EXPECT_EQ(offsets[1] - offsets[0], r.repaired_bytes);
   EXPECT_TRUE(r.torn_tail);
   EXPECT_EQ(offsets[4], r.valid_length);
+}
+
+// A kDurableUnit / kDurableVoid payload: durable_length (fixed64), then the record's payload.
+std::string Durable(uint64_t durable_length, std::string_view payload) {
+  std::string out;
+  PutFixed64(&out, durable_length);
+  out.append(payload);
+  return out;
+}
+
+// The db's strict-mode pattern: group 1 (one unit) synced, then group 2 (three units, all
+// written when only group 1 was durable) whose fsync never completed. An OS crash persisted
+// group 2's pages out of order: a hole in its first unit, its later units intact.
+TEST_F(WalTest, HoleFollowedByUnitsWrittenBeforeItWasSyncedIsATornTail) {
+  const uint64_t g1 = kHeaderSize;
+  const std::string r1 = Frame(RecordType::kDurableUnit, Durable(g1, "group one"));
+  const uint64_t g2 = g1 + r1.size();
+  const std::string r2 = Frame(RecordType::kDurableUnit, Durable(g2, std::string(5000, 'a')));
+  const std::string r3 = Frame(RecordType::kDurableUnit, Durable(g2, "third"));
+  const std::string r4 = Frame(RecordType::kDurableVoid, Durable(g2, "void-ish"));
+  std::string bytes = EncodeFileHeader(1, 100) + r1 + r2 + r3 + r4;
+  std::fill(bytes.begin() + static_cast<ptrdiff_t>(g2 + 100),
+            bytes.begin() + static_cast<ptrdiff_t>(g2 + 4196), '\0');  // a lost page
+  SetContents(bytes);
+  for (bool repair : {false, true}) {
+    ReadResult r = ReadOk(repair);
+    ExpectRecords({{RecordType::kUnit, "group one"}}, r);
+    EXPECT_EQ(g1, r.records[0].durable_length);
+    EXPECT_TRUE(r.torn_tail);
+    EXPECT_EQ(g2, r.valid_length);
+    EXPECT_EQ(2u, r.unsynced_records_dropped);  // r3 and r4
+    EXPECT_EQ(0u, r.repaired_bytes);
+  }
+}
+
+// A record written after the damaged bytes were synced proves the damage is to durable data:
+// middle damage (fail open), whatever came before it.
+TEST_F(WalTest, HoleBeforeARecordWrittenAfterItWasSyncedIsCorruption) {
+  const uint64_t g1 = kHeaderSize;
+  const std::string r1 = Frame(RecordType::kDurableUnit, Durable(g1, "group one"));
+  const uint64_t g2 = g1 + r1.size();
+  const std::string r2 = Frame(RecordType::kDurableUnit, Durable(g2, "group two, synced"));
+  const uint64_t g3 = g2 + r2.size();
+  const std::string r3 = Frame(RecordType::kDurableUnit, Durable(g2, "group two, second unit"));
+  const uint64_t g4 = g3 + r3.size();
+  const std::string r4 = Frame(RecordType::kDurableUnit, Durable(g4, "group three"));
+  std::string bytes = EncodeFileHeader(1, 100) + r1 + r2 + r3 + r4;
+  bytes[g2 + kRecordHeaderSize + 10] ^= 0x01;
+  SetContents(bytes);
+  auto r = Read();
+  ASSERT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+  EXPECT_NE(std::string::npos, r.status().message().find("offset " + std::to_string(g2) + ":"))
+      << r.status().ToString();
+  ReadResult repaired = ReadOk(/*repair=*/true);
+  ExpectRecords({{RecordType::kUnit, "group one"},
+                 {RecordType::kUnit, "group two, second unit"},
+                 {RecordType::kUnit, "group three"}},
+                repaired);
+  EXPECT_EQ(g4, repaired.records[2].durable_length);
+  EXPECT_EQ(r2.size(), repaired.repaired_bytes);
+}
+
+// Records without a durable_length (kUnit, kVoid: older files, conflict logs) after a hole keep
+// the old rule, even next to durable records that would allow it.
+TEST_F(WalTest, HoleFollowedByARecordWithoutDurableLengthIsCorruption) {
+  const uint64_t g1 = kHeaderSize;
+  const std::string r1 = Frame(RecordType::kDurableUnit, Durable(g1, "group one"));
+  const uint64_t g2 = g1 + r1.size();
+  const std::string r2 = Frame(RecordType::kDurableUnit, Durable(g2, "damaged"));
+  const std::string r3 = Frame(RecordType::kDurableUnit, Durable(g2, "unsynced"));
+  const std::string r4 = Frame(RecordType::kUnit, "no durable length");
+  std::string bytes = EncodeFileHeader(1, 100) + r1 + r2 + r3 + r4;
+  bytes[g2 + kRecordHeaderSize + 3] ^= 0x01;
+  SetContents(bytes);
+  EXPECT_TRUE(Read().status().IsCorruption());
+}
+
+// Further damage between the unsynced records does not change the verdict; a later valid
+// record that was written after the hole was synced does.
+TEST_F(WalTest, UnsyncedTailVerdictLooksAtEveryLaterRecord) {
+  const uint64_t g1 = kHeaderSize;
+  const std::string r1 = Frame(RecordType::kDurableUnit, Durable(g1, "group one"));
+  const uint64_t g2 = g1 + r1.size();
+  std::string tail;
+  for (int i = 0; i < 4; ++i) {
+    tail += Frame(RecordType::kDurableUnit, Durable(g2, "unsynced " + std::to_string(i)));
+  }
+  std::string bytes = EncodeFileHeader(1, 100) + r1 + tail;
+  bytes[g2 + kRecordHeaderSize + 2] ^= 0x01;                      // unit 0
+  bytes[bytes.size() - 3] ^= 0x01;                                // unit 3
+  SetContents(bytes);
+  ReadResult r = ReadOk();
+  EXPECT_TRUE(r.torn_tail);
+  EXPECT_EQ(g2, r.valid_length);
+  EXPECT_EQ(2u, r.unsynced_records_dropped);
+  // Now a record claiming g2 + 1 was durable when it was written follows.
+  SetContents(bytes + Frame(RecordType::kDurableUnit, Durable(g2 + 1, "late")));
+  EXPECT_TRUE(Read().status().IsCorruption());
+}
+
+TEST_F(WalTest, DurableRecordShorterThanItsPrefixIsCorruption) {
+  SetContents(EncodeFileHeader(1, 100) + Frame(RecordType::kDurableUnit, "short"));
+  auto r = Read();
+  ASSERT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+  EXPECT_NE(std::string::npos, r.status().message().find("durable_length prefix"));
+}
+
+TEST_F(WalTest, WriterTracksTheSyncedSize) {
+  auto w = Writer::Create(fs_, dir_, 1, 100);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(kHeaderSize, (*w)->synced_size());
+  ASSERT_TRUE((*w)->AddRecord(RecordType::kUnit, "abc").ok());
+  EXPECT_EQ(kHeaderSize, (*w)->synced_size());  // appended, not synced
+  const uint64_t size = (*w)->size();
+  ASSERT_TRUE((*w)->Sync().ok());
+  EXPECT_EQ(size, (*w)->synced_size());
+  ASSERT_TRUE((*w)->AddRecord(RecordType::kUnit, "torn later").ok());
+  ASSERT_TRUE((*w)->Close().ok());
+  auto again = Writer::OpenForAppend(fs_, dir_, 1, size);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(size, (*again)->synced_size());
+  ASSERT_TRUE((*again)->Close().ok());
 }
 
 TEST_F(WalTest, ZeroLengthFile) {
