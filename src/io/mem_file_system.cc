@@ -241,16 +241,16 @@ struct MemFileSystem::Core {
         } else if (seen.insert(child.get()).second) {
           if (seed != 0 && child->appended_only && child->data.size() > child->durable.size()) {
             std::string kept = child->durable;
-            size_t end = kept.size();  // the end of the last page kept
+            size_t end = kept.size();  // the end of the last block kept
             for (size_t off = kept.size(); off < child->data.size();) {
-              const size_t page_end = std::min(child->data.size(), (off / block + 1) * block);
+              const size_t block_end = std::min(child->data.size(), (off / block + 1) * block);
               if (next_random() & 1) {
-                kept.append(child->data, off, page_end - off);
-                end = page_end;
+                kept.append(child->data, off, block_end - off);
+                end = block_end;
               } else {
-                kept.append(page_end - off, '\0');
+                kept.append(block_end - off, '\0');
               }
-              off = page_end;
+              off = block_end;
             }
             if (next_random() & 1) kept.resize(end);  // else the size reached the disk too
             child->data = std::move(kept);
