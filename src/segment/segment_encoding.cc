@@ -255,24 +255,59 @@ void PutNullBitmap(const uint8_t* nulls, size_t n, std::string* body) {
   }
 }
 
-bool GetNullBitmap(BodyReader* r, size_t n, std::vector<uint8_t>* nulls, size_t* nonnull) {
-  const uint8_t* bits;
-  if (!r->Bytes((n + 7) / 8, &bits)) return false;
-  nulls->resize(n);
-  *nonnull = 0;
-  for (size_t i = 0; i < n; ++i) {
-    (*nulls)[i] = (bits[i / 8] >> (i % 8)) & 1;
-    *nonnull += !(*nulls)[i];
+// The string encodings' bodies are parsed by the helpers below, shared by the column decoder
+// (DecodeStringColumn) and the row decoder (DecodeStringRow), so the two accept exactly the
+// same bytes.
+
+// Rows before `row` that are not null in a null bitmap (bit i = row i is null).
+size_t NonNullBefore(const uint8_t* bits, size_t row) {
+  size_t nulls = 0;
+  for (size_t b = 0; b < row / 8; ++b) nulls += static_cast<size_t>(__builtin_popcount(bits[b]));
+  if (row % 8 != 0) {
+    nulls += static_cast<size_t>(__builtin_popcount(bits[row / 8] & ((1u << (row % 8)) - 1)));
   }
-  return true;
+  return row - nulls;
+}
+
+// kStringDict / kStringDictRle: null flag and value count, leaving r at the first value.
+bool ReadDictHeader(BodyReader* r, size_t n, bool nullable, bool* has_nulls, uint64_t* count) {
+  uint8_t null_flag;
+  if (!r->Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
+  if (!r->Varint64(count) || *count > n || *count > r->remaining()) return false;
+  *has_nulls = null_flag != 0;
+  return *count + null_flag > 0;
+}
+
+// kStringDict's codes: n values of *width (<= 32) bits in *bytes bytes, the rest of the body.
+bool ReadPackedCodes(BodyReader* r, size_t n, uint8_t* width, const uint8_t** bits,
+                     size_t* bytes) {
+  if (!r->Byte(width) || *width > 32) return false;
+  *bytes = BitPackedBytes(n, *width);
+  return r->Bytes(*bytes, bits) && r->empty();
+}
+
+// kStringDictRle's codes, the rest of the body: calls run(code, first_row, length) for each
+// run in order; every code < domain, the runs cover exactly n rows.
+template <typename Run>
+bool WalkCodeRuns(BodyReader* r, size_t n, uint64_t domain, Run&& run) {
+  uint64_t runs;
+  if (!r->Varint64(&runs) || runs > n) return false;
+  size_t at = 0;
+  for (uint64_t k = 0; k < runs; ++k) {
+    uint64_t code, len;
+    if (!r->Varint64(&code) || code >= domain || !r->Varint64(&len) || len == 0 ||
+        len > n - at) {
+      return false;
+    }
+    run(code, at, static_cast<size_t>(len));
+    at += len;
+  }
+  return at == n && r->empty();
 }
 
 bool DecodeDictPart(BodyReader* r, size_t n, bool nullable, bool* has_nulls, StringColumn* out) {
-  uint8_t null_flag;
   uint64_t count;
-  if (!r->Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
-  if (!r->Varint64(&count) || count > n || count > r->remaining()) return false;
-  *has_nulls = null_flag != 0;
+  if (!ReadDictHeader(r, n, nullable, has_nulls, &count)) return false;
   out->dict.clear();
   out->dict.reserve(count, r->remaining());  // the values' bytes are part of the body
   for (uint64_t i = 0; i < count; ++i) {
@@ -280,7 +315,73 @@ bool DecodeDictPart(BodyReader* r, size_t n, bool nullable, bool* has_nulls, Str
     if (!r->LengthPrefixed(&v)) return false;
     out->dict.push_back(v);
   }
-  return count + (*has_nulls ? 1 : 0) > 0;
+  return true;
+}
+
+// A kStringFixed / kStringFixedAlphabet body, parsed and bounds-checked (values not decoded).
+struct FixedBody {
+  std::string_view prefix;
+  uint64_t suffix_len = 0;
+  const uint8_t* null_bits = nullptr;  // bit i = row i is null; nullptr: the column has none
+  size_t nonnull = 0;
+  uint64_t total = 0;              // suffix_len * nonnull: bytes or symbols of all suffixes
+  const uint8_t* data = nullptr;   // kStringFixed: the suffixes, `total` bytes
+  uint8_t alpha_minus_one = 0;     // kStringFixedAlphabet: alpha_minus_one + 1 symbols,
+  const uint8_t* alphabet = nullptr;
+  int width = 0;                   // each suffix byte a `width`-bit index into the alphabet,
+  const uint8_t* bits = nullptr;   // `total` of them in `bytes` bytes
+  size_t bytes = 0;
+};
+
+bool ReadFixedBody(Encoding encoding, std::string_view body, size_t n, bool nullable,
+                   FixedBody* f) {
+  BodyReader r(body);
+  uint8_t null_flag;
+  if (!r.Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
+  if (!r.LengthPrefixed(&f->prefix) || !r.Varint64(&f->suffix_len)) return false;
+  f->nonnull = n;
+  if (null_flag) {
+    if (!r.Bytes((n + 7) / 8, &f->null_bits)) return false;
+    f->nonnull = NonNullBefore(f->null_bits, n);
+  }
+  if (f->suffix_len > r.remaining() * 8) return false;  // bounds total before multiplying
+  f->total = f->suffix_len * f->nonnull;
+  if (encoding == Encoding::kStringFixed) {
+    return f->total <= r.remaining() && r.Bytes(f->total, &f->data) && r.empty();
+  }
+  if (!r.Byte(&f->alpha_minus_one) || !r.Bytes(f->alpha_minus_one + 1u, &f->alphabet)) {
+    return false;
+  }
+  f->width = BitWidth(f->alpha_minus_one);  // <= 8
+  if (f->total > r.remaining() * 8 + 8) return false;
+  f->bytes = BitPackedBytes(f->total, f->width);
+  return r.Bytes(f->bytes, &f->bits) && r.empty();
+}
+
+// A kStringPlain body: calls row(i, length, is_null) for every row in order (length without
+// the null shift; 0 for a null), then checks that the values' bytes end the body.
+template <typename Row>
+bool ReadPlainBody(std::string_view body, size_t n, bool nullable, std::string_view* prefix,
+                   const uint8_t** data, Row&& row) {
+  BodyReader r(body);
+  uint8_t null_flag;
+  if (!r.Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
+  if (!r.LengthPrefixed(prefix)) return false;
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t len;
+    if (!r.Varint64(&len) || len > r.remaining() + 1) return false;
+    if (null_flag) {
+      if (len == 0) {
+        row(i, uint64_t{0}, true);
+        continue;
+      }
+      --len;
+    }
+    row(i, len, false);
+    total += len;
+  }
+  return total <= r.remaining() && r.Bytes(total, data) && r.empty();
 }
 
 }  // namespace
@@ -1269,28 +1370,17 @@ bool DecodeStringColumn(Encoding encoding, std::string_view body, size_t n, bool
       const uint64_t domain = out->dict.size() + (has_nulls ? 1 : 0);
       if (encoding == Encoding::kStringDict) {
         uint8_t width;
-        if (!r.Byte(&width) || width > 32) return false;
         const uint8_t* bits;
-        const size_t bytes = BitPackedBytes(n, width);
-        if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+        size_t bytes;
+        if (!ReadPackedCodes(&r, n, &width, &bits, &bytes)) return false;
         UnpackBits32(bits, bytes, n, width, codes);
         uint32_t max_code = 0;
         for (size_t i = 0; i < n; ++i) max_code = std::max(max_code, codes[i]);
         if (max_code >= domain) return false;
-      } else {
-        uint64_t runs;
-        if (!r.Varint64(&runs) || runs > n) return false;
-        size_t row = 0;
-        for (uint64_t k = 0; k < runs; ++k) {
-          uint64_t code, len;
-          if (!r.Varint64(&code) || code >= domain || !r.Varint64(&len) || len == 0 ||
-              len > n - row) {
-            return false;
-          }
-          std::fill(codes + row, codes + row + len, static_cast<uint32_t>(code));
-          row += len;
-        }
-        if (row != n || !r.empty()) return false;
+      } else if (!WalkCodeRuns(&r, n, domain, [codes](uint64_t code, size_t at, size_t len) {
+                   std::fill(codes + at, codes + at + len, static_cast<uint32_t>(code));
+                 })) {
+        return false;
       }
       if (has_nulls) {
         for (size_t i = 0; i < n; ++i) codes[i] = codes[i] - 1;  // 0 (null) wraps to kNullCode
@@ -1299,41 +1389,30 @@ bool DecodeStringColumn(Encoding encoding, std::string_view body, size_t n, bool
     }
     case Encoding::kStringFixed:
     case Encoding::kStringFixedAlphabet: {
-      uint8_t null_flag;
-      std::string_view prefix;
-      uint64_t suffix_len;
-      if (!r.Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
-      if (!r.LengthPrefixed(&prefix) || !r.Varint64(&suffix_len)) return false;
-      std::vector<uint8_t> nulls;
-      size_t nonnull = n;
-      if (null_flag && !GetNullBitmap(&r, n, &nulls, &nonnull)) return false;
-      if (suffix_len > r.remaining() * 8) return false;  // bounds total before multiplying
-      const uint64_t total = suffix_len * nonnull;
+      FixedBody f;
+      if (!ReadFixedBody(encoding, body, n, nullable, &f)) return false;
+      const std::string_view prefix = f.prefix;
+      const uint64_t suffix_len = f.suffix_len;
+      const size_t nonnull = f.nonnull;
       // The values (prefix + suffix, all of one size) are written straight into the
       // dictionary's buffer.
       const size_t p = prefix.size(), w = p + suffix_len;
       out->dict.clear();
       if (encoding == Encoding::kStringFixed) {
-        const uint8_t* data;
-        if (total > r.remaining() || !r.Bytes(total, &data) || !r.empty()) return false;
         char* dst = out->dict.AppendEqualSized(nonnull, w);
         for (size_t k = 0; k < nonnull; ++k, dst += w) {
           std::memcpy(dst, prefix.data(), p);
-          std::memcpy(dst + p, data + k * suffix_len, suffix_len);
+          std::memcpy(dst + p, f.data + k * suffix_len, suffix_len);
         }
       } else {
-        uint8_t alpha_minus_one;
-        const uint8_t* alphabet;
-        if (!r.Byte(&alpha_minus_one) || !r.Bytes(alpha_minus_one + 1u, &alphabet)) return false;
-        const int width = BitWidth(alpha_minus_one);  // <= 8
-        if (total > r.remaining() * 8 + 8) return false;
-        const size_t bytes = BitPackedBytes(total, width);
-        const uint8_t* bits;
-        if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+        const uint8_t alpha_minus_one = f.alpha_minus_one;
+        const int width = f.width;
+        const size_t bytes = f.bytes;
+        const uint8_t* bits = f.bits;
         // Unpacks the symbols and maps them through the alphabet in one pass (no symbol
         // array): one 8-byte load yields up to `group` symbols.
         char table[256] = {};
-        std::memcpy(table, alphabet, alpha_minus_one + 1u);
+        std::memcpy(table, f.alphabet, alpha_minus_one + 1u);
         const uint64_t mask = (uint64_t{1} << width) - 1;
         const size_t group = width == 0 ? suffix_len : 57 / width;
         uint64_t max_symbol = 0;  // beyond the alphabet: malformed
@@ -1363,7 +1442,7 @@ bool DecodeStringColumn(Encoding encoding, std::string_view body, size_t n, bool
         if (max_symbol > alpha_minus_one) return false;
       }
       for (size_t i = 0, k = 0; i < n; ++i) {
-        if (!nulls.empty() && nulls[i]) {
+        if (f.null_bits != nullptr && ((f.null_bits[i / 8] >> (i % 8)) & 1)) {
           codes[i] = StringColumn::kNullCode;
           continue;
         }
@@ -1372,28 +1451,21 @@ bool DecodeStringColumn(Encoding encoding, std::string_view body, size_t n, bool
       return true;
     }
     case Encoding::kStringPlain: {
-      uint8_t null_flag;
       std::string_view prefix;
-      if (!r.Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
-      if (!r.LengthPrefixed(&prefix)) return false;
+      const uint8_t* data;
       std::vector<uint64_t> lens(n);
       std::vector<uint8_t> is_null(n, 0);
       size_t nonnull = 0;
       uint64_t total = 0;
-      for (size_t i = 0; i < n; ++i) {
-        if (!r.Varint64(&lens[i]) || lens[i] > r.remaining() + 1) return false;
-        if (null_flag) {
-          if (lens[i] == 0) {
-            is_null[i] = 1;
-            continue;
-          }
-          --lens[i];
-        }
-        total += lens[i];
-        ++nonnull;
+      if (!ReadPlainBody(body, n, nullable, &prefix, &data,
+                         [&](size_t i, uint64_t len, bool null) {
+                           lens[i] = len;
+                           is_null[i] = null;
+                           nonnull += !null;
+                           total += len;
+                         })) {
+        return false;
       }
-      const uint8_t* data;
-      if (total > r.remaining() || !r.Bytes(total, &data) || !r.empty()) return false;
       out->dict.clear();
       out->dict.reserve(nonnull, nonnull * prefix.size() + total);
       size_t k = 0, off = 0;
@@ -1429,16 +1501,6 @@ uint64_t UnpackOne(const uint8_t* in, size_t in_size, size_t i, int width) {
   for (size_t k = 0; k < avail; ++k) x |= static_cast<uint128>(in[byte + k]) << (8 * k);
   const uint64_t mask = width == 64 ? ~uint64_t{0} : (uint64_t{1} << width) - 1;
   return static_cast<uint64_t>(x >> (bit & 7)) & mask;
-}
-
-// Rows before `row` that are not null in a null bitmap (bit i = row i is null).
-size_t NonNullBefore(const uint8_t* bits, size_t row) {
-  size_t nulls = 0;
-  for (size_t b = 0; b < row / 8; ++b) nulls += static_cast<size_t>(__builtin_popcount(bits[b]));
-  if (row % 8 != 0) {
-    nulls += static_cast<size_t>(__builtin_popcount(bits[row / 8] & ((1u << (row % 8)) - 1)));
-  }
-  return row - nulls;
 }
 
 }  // namespace
@@ -1583,12 +1645,10 @@ bool DecodeStringRow(Encoding encoding, std::string_view body, size_t n, bool nu
   switch (encoding) {
     case Encoding::kStringDict:
     case Encoding::kStringDictRle: {
-      uint8_t null_flag;
+      bool has_nulls;
       uint64_t count;
-      if (!r.Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
-      if (!r.Varint64(&count) || count > n || count > r.remaining()) return false;
-      const uint64_t domain = count + null_flag;
-      if (domain == 0) return false;
+      if (!ReadDictHeader(&r, n, nullable, &has_nulls, &count)) return false;
+      const uint64_t domain = count + (has_nulls ? 1 : 0);
       // The dictionary's values are only skipped; the row's is picked out below.
       const uint8_t* dict_begin;
       const size_t dict_offset = body.size() - r.remaining();
@@ -1601,27 +1661,17 @@ bool DecodeStringRow(Encoding encoding, std::string_view body, size_t n, bool nu
       uint64_t code = UINT64_MAX;
       if (encoding == Encoding::kStringDict) {
         uint8_t width;
-        if (!r.Byte(&width) || width > 32) return false;
         const uint8_t* bits;
-        const size_t bytes = BitPackedBytes(n, width);
-        if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
+        size_t bytes;
+        if (!ReadPackedCodes(&r, n, &width, &bits, &bytes)) return false;
         code = UnpackOne(bits, bytes, row, width);
-      } else {
-        uint64_t runs;
-        if (!r.Varint64(&runs) || runs > n) return false;
-        size_t at = 0;
-        for (uint64_t k = 0; k < runs; ++k) {
-          uint64_t c, len;
-          if (!r.Varint64(&c) || c >= domain || !r.Varint64(&len) || len == 0 || len > n - at) {
-            return false;
-          }
-          if (row >= at && row - at < len) code = c;
-          at += len;
-        }
-        if (at != n || !r.empty()) return false;
+      } else if (!WalkCodeRuns(&r, n, domain, [&](uint64_t c, size_t at, size_t len) {
+                   if (row >= at && row - at < len) code = c;
+                 })) {
+        return false;
       }
       if (code >= domain) return false;
-      if (null_flag) {
+      if (has_nulls) {
         if (code == 0) {
           *is_null = true;
           out->clear();
@@ -1639,76 +1689,45 @@ bool DecodeStringRow(Encoding encoding, std::string_view body, size_t n, bool nu
     }
     case Encoding::kStringFixed:
     case Encoding::kStringFixedAlphabet: {
-      uint8_t null_flag;
-      std::string_view prefix;
-      uint64_t suffix_len;
-      if (!r.Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
-      if (!r.LengthPrefixed(&prefix) || !r.Varint64(&suffix_len)) return false;
-      size_t nonnull = n, k = row;  // k: the row's index among the non-null values
-      if (null_flag) {
-        const uint8_t* null_bits;
-        if (!r.Bytes((n + 7) / 8, &null_bits)) return false;
-        k = NonNullBefore(null_bits, row);
-        nonnull = NonNullBefore(null_bits, n);
-        if ((null_bits[row / 8] >> (row % 8)) & 1) *is_null = true;
-      }
-      if (suffix_len > r.remaining() * 8) return false;  // bounds total before multiplying
-      const uint64_t total = suffix_len * nonnull;
-      if (encoding == Encoding::kStringFixed) {
-        const uint8_t* data;
-        if (total > r.remaining() || !r.Bytes(total, &data) || !r.empty()) return false;
-        if (*is_null) {
+      FixedBody f;
+      if (!ReadFixedBody(encoding, body, n, nullable, &f)) return false;
+      size_t k = row;  // the row's index among the non-null values
+      if (f.null_bits != nullptr) {
+        if ((f.null_bits[row / 8] >> (row % 8)) & 1) {
+          *is_null = true;
           out->clear();
           return true;
         }
-        out->assign(prefix);
-        out->append(reinterpret_cast<const char*>(data) + k * suffix_len, suffix_len);
+        k = NonNullBefore(f.null_bits, row);
+      }
+      out->assign(f.prefix);
+      if (encoding == Encoding::kStringFixed) {
+        out->append(reinterpret_cast<const char*>(f.data) + k * f.suffix_len, f.suffix_len);
         return true;
       }
-      uint8_t alpha_minus_one;
-      const uint8_t* alphabet;
-      if (!r.Byte(&alpha_minus_one) || !r.Bytes(alpha_minus_one + 1u, &alphabet)) return false;
-      const int width = BitWidth(alpha_minus_one);  // <= 8
-      if (total > r.remaining() * 8 + 8) return false;
-      const size_t bytes = BitPackedBytes(total, width);
-      const uint8_t* bits;
-      if (!r.Bytes(bytes, &bits) || !r.empty()) return false;
-      if (*is_null) {
-        out->clear();
-        return true;
-      }
-      out->assign(prefix);
-      for (size_t j = 0; j < suffix_len; ++j) {
-        const uint64_t sym = UnpackOne(bits, bytes, k * suffix_len + j, width);
-        if (sym > alpha_minus_one) return false;
-        out->push_back(static_cast<char>(alphabet[sym]));
+      for (size_t j = 0; j < f.suffix_len; ++j) {
+        const uint64_t sym = UnpackOne(f.bits, f.bytes, k * f.suffix_len + j, f.width);
+        if (sym > f.alpha_minus_one) return false;
+        out->push_back(static_cast<char>(f.alphabet[sym]));
       }
       return true;
     }
     case Encoding::kStringPlain: {
-      uint8_t null_flag;
-      std::string_view prefix;
-      if (!r.Byte(&null_flag) || null_flag > 1 || (null_flag && !nullable)) return false;
-      if (!r.LengthPrefixed(&prefix)) return false;
       // Every length is read (the values' bytes start after the last), summing those before
       // the row's.
-      uint64_t total = 0, before = 0, len = 0;
-      for (size_t i = 0; i < n; ++i) {
-        uint64_t l;
-        if (!r.Varint64(&l) || l > r.remaining() + 1) return false;
-        if (null_flag) {
-          if (l == 0) {
-            if (i == row) *is_null = true;
-            continue;
-          }
-          --l;
-        }
-        if (i < row) before += l;
-        if (i == row) len = l;
-        total += l;
-      }
+      std::string_view prefix;
       const uint8_t* data;
-      if (total > r.remaining() || !r.Bytes(total, &data) || !r.empty()) return false;
+      uint64_t before = 0, len = 0;
+      if (!ReadPlainBody(body, n, nullable, &prefix, &data,
+                         [&](size_t i, uint64_t l, bool null) {
+                           if (i < row) before += l;
+                           if (i == row) {
+                             len = l;
+                             *is_null = null;
+                           }
+                         })) {
+        return false;
+      }
       if (*is_null) {
         out->clear();
         return true;
