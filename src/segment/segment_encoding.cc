@@ -201,6 +201,21 @@ class BodyReader {
   const uint8_t* end_;
 };
 
+// One zigzag varint of up to 128 bits. Quantities are almost always small: those are decoded
+// in 64 bits (a branch-free eight-byte-load decoder measured 4% slower: the byte loop predicts
+// well).
+[[gnu::always_inline]] inline bool ZigZagVarint128(BodyReader* r, __int128* out) {
+  uint64_t x64;
+  if (r->ShortVarint(&x64)) {
+    *out = static_cast<int64_t>(x64 >> 1) ^ -static_cast<int64_t>(x64 & 1);
+    return true;
+  }
+  uint128 x;
+  if (!r->Varint128(&x)) return false;
+  *out = ZigZagDecode128(x);
+  return true;
+}
+
 template <typename T>
 void UnpackBitsT(const uint8_t* in, size_t in_size, size_t n, int width, T* out) {
   if (width == 0) {
@@ -960,21 +975,12 @@ bool DecodeInt128ForRows(std::string_view body, size_t n, size_t lo, size_t hi, 
 
 bool DecodeInt128Column(Encoding encoding, std::string_view body, size_t n, __int128* out) {
   BodyReader r(body);
-  uint128 x;
   switch (encoding) {
     case Encoding::kInt128For:
       return DecodeInt128ForRows(body, n, 0, n, out);
     case Encoding::kInt128Varint:
-      // Quantities are almost always small: zigzag-decode those in 64 bits. (A branch-free
-      // eight-byte-load decoder measured 4% slower here: the byte loop predicts well.)
       for (size_t i = 0; i < n; ++i) {
-        uint64_t x64;
-        if (r.ShortVarint(&x64)) {
-          out[i] = static_cast<int64_t>(x64 >> 1) ^ -static_cast<int64_t>(x64 & 1);
-          continue;
-        }
-        if (!r.Varint128(&x)) return false;
-        out[i] = ZigZagDecode128(x);
+        if (!ZigZagVarint128(&r, &out[i])) return false;
       }
       return r.empty();
     default:
@@ -1018,7 +1024,6 @@ bool DecodeInt128Rows(Encoding encoding, std::string_view body, size_t n, size_t
   if (lo > hi || hi > n) return false;
   if (lo == 0 && hi == n) return DecodeInt128Column(encoding, body, n, out);
   BodyReader r(body);
-  uint128 x;
   switch (encoding) {
     case Encoding::kInt128For:
       return DecodeInt128ForRows(body, n, lo, hi, out);
@@ -1030,13 +1035,7 @@ bool DecodeInt128Rows(Encoding encoding, std::string_view body, size_t n, size_t
       BodyReader rest(
           std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(end - p)));
       for (size_t i = lo; i < hi; ++i) {
-        uint64_t x64;
-        if (rest.ShortVarint(&x64)) {
-          out[i] = static_cast<int64_t>(x64 >> 1) ^ -static_cast<int64_t>(x64 & 1);
-          continue;
-        }
-        if (!rest.Varint128(&x)) return false;
-        out[i] = ZigZagDecode128(x);
+        if (!ZigZagVarint128(&rest, &out[i])) return false;
       }
       return true;
     }
@@ -1622,13 +1621,7 @@ bool DecodeInt128Row(Encoding encoding, std::string_view body, size_t n, size_t 
       if (p == nullptr) return false;
       BodyReader rest(
           std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(end - p)));
-      uint64_t x64;
-      if (rest.ShortVarint(&x64)) {
-        *out = static_cast<int64_t>(x64 >> 1) ^ -static_cast<int64_t>(x64 & 1);
-      } else {
-        if (!rest.Varint128(&x)) return false;
-        *out = ZigZagDecode128(x);
-      }
+      if (!ZigZagVarint128(&rest, out)) return false;
       return CountVarintEnds(end - rest.remaining(), end) == n - 1 - row &&
              (rest.empty() || (body.back() & 0x80) == 0);
     }
