@@ -447,52 +447,25 @@ class RunImpl : public DedupeRun {
     const uint64_t target = RoutingOf(hash, info_.routing_bits);
     if (target < first_routing_[0]) return out;
     const uint64_t b = FindBlock(target);
-    std::shared_ptr<const CachedBlock> block;
     const BlockKey key{cache_id_, b};
-    if (cache != nullptr) block = cache->impl()->Get(key);
-    if (block == nullptr) {
-      ASSIGN_OR_RETURN(block, ReadBlock(b));
-      if (cache != nullptr) cache->impl()->Put(key, block);
-    }
-    // The block is verified: every read below succeeds; a failure would be a bug, reported
-    // as corruption rather than trusted.
-    const uint32_t width = uint32_t{block->seg_bits} + block->row_bits;
-    BitReader r(block->bytes.data(), block->total_bits);
-    r.Seek(uint64_t{block->count} * width);
-    uint64_t routing = first_routing_[b];
-    uint32_t matches[8];
-    uint32_t match_count = 0;
-    std::vector<uint32_t> more;
-    for (uint32_t i = 0; i < block->count; ++i) {
-      if (i > 0) {
-        uint64_t d = 0;
-        if (!r.ReadRice(block->rice_k, info_.routing_bits, &d)) {
-          return BlockCorrupt(b, "bad delta " + std::to_string(i));
-        }
-        routing += d;
-      }
-      if (routing > target) break;
-      if (routing == target) {
-        if (match_count < 8) {
-          matches[match_count++] = i;
-        } else {
-          more.push_back(i);
-        }
+    if (cache != nullptr) {
+      if (std::shared_ptr<const CachedBlock> block = cache->impl()->Get(key)) {
+        RETURN_IF_ERROR(Scan(b, *block, target, &out));
+        return out;
       }
     }
-    auto add = [&](uint32_t i) -> Status {
-      uint64_t seg = 0, row = 0;
-      r.Seek(uint64_t{i} * width);
-      if (!r.Read(block->seg_bits, &seg) || !r.Read(block->row_bits, &row) ||
-          seg >= segments_.size()) {
-        return BlockCorrupt(b, "bad location " + std::to_string(i));
-      }
-      out.push_back(RowLocation{segments_[seg], static_cast<uint32_t>(row)});
-      return Status::OK();
-    };
-    out.reserve(match_count + more.size());
-    for (uint32_t m = 0; m < match_count; ++m) RETURN_IF_ERROR(add(matches[m]));
-    for (uint32_t i : more) RETURN_IF_ERROR(add(i));
+    // Not cached. Most lookups that get here are filter false positives, each in a random
+    // block read once: the block is read into a per-thread buffer (no allocation, no
+    // eviction), its checksum and header verified, and scanned up to the target. A block
+    // that holds the routing value is verified entry by entry before any location from it
+    // is returned, and cached (a retry of the id may look it up again).
+    thread_local CachedBlock scratch;
+    RETURN_IF_ERROR(ReadInto(b, &scratch, nullptr, /*verify_entries=*/false));
+    RETURN_IF_ERROR(Scan(b, scratch, target, &out));
+    if (!out.empty()) {
+      RETURN_IF_ERROR(Decode(b, scratch, nullptr));
+      if (cache != nullptr) cache->impl()->Put(key, std::make_shared<const CachedBlock>(scratch));
+    }
     return out;
   }
 
@@ -583,6 +556,13 @@ class RunImpl : public DedupeRun {
   // into *decoded when given (replacing its contents), else into a scratch vector.
   Result<std::shared_ptr<const CachedBlock>> ReadBlock(
       uint64_t b, std::vector<Decoded>* decoded = nullptr) const;
+  // ReadBlock into *block, reusing its buffer. Without verify_entries only the checksum and
+  // the header are checked (decoded must be null).
+  Status ReadInto(uint64_t b, CachedBlock* block, std::vector<Decoded>* decoded,
+                  bool verify_entries = true) const;
+  // Appends the locations of the verified block b's entries whose routing value is target.
+  Status Scan(uint64_t b, const CachedBlock& block, uint64_t target,
+              std::vector<RowLocation>* out) const;
   // Reads, verifies and decodes block b into *out (replacing its contents): one decode.
   Status ReadDecoded(uint64_t b, std::vector<Decoded>* out) const {
     return ReadBlock(b, out).status();
@@ -743,10 +723,16 @@ Status RunImpl::Load() {
 
 Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b,
                                                               std::vector<Decoded>* decoded) const {
+  auto block = std::make_shared<CachedBlock>();
+  RETURN_IF_ERROR(ReadInto(b, block.get(), decoded));
+  return std::shared_ptr<const CachedBlock>(std::move(block));
+}
+
+Status RunImpl::ReadInto(uint64_t b, CachedBlock* block, std::vector<Decoded>* decoded,
+                         bool verify_entries) const {
   const uint64_t size = offsets_[b + 1] - offsets_[b];
   // The block is read straight into the cached string (one allocation for the read, the
   // stream and its zero tail); the header is then moved out of the way.
-  auto block = std::make_shared<CachedBlock>();
   std::string& raw = block->bytes;
   raw.reserve(size + 8);
   RETURN_IF_ERROR(file_->Read(offsets_[b], size, &raw));
@@ -772,8 +758,52 @@ Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b,
   block->rice_k = k;
   block->seg_bits = seg_bits;
   block->row_bits = row_bits;
-  RETURN_IF_ERROR(Decode(b, *block, decoded));
-  return std::shared_ptr<const CachedBlock>(std::move(block));
+  if (!verify_entries) return Status::OK();
+  return Decode(b, *block, decoded);
+}
+
+Status RunImpl::Scan(uint64_t b, const CachedBlock& block, uint64_t target,
+                     std::vector<RowLocation>* out) const {
+  // The block's checksum and header are verified (and, when cached, every entry): a read past
+  // the stream or a location outside the segment table is reported as corruption.
+  const uint32_t width = uint32_t{block.seg_bits} + block.row_bits;
+  BitReader r(block.bytes.data(), block.total_bits);
+  r.Seek(uint64_t{block.count} * width);
+  uint64_t routing = first_routing_[b];
+  uint32_t matches[8];
+  uint32_t match_count = 0;
+  std::vector<uint32_t> more;
+  for (uint32_t i = 0; i < block.count; ++i) {
+    if (i > 0) {
+      uint64_t d = 0;
+      if (!r.ReadRice(block.rice_k, info_.routing_bits, &d)) {
+        return BlockCorrupt(b, "bad delta " + std::to_string(i));
+      }
+      routing += d;
+    }
+    if (routing > target) break;
+    if (routing == target) {
+      if (match_count < 8) {
+        matches[match_count++] = i;
+      } else {
+        more.push_back(i);
+      }
+    }
+  }
+  auto add = [&](uint32_t i) -> Status {
+    uint64_t seg = 0, row = 0;
+    r.Seek(uint64_t{i} * width);
+    if (!r.Read(block.seg_bits, &seg) || !r.Read(block.row_bits, &row) ||
+        seg >= segments_.size()) {
+      return BlockCorrupt(b, "bad location " + std::to_string(i));
+    }
+    out->push_back(RowLocation{segments_[seg], static_cast<uint32_t>(row)});
+    return Status::OK();
+  };
+  out->reserve(out->size() + match_count + more.size());
+  for (uint32_t m = 0; m < match_count; ++m) RETURN_IF_ERROR(add(matches[m]));
+  for (uint32_t i : more) RETURN_IF_ERROR(add(i));
+  return Status::OK();
 }
 
 Status RunImpl::Decode(uint64_t b, const CachedBlock& block, std::vector<Decoded>* out) const {

@@ -540,6 +540,36 @@ TEST_F(DedupeTest, CacheIsBounded) {
   }
 }
 
+// A lookup that passes the filter of a run whose block does not hold its routing value (a
+// false positive: a random block, read once) scans the block without caching it; a block
+// that answers a lookup is cached, so a retry of the same id does not read the file again.
+TEST_F(DedupeTest, OnlyBlocksThatAnswerALookupAreCached) {
+  std::vector<DedupeEntry> events;
+  for (uint64_t i = 0; i < 100'000; ++i) events.push_back(MakeEntry(Key("evt_", i), i));
+  auto run = Flush(1, events);
+  ASSERT_NE(nullptr, run);
+  DedupeIndex index(1 << 20);
+  index.SetRuns({run});
+  int false_positives = 0;
+  for (uint64_t i = 0; i < 50'000; ++i) {
+    const std::string id = Key("absent_", i);
+    false_positives += run->MayContain(Hash64(id));
+    ASSERT_FALSE(Has(index, id)) << id;
+  }
+  EXPECT_GT(false_positives, 20);  // ~0.27% of 50,000 reached a block
+  EXPECT_EQ(0u, index.cache()->used_bytes());
+  ASSERT_TRUE(Has(index, Key("evt_", 7)));
+  const size_t one_block = index.cache()->used_bytes();
+  EXPECT_GT(one_block, 0u);
+  // The retry is answered from the cache: the same bytes, and no read of the (now damaged)
+  // file.
+  std::string damaged = ReadRaw(1);
+  for (size_t i = 0; i + fmt::kTailSize < damaged.size(); ++i) damaged[i] = '\xff';
+  WriteRaw(1, damaged);
+  ASSERT_TRUE(Has(index, Key("evt_", 7)));
+  EXPECT_EQ(one_block, index.cache()->used_bytes());
+}
+
 TEST_F(DedupeTest, MemoryPerKeyWithinBound) {
   std::vector<DedupeRunEntry> entries;
   entries.reserve(1'000'000);
@@ -656,6 +686,14 @@ TEST_F(DedupeTest, BlockWithValidChecksumButBadContentsIsCorruption) {
   const size_t contents = block0_size - fmt::kBlockCrcSize;
   // Header: count varint (2 bytes: 128 entries), rice_k, seg_bits, row_bits; then the bits.
   ASSERT_EQ(0x80, static_cast<uint8_t>(good[0]));
+  // Block 0 holds the 128 smallest routing values.
+  std::vector<uint64_t> routings;
+  for (const DedupeEntry& e : events) routings.push_back(Hash64(e.event_id) >> (64 - 19));
+  std::sort(routings.begin(), routings.end());
+  const uint64_t last_routing_of_block0 = routings[127];
+  ASSERT_LT(last_routing_of_block0, routings[128]);
+  std::map<std::string, RowLocation> where;
+  for (const auto& [loc, e] : resolver_.rows) where[e.event_id] = loc;
   ASSERT_EQ(0x01, good[1]);
   const std::vector<std::pair<const char*, std::function<void(std::string*)>>> cases = {
       {"count zero", [](std::string* b) { (*b)[0] = 0; }},
@@ -683,6 +721,27 @@ TEST_F(DedupeTest, BlockWithValidChecksumButBadContentsIsCorruption) {
     EXPECT_TRUE(s.IsCorruption()) << s.ToString();
     EXPECT_NE(std::string::npos, s.message().find(Path(1))) << s.ToString();
     EXPECT_NE(std::string::npos, s.message().find("block 0")) << s.ToString();
+    // Lookups (uncached): a location is returned only from a block verified entry by entry,
+    // so a lookup of a key of the damaged block 0 either fails with Corruption or finds
+    // nothing (its scan stopped early), never a location; keys of block 1 are unaffected.
+    int corrupt = 0;
+    for (const DedupeEntry& e : events) {
+      const uint64_t h = Hash64(e.event_id);
+      auto c = (*run)->Candidates(h, nullptr);
+      if ((h >> (64 - 19)) <= last_routing_of_block0) {
+        if (!c.ok()) {
+          EXPECT_TRUE(c.status().IsCorruption()) << c.status().ToString();
+          ++corrupt;
+        } else {
+          EXPECT_TRUE(c->empty()) << e.event_id;
+        }
+      } else {
+        ASSERT_TRUE(c.ok()) << c.status().ToString();
+        ASSERT_EQ(1u, c->size()) << e.event_id;
+        EXPECT_EQ(where[e.event_id], c->front());
+      }
+    }
+    EXPECT_GT(corrupt, 0);
   }
 }
 
