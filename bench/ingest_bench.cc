@@ -10,11 +10,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "usagedb/db.h"
@@ -67,6 +70,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "ingest through the JSON (NDJSON) decoder");
   size_t memtable_mb = 64;
   app.add_option("--memtable-mb", memtable_mb, "memtable_bytes in MiB (SPEC default 64)");
+  int max_lead = 16;
+  app.add_option("--max-lead", max_lead,
+                 "a writer waits while it is more than this many batches ahead of the slowest "
+                 "one (0 = unbounded); see docs/benchmarks.md");
   CLI11_PARSE(app, argc, argv);
 
   // Pre-generate the batches so generation is not measured.
@@ -131,6 +138,17 @@ int main(int argc, char** argv) {
     // main arena inside the timed window (~3% of the run's CPU on one thread).
     std::atomic<int> ready{0};
     std::atomic<bool> go{false};
+    // The workload is one stream cut into batches dealt round-robin to the writers; a retry
+    // re-emits one of the stream's last 1,000 records, i.e. of a batch another writer sends
+    // at about the same time. Writers left to drift apart by hundreds of batches turn such
+    // retries into "late" ones whose original was flushed long ago (or is not sent yet):
+    // each then costs a segment read (~0.3 ms), and how many there are depended on
+    // scheduling luck (4.6K-15K per 10M-event run). Bounding the lead keeps the stream's
+    // order roughly as generated. waits counts the times a writer had to wait.
+    std::mutex lead_mu;
+    std::condition_variable lead_cv;
+    std::vector<size_t> done_batches(threads, 0);
+    uint64_t lead_waits = 0;
     std::vector<std::vector<std::vector<Event>>> own_batches(threads);
     std::vector<std::vector<std::string>> own_bodies(threads);
     std::vector<std::thread> ts;
@@ -150,6 +168,16 @@ int main(int argc, char** argv) {
         while (!go.load()) std::this_thread::yield();
         const size_t mine = json ? own_bodies[t].size() : own_batches[t].size();
         for (size_t i = 0; i < mine; i++) {
+          if (max_lead > 0 && threads > 1) {
+            std::unique_lock<std::mutex> l(lead_mu);
+            auto slowest = [&] {
+              return *std::min_element(done_batches.begin(), done_batches.end());
+            };
+            if (i > slowest() + max_lead) {
+              lead_waits++;
+              lead_cv.wait(l, [&] { return i <= slowest() + max_lead; });
+            }
+          }
           for (;;) {
             IngestResult r;
             // Decoded batches are moved in (the embedded API takes ownership); under
@@ -162,6 +190,13 @@ int main(int argc, char** argv) {
             }
             if (s.ok()) {
               acc += r.accepted;
+              if (max_lead > 0 && threads > 1) {
+                {
+                  std::lock_guard<std::mutex> l(lead_mu);
+                  done_batches[t]++;
+                }
+                lead_cv.notify_all();
+              }
               break;
             }
             if (s.code() != StatusCode::kUnavailable) {
@@ -208,10 +243,14 @@ int main(int argc, char** argv) {
                 stats.wal_sync_p99_us, static_cast<unsigned long long>(stats.flushes),
                 static_cast<unsigned long long>(stats.backpressure_waits),
                 static_cast<unsigned long long>(unavailable.load()));
-    std::printf("  dedupe: %llu keys, filters+index %.2f bytes/key in RAM, fixed cache %.0f MiB\n",
+    std::printf("  dedupe: %llu keys, filters+index %.2f bytes/key in RAM, fixed cache %.0f MiB, "
+                "%llu lookups answered from segments\n",
                 static_cast<unsigned long long>(stats.dedupe_keys),
                 stats.dedupe_keys ? static_cast<double>(stats.dedupe_filter_bytes) / stats.dedupe_keys : 0.0,
-                stats.dedupe_cache_capacity_bytes / 1048576.0);
+                stats.dedupe_cache_capacity_bytes / 1048576.0,
+                static_cast<unsigned long long>(stats.dedupe_segment_lookups));
+    std::printf("  writers' lead bounded to %d batches: %llu waits\n", max_lead,
+                static_cast<unsigned long long>(lead_waits));
     s = db->Close();
     if (!s.ok()) {
       std::fprintf(stderr, "close: %s\n", s.ToString().c_str());

@@ -117,6 +117,10 @@ struct DbStats {
   double wal_sync_p50_us = 0, wal_sync_p99_us = 0;
   uint64_t flushes = 0;
   uint64_t backpressure_waits = 0;
+  // Dedupe lookups answered from a segment row (an id already flushed, or the rare routing
+  // collision): each reads a segment block's event_id column. Retries of recent events are
+  // answered by the memtable instead.
+  uint64_t dedupe_segment_lookups = 0;
 };
 
 // What Open found and did (SPEC §4 recovery).

@@ -75,6 +75,7 @@ class SegmentRowResolver : public DedupeRowResolver {
                                              std::string_view event_id) override {
     size_t block, row;
     const SegmentReader* reader;
+    db_->dedupe_segment_lookups_.fetch_add(1, std::memory_order_relaxed);
     RETURN_IF_ERROR(Locate(loc.segment_file_number, loc.row, &reader, &block, &row));
     if (!(cached_file_ == loc.segment_file_number && cached_block_ == block)) {
       cached_block_ = SIZE_MAX;  // until the read below succeeds
@@ -2131,6 +2132,7 @@ DbStats DBImpl::Stats() {
   s.wal_syncs = wal_syncs_.load();
   s.flushes = flushes_.load();
   s.backpressure_waits = backpressure_waits_.load();
+  s.dedupe_segment_lookups = dedupe_segment_lookups_.load();
   {
     std::lock_guard<std::mutex> l(lat_mu_);
     std::vector<int64_t> lat = sync_lat_ns_;
