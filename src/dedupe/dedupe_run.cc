@@ -872,6 +872,9 @@ struct MergeSource {
   };
   std::vector<Item> chunk;
   size_t pos = 0;
+  // Reused for every block (a block read allocated a buffer and a vector before).
+  CachedBlock block;
+  std::vector<Decoded> decoded;
 
   bool valid() const { return pos < chunk.size(); }
   const Item& item() const { return chunk[pos]; }
@@ -884,9 +887,8 @@ struct MergeSource {
     if (valid() || next_block >= run->block_count()) return Status::OK();
     chunk.clear();
     pos = 0;
-    std::vector<Decoded> decoded;
     do {
-      RETURN_IF_ERROR(run->ReadDecoded(next_block++, &decoded));
+      RETURN_IF_ERROR(run->ReadInto(next_block++, &block, &decoded));
       for (const Decoded& e : decoded) {
         chunk.push_back(Item{e.routing >> shift, seg_map[e.seg], e.row});
       }
@@ -1083,17 +1085,6 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
     }
     RETURN_IF_ERROR(s.Fill());
   }
-  auto greater = [&](size_t a, size_t b) {
-    const MergeSource::Item &x = sources[a].item(), &y = sources[b].item();
-    if (x.routing != y.routing) return x.routing > y.routing;
-    if (x.segment != y.segment) return x.segment > y.segment;
-    if (x.row != y.row) return x.row > y.row;
-    return a > b;
-  };
-  std::priority_queue<size_t, std::vector<size_t>, decltype(greater)> heap(greater);
-  for (size_t i = 0; i < sources.size(); ++i) {
-    if (sources[i].valid()) heap.push(i);
-  }
   // Version 3: the filter keys of the output's routing values. Version 2: per output
   // segment, (row, low 32 routing bits) of its entries, to read their ids later.
   std::vector<uint64_t> keys;
@@ -1109,9 +1100,8 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
   RETURN_IF_ERROR(builder.Start());
   bool have_last = false;
   MergeSource::Item last{};
-  while (!heap.empty()) {
-    const size_t i = heap.top();
-    heap.pop();
+  // Writes sources[i]'s current entry (the smallest of all inputs') and advances it.
+  auto emit = [&](size_t i) -> Status {
     const MergeSource::Item it = sources[i].item();
     // The same entry in several inputs is written once.
     if (!have_last || it.routing != last.routing || it.segment != last.segment ||
@@ -1126,8 +1116,58 @@ Status MergeDedupeRuns(FileSystem* fs, const std::vector<std::shared_ptr<DedupeR
       last = it;
       have_last = true;
     }
-    RETURN_IF_ERROR(sources[i].Advance());
-    if (sources[i].valid()) heap.push(i);
+    return sources[i].Advance();
+  };
+  // (routing, segment, row) packed into one integer: the entries' order.
+  auto key_of = [](const MergeSource::Item& it) {
+    return (static_cast<unsigned __int128>(it.routing) << 64) |
+           (static_cast<unsigned __int128>(it.segment) << 32) | it.row;
+  };
+  if (sources.size() <= 8) {
+    // The db merges 4 runs at a time: a linear minimum over the inputs' packed current keys
+    // costs less than a heap's pops and pushes with their field-by-field comparisons. Ties
+    // go to the lower input (as in the heap below); equal entries are written once.
+    unsigned __int128 cur[8];
+    bool live[8];
+    size_t remaining = 0;
+    for (size_t i = 0; i < sources.size(); ++i) {
+      live[i] = sources[i].valid();
+      if (live[i]) {
+        cur[i] = key_of(sources[i].item());
+        ++remaining;
+      }
+    }
+    while (remaining > 0) {
+      size_t best = SIZE_MAX;
+      for (size_t i = 0; i < sources.size(); ++i) {
+        if (live[i] && (best == SIZE_MAX || cur[i] < cur[best])) best = i;
+      }
+      RETURN_IF_ERROR(emit(best));
+      if (sources[best].valid()) {
+        cur[best] = key_of(sources[best].item());
+      } else {
+        live[best] = false;
+        --remaining;
+      }
+    }
+  } else {
+    auto greater = [&](size_t a, size_t b) {
+      const MergeSource::Item &x = sources[a].item(), &y = sources[b].item();
+      if (x.routing != y.routing) return x.routing > y.routing;
+      if (x.segment != y.segment) return x.segment > y.segment;
+      if (x.row != y.row) return x.row > y.row;
+      return a > b;
+    };
+    std::priority_queue<size_t, std::vector<size_t>, decltype(greater)> heap(greater);
+    for (size_t i = 0; i < sources.size(); ++i) {
+      if (sources[i].valid()) heap.push(i);
+    }
+    while (!heap.empty()) {
+      const size_t i = heap.top();
+      heap.pop();
+      RETURN_IF_ERROR(emit(i));
+      if (sources[i].valid()) heap.push(i);
+    }
   }
   sources.clear();
   if (!read_ids) return builder.Finish(keys, summary, info);
