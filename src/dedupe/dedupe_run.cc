@@ -466,6 +466,9 @@ class RunImpl : public DedupeRun {
       RETURN_IF_ERROR(Decode(b, scratch, nullptr));
       if (cache != nullptr) cache->impl()->Put(key, std::make_shared<const CachedBlock>(scratch));
     }
+    // Blocks hold ~128 entries (< 2 KiB); one far larger (readers accept up to 64 MiB) is not
+    // kept alive by the thread.
+    if (scratch.bytes.capacity() > (1u << 20)) std::string().swap(scratch.bytes);
     return out;
   }
 
@@ -560,7 +563,8 @@ class RunImpl : public DedupeRun {
   // the header are checked (decoded must be null).
   Status ReadInto(uint64_t b, CachedBlock* block, std::vector<Decoded>* decoded,
                   bool verify_entries = true) const;
-  // Appends the locations of the verified block b's entries whose routing value is target.
+  // Appends the locations of block b's entries whose routing value is target. REQUIRES: its
+  // checksum and header verified (ReadInto); the scan itself is bounds-checked.
   Status Scan(uint64_t b, const CachedBlock& block, uint64_t target,
               std::vector<RowLocation>* out) const;
   // Reads, verifies and decodes block b into *out (replacing its contents): one decode.
