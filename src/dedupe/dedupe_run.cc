@@ -473,11 +473,12 @@ class RunImpl : public DedupeRun {
   }
 
   Status ReadAll(std::vector<DedupeRunEntry>* out) const override {
+    CachedBlock block;  // one buffer for every block
     std::vector<Decoded> entries;
     uint64_t n = 0;
     const uint32_t shift = 64 - info_.routing_bits;
     for (uint64_t b = 0; b < first_routing_.size(); ++b) {
-      RETURN_IF_ERROR(ReadDecoded(b, &entries));
+      RETURN_IF_ERROR(ReadInto(b, &block, &entries));
       for (const Decoded& e : entries) {
         DedupeRunEntry re;
         re.hash = e.routing << shift;
@@ -555,22 +556,15 @@ class RunImpl : public DedupeRun {
     return static_cast<uint64_t>(std::upper_bound(h + lo, h + hi, routing) - h) - 1;
   }
 
-  // Reads and verifies block b (REQUIRES: b < block_count()). Verifying decodes every entry:
-  // into *decoded when given (replacing its contents), else into a scratch vector.
-  Result<std::shared_ptr<const CachedBlock>> ReadBlock(
-      uint64_t b, std::vector<Decoded>* decoded = nullptr) const;
-  // ReadBlock into *block, reusing its buffer. Without verify_entries only the checksum and
-  // the header are checked (decoded must be null).
+  // Reads and verifies block b (REQUIRES: b < block_count()) into *block, reusing its
+  // buffer. Verifying decodes every entry, into *decoded when given (replacing its contents).
+  // Without verify_entries only the checksum and the header are checked (decoded must be null).
   Status ReadInto(uint64_t b, CachedBlock* block, std::vector<Decoded>* decoded,
                   bool verify_entries = true) const;
   // Appends the locations of block b's entries whose routing value is target. REQUIRES: its
   // checksum and header verified (ReadInto); the scan itself is bounds-checked.
   Status Scan(uint64_t b, const CachedBlock& block, uint64_t target,
               std::vector<RowLocation>* out) const;
-  // Reads, verifies and decodes block b into *out (replacing its contents): one decode.
-  Status ReadDecoded(uint64_t b, std::vector<Decoded>* out) const {
-    return ReadBlock(b, out).status();
-  }
 
  private:
   Status Corrupt(const std::string& what) const { return Status::Corruption(path_ + ": " + what); }
@@ -723,13 +717,6 @@ Status RunImpl::Load() {
   }
   offsets_.push_back(segment_offset);
   return Status::OK();
-}
-
-Result<std::shared_ptr<const CachedBlock>> RunImpl::ReadBlock(uint64_t b,
-                                                              std::vector<Decoded>* decoded) const {
-  auto block = std::make_shared<CachedBlock>();
-  RETURN_IF_ERROR(ReadInto(b, block.get(), decoded));
-  return std::shared_ptr<const CachedBlock>(std::move(block));
 }
 
 Status RunImpl::ReadInto(uint64_t b, CachedBlock* block, std::vector<Decoded>* decoded,
