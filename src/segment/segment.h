@@ -211,6 +211,8 @@ Status WriteSegment(FileSystem* fs, const std::string& path,
                     const std::vector<const EventView*>& rows, const SegmentWriterOptions& options,
                     SegmentInfo* info);
 
+class UnsyncedSegment;
+
 // What WriteSegment calls made one after another by one thread can share (a flushing thread
 // writes one segment per partition): the zstd context with its workspace and the block
 // encoder's buffers, so that after the first segment a write allocates and frees almost
@@ -225,8 +227,10 @@ class SegmentWriterScratch {
   struct Rep;  // defined by the writer
 
  private:
-  friend Status WriteSegment(FileSystem*, const std::string&, const std::vector<const EventView*>&,
-                             const SegmentWriterOptions&, SegmentInfo*, SegmentWriterScratch*);
+  friend Status WriteSegmentUnsynced(FileSystem*, const std::string&,
+                                     const std::vector<const EventView*>&,
+                                     const SegmentWriterOptions&, SegmentInfo*,
+                                     SegmentWriterScratch*, std::unique_ptr<UnsyncedSegment>*);
   std::unique_ptr<Rep> rep_;
 };
 
@@ -235,6 +239,36 @@ class SegmentWriterScratch {
 Status WriteSegment(FileSystem* fs, const std::string& path,
                     const std::vector<const EventView*>& rows, const SegmentWriterOptions& options,
                     SegmentInfo* info, SegmentWriterScratch* scratch);
+
+// A segment written in full to `path + ".tmp"`, its file still open and not yet synced.
+// Commit() syncs and closes the file and renames it to `path` (WriteSegment's last steps);
+// destroying it uncommitted closes and removes the temporary. Lets a caller move a file's
+// fsync off the thread that encodes the next one (the flush: ~1 ms per file, 64 per flush).
+// Commit may run on another thread than the write (one thread at a time).
+class UnsyncedSegment {
+ public:
+  UnsyncedSegment(FileSystem* fs, std::string path, std::unique_ptr<WritableFile> file);
+  ~UnsyncedSegment();
+  UnsyncedSegment(const UnsyncedSegment&) = delete;
+  UnsyncedSegment& operator=(const UnsyncedSegment&) = delete;
+
+  const std::string& path() const { return path_; }
+  // On failure the temporary is removed; call at most once.
+  Status Commit();
+
+ private:
+  FileSystem* fs_;
+  std::string path_;
+  std::unique_ptr<WritableFile> file_;  // null once committed
+};
+
+// WriteSegment (view overload, with scratch) without the sync and rename: on success *out
+// holds the written file, to be committed by the caller. *info is filled in as by
+// WriteSegment (file_size included).
+Status WriteSegmentUnsynced(FileSystem* fs, const std::string& path,
+                            const std::vector<const EventView*>& rows,
+                            const SegmentWriterOptions& options, SegmentInfo* info,
+                            SegmentWriterScratch* scratch, std::unique_ptr<UnsyncedSegment>* out);
 
 // Where one column chunk of one block lies in the file (diagnostics, size statistics, tests).
 struct ChunkExtent {

@@ -15,6 +15,7 @@
 #include <set>
 #include <tuple>
 
+#include "io/fault_injection_fs.h"
 #include "segment/segment_dims.h"
 #include "segment/segment_encoding.h"
 #include "segment/segment_footer.h"
@@ -669,6 +670,68 @@ TEST_F(SegmentTest, PartitionBoundariesAreExact) {
     EXPECT_TRUE(WriteSegment(fs_, path_, Pointers(events), SegmentWriterOptions(), &info_)
                     .IsInvalidArgument());
   }
+}
+
+TEST(SegmentUnsynced, CommitSyncsAndRenamesAndUncommittedLeavesNothing) {
+  // The flush writes a segment on one thread and commits it (sync, close, rename) on another.
+  FaultInjectionFileSystem fs;
+  ASSERT_TRUE(fs.CreateDir("/seg").ok());
+  ASSERT_TRUE(fs.SyncDir("/").ok());
+  const auto events = MakeEvents(300);
+  std::string dims;
+  const std::vector<EventView> views = ViewEvents(Pointers(events), &dims);
+  std::vector<const EventView*> rows;
+  for (const EventView& v : views) rows.push_back(&v);
+  const std::string path = "/seg/" + SegmentFileName(1);
+  auto info_for = [&] {
+    SegmentInfo info;
+    info.bucket = 0;
+    info.partition = MonthPartition(events[0].timestamp_ms);
+    return info;
+  };
+  SegmentWriterScratch scratch;
+
+  // Written, then committed: only the final name, and its contents survive a power loss
+  // once the directory is synced.
+  SegmentInfo info = info_for();
+  std::unique_ptr<UnsyncedSegment> seg;
+  ASSERT_TRUE(WriteSegmentUnsynced(&fs, path, rows, SegmentWriterOptions(), &info, &scratch, &seg)
+                  .ok());
+  EXPECT_EQ(300u, info.row_count);
+  EXPECT_TRUE(fs.FileExists(path + ".tmp"));
+  EXPECT_FALSE(fs.FileExists(path));
+  ASSERT_TRUE(seg->Commit().ok());
+  EXPECT_FALSE(fs.FileExists(path + ".tmp"));
+  ASSERT_TRUE(fs.SyncDir("/seg").ok());
+  EXPECT_FALSE(seg->Commit().ok());  // at most once
+  seg.reset();
+  fs.DropUnsyncedData();
+  ASSERT_TRUE(fs.FileExists(path));
+  auto size = fs.FileSize(path);
+  ASSERT_TRUE(size.ok());
+  EXPECT_EQ(info.file_size, *size);
+  auto reader = SegmentReader::Open(&fs, path);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ(300u, (*reader)->info().row_count);
+
+  // Destroyed uncommitted: the temporary is removed.
+  const std::string path2 = "/seg/" + SegmentFileName(2);
+  info = info_for();
+  ASSERT_TRUE(
+      WriteSegmentUnsynced(&fs, path2, rows, SegmentWriterOptions(), &info, &scratch, &seg).ok());
+  EXPECT_TRUE(fs.FileExists(path2 + ".tmp"));
+  seg.reset();
+  EXPECT_FALSE(fs.FileExists(path2 + ".tmp"));
+  EXPECT_FALSE(fs.FileExists(path2));
+
+  // A failed sync: the commit fails, nothing is renamed, the temporary is removed.
+  info = info_for();
+  ASSERT_TRUE(
+      WriteSegmentUnsynced(&fs, path2, rows, SegmentWriterOptions(), &info, &scratch, &seg).ok());
+  fs.FailNth(1, OpKind::kSync);
+  EXPECT_TRUE(seg->Commit().IsIOError());
+  EXPECT_FALSE(fs.FileExists(path2 + ".tmp"));
+  EXPECT_FALSE(fs.FileExists(path2));
 }
 
 TEST_F(SegmentTest, BlocksOfDifferentShapesThroughOneWriter) {

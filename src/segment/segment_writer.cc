@@ -346,9 +346,10 @@ void MergeZone(const BlockZoneMap& z, bool first, SegmentInfo* info) {
   if (info->max_account_id < z.max_account_id) info->max_account_id = z.max_account_id;
 }
 
+// Writes the whole file to tmp and leaves it open and unsynced in *out.
 Status WriteFile(FileSystem* fs, const std::string& tmp, const std::vector<const EventView*>& rows,
                  const SegmentWriterOptions& options, BlockEncoder& encoder, std::string& buf,
-                 SegmentInfo* info) {
+                 SegmentInfo* info, std::unique_ptr<WritableFile>* out) {
   ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs->NewWritableFile(tmp));
   buf.assign(segment::kMagic, sizeof(segment::kMagic));
   PutFixed32(&buf, segment::kVersion);
@@ -384,10 +385,9 @@ Status WriteFile(FileSystem* fs, const std::string& tmp, const std::vector<const
   buf.append(segment::kMagic, sizeof(segment::kMagic));
   RETURN_IF_ERROR(file->Append(buf));
   offset += buf.size();
-  RETURN_IF_ERROR(file->Sync());
-  RETURN_IF_ERROR(file->Close());
   footer.info.file_size = offset;
   *info = std::move(footer.info);
+  *out = std::move(file);
   return Status::OK();
 }
 
@@ -409,9 +409,41 @@ Status WriteSegment(FileSystem* fs, const std::string& path,
   return WriteSegment(fs, path, rows, options, info, &scratch);
 }
 
+UnsyncedSegment::UnsyncedSegment(FileSystem* fs, std::string path,
+                                 std::unique_ptr<WritableFile> file)
+    : fs_(fs), path_(std::move(path)), file_(std::move(file)) {}
+
+UnsyncedSegment::~UnsyncedSegment() {
+  if (file_ != nullptr) {
+    file_->Close().IgnoreError();
+    file_.reset();
+    fs_->RemoveFile(path_ + ".tmp").IgnoreError();
+  }
+}
+
+Status UnsyncedSegment::Commit() {
+  if (file_ == nullptr) return Status::Internal(path_ + ": segment committed twice");
+  const std::string tmp = path_ + ".tmp";
+  Status s = file_->Sync();
+  if (s.ok()) s = file_->Close();
+  file_.reset();
+  if (s.ok()) s = fs_->Rename(tmp, path_);
+  if (!s.ok()) fs_->RemoveFile(tmp).IgnoreError();
+  return s;
+}
+
 Status WriteSegment(FileSystem* fs, const std::string& path,
                     const std::vector<const EventView*>& rows, const SegmentWriterOptions& options,
                     SegmentInfo* info, SegmentWriterScratch* scratch) {
+  std::unique_ptr<UnsyncedSegment> unsynced;
+  RETURN_IF_ERROR(WriteSegmentUnsynced(fs, path, rows, options, info, scratch, &unsynced));
+  return unsynced->Commit();
+}
+
+Status WriteSegmentUnsynced(FileSystem* fs, const std::string& path,
+                            const std::vector<const EventView*>& rows,
+                            const SegmentWriterOptions& options, SegmentInfo* info,
+                            SegmentWriterScratch* scratch, std::unique_ptr<UnsyncedSegment>* out) {
   if (rows.empty()) return Status::InvalidArgument(path + ": a segment needs at least one row");
   if (options.rows_per_block == 0 || options.rows_per_block > segment::kMaxRowsPerBlock) {
     return Status::InvalidArgument(path + ": rows_per_block must be in [1, 2^20]");
@@ -449,13 +481,15 @@ Status WriteSegment(FileSystem* fs, const std::string& path,
   if (ZSTD_isError(zr)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(zr));
   const std::string tmp = path + ".tmp";
   SegmentInfo result = *info;
-  Status s = WriteFile(fs, tmp, rows, options, rep.encoder, rep.buf, &result);
-  if (s.ok()) s = fs->Rename(tmp, path);
+  std::unique_ptr<WritableFile> file;
+  Status s = WriteFile(fs, tmp, rows, options, rep.encoder, rep.buf, &result, &file);
   if (!s.ok()) {
+    if (file != nullptr) file->Close().IgnoreError();
     fs->RemoveFile(tmp).IgnoreError();
     return s;
   }
   *info = std::move(result);
+  *out = std::make_unique<UnsyncedSegment>(fs, path, std::move(file));
   return Status::OK();
 }
 
