@@ -268,6 +268,7 @@ class DBImpl : public DB {
   std::atomic<uint64_t> flushes_{0};
   std::atomic<uint64_t> backpressure_waits_{0};
   std::atomic<uint64_t> dedupe_segment_lookups_{0};
+  std::atomic<uint64_t> flush_cpu_ns_{0};  // DbStats::flush_cpu_ns
   std::mutex lat_mu_;
   std::vector<int64_t> sync_lat_ns_;  // ring buffer
   size_t sync_lat_pos_ = 0;
