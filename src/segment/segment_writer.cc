@@ -29,11 +29,6 @@ struct CCtxDeleter {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
 
-bool IsNullable(Column c) {
-  return c == Column::kCorrectionOriginalEventId || c == Column::kCorrectionReason ||
-         c == Column::kSubscriptionId || c == Column::kModelId;
-}
-
 // Encodes blocks of rows. Owns every scratch buffer, so after the first block nothing is
 // allocated per row or per column. Not thread-safe (one per WriteSegment call).
 class BlockEncoder {
@@ -49,13 +44,13 @@ class BlockEncoder {
   bool Encode(const std::vector<const EventView*>& rows, size_t begin, size_t end,
               std::string* block, BlockEntry* entry) {
     const size_t n = end - begin;
-    const EventView* const* r = rows.data() + begin;
     entry->rows = static_cast<uint32_t>(n);
     entry->zone = BlockZoneMap();
     entry->zone.row_count = static_cast<uint32_t>(n);
+    Gather(rows.data() + begin, n);
     for (int i = 0; i < kNumColumns; ++i) {
       const size_t before = block->size();
-      EncodeColumn(segment::kPhysicalColumnOrder[i], r, n, block, &entry->zone);
+      EncodeColumn(segment::kPhysicalColumnOrder[i], n, block, &entry->zone);
       if (block->size() - before > UINT32_MAX) return false;
       entry->chunk_size[i] = static_cast<uint32_t>(block->size() - before);
     }
@@ -63,115 +58,127 @@ class BlockEncoder {
   }
 
  private:
-  void EncodeColumn(Column c, const EventView* const* r, size_t n, std::string* block,
-                    BlockZoneMap* zone) {
+  // Copies the block's fields into one array per column in a single pass over the rows. The
+  // rows are views in billing order, i.e. a permutation of the flush's decoded views: reading
+  // them once per column (16 passes, each a cache miss per row on a different field) cost
+  // more than encoding several of the columns.
+  void Gather(const EventView* const* r, size_t n) {
+    for (int c = 0; c < kNumColumns; ++c) {
+      if (IsStringColumn(static_cast<Column>(c))) views_[c].resize(n);
+    }
+    kinds_.resize(n);
+    ts_.resize(n);
+    ingested_.resize(n);
+    seqs_.resize(n);
+    quantities_.resize(n);
+    dims_in_.resize(n);
+    no_ref_.resize(n);
+    no_subscription_.resize(n);
+    no_model_.resize(n);
+    std::string_view* event_id = views_[static_cast<int>(Column::kEventId)].data();
+    std::string_view* corr_id = views_[static_cast<int>(Column::kCorrectionOriginalEventId)].data();
+    std::string_view* corr_reason = views_[static_cast<int>(Column::kCorrectionReason)].data();
+    std::string_view* account = views_[static_cast<int>(Column::kAccountId)].data();
+    std::string_view* subscription = views_[static_cast<int>(Column::kSubscriptionId)].data();
+    std::string_view* product = views_[static_cast<int>(Column::kProductId)].data();
+    std::string_view* meter = views_[static_cast<int>(Column::kMeterId)].data();
+    std::string_view* model = views_[static_cast<int>(Column::kModelId)].data();
+    std::string_view* unit = views_[static_cast<int>(Column::kUnit)].data();
+    std::string_view* source = views_[static_cast<int>(Column::kSource)].data();
+    for (size_t i = 0; i < n; ++i) {
+      const EventView& e = *r[i];
+      kinds_[i] = static_cast<int64_t>(e.kind);
+      ts_[i] = e.timestamp_ms;
+      ingested_[i] = e.ingested_at_ms;
+      seqs_[i] = e.commit_seq;
+      quantities_[i] = e.quantity;
+      dims_in_[i] = e.dimensions;
+      event_id[i] = e.event_id;
+      no_ref_[i] = !e.has_correction_ref;
+      corr_id[i] = e.correction_original_event_id;
+      corr_reason[i] = e.correction_reason;
+      account[i] = e.account_id;
+      no_subscription_[i] = !e.subscription_id.has_value();
+      subscription[i] = e.subscription_id ? *e.subscription_id : std::string_view();
+      product[i] = e.product_id;
+      meter[i] = e.meter_id;
+      no_model_[i] = !e.model_id.has_value();
+      model[i] = e.model_id ? *e.model_id : std::string_view();
+      unit[i] = e.unit;
+      source[i] = e.source;
+    }
+  }
+
+  static bool IsStringColumn(Column c) {
+    switch (c) {
+      case Column::kKind:
+      case Column::kTimestampMs:
+      case Column::kIngestedAtMs:
+      case Column::kCommitSeq:
+      case Column::kQuantity:
+      case Column::kDimensions:
+        return false;
+      default:
+        return true;
+    }
+  }
+
+  void EncodeColumn(Column c, size_t n, std::string* block, BlockZoneMap* zone) {
     body_.clear();
     switch (c) {
       case Column::kKind:
-        ints_.resize(n);
-        for (size_t i = 0; i < n; ++i) ints_[i] = static_cast<int64_t>(r[i]->kind);
-        AppendChunk(segment::EncodeInt64Column(ints_.data(), n, &body_), block);
+        AppendChunk(segment::EncodeInt64Column(kinds_.data(), n, &body_), block);
         return;
       case Column::kTimestampMs:
-        ints_.resize(n);
-        seqs_.resize(n);
-        for (size_t i = 0; i < n; ++i) {
-          ints_[i] = r[i]->timestamp_ms;
-          seqs_[i] = r[i]->commit_seq;
-        }
-        EncodeTimeOrSeq(c, n, block);
+        EncodeTimeOrSeq(c, ts_.data(), n, block);
         zone->min_timestamp_ms = analysis_.mn;
         zone->max_timestamp_ms = analysis_.mx;
         return;
       case Column::kIngestedAtMs:
-        ints_.resize(n);
-        seqs_.resize(n);
-        for (size_t i = 0; i < n; ++i) {
-          ints_[i] = r[i]->ingested_at_ms;
-          seqs_[i] = r[i]->commit_seq;
-        }
-        EncodeTimeOrSeq(c, n, block);
+        EncodeTimeOrSeq(c, ingested_.data(), n, block);
         return;
       case Column::kCommitSeq: {
         ints_.resize(n);
-        uint64_t mn = r[0]->commit_seq, mx = mn;
+        uint64_t mn = seqs_[0], mx = mn;
         for (size_t i = 0; i < n; ++i) {
-          const uint64_t s = r[i]->commit_seq;
+          const uint64_t s = seqs_[i];
           mn = std::min(mn, s);
           mx = std::max(mx, s);
           ints_[i] = static_cast<int64_t>(s);
         }
         zone->min_commit_seq = mn;
         zone->max_commit_seq = mx;
-        EncodeTimeOrSeq(c, n, block);
+        EncodeTimeOrSeq(c, ints_.data(), n, block);
         return;
       }
       case Column::kQuantity:
-        quantities_.resize(n);
-        for (size_t i = 0; i < n; ++i) quantities_[i] = r[i]->quantity;
         AppendChunk(segment::EncodeInt128Column(quantities_.data(), n, &body_), block);
         return;
       case Column::kDimensions:
-        EncodeDimensions(r, n, block);
+        EncodeDimensions(n, block);
         return;
       default:
         break;
     }
-    // Other string columns.
-    views_.resize(n);
-    const bool nullable = IsNullable(c);
-    if (nullable) nulls_.assign(n, 0);
-    std::string_view* v = views_.data();
-    uint8_t* nulls = nulls_.data();
+    // String columns.
+    const uint8_t* nulls = nullptr;
     switch (c) {
-      case Column::kEventId:
-        for (size_t i = 0; i < n; ++i) v[i] = r[i]->event_id;
-        break;
       case Column::kCorrectionOriginalEventId:
-        for (size_t i = 0; i < n; ++i) {
-          v[i] = r[i]->correction_original_event_id;
-          nulls[i] = !r[i]->has_correction_ref;
-        }
-        break;
       case Column::kCorrectionReason:
-        for (size_t i = 0; i < n; ++i) {
-          v[i] = r[i]->correction_reason;
-          nulls[i] = !r[i]->has_correction_ref;
-        }
-        break;
-      case Column::kAccountId:
-        for (size_t i = 0; i < n; ++i) v[i] = r[i]->account_id;
+        nulls = no_ref_.data();
         break;
       case Column::kSubscriptionId:
-        for (size_t i = 0; i < n; ++i) {
-          const auto& s = r[i]->subscription_id;
-          nulls[i] = !s.has_value();
-          v[i] = s ? std::string_view(*s) : std::string_view();
-        }
-        break;
-      case Column::kProductId:
-        for (size_t i = 0; i < n; ++i) v[i] = r[i]->product_id;
-        break;
-      case Column::kMeterId:
-        for (size_t i = 0; i < n; ++i) v[i] = r[i]->meter_id;
+        nulls = no_subscription_.data();
         break;
       case Column::kModelId:
-        for (size_t i = 0; i < n; ++i) {
-          const auto& s = r[i]->model_id;
-          nulls[i] = !s.has_value();
-          v[i] = s ? std::string_view(*s) : std::string_view();
-        }
+        nulls = no_model_.data();
         break;
-      case Column::kUnit:
-        for (size_t i = 0; i < n; ++i) v[i] = r[i]->unit;
-        break;
-      default:  // kSource
-        for (size_t i = 0; i < n; ++i) v[i] = r[i]->source;
+      default:
         break;
     }
     segment::StringColumnInput in;
-    in.values = v;
-    in.nulls = nullable ? nulls : nullptr;
+    in.values = views_[static_cast<int>(c)].data();
+    in.nulls = nulls;
     in.n = n;
     // Zone maps take their sets (and the account range) from these columns' dictionaries.
     in.need_distinct = c == Column::kAccountId || c == Column::kProductId ||
@@ -200,22 +207,22 @@ class BlockEncoder {
   }
 
   // dimensions: one dictionary id per row (a set of pairs per distinct id).
-  void EncodeDimensions(const EventView* const* r, size_t n, std::string* block) {
+  void EncodeDimensions(size_t n, std::string* block) {
     dims_.Clear();
     dim_ids_.resize(n);
-    for (size_t i = 0; i < n; ++i) dim_ids_[i] = dims_.Add(r[i]->dimensions);
+    for (size_t i = 0; i < n; ++i) dim_ids_[i] = dims_.Add(dims_in_[i]);
     AppendChunk(dims_column_.Encode(&dims_, dim_ids_.data(), n, &strings_, &body_), block);
   }
 
-  // timestamp_ms, ingested_at_ms, commit_seq (values in ints_, seqs in seqs_): candidates
+  // timestamp_ms, ingested_at_ms, commit_seq (values in `values`, seqs in seqs_): candidates
   // go through compression and the smallest chunk wins (zstd finds repeated delta patterns
   // that size analysis cannot see). Candidates: the smallest body by analysis, delta-varint,
   // frame of reference, and for ingested_at the steps-by-seq body (which, when it applies,
   // is a few bytes per batch and wins without comparing).
-  void EncodeTimeOrSeq(Column c, size_t n, std::string* block) {
-    analysis_ = segment::AnalyzeInt64(ints_.data(), n);
+  void EncodeTimeOrSeq(Column c, const int64_t* values, size_t n, std::string* block) {
+    analysis_ = segment::AnalyzeInt64(values, n);
     if (c == Column::kIngestedAtMs &&
-        segment::EncodeInt64StepsBySeq(ints_.data(), seqs_.data(), n, &body_)) {
+        segment::EncodeInt64StepsBySeq(values, seqs_.data(), n, &body_)) {
       if (body_.size() <= analysis_.Size(analysis_.Smallest())) {
         AppendChunk(Encoding::kIntStepsBySeq, block);
         return;
@@ -226,7 +233,7 @@ class BlockEncoder {
     // is the only candidate compressed (docs/parts/flush.md, "Time and seq columns").
     body_.clear();
     if (c == Column::kTimestampMs &&
-        segment::EncodeInt64OffsetBySeq(ints_.data(), seqs_.data(), n, &body_)) {
+        segment::EncodeInt64OffsetBySeq(values, seqs_.data(), n, &body_)) {
       if (body_.size() < analysis_.Size(smallest)) {
         AppendChunk(Encoding::kIntOffsetBySeq, block);
         return;
@@ -245,7 +252,7 @@ class BlockEncoder {
       const Encoding e = candidates[k];
       if (k > 0 && e == smallest) continue;
       body_.clear();
-      segment::EncodeInt64With(analysis_, e, ints_.data(), &body_);
+      segment::EncodeInt64With(analysis_, e, values, &body_);
       candidate_.clear();
       AppendChunk(e, &candidate_);
       if (best_.empty() || candidate_.size() < best_.size()) best_.swap(candidate_);
@@ -293,8 +300,12 @@ class BlockEncoder {
   std::vector<uint64_t> seqs_;
   std::vector<int64_t> ints_;
   std::vector<__int128> quantities_;
-  std::vector<std::string_view> views_;
-  std::vector<uint8_t> nulls_;
+  // The block's columns (Gather): string columns by column id, null flags of the nullable
+  // ones, the rest typed.
+  std::vector<std::string_view> views_[kNumColumns];
+  std::vector<uint8_t> no_ref_, no_subscription_, no_model_;
+  std::vector<int64_t> kinds_, ts_, ingested_;
+  std::vector<DimensionsView> dims_in_;
   std::vector<uint32_t> dim_ids_;
   segment::DimensionsDictionary dims_;
   segment::DimensionsColumnEncoder dims_column_;
