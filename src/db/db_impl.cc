@@ -1289,6 +1289,26 @@ class BillingSorter {
     }
     order->resize(n);
     for (size_t i = 0; i < n; i++) (*order)[i] = &rows[keys_[i].row];
+    // Run flags for the segment writer (SegmentRowHints), from the group keys: the account
+    // rank is key / triples and the triple rank key % triples in the counting sort's
+    // numbering, key >> 32 and the low 32 bits in the other.
+    same_account_.resize(n);
+    same_triple_.resize(n);
+    const bool counted = groups <= 4 * n + 1024;
+    for (size_t i = 0; i < n; i++) {
+      if (i == 0) {
+        same_account_[i] = same_triple_[i] = 0;
+        continue;
+      }
+      const uint64_t a = keys_[i].key, b = keys_[i - 1].key;
+      same_account_[i] = counted ? a / triples == b / triples : (a >> 32) == (b >> 32);
+      same_triple_[i] =
+          counted ? a % triples == b % triples : (a & 0xffffffffu) == (b & 0xffffffffu);
+    }
+  }
+  // After Sort: hints for the rows in `order`.
+  SegmentRowHints Hints() const {
+    return SegmentRowHints{same_account_.data(), same_triple_.data()};
   }
 
  private:
@@ -1350,6 +1370,7 @@ class BillingSorter {
   std::vector<uint64_t> packed_;
   std::vector<std::pair<uint64_t, uint32_t>> by_packed_;
   std::vector<Key> keys_, grouped_;
+  std::vector<uint8_t> same_account_, same_triple_;
 };
 
 // A memtable row as the flush needs it, copied out of the row store in partition order: the
@@ -1609,7 +1630,8 @@ Status DBImpl::FlushOldestImmutable() {
       const uint64_t fnum = first_number + p;
       std::unique_ptr<UnsyncedSegment> unsynced;
       part_status[p] =
-          WriteSegmentUnsynced(fs_, written[p], order, writer_options, &info, &scratch, &unsynced);
+          WriteSegmentUnsynced(fs_, written[p], order, writer_options, &info, &scratch, &unsynced,
+                               sorter.Hints());
       if (!part_status[p].ok()) {
         failed = true;
         return;

@@ -212,6 +212,7 @@ Status WriteSegment(FileSystem* fs, const std::string& path,
                     SegmentInfo* info);
 
 class UnsyncedSegment;
+struct SegmentRowHints;
 
 // What WriteSegment calls made one after another by one thread can share (a flushing thread
 // writes one segment per partition): the zstd context with its workspace and the block
@@ -230,7 +231,8 @@ class SegmentWriterScratch {
   friend Status WriteSegmentUnsynced(FileSystem*, const std::string&,
                                      const std::vector<const EventView*>&,
                                      const SegmentWriterOptions&, SegmentInfo*,
-                                     SegmentWriterScratch*, std::unique_ptr<UnsyncedSegment>*);
+                                     SegmentWriterScratch*, std::unique_ptr<UnsyncedSegment>*,
+                                     const SegmentRowHints&);
   std::unique_ptr<Rep> rep_;
 };
 
@@ -262,13 +264,22 @@ class UnsyncedSegment {
   std::unique_ptr<WritableFile> file_;  // null once committed
 };
 
+// What a caller may know about runs in the rows it writes, so the writer need not read
+// string bytes to find them: flags per row (same order as the rows), 1 = the row's value
+// equals the previous row's, 0 = unknown. The bytes written are the same with or without.
+struct SegmentRowHints {
+  const uint8_t* same_account = nullptr;  // account_id
+  const uint8_t* same_triple = nullptr;   // product_id, meter_id and model_id (null or not)
+};
+
 // WriteSegment (view overload, with scratch) without the sync and rename: on success *out
 // holds the written file, to be committed by the caller. *info is filled in as by
 // WriteSegment (file_size included).
 Status WriteSegmentUnsynced(FileSystem* fs, const std::string& path,
                             const std::vector<const EventView*>& rows,
                             const SegmentWriterOptions& options, SegmentInfo* info,
-                            SegmentWriterScratch* scratch, std::unique_ptr<UnsyncedSegment>* out);
+                            SegmentWriterScratch* scratch, std::unique_ptr<UnsyncedSegment>* out,
+                            const SegmentRowHints& hints = SegmentRowHints());
 
 // Where one column chunk of one block lies in the file (diagnostics, size statistics, tests).
 struct ChunkExtent {

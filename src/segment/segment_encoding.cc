@@ -1,6 +1,7 @@
 #include "segment/segment_encoding.h"
 
 #include <algorithm>
+#include <cassert>
 #include <array>
 #include <cstring>
 #include <unordered_map>
@@ -1089,6 +1090,7 @@ bool StringColumnEncoder::BuildDictionary(const StringColumnInput& in, size_t no
   const size_t n = in.n;
   const std::string_view* v = in.values;
   const uint8_t* nulls = in.nulls;
+  const uint8_t* same = in.same_as_prev;
   ids_.resize(n);
   distinct_.clear();
   map_.Clear();
@@ -1100,6 +1102,11 @@ bool StringColumnEncoder::BuildDictionary(const StringColumnInput& in, size_t no
   for (size_t i = 0; i < n; ++i) {
     if (nulls != nullptr && nulls[i]) {
       ids_[i] = 0;
+      continue;
+    }
+    if (same != nullptr && same[i] && last_id != UINT32_MAX) {  // a run the caller knows
+      assert(BytesEqual(v[i], last));  // debug builds (the test suite) check the claim
+      ids_[i] = last_id;
       continue;
     }
     const std::string_view s = v[i];

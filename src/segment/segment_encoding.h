@@ -97,6 +97,11 @@ struct StringColumnInput {
   // analysis skips the dictionary pass whose answer that already is. A wrong claim gives a
   // valid but possibly larger body.
   bool values_distinct = false;
+  // Optional, n flags: same_as_prev[i] = 1 claims row i's value equals row i - 1's (both
+  // non-null); 0 claims nothing. The dictionary pass then takes the previous row's id without
+  // reading the value's bytes (the flush knows runs of equal accounts and (product, meter,
+  // model) from its sort, and the bytes are cache misses there). The body is unchanged.
+  const uint8_t* same_as_prev = nullptr;
 };
 
 // Analyzes and encodes string columns, reusing its buffers from column to column and block to

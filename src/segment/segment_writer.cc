@@ -38,6 +38,8 @@ class BlockEncoder {
 
   // Whether the rows of the next Encode calls have pairwise distinct event ids.
   void set_event_ids_distinct(bool distinct) { event_ids_distinct_ = distinct; }
+  // Run hints for the rows of the next Encode calls (indexed like them).
+  void set_hints(const SegmentRowHints& hints) { hints_ = hints; }
 
   // Encodes rows[begin, end) into *block, filling entry's chunk sizes and zone map.
   // Returns false when a chunk would not fit the footer's 32-bit size.
@@ -48,6 +50,7 @@ class BlockEncoder {
     entry->zone = BlockZoneMap();
     entry->zone.row_count = static_cast<uint32_t>(n);
     Gather(rows.data() + begin, n);
+    block_begin_ = begin;
     for (int i = 0; i < kNumColumns; ++i) {
       const size_t before = block->size();
       EncodeColumn(segment::kPhysicalColumnOrder[i], n, block, &entry->zone);
@@ -184,6 +187,12 @@ class BlockEncoder {
     in.need_distinct = c == Column::kAccountId || c == Column::kProductId ||
                        c == Column::kMeterId || c == Column::kModelId;
     in.values_distinct = c == Column::kEventId && event_ids_distinct_;
+    const uint8_t* same = c == Column::kAccountId ? hints_.same_account
+                          : (c == Column::kProductId || c == Column::kMeterId ||
+                             c == Column::kModelId)
+                              ? hints_.same_triple
+                              : nullptr;
+    if (same != nullptr) in.same_as_prev = same + block_begin_;
     const Encoding enc = strings_.Encode(in, &body_);
     AppendChunk(enc, block);
     if (in.need_distinct) {
@@ -295,6 +304,8 @@ class BlockEncoder {
 
   ZSTD_CCtx* cctx_;
   bool event_ids_distinct_ = false;
+  SegmentRowHints hints_;
+  size_t block_begin_ = 0;  // the current block's first row in the segment
   std::string body_, zbuf_, best_, candidate_, offset_body_;
   segment::Int64Analysis analysis_;
   std::vector<uint64_t> seqs_;
@@ -454,7 +465,8 @@ Status WriteSegment(FileSystem* fs, const std::string& path,
 Status WriteSegmentUnsynced(FileSystem* fs, const std::string& path,
                             const std::vector<const EventView*>& rows,
                             const SegmentWriterOptions& options, SegmentInfo* info,
-                            SegmentWriterScratch* scratch, std::unique_ptr<UnsyncedSegment>* out) {
+                            SegmentWriterScratch* scratch, std::unique_ptr<UnsyncedSegment>* out,
+                            const SegmentRowHints& hints) {
   if (rows.empty()) return Status::InvalidArgument(path + ": a segment needs at least one row");
   if (options.rows_per_block == 0 || options.rows_per_block > segment::kMaxRowsPerBlock) {
     return Status::InvalidArgument(path + ": rows_per_block must be in [1, 2^20]");
@@ -493,7 +505,9 @@ Status WriteSegmentUnsynced(FileSystem* fs, const std::string& path,
   const std::string tmp = path + ".tmp";
   SegmentInfo result = *info;
   std::unique_ptr<WritableFile> file;
+  rep.encoder.set_hints(hints);
   Status s = WriteFile(fs, tmp, rows, options, rep.encoder, rep.buf, &result, &file);
+  rep.encoder.set_hints(SegmentRowHints());
   if (!s.ok()) {
     if (file != nullptr) file->Close().IgnoreError();
     fs->RemoveFile(tmp).IgnoreError();
