@@ -355,24 +355,35 @@ class RunBuilder {
       max_row = std::max<uint64_t>(max_row, e.row);
     }
     const uint32_t seg_bits = BitWidth(max_seg), row_bits = BitWidth(max_row);
-    // Rice parameter: the cheapest k near log2 of the mean delta.
+    // Rice parameter: the cheapest k near log2 of the mean delta. The deltas are taken once
+    // and every candidate's cost summed in the same pass (up to 5 candidates, the first one
+    // winning ties as when they were tried one after another).
     uint32_t k = 0;
     if (n > 1) {
+      deltas_.resize(n - 1);
+      for (size_t i = 1; i < n; ++i) deltas_[i - 1] = block_[i].routing - block_[i - 1].routing;
       const uint64_t mean = (block_.back().routing - block_.front().routing) / (n - 1);
       const uint32_t guess = BitWidth(mean);
-      uint64_t best_cost = UINT64_MAX;
-      for (uint32_t c = guess > 3 ? guess - 3 : 0; c <= std::min<uint32_t>(guess + 1, 63); ++c) {
-        uint64_t cost = 0;
-        for (size_t i = 1; i < n; ++i) {
-          cost += RiceCost(block_[i].routing - block_[i - 1].routing, c, bits_);
+      const uint32_t first = guess > 3 ? guess - 3 : 0;
+      const uint32_t last = std::min<uint32_t>(guess + 1, 63);
+      constexpr uint32_t kMaxCandidates = 5;
+      uint64_t cost[kMaxCandidates] = {};
+      const uint32_t candidates = last - first + 1;
+      for (uint64_t d : deltas_) {
+        for (uint32_t j = 0; j < kMaxCandidates; ++j) {
+          if (j < candidates) cost[j] += RiceCost(d, first + j, bits_);
         }
-        if (cost < best_cost) {
-          best_cost = cost;
-          k = c;
+      }
+      uint64_t best_cost = UINT64_MAX;
+      for (uint32_t j = 0; j < candidates; ++j) {
+        if (cost[j] < best_cost) {
+          best_cost = cost[j];
+          k = first + j;
         }
       }
     }
-    std::string contents;
+    std::string& contents = contents_;
+    contents.clear();
     PutVarint32(&contents, static_cast<uint32_t>(n));
     contents.push_back(static_cast<char>(k));
     contents.push_back(static_cast<char>(seg_bits));
@@ -382,7 +393,7 @@ class RunBuilder {
       w.Put(e.seg, seg_bits);
       w.Put(e.row, row_bits);
     }
-    for (size_t i = 1; i < n; ++i) w.PutRice(block_[i].routing - block_[i - 1].routing, k, bits_);
+    for (size_t i = 1; i < n; ++i) w.PutRice(deltas_[i - 1], k, bits_);
     w.Finish();
     if (contents.size() + fmt::kBlockCrcSize > fmt::kMaxBlockBytes) {
       return Status::InvalidArgument(path_ + ": too many entries share one routing value");
@@ -421,6 +432,8 @@ class RunBuilder {
   uint64_t offset_ = 0;
 
   std::vector<Decoded> block_;
+  std::vector<uint64_t> deltas_;  // FlushBlock: the block's routing deltas
+  std::string contents_;          // FlushBlock: the block being encoded
   Decoded last_{};
   std::string index_;
   uint64_t block_count_ = 0;
