@@ -696,9 +696,13 @@ bool EncodeInt64OffsetBySeq(const int64_t* v, const uint64_t* seqs, size_t n, st
       BitWidth(static_cast<uint64_t>(sorted.back()) - static_cast<uint64_t>(sorted.front()));
   int width = full;
   int64_t offset = sorted.front();
-  size_t best = BitPackedBytes(n, full);
+  const size_t full_size = BitPackedBytes(n, full);
   constexpr size_t kExceptionBytes = 5;
-  for (int w = std::max(0, full - 16); w < full; ++w) {
+  // The smallest size over the narrower widths (the smallest width on ties), tried from the
+  // widest down: a narrower window covers no more rows, so once a width's exceptions alone
+  // cost more than the best size found, no narrower width can reach it and the search stops.
+  size_t best = SIZE_MAX;
+  for (int w = full - 1; w >= std::max(0, full - 16); --w) {
     const uint64_t span = (uint64_t{1} << w) - 1;  // w < 64
     size_t covered = 0, at = 0;
     for (size_t a = 0; a <= n / 16; ++a) {  // window starting at sorted[a]
@@ -714,12 +718,16 @@ bool EncodeInt64OffsetBySeq(const int64_t* v, const uint64_t* seqs, size_t n, st
       }
       if (b == n) break;
     }
-    const size_t size = BitPackedBytes(n, w) + (n - covered) * kExceptionBytes;
-    if (size < best) {
+    const size_t exceptions_size = (n - covered) * kExceptionBytes;
+    const size_t size = BitPackedBytes(n, w) + exceptions_size;
+    if (size <= best) {
       best = size;
-      width = w;
-      offset = sorted[at];
+      if (size < full_size) {
+        width = w;
+        offset = sorted[at];
+      }
     }
+    if (exceptions_size > std::min(best, full_size)) break;
   }
   const uint64_t span = width == 64 ? ~uint64_t{0} : (uint64_t{1} << width) - 1;
   PutVarint64(body, lo);
