@@ -1252,7 +1252,8 @@ class BillingSorter {
     };
     const size_t triples = triple_rank_.size();
     const size_t groups = account_rank_.size() * triples;
-    if (groups <= 4 * n + 1024) {
+    const bool counted = groups <= 4 * n + 1024;  // numbering: see the flags below
+    if (counted) {
       // A stable counting sort by (account rank, triple rank) group, then each group (a few
       // rows) by timestamp and event id: rows come in arrival order, nearly sorted by time,
       // so an insertion sort barely moves them (std::sort of the whole partition spent most
@@ -1294,7 +1295,6 @@ class BillingSorter {
     // numbering, key >> 32 and the low 32 bits in the other.
     same_account_.resize(n);
     same_triple_.resize(n);
-    const bool counted = groups <= 4 * n + 1024;
     for (size_t i = 0; i < n; i++) {
       if (i == 0) {
         same_account_[i] = same_triple_[i] = 0;
@@ -1578,7 +1578,6 @@ Status DBImpl::FlushOldestImmutable() {
   };
   auto write_partitions = [&] {
     std::vector<EventView> events;
-    std::vector<uint64_t> id_hashes;  // id_hashes[x]: the MemRow id hash of events[x]
     std::vector<const EventView*> order;
     BillingSorter sorter;
     SegmentWriterScratch scratch;
@@ -1589,7 +1588,6 @@ Status DBImpl::FlushOldestImmutable() {
       // Grown only (every field of a view is assigned by the decode): value-initializing
       // ~200-byte views per partition showed in profiles.
       if (events.size() < j - i) events.resize(j - i);
-      id_hashes.resize(j - i);
       sorter.Begin(j - i);
       bool decoded = true;
       // Keys are read in order; records lie in per-bucket arenas in insertion order (the
@@ -1604,7 +1602,6 @@ Status DBImpl::FlushOldestImmutable() {
         }
         const PartitionKey& key = keys[k];
         EventView& view = events[k - i];
-        id_hashes[k - i] = key.id_hash;
         decoded = DecodeEventBinaryView(std::string_view(key.record, key.record_length), &view);
         view.commit_seq = key.commit_seq;
         view.ingested_at_ms = key.ingested_at_ms;
@@ -1647,7 +1644,7 @@ Status DBImpl::FlushOldestImmutable() {
         // The run routes by Hash64(event_id), which the memtable row already holds (computed
         // once on the write path) unless a test gave the memtable another hash.
         const uint64_t id_hash =
-            ids_hash64 ? id_hashes[order[k] - events.data()] : Hash64(e.event_id);
+            ids_hash64 ? keys[i + (order[k] - events.data())].id_hash : Hash64(e.event_id);
         assert(id_hash == Hash64(e.event_id));
         entries[k] = DedupeRunEntry{id_hash, RowLocation{fnum, static_cast<uint32_t>(k)},
                                     e.commit_seq, e.kind != EventKind::kUsage,

@@ -173,13 +173,6 @@ bool MemTable::DecodeRow(const MemRow& row, Event* out) {
   return true;
 }
 
-bool MemTable::DecodeRowView(const MemRow& row, EventView* out) {
-  if (!DecodeEventBinaryView(std::string_view(row.record, row.record_length), out)) return false;
-  out->commit_seq = row.commit_seq;
-  out->ingested_at_ms = row.ingested_at_ms;
-  return true;
-}
-
 std::optional<MemEntry> MemTable::Find(std::string_view event_id) const {
   const uint64_t h = id_hash_(event_id);
   std::shared_lock lock(mu_);

@@ -183,9 +183,6 @@ class MemTable {
   // Decodes one row into *out. False only if the record is malformed (a bug: records were
   // encoded by this process or replayed from a checksummed WAL record).
   static bool DecodeRow(const MemRow& row, Event* out);
-  // As DecodeRow, into views of the row's record in the arena (no allocation); valid while
-  // the memtable lives.
-  static bool DecodeRowView(const MemRow& row, EventView* out);
 
   // A copy of the conflict entries so far (readers; thread-safe).
   std::vector<ConflictEntry> conflicts_snapshot() const;

@@ -50,10 +50,9 @@ class BlockEncoder {
     entry->zone = BlockZoneMap();
     entry->zone.row_count = static_cast<uint32_t>(n);
     Gather(rows.data() + begin, n);
-    block_begin_ = begin;
     for (int i = 0; i < kNumColumns; ++i) {
       const size_t before = block->size();
-      EncodeColumn(segment::kPhysicalColumnOrder[i], n, block, &entry->zone);
+      EncodeColumn(segment::kPhysicalColumnOrder[i], begin, n, block, &entry->zone);
       if (block->size() - before > UINT32_MAX) return false;
       entry->chunk_size[i] = static_cast<uint32_t>(block->size() - before);
     }
@@ -131,7 +130,8 @@ class BlockEncoder {
     }
   }
 
-  void EncodeColumn(Column c, size_t n, std::string* block, BlockZoneMap* zone) {
+  // The block is rows [begin, begin + n) of the segment (begin indexes the hints).
+  void EncodeColumn(Column c, size_t begin, size_t n, std::string* block, BlockZoneMap* zone) {
     body_.clear();
     switch (c) {
       case Column::kKind:
@@ -197,7 +197,7 @@ class BlockEncoder {
                              c == Column::kModelId)
                               ? hints_.same_triple
                               : nullptr;
-    if (same != nullptr) in.same_as_prev = same + block_begin_;
+    if (same != nullptr) in.same_as_prev = same + begin;
     const Encoding enc = strings_.Encode(in, &body_);
     AppendChunk(enc, block);
     if (in.need_distinct) {
@@ -310,7 +310,6 @@ class BlockEncoder {
   ZSTD_CCtx* cctx_;
   bool event_ids_distinct_ = false;
   SegmentRowHints hints_;
-  size_t block_begin_ = 0;  // the current block's first row in the segment
   std::string body_, zbuf_, best_, candidate_, offset_body_;
   segment::Int64Analysis analysis_;
   std::vector<uint64_t> seqs_;
