@@ -8,6 +8,7 @@
 #include "db_test_util.h"
 #include "io/fault_injection_fs.h"
 #include "util/clock.h"
+#include "wal/wal.h"
 
 namespace usagedb::testing {
 namespace {
@@ -636,6 +637,7 @@ TEST_F(DbTest, UnreadableNewestManifestRefusesWhenNothingWasFlushedButTheWalIsGo
 }
 
 TEST_F(DbTest, UnreadableNewestManifestFallsBackWhenTheWalStillCoversIt) {
+  options_.wal_recycle_files = 0;  // retiring = RemoveFile, which fails below
   Open();
   Ingest({MakeEvent("w1", "acc", 1), MakeEvent("w2", "acc", 2)});
   // The flush commits a new generation, but retiring its WAL file fails (left on disk).
@@ -679,6 +681,7 @@ TEST_F(DbTest, OpenDecodesFootersButASegmentDeletedAfterwardsStillFailsQueries) 
 }
 
 TEST_F(DbTest, AnIncompleteSkippedFlushFallsBackToTheWalWhenItStillCoversIt) {
+  options_.wal_recycle_files = 0;  // retiring = RemoveFile, which fails below
   Open();
   Ingest({MakeEvent("w1", "acc", 1), MakeEvent("w2", "other", 2)});
   fs_.FailNth(1, OpKind::kRemoveFile);  // the flush's WAL file stays
@@ -845,6 +848,62 @@ TEST_F(DbTest, DiskFullFailsTheBatchAndRecoversWhenSpaceReturns) {
   Open();
   EXPECT_EQ(std::make_pair(std::string("51"), uint64_t{51}), Total());
 }
+
+// Retired WAL files are recycled: the next WAL file overwrites one instead of being created.
+// While open the pool holds a retired file; Close removes it and cuts the active file's old
+// bytes; a crash leaves the pool file for recovery to remove. Totals never change.
+TEST_F(DbTest, RetiredWalFilesAreRecycledAndCloseLeavesNoSpareBytes) {
+  auto wal_files = [&] {
+    std::vector<std::string> logs, pooled;
+    for (const std::string& n : FilesIn(&fs_, "wal")) {
+      (n.find(".recycle.tmp") != std::string::npos ? pooled : logs).push_back(n);
+    }
+    return std::make_pair(logs, pooled);
+  };
+  Open();
+  for (int i = 0; i < 4; i++) {
+    std::vector<Event> batch;
+    for (int k = 0; k < 20; k++) {
+      batch.push_back(MakeEvent("r" + std::to_string(i) + "_" + std::to_string(k), "acc", 1));
+    }
+    Ingest(std::move(batch));
+    ASSERT_TRUE(db_->Flush().ok());
+  }
+  DbStats st = db_->Stats();
+  EXPECT_EQ(3u, st.wal_files_recycled);  // the flushes after the first reuse a retired file
+  EXPECT_EQ(2u, st.wal_files_created);   // at creation and at the first flush
+  auto [logs, pooled] = wal_files();
+  ASSERT_EQ(1u, logs.size());
+  ASSERT_EQ(1u, pooled.size());
+  // The active file is a recycled one: bigger than its records (a header only here).
+  EXPECT_GT(*fs_.FileSize("/db/wal/" + logs[0]), wal::kHeaderSize);
+  Ingest({MakeEvent("late", "acc", 5)});
+  EXPECT_EQ(std::make_pair(std::string("85"), uint64_t{81}), Total());
+
+  // A crash: the recycled file's old records are not replayed, the pool file is removed.
+  Crash(/*power_loss=*/true);
+  Open();
+  EXPECT_EQ(std::make_pair(std::string("85"), uint64_t{81}), Total());
+  EXPECT_GE(db_->recovery_report().temporaries_removed, 1u);
+  EXPECT_TRUE(wal_files().second.empty());
+  EXPECT_EQ(Outcome::kDuplicate, Ingest({MakeEvent("r0_0", "acc", 1)}).results[0].outcome);
+
+  ASSERT_TRUE(db_->Flush().ok());
+  ASSERT_TRUE(db_->Flush().ok());
+  ASSERT_TRUE(db_->Close().ok());
+  db_.reset();
+  std::tie(logs, pooled) = wal_files();
+  EXPECT_TRUE(pooled.empty());
+  for (const std::string& n : logs) {
+    auto r = wal::ReadWalFile(&fs_, "/db/wal/" + n, false);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_FALSE(r->torn_tail) << n;
+    EXPECT_EQ(*fs_.FileSize("/db/wal/" + n), r->valid_length) << n;
+  }
+  Open();
+  EXPECT_EQ(std::make_pair(std::string("85"), uint64_t{81}), Total());
+}
+
 
 }  // namespace
 }  // namespace usagedb::testing

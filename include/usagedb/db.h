@@ -113,6 +113,9 @@ struct DbStats {
   uint64_t dedupe_filter_bytes = 0;
   uint64_t wal_files = 0;
   uint64_t wal_syncs = 0;
+  // WAL files started over a recycled file / as new files (Options::wal_recycle_files).
+  uint64_t wal_files_recycled = 0;
+  uint64_t wal_files_created = 0;
   // fsync latency of WAL syncs (microseconds), over the last few thousand syncs.
   double wal_sync_p50_us = 0, wal_sync_p99_us = 0;
   uint64_t flushes = 0;

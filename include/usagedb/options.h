@@ -32,6 +32,11 @@ struct Options {
   int64_t backpressure_wait_ms = 5000;
   // fast mode: the WAL is fsynced at least this often in the background.
   int64_t fast_sync_interval_ms = 200;
+  // Retired WAL files kept (renamed to wal/<n>.recycle.tmp) to be overwritten by the next
+  // WAL files instead of creating new ones: appends over allocated blocks let each group
+  // commit's fdatasync skip the file-size update (docs/parts/wal.md, "Recycling"). Each
+  // costs one WAL file's size on disk while open; Close removes them. 0 = never recycle.
+  int wal_recycle_files = 1;
   // Run the background flusher thread. When false, only Flush() and Close() flush (tests).
   bool background_flush = true;
   // Create the database when the directory holds none.

@@ -554,7 +554,24 @@ uint64_t DBImpl::LastSequence() {
 
 Status DBImpl::NewWalFileLocked() {
   uint64_t number = next_file_number_++;
-  ASSIGN_OR_RETURN(auto w, wal::Writer::Create(fs_, Path(kWalDir), number, last_seq_));
+  std::unique_ptr<wal::Writer> w;
+  if (!wal_recycle_pool_.empty()) {
+    const std::string recycled = std::move(wal_recycle_pool_.back());
+    wal_recycle_pool_.pop_back();
+    auto r = wal::Writer::CreateRecycled(fs_, Path(kWalDir), recycled, number, last_seq_);
+    if (r.ok()) {
+      w = std::move(r).value();
+      wal_files_recycled_++;
+    } else {
+      // Left under its pool name (a temporary) or under this number's name with a synced
+      // header and no records, which Create below truncates and rewrites.
+      fs_->RemoveFile(recycled).IgnoreError();
+    }
+  }
+  if (!w) {
+    ASSIGN_OR_RETURN(w, wal::Writer::Create(fs_, Path(kWalDir), number, last_seq_));
+    wal_files_created_++;
+  }
   if (wal_) wal_->Close().IgnoreError();  // sealed or complete: never appended to again
   wal_ = std::move(w);
   wal_files_.push_back(WalFileInfo{number, 0});
@@ -572,12 +589,40 @@ Status DBImpl::RecoverWalAfterErrorLocked() {
     unsynced_framed_ = std::move(carry);
     return s;
   }
-  std::string framed = carry;
+  // The carried units (framed for the sealed file) are framed again for the new one: records
+  // carry their file's tag and checksum seed. Their durable_length becomes the new file's
+  // synced size: they are written while only its header is durable.
+  std::string framed;
+  framed.reserve(carry.size() + pending_voids_.size() * 32);
+  uint64_t max_seq = 0;  // the carried units' sequences now also live in the new file
+  {
+    Decoder d(carry);
+    while (!d.empty()) {
+      uint32_t len, crc, tag;
+      uint8_t type;
+      std::string_view payload;
+      if (!d.GetFixed32(&len) || !d.GetFixed32(&crc) || !d.GetFixed32(&tag) ||
+          !d.GetByte(&type) || !d.GetBytes(len, &payload)) {
+        break;
+      }
+      std::string head;
+      if (type == static_cast<uint8_t>(wal::RecordType::kDurableUnit)) {
+        payload.remove_prefix(std::min<size_t>(payload.size(), wal::kDurableLengthSize));
+        PutFixed64(&head, wal_->synced_size());
+      }
+      wal::Writer::FrameRecord(wal_->file_number(), static_cast<wal::RecordType>(type), head,
+                               payload, &framed);
+      Decoder p(payload);
+      uint64_t seq;
+      if (p.GetVarint64(&seq)) max_seq = std::max(max_seq, seq);
+    }
+  }
   for (uint64_t seq : pending_voids_) {
     std::string payload;
     PutFixed64(&payload, wal_->synced_size());  // durable_length (wal_format.h)
     EncodeVoid(seq, &payload);
-    wal::Writer::FrameRecord(wal::RecordType::kDurableVoid, payload, &framed);
+    wal::Writer::FrameRecord(wal_->file_number(), wal::RecordType::kDurableVoid, payload,
+                             &framed);
   }
   s = wal_->AppendFramed(framed);
   if (s.ok()) s = wal_->Sync();
@@ -586,26 +631,6 @@ Status DBImpl::RecoverWalAfterErrorLocked() {
     return s;
   }
   wal_syncs_++;
-  // The carried units' sequences now also live in the new file.
-  uint64_t max_seq = 0;
-  {
-    Decoder d(carry);
-    while (!d.empty()) {
-      uint32_t len, crc;
-      uint8_t type;
-      std::string_view payload;
-      if (!d.GetFixed32(&len) || !d.GetFixed32(&crc) || !d.GetByte(&type) ||
-          !d.GetBytes(len, &payload)) {
-        break;
-      }
-      if (type == static_cast<uint8_t>(wal::RecordType::kDurableUnit)) {
-        payload.remove_prefix(std::min<size_t>(payload.size(), wal::kDurableLengthSize));
-      }
-      Decoder p(payload);
-      uint64_t seq;
-      if (p.GetVarint64(&seq)) max_seq = std::max(max_seq, seq);
-    }
-  }
   wal_files_.back().max_seq = std::max(wal_files_.back().max_seq, max_seq);
   pending_voids_.clear();
   wal_broken_ = false;
@@ -728,7 +753,8 @@ Status DBImpl::Commit(PendingUnit* w) {
       header.clear();
       PutFixed64(&header, durable_length);
       EncodeUnitHeader(UnitHeader{p->seq, p->ingested_at_ms, p->request_time_ms}, &header);
-      wal::Writer::FrameRecord(wal::RecordType::kDurableUnit, header, p->body.view(),
+      wal::Writer::FrameRecord(wal_->file_number(), wal::RecordType::kDurableUnit, header,
+                               p->body.view(),
                                p->body_crc, &framed);
     }
     s = wal_->AppendFramed(framed);
@@ -1698,7 +1724,7 @@ Status DBImpl::FlushOldestImmutable() {
       payload.push_back(static_cast<char>(c.reason));
       PutVarint64(&payload, ZigZagEncode64(c.stored_ingested_at_ms));
       EncodeEventBinary(c.event, &payload);
-      wal::Writer::FrameRecord(wal::RecordType::kUnit, payload, &framed);
+      wal::Writer::FrameRecord(fnum, wal::RecordType::kUnit, payload, &framed);
     }
     Status s = (*w)->AppendFramed(framed);
     if (s.ok()) s = (*w)->Sync();
@@ -1778,12 +1804,27 @@ Status DBImpl::FlushOldestImmutable() {
   // rather than by the first query touching them.
   for (const auto& h : new_handles) h->Warm();
   RemoveReleasedFiles();
-  // Retire WAL files; a failure leaves them for the next recovery to remove.
-  bool removed = false;
+  // Retire WAL files: into the recycling pool while it has room (renamed to a temporary name
+  // that no replay reads and recovery removes), else removed. A failure leaves them for the
+  // next recovery to remove (their numbers are below the manifest's min_wal_file_number).
+  bool changed = false;
   for (uint64_t n : retire) {
-    if (fs_->RemoveFile(Path(kWalDir) + "/" + wal::WalFileName(n)).ok()) removed = true;
+    const std::string path = Path(kWalDir) + "/" + wal::WalFileName(n);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!shutting_down_ &&
+          static_cast<int>(wal_recycle_pool_.size()) < options_.wal_recycle_files) {
+        std::string pooled = Path(kWalDir) + "/" + wal::WalRecycleFileName(n);
+        if (fs_->Rename(path, pooled).ok()) {
+          wal_recycle_pool_.push_back(std::move(pooled));
+          changed = true;
+          continue;
+        }
+      }
+    }
+    if (fs_->RemoveFile(path).ok()) changed = true;
   }
-  if (removed) fs_->SyncDir(Path(kWalDir)).IgnoreError();
+  if (changed) fs_->SyncDir(Path(kWalDir)).IgnoreError();
   // Keep the number of runs (each costs every miss a filter probe) small. A failed merge
   // changes nothing durable; the next flush tries again.
   Status m = MaybeMergeDedupeRuns();
@@ -2242,6 +2283,8 @@ DbStats DBImpl::Stats() {
   s.dedupe_cache_capacity_bytes = dedupe_->cache_capacity_bytes();
   s.dedupe_filter_bytes = dedupe_->filter_memory_bytes();
   s.wal_syncs = wal_syncs_.load();
+  s.wal_files_recycled = wal_files_recycled_.load();
+  s.wal_files_created = wal_files_created_.load();
   s.flushes = flushes_.load();
   s.backpressure_waits = backpressure_waits_.load();
   s.dedupe_segment_lookups = dedupe_segment_lookups_.load();
@@ -2275,7 +2318,15 @@ Status DBImpl::Close() {
     if (wal_) {
       Status c = wal_->Close();
       if (s.ok()) s = c;
+      // A recycled file's old bytes past this file's records go (not synced: a reader skips
+      // them anyway), and so do the pooled files: a closed database takes no spare space.
+      auto size = fs_->FileSize(wal_->path());
+      if (size.ok() && *size > wal_->size()) {
+        fs_->Truncate(wal_->path(), wal_->size()).IgnoreError();
+      }
     }
+    for (const std::string& p : wal_recycle_pool_) fs_->RemoveFile(p).IgnoreError();
+    wal_recycle_pool_.clear();
   }
   lock_.reset();
   return s;

@@ -245,6 +245,8 @@ class DBImpl : public DB {
   std::deque<PendingUnit*> writers_;
   std::unique_ptr<wal::Writer> wal_;
   std::deque<WalFileInfo> wal_files_;  // oldest first; the last is wal_'s
+  // Retired WAL files waiting to be overwritten (paths of wal/<n>.recycle.tmp); guarded by mu_.
+  std::vector<std::string> wal_recycle_pool_;
   bool wal_broken_ = false;
   Status wal_error_;
   std::vector<uint64_t> pending_voids_;
@@ -265,6 +267,8 @@ class DBImpl : public DB {
 
   // Stats.
   std::atomic<uint64_t> wal_syncs_{0};
+  std::atomic<uint64_t> wal_files_recycled_{0};
+  std::atomic<uint64_t> wal_files_created_{0};
   std::atomic<uint64_t> flushes_{0};
   std::atomic<uint64_t> backpressure_waits_{0};
   std::atomic<uint64_t> dedupe_segment_lookups_{0};

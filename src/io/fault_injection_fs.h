@@ -38,13 +38,14 @@ class FaultInjectionFileSystem : public MemFileSystem {
   // the database object first): calls through the file system itself are not invalidated.
   using MemFileSystem::DropUnsyncedData;
   // DropUnsyncedDataOutOfOrder(seed, block): as DropUnsyncedData, but an OS crash in the
-  // middle of writeback: each file that was only appended to since its last sync keeps its
-  // synced contents plus a random subset of its unsynced blocks (`block` bytes at absolute
-  // boundaries: 4096 for pages, 512 for sectors of a page torn in flight); the others read
-  // back as zeros (holes), and the size is either the full written size or ends after the
-  // last kept block. Later blocks can thus survive while earlier ones are lost, as writeback
-  // does not follow write order.
-  // Other files and directories revert as in DropUnsyncedData. Deterministic for a seed.
+  // middle of writeback: each file written since its last sync (appended to, or overwritten
+  // through NewOverwritingFile) keeps, from its first changed byte on, a random subset of its
+  // unsynced blocks (`block` bytes at absolute boundaries: 4096 for pages, 512 for sectors of
+  // a page torn in flight); each other block reads back as it was at the last sync (zeros past
+  // the synced size: holes), and a grown file's size is either the full written size or ends
+  // after the last kept block. Later blocks can thus survive while earlier ones are lost, as
+  // writeback does not follow write order.
+  // Files that shrank and directories revert as in DropUnsyncedData. Deterministic for a seed.
   using MemFileSystem::DropUnsyncedDataOutOfOrder;
 
   // A process crash (kill -9) without power loss: like DropUnsyncedData, but every byte

@@ -27,7 +27,8 @@ class WritableFile {
   // Makes everything appended so far durable (fdatasync).
   virtual Status Sync() = 0;
   virtual Status Close() = 0;
-  // Bytes in the file, including unsynced appends.
+  // Bytes in the file, including unsynced appends (for a file from NewOverwritingFile: the
+  // bytes written through this handle).
   virtual uint64_t Size() const = 0;
 };
 
@@ -57,6 +58,12 @@ class FileSystem {
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   // Opens an existing file (or creates it) for appending at its end.
   virtual Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) = 0;
+  // Opens an existing file for writing from offset 0 over its old contents, without
+  // truncating it: Size() counts the bytes written through this handle, and the bytes past
+  // that keep their old contents. NotFound when the file does not exist. WAL files are
+  // recycled this way: overwriting blocks a file already has lets fdatasync skip the
+  // file-size (inode) update that every append needs (docs/parts/wal.md, "Recycling").
+  virtual Result<std::unique_ptr<WritableFile>> NewOverwritingFile(const std::string& path) = 0;
   virtual Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
       const std::string& path) = 0;
 

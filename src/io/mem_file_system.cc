@@ -219,8 +219,9 @@ struct MemFileSystem::Core {
     crash_countdown = -1;
   }
 
-  // REQUIRES: mu held. seed != 0: appended-only files keep a random subset of their unsynced
-  // blocks of `block` bytes (see FaultInjectionFileSystem::DropUnsyncedDataOutOfOrder).
+  // REQUIRES: mu held. seed != 0: files written since their last sync keep a random subset of
+  // their unsynced blocks of `block` bytes (see
+  // FaultInjectionFileSystem::DropUnsyncedDataOutOfOrder).
   void RevertToDurable(uint64_t seed = 0, size_t block = 4096) {
     uint64_t rng = seed;
     auto next_random = [&rng] {  // splitmix64
@@ -239,20 +240,29 @@ struct MemFileSystem::Core {
         if (child->is_dir) {
           stack.push_back(child.get());
         } else if (seen.insert(child.get()).second) {
-          if (seed != 0 && child->appended_only && child->data.size() > child->durable.size()) {
-            std::string kept = child->durable;
-            size_t end = kept.size();  // the end of the last block kept
-            for (size_t off = kept.size(); off < child->data.size();) {
-              const size_t block_end = std::min(child->data.size(), (off / block + 1) * block);
+          const std::string& live = child->data;
+          const std::string& old = child->durable;
+          if (seed != 0 && live.size() >= old.size() && live != old) {
+            // From the first changed byte on, each block is the written one or what the disk
+            // had before (the old contents; zeros past the old size).
+            const size_t first = static_cast<size_t>(
+                std::mismatch(old.begin(), old.end(), live.begin()).first - old.begin());
+            std::string kept = live.substr(0, first);
+            size_t end = old.size();  // the end of the last new block kept, at least the old size
+            for (size_t off = first; off < live.size();) {
+              const size_t block_end = std::min(live.size(), (off / block + 1) * block);
               if (next_random() & 1) {
-                kept.append(child->data, off, block_end - off);
-                end = block_end;
+                kept.append(live, off, block_end - off);
+                end = std::max(end, block_end);
               } else {
-                kept.append(block_end - off, '\0');
+                const size_t from_old = off < old.size() ? std::min(block_end, old.size()) - off : 0;
+                if (from_old > 0) kept.append(old, off, from_old);
+                kept.append(block_end - off - from_old, '\0');
               }
               off = block_end;
             }
-            if (next_random() & 1) kept.resize(end);  // else the size reached the disk too
+            // Past the old size: the new size reached the disk, or only up to the last block.
+            if (live.size() > old.size() && (next_random() & 1)) kept.resize(end);
             child->data = std::move(kept);
           } else {
             child->data = child->durable;
@@ -288,30 +298,36 @@ using Core = MemFileSystem::Core;
 
 class MemWritableFile : public WritableFile {
  public:
-  MemWritableFile(std::shared_ptr<Core> core, NodePtr node, std::string path)
+  // overwrite: writes start at offset 0 over the old contents (NewOverwritingFile).
+  MemWritableFile(std::shared_ptr<Core> core, NodePtr node, std::string path,
+                  bool overwrite = false)
       : core_(std::move(core)),
         node_(std::move(node)),
         path_(std::move(path)),
-        generation_(core_->generation) {}
+        generation_(core_->generation),
+        overwrite_(overwrite) {}
 
   Status Append(std::string_view data) override {
     std::lock_guard<std::mutex> l(core_->mu);
     bool partial_ok = false;
     Status s = core_->Admit(OpKind::kAppend, path_, &partial_ok);
     if (!s.ok()) {
-      if (partial_ok && Usable().ok()) node_->data.append(data.substr(0, data.size() / 2));
+      if (partial_ok && Usable().ok()) Write(data.substr(0, data.size() / 2));
       return s;
     }
     RETURN_IF_ERROR(Usable());
     if (core_->space_limit != kNoSpaceLimit) {
+      const uint64_t end = overwrite_ ? pos_ + data.size() : node_->data.size() + data.size();
+      const uint64_t growth = end > node_->data.size() ? end - node_->data.size() : 0;
       uint64_t total = core_->TotalBytes();
-      if (total + data.size() > core_->space_limit) {
+      if (total + growth > core_->space_limit) {
         uint64_t room = total < core_->space_limit ? core_->space_limit - total : 0;
-        if (core_->partial_append) node_->data.append(data.substr(0, room));
+        const uint64_t fits = data.size() - growth + room;
+        if (core_->partial_append) Write(data.substr(0, fits));
         return Err(path_, "No space left on device");
       }
     }
-    node_->data.append(data);
+    Write(data);
     return Status::OK();
   }
 
@@ -334,10 +350,23 @@ class MemWritableFile : public WritableFile {
 
   uint64_t Size() const override {
     std::lock_guard<std::mutex> l(core_->mu);
-    return node_->data.size();
+    return overwrite_ ? pos_ : node_->data.size();
   }
 
  private:
+  // REQUIRES: core_->mu held.
+  void Write(std::string_view data) {
+    if (!overwrite_) {
+      node_->data.append(data);
+      return;
+    }
+    // Overwritten synced bytes: the durable contents are no longer a prefix of the live ones.
+    if (pos_ < node_->durable.size() && !data.empty()) node_->appended_only = false;
+    if (pos_ + data.size() > node_->data.size()) node_->data.resize(pos_ + data.size(), '\0');
+    node_->data.replace(pos_, data.size(), data);
+    pos_ += data.size();
+  }
+
   Status Dead() const {
     return Err(path_, "Bad file descriptor (handle invalidated by a simulated crash)");
   }
@@ -352,6 +381,8 @@ class MemWritableFile : public WritableFile {
   const NodePtr node_;
   const std::string path_;
   const uint64_t generation_;
+  const bool overwrite_;
+  uint64_t pos_ = 0;     // the next write's offset when overwrite_; guarded by core_->mu
   bool closed_ = false;  // guarded by core_->mu
 };
 
@@ -439,6 +470,15 @@ Result<std::unique_ptr<WritableFile>> MemFileSystem::NewAppendableFile(const std
     return Err(path, "Is a directory");
   }
   return std::unique_ptr<WritableFile>(new MemWritableFile(core_, slot, path));
+}
+
+Result<std::unique_ptr<WritableFile>> MemFileSystem::NewOverwritingFile(const std::string& path) {
+  std::lock_guard<std::mutex> l(core_->mu);
+  RETURN_IF_ERROR(core_->Admit(OpKind::kNewFile, path));
+  NodePtr n;
+  RETURN_IF_ERROR(core_->Lookup(path, &n));
+  if (n->is_dir) return Err(path, "Is a directory");
+  return std::unique_ptr<WritableFile>(new MemWritableFile(core_, n, path, /*overwrite=*/true));
 }
 
 Result<std::unique_ptr<RandomAccessFile>> MemFileSystem::NewRandomAccessFile(

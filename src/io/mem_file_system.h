@@ -32,7 +32,7 @@ namespace usagedb {
 // The kinds of mutating operations, for counting and fault injection. kAny matches every kind.
 enum class OpKind : uint8_t {
   kAny = 0,
-  kNewFile = 1,  // NewWritableFile and NewAppendableFile
+  kNewFile = 1,  // NewWritableFile, NewAppendableFile and NewOverwritingFile
   kAppend = 2,
   kSync = 3,
   kClose = 4,
@@ -54,9 +54,11 @@ class MemFileSystem : public FileSystem {
   MemFileSystem(const MemFileSystem&) = delete;
   MemFileSystem& operator=(const MemFileSystem&) = delete;
 
-  // Writers always append at the end of the file (also those from NewWritableFile).
+  // Writers append at the end of the file (also those from NewWritableFile), except those
+  // from NewOverwritingFile, which write from offset 0 over the old contents.
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
   Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override;
+  Result<std::unique_ptr<WritableFile>> NewOverwritingFile(const std::string& path) override;
   // Reads see the live contents; Size() is the size when the file was opened (as POSIX).
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override;
   bool FileExists(const std::string& path) override;            // true for directories too

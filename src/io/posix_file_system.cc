@@ -130,6 +130,12 @@ class PosixFileSystem : public FileSystem {
     return std::unique_ptr<WritableFile>(
         new PosixWritableFile(path, fd, static_cast<uint64_t>(st.st_size)));
   }
+  Result<std::unique_ptr<WritableFile>> NewOverwritingFile(const std::string& path) override {
+    // No O_APPEND, no O_TRUNC: write() starts at offset 0 and overwrites.
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError(path, errno);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, 0));
+  }
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
       const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

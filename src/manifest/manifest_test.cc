@@ -102,6 +102,9 @@ class TestFs : public FileSystem {
   Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
     return Status::NotSupported(path);
   }
+  Result<std::unique_ptr<WritableFile>> NewOverwritingFile(const std::string& path) override {
+    return Status::NotSupported(path);
+  }
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
     auto it = live_.find(path);
     if (it == live_.end()) return Status::NotFound(path);

@@ -113,6 +113,9 @@ class MemFileSystem : public FileSystem {
     if (!data) data = std::make_shared<std::string>();
     return std::unique_ptr<WritableFile>(new MemWritable(data));
   }
+  Result<std::unique_ptr<WritableFile>> NewOverwritingFile(const std::string& path) override {
+    return Status::NotSupported(path + ": this test file system does not overwrite files");
+  }
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
     std::lock_guard<std::mutex> l(mu_);
     auto it = files_.find(path);

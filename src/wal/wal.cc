@@ -16,6 +16,12 @@ std::string WalFileName(uint64_t file_number) {
   return buf;
 }
 
+std::string WalRecycleFileName(uint64_t file_number) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%012" PRIu64 ".recycle.tmp", file_number);
+  return buf;
+}
+
 bool ParseWalFileName(std::string_view name, uint64_t* file_number) {
   constexpr std::string_view kSuffix = ".log";
   if (name.size() < kSuffix.size() || name.substr(name.size() - kSuffix.size()) != kSuffix) {
@@ -36,9 +42,9 @@ bool ParseWalFileName(std::string_view name, uint64_t* file_number) {
   return true;
 }
 
-std::string EncodeFileHeader(uint64_t file_number, uint64_t start_sequence) {
+std::string EncodeFileHeader(uint64_t file_number, uint64_t start_sequence, uint32_t version) {
   std::string h(kMagic, sizeof(kMagic));
-  PutFixed32(&h, kVersion);
+  PutFixed32(&h, version);
   PutFixed64(&h, file_number);
   PutFixed64(&h, start_sequence);
   PutFixed32(&h, crc32c::Mask(crc32c::Value(h)));
@@ -54,6 +60,24 @@ Result<std::unique_ptr<Writer>> Writer::Create(FileSystem* fs, const std::string
   RETURN_IF_ERROR(file->Append(header).WithContext("creating WAL file " + path));
   RETURN_IF_ERROR(file->Sync().WithContext("creating WAL file " + path));
   RETURN_IF_ERROR(fs->SyncDir(dir).WithContext("creating WAL file " + path));
+  std::unique_ptr<Writer> w(new Writer(std::move(file), std::move(path), file_number));
+  w->synced_size_ = kHeaderSize;
+  return w;
+}
+
+Result<std::unique_ptr<Writer>> Writer::CreateRecycled(FileSystem* fs, const std::string& dir,
+                                                       const std::string& recycled_path,
+                                                       uint64_t file_number,
+                                                       uint64_t start_sequence) {
+  std::string path = JoinPath(dir, WalFileName(file_number));
+  const std::string context = "recycling " + recycled_path + " as WAL file " + path;
+  ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs->NewOverwritingFile(recycled_path));
+  // The header is durable before the file gets its name: a WAL file name never shows another
+  // file's header (which the reader would report as damage).
+  RETURN_IF_ERROR(file->Append(EncodeFileHeader(file_number, start_sequence)).WithContext(context));
+  RETURN_IF_ERROR(file->Sync().WithContext(context));
+  RETURN_IF_ERROR(fs->Rename(recycled_path, path).WithContext(context));
+  RETURN_IF_ERROR(fs->SyncDir(dir).WithContext(context));
   std::unique_ptr<Writer> w(new Writer(std::move(file), std::move(path), file_number));
   w->synced_size_ = kHeaderSize;
   return w;
@@ -83,36 +107,66 @@ Result<std::unique_ptr<Writer>> Writer::OpenForAppend(FileSystem* fs, const std:
   return w;
 }
 
-void Writer::FrameRecord(RecordType type, std::string_view payload, std::string* dst) {
+uint32_t RecordCrcSeed(uint64_t file_number) {
+  char b[8];
+  EncodeFixed64(b, file_number);
+  return crc32c::Value(b, sizeof(b));
+}
+
+void FrameRecordV1(RecordType type, std::string_view payload, std::string* dst) {
   const char type_byte = static_cast<char>(type);
-  uint32_t crc = crc32c::Extend(crc32c::Value(&type_byte, 1), payload.data(), payload.size());
+  const uint32_t crc =
+      crc32c::Extend(crc32c::Value(&type_byte, 1), payload.data(), payload.size());
   PutFixed32(dst, static_cast<uint32_t>(payload.size()));
   PutFixed32(dst, crc32c::Mask(crc));
   dst->push_back(type_byte);
   dst->append(payload.data(), payload.size());
 }
 
-void Writer::FrameRecord(RecordType type, std::string_view head, std::string_view tail,
+namespace {
+
+// crc = crc32c(file_number ++ type ++ head) so far; the record header goes first.
+void PutRecordHeader(uint64_t file_number, uint32_t length, uint32_t crc, char type_byte,
+                     std::string* dst) {
+  PutFixed32(dst, length);
+  PutFixed32(dst, crc32c::Mask(crc));
+  PutFixed32(dst, static_cast<uint32_t>(file_number));  // file_tag
+  dst->push_back(type_byte);
+}
+
+uint32_t HeadCrc(uint64_t file_number, char type_byte, std::string_view head) {
+  return crc32c::Extend(crc32c::Extend(RecordCrcSeed(file_number), &type_byte, 1), head.data(),
+                        head.size());
+}
+
+}  // namespace
+
+void Writer::FrameRecord(uint64_t file_number, RecordType type, std::string_view payload,
                          std::string* dst) {
   const char type_byte = static_cast<char>(type);
-  uint32_t crc = crc32c::Extend(crc32c::Value(&type_byte, 1), head.data(), head.size());
-  crc = crc32c::Extend(crc, tail.data(), tail.size());
-  PutFixed32(dst, static_cast<uint32_t>(head.size() + tail.size()));
-  PutFixed32(dst, crc32c::Mask(crc));
-  dst->push_back(type_byte);
+  PutRecordHeader(file_number, static_cast<uint32_t>(payload.size()),
+                  HeadCrc(file_number, type_byte, payload), type_byte, dst);
+  dst->append(payload.data(), payload.size());
+}
+
+void Writer::FrameRecord(uint64_t file_number, RecordType type, std::string_view head,
+                         std::string_view tail, std::string* dst) {
+  const char type_byte = static_cast<char>(type);
+  const uint32_t crc =
+      crc32c::Extend(HeadCrc(file_number, type_byte, head), tail.data(), tail.size());
+  PutRecordHeader(file_number, static_cast<uint32_t>(head.size() + tail.size()), crc, type_byte,
+                  dst);
   dst->append(head.data(), head.size());
   dst->append(tail.data(), tail.size());
 }
 
-void Writer::FrameRecord(RecordType type, std::string_view head, std::string_view tail,
-                         uint32_t tail_crc, std::string* dst) {
+void Writer::FrameRecord(uint64_t file_number, RecordType type, std::string_view head,
+                         std::string_view tail, uint32_t tail_crc, std::string* dst) {
   const char type_byte = static_cast<char>(type);
-  const uint32_t crc = internal::Crc32cCombine(
-      crc32c::Extend(crc32c::Value(&type_byte, 1), head.data(), head.size()), tail_crc,
-      tail.size());
-  PutFixed32(dst, static_cast<uint32_t>(head.size() + tail.size()));
-  PutFixed32(dst, crc32c::Mask(crc));
-  dst->push_back(type_byte);
+  const uint32_t crc =
+      internal::Crc32cCombine(HeadCrc(file_number, type_byte, head), tail_crc, tail.size());
+  PutRecordHeader(file_number, static_cast<uint32_t>(head.size() + tail.size()), crc, type_byte,
+                  dst);
   dst->append(head.data(), head.size());
   dst->append(tail.data(), tail.size());
 }
@@ -141,7 +195,7 @@ Status Writer::AddRecord(RecordType type, std::string_view payload) {
   }
   std::string framed;
   framed.reserve(kRecordHeaderSize + payload.size());
-  FrameRecord(type, payload, &framed);
+  FrameRecord(file_number_, type, payload, &framed);
   return AppendFramed(framed);
 }
 

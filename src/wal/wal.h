@@ -21,10 +21,19 @@ std::string WalFileName(uint64_t file_number);  // "000000000042.log"
 // Accepts exactly the names WalFileName produces (12-20 digits, no extra leading zeros
 // beyond the padding, ".log"); false for anything else, *file_number untouched.
 bool ParseWalFileName(std::string_view name, uint64_t* file_number);
+// "000000000042.recycle.tmp": retired WAL file 42 waiting to be recycled (Writer::
+// CreateRecycled). A temporary: replay never reads it, recovery removes it.
+std::string WalRecycleFileName(uint64_t file_number);
 
 // The 32-byte file header (wal_format.h) that Writer::Create writes. Exposed for tests and
-// tools that build WAL files byte by byte.
-std::string EncodeFileHeader(uint64_t file_number, uint64_t start_sequence);
+// tools that build WAL files byte by byte (version kVersionV1 for a version 1 file).
+std::string EncodeFileHeader(uint64_t file_number, uint64_t start_sequence,
+                             uint32_t version = kVersion);
+// crc32c(file_number as fixed64): where a version 2 record's checksum starts.
+uint32_t RecordCrcSeed(uint64_t file_number);
+// Frames a record as version 1 files did (no file tag, unseeded checksum): for tests and tools
+// that build old files; this build writes version 2 only.
+void FrameRecordV1(RecordType type, std::string_view payload, std::string* dst);
 
 // Appends records to one WAL file. Not thread-safe (the db's group-commit leader owns it).
 // After any failed Append or Sync the writer is sealed: every further call fails.
@@ -39,6 +48,17 @@ class Writer {
   // ReadWalFile reports as a torn tail with no records when shorter than the header.
   static Result<std::unique_ptr<Writer>> Create(FileSystem* fs, const std::string& dir,
                                                 uint64_t file_number, uint64_t start_sequence);
+  // As Create, but over an existing file at `recycled_path` in `dir` (a retired WAL file):
+  // writes the header over its first bytes and syncs it, renames the file to this number's
+  // name and syncs the directory. The old bytes past the header stay until overwritten, so
+  // appends overwrite allocated blocks and a Sync writes no file-size update; the reader
+  // tells the old bytes from this file's records by the file tag. On error no Writer is
+  // returned and the file remains under one of the two names (a recycled file's name, which
+  // recovery removes, or this number's with a synced header and no records).
+  static Result<std::unique_ptr<Writer>> CreateRecycled(FileSystem* fs, const std::string& dir,
+                                                        const std::string& recycled_path,
+                                                        uint64_t file_number,
+                                                        uint64_t start_sequence);
   // Reopens an existing WAL file for appending after recovery: truncates it to
   // `valid_length` (ReadResult::valid_length of a read without repaired damage), syncs the
   // file and the directory, and positions the writer at its end.
@@ -66,18 +86,20 @@ class Writer {
   uint64_t size() const;
   const std::string& path() const { return path_; }
 
-  // Frames one record into dst (header + payload) so a caller can batch many into one write.
-  // Appends to *dst (does not clear it). REQUIRES: payload.size() <= kMaxRecordSize.
-  static void FrameRecord(RecordType type, std::string_view payload, std::string* dst);
+  // Frames one record of WAL file `file_number` (its file tag and checksum seed) into dst
+  // (header + payload) so a caller can batch many into one write. Appends to *dst (does not
+  // clear it). REQUIRES: payload.size() <= kMaxRecordSize.
+  static void FrameRecord(uint64_t file_number, RecordType type, std::string_view payload,
+                          std::string* dst);
   // As FrameRecord with payload = head + tail, without building the payload first (the group
   // commit leader frames a unit header and a writer-encoded body with one copy of the body).
-  static void FrameRecord(RecordType type, std::string_view head, std::string_view tail,
-                          std::string* dst);
+  static void FrameRecord(uint64_t file_number, RecordType type, std::string_view head,
+                          std::string_view tail, std::string* dst);
   // As above with tail_crc == crc32c::Value(tail) computed by the caller (a writer thread, in
   // parallel), so the framing thread checksums only the type byte and head and combines the
   // two CRCs (O(log |tail|)); bytes are identical. REQUIRES: tail_crc is that value.
-  static void FrameRecord(RecordType type, std::string_view head, std::string_view tail,
-                          uint32_t tail_crc, std::string* dst);
+  static void FrameRecord(uint64_t file_number, RecordType type, std::string_view head,
+                          std::string_view tail, uint32_t tail_crc, std::string* dst);
   // Appends pre-framed bytes (one or more whole records) in one write (group commit).
   // REQUIRES: `framed` is a concatenation of FrameRecord outputs.
   Status AppendFramed(std::string_view framed);
@@ -109,6 +131,7 @@ struct ReadResult {
   // (0 when the name is not a WAL file name) and start_sequence is 0.
   uint64_t file_number = 0;
   uint64_t start_sequence = 0;
+  uint32_t version = 0;  // from the header (0 when the file is shorter than the header)
   std::vector<Record> records;
   // Length of the valid prefix (header + whole good records). When it is below the file
   // size the rest was a torn tail (or, with repair, skipped damage).

@@ -8,12 +8,21 @@ namespace usagedb::wal {
 // File header: magic (8 bytes) | version: fixed32 | file_number: fixed64 |
 //              start_sequence: fixed64 | masked crc32c of the preceding 28 bytes: fixed32.
 constexpr char kMagic[8] = {'U', 'S', 'D', 'B', 'W', 'A', 'L', '1'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;    // written by this build
+constexpr uint32_t kVersionV1 = 1;  // still read
 constexpr uint32_t kHeaderSize = 32;
 
-// Record: length: fixed32 | masked crc32c(type + payload): fixed32 | type: uint8 |
-//         payload: byte[length]
-constexpr uint32_t kRecordHeaderSize = 9;
+// Record (version 2): length: fixed32 | crc: fixed32 | file_tag: fixed32 | type: uint8 |
+//                     payload: byte[length]
+//   crc      = masked crc32c(file_number as fixed64 ++ type ++ payload)
+//   file_tag = the low 32 bits of the file number (the header's)
+// A record belongs to the file whose number it carries: bytes left in a recycled file by the
+// file it was before fail both checks, and the reader's scan for a later valid record only
+// stops where the tag matches (docs/parts/wal.md, "Recycling").
+constexpr uint32_t kRecordHeaderSize = 13;
+// Record (version 1): length: fixed32 | masked crc32c(type ++ payload): fixed32 | type: uint8 |
+//                     payload: byte[length]
+constexpr uint32_t kRecordHeaderSizeV1 = 9;
 constexpr uint32_t kMaxRecordSize = 1u << 30;
 
 // On-disk enum: values are never reused.

@@ -45,19 +45,21 @@ const std::string& FuzzPath() {
 
 // A record as it was framed in the file: kDurable* records carry their durable_length
 // prefix, which the reader strips.
-std::string Reframe(const usagedb::wal::Record& rec) {
+std::string Reframe(const ReadResult& r, const usagedb::wal::Record& rec) {
   using usagedb::wal::RecordType;
-  std::string out;
-  if (rec.durable_length == UINT64_MAX) {
-    usagedb::wal::Writer::FrameRecord(rec.type, rec.payload, &out);
-    return out;
-  }
   std::string payload;
-  usagedb::PutFixed64(&payload, rec.durable_length);
+  RecordType type = rec.type;
+  if (rec.durable_length != UINT64_MAX) {
+    usagedb::PutFixed64(&payload, rec.durable_length);
+    type = rec.type == RecordType::kUnit ? RecordType::kDurableUnit : RecordType::kDurableVoid;
+  }
   payload += rec.payload;
-  usagedb::wal::Writer::FrameRecord(
-      rec.type == RecordType::kUnit ? RecordType::kDurableUnit : RecordType::kDurableVoid, payload,
-      &out);
+  std::string out;
+  if (r.version == usagedb::wal::kVersionV1) {
+    usagedb::wal::FrameRecordV1(type, payload, &out);
+  } else {
+    usagedb::wal::Writer::FrameRecord(r.file_number, type, payload, &out);
+  }
   return out;
 }
 
@@ -74,10 +76,11 @@ void CheckPlain(const ReadResult& r, std::string_view data) {
     if (!r.torn_tail || r.valid_length != 0 || !r.records.empty()) Fail("short file", "");
     return;
   }
-  std::string reframed = usagedb::wal::EncodeFileHeader(r.file_number, r.start_sequence);
+  std::string reframed =
+      usagedb::wal::EncodeFileHeader(r.file_number, r.start_sequence, r.version);
   for (const auto& rec : r.records) {
     if (rec.offset != reframed.size()) Fail("record offset", std::to_string(rec.offset));
-    reframed += Reframe(rec);
+    reframed += Reframe(r, rec);
   }
   if (reframed.size() != r.valid_length) Fail("valid_length != end of last record", "");
   if (data.substr(0, reframed.size()) != reframed) Fail("valid prefix does not re-frame", "");
@@ -108,7 +111,7 @@ void CheckRepaired(const ReadResult& r, std::string_view data) {
   for (const auto& rec : r.records) {
     if (rec.offset < end) Fail("repaired records overlap", std::to_string(rec.offset));
     skipped += rec.offset - end;
-    end = rec.offset + Reframe(rec).size();
+    end = rec.offset + Reframe(r, rec).size();
   }
   if (!r.records.empty() && end != r.valid_length) Fail("repair valid_length", "");
   if (skipped != r.repaired_bytes) Fail("repaired_bytes != gaps between records", "");

@@ -29,7 +29,7 @@ void Run(const std::string& bytes) {
 
 std::string Record(RecordType type, std::string_view payload) {
   std::string out;
-  Writer::FrameRecord(type, payload, &out);
+  Writer::FrameRecord(1, type, payload, &out);
   return out;
 }
 

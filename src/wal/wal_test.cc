@@ -32,6 +32,10 @@ class FailingFileSystem : public FileSystem {
     ASSIGN_OR_RETURN(auto f, base_->NewAppendableFile(path));
     return std::unique_ptr<WritableFile>(new File(this, std::move(f), path));
   }
+  Result<std::unique_ptr<WritableFile>> NewOverwritingFile(const std::string& path) override {
+    ASSIGN_OR_RETURN(auto f, base_->NewOverwritingFile(path));
+    return std::unique_ptr<WritableFile>(new File(this, std::move(f), path));
+  }
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& p) override {
     return base_->NewRandomAccessFile(p);
   }
@@ -82,9 +86,10 @@ struct Rec {
   std::string payload;
 };
 
-std::string Frame(RecordType type, std::string_view payload) {
+// A version 2 record of WAL file `file_number` (the tests' files are number 1).
+std::string Frame(RecordType type, std::string_view payload, uint64_t file_number = 1) {
   std::string out;
-  Writer::FrameRecord(type, payload, &out);
+  Writer::FrameRecord(file_number, type, payload, &out);
   return out;
 }
 
@@ -158,11 +163,11 @@ TEST(WalFrame, TwoPartFrameEqualsFrameOfTheConcatenation) {
   const std::string head = "unit header", tail(5000, 'b');
   for (size_t cut : {size_t{0}, size_t{1}, head.size()}) {
     std::string out;
-    Writer::FrameRecord(RecordType::kUnit, head.substr(0, cut), tail, &out);
+    Writer::FrameRecord(1, RecordType::kUnit, head.substr(0, cut), tail, &out);
     EXPECT_EQ(Frame(RecordType::kUnit, head.substr(0, cut) + tail), out) << cut;
   }
   std::string out = "prefix";
-  Writer::FrameRecord(RecordType::kVoid, "", "", &out);
+  Writer::FrameRecord(1, RecordType::kVoid, "", "", &out);
   EXPECT_EQ("prefix" + Frame(RecordType::kVoid, ""), out);
 }
 
@@ -173,7 +178,7 @@ TEST(WalFrame, FrameWithPrecomputedTailCrcEqualsFrameOfTheConcatenation) {
     for (size_t i = 0; i < n; i++) tail[i] = static_cast<char>(i * 131 + 7);
     for (size_t cut : {size_t{0}, size_t{1}, head.size()}) {
       std::string out = "prefix";
-      Writer::FrameRecord(RecordType::kUnit, head.substr(0, cut), tail,
+      Writer::FrameRecord(1, RecordType::kUnit, head.substr(0, cut), tail,
                           crc32c::Value(tail.data(), tail.size()), &out);
       EXPECT_EQ("prefix" + Frame(RecordType::kUnit, head.substr(0, cut) + tail), out)
           << n << " " << cut;
@@ -220,7 +225,7 @@ TEST_F(WalTest, ManyRecordsAndLarge) {
     if (i <= 1000) {
       ASSERT_TRUE((*w)->AddRecord(recs[i].type, recs[i].payload).ok());
     } else {
-      Writer::FrameRecord(recs[i].type, recs[i].payload, &batch);
+      Writer::FrameRecord(1, recs[i].type, recs[i].payload, &batch);
       if (i % 100 == 0) {
         ASSERT_TRUE((*w)->AppendFramed(batch).ok());
         batch.clear();
@@ -547,14 +552,113 @@ TEST_F(WalTest, BadHeaderChecksumIsCorruption) {
 
 TEST_F(WalTest, UnsupportedVersionIsCorruption) {
   std::string h(kMagic, sizeof(kMagic));
-  h += std::string("\x02\x00\x00\x00", 4);  // version 2
+  h += std::string("\x03\x00\x00\x00", 4);  // version 3
   h += EncodeFileHeader(1, 100).substr(12, 16);
   uint32_t crc = crc32c::Mask(crc32c::Value(h));
   h.append(reinterpret_cast<const char*>(&crc), 4);
   SetContents(h);
   auto r = Read();
   ASSERT_TRUE(r.status().IsCorruption()) << r.status().ToString();
-  EXPECT_NE(std::string::npos, r.status().message().find("version 2"));
+  EXPECT_NE(std::string::npos, r.status().message().find("version 3"));
+}
+
+// Files written before the file tag (version 1: 9-byte record headers, unseeded checksums) are
+// still read, with the same torn-tail and damage rules.
+TEST_F(WalTest, Version1FilesAreStillRead) {
+  std::string v1 = EncodeFileHeader(1, 100, kVersionV1);
+  std::vector<uint64_t> offsets;
+  for (const Rec& rec : FiveRecords()) {
+    offsets.push_back(v1.size());
+    FrameRecordV1(rec.type, rec.payload, &v1);
+  }
+  SetContents(v1);
+  ReadResult r = ReadOk();
+  EXPECT_EQ(kVersionV1, r.version);
+  ExpectRecords(FiveRecords(), r);
+  EXPECT_FALSE(r.torn_tail);
+  EXPECT_EQ(v1.size(), r.valid_length);
+
+  SetContents(v1.substr(0, v1.size() - 2));  // torn last record
+  r = ReadOk();
+  EXPECT_TRUE(r.torn_tail);
+  EXPECT_EQ(offsets[4], r.valid_length);
+
+  std::string damaged = v1;
+  damaged[offsets[1] + kRecordHeaderSizeV1 + 3] ^= 0x01;
+  SetContents(damaged);
+  EXPECT_TRUE(Read().status().IsCorruption());
+  r = ReadOk(/*repair=*/true);
+  EXPECT_EQ(4u, r.records.size());
+}
+
+// Recycling: WAL file 7 (old records) becomes file 9. Its old bytes past file 9's records are
+// checksum-valid records of file 7, which file 9's reader must not take: a torn tail, with
+// exactly the new records. The file keeps its old size.
+TEST_F(WalTest, RecycledFileReadsOnlyItsOwnRecords) {
+  {
+    auto old = Writer::Create(fs_, dir_, 7, 50);
+    ASSERT_TRUE(old.ok());
+    // Old payloads full of file 9's tag: the tag search finds candidates that must then fail
+    // their checksum.
+    std::string payload;
+    for (int i = 0; i < 250; i++) payload.append("\x09\x00\x00\x00", 4);
+    for (int i = 0; i < 200; i++) ASSERT_TRUE((*old)->AddRecord(RecordType::kUnit, payload).ok());
+    ASSERT_TRUE((*old)->Sync().ok());
+    ASSERT_TRUE((*old)->Close().ok());
+  }
+  const std::string pooled = JoinPath(dir_, WalRecycleFileName(7));
+  ASSERT_TRUE(fs_->Rename(PathOf(7), pooled).ok());
+  const uint64_t old_size = *fs_->FileSize(pooled);
+  auto w = Writer::CreateRecycled(fs_, dir_, pooled, 9, 300);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_FALSE(fs_->FileExists(pooled));
+  EXPECT_EQ(kHeaderSize, (*w)->size());
+  EXPECT_EQ(kHeaderSize, (*w)->synced_size());
+  const std::vector<Rec> recs = {{RecordType::kUnit, "new one"}, {RecordType::kVoid, "new two"}};
+  for (const Rec& rec : recs) ASSERT_TRUE((*w)->AddRecord(rec.type, rec.payload).ok());
+  ASSERT_TRUE((*w)->Sync().ok());
+  const uint64_t end = (*w)->size();
+  ASSERT_TRUE((*w)->Close().ok());
+  EXPECT_EQ(old_size, *fs_->FileSize(PathOf(9)));
+
+  ReadResult r = ReadOk(/*repair=*/false, 9);
+  EXPECT_EQ(9u, r.file_number);
+  EXPECT_EQ(300u, r.start_sequence);
+  ExpectRecords(recs, r);
+  EXPECT_TRUE(r.torn_tail);
+  EXPECT_EQ(end, r.valid_length);
+  EXPECT_EQ(0u, r.unsynced_records_dropped);
+  // With repair too: the old records are not this file's, nothing is "repaired".
+  ReadResult rr = ReadOk(/*repair=*/true, 9);
+  ExpectRecords(recs, rr);
+  EXPECT_EQ(0u, rr.repaired_bytes);
+}
+
+// Damage to a recycled file's own records is still damage in the middle, found by the tag
+// search among the old bytes.
+TEST_F(WalTest, DamageInARecycledFileIsCorruption) {
+  Write({{RecordType::kUnit, std::string(20000, 'o')}});
+  const std::string pooled = JoinPath(dir_, WalRecycleFileName(1));
+  ASSERT_TRUE(fs_->Rename(PathOf(1), pooled).ok());
+  auto w = Writer::CreateRecycled(fs_, dir_, pooled, 2, 100);
+  ASSERT_TRUE(w.ok());
+  std::vector<uint64_t> offsets;
+  for (const Rec& rec : FiveRecords()) {
+    offsets.push_back((*w)->size());
+    ASSERT_TRUE((*w)->AddRecord(rec.type, rec.payload).ok());
+  }
+  ASSERT_TRUE((*w)->Sync().ok());
+  ASSERT_TRUE((*w)->Close().ok());
+  std::string bytes = Contents(2);
+  bytes[offsets[1] + kRecordHeaderSize + 3] ^= 0x01;
+  SetContents(bytes, 2);
+  auto r = Read(/*repair=*/false, 2);
+  ASSERT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+  EXPECT_NE(std::string::npos,
+            r.status().message().find("offset " + std::to_string(offsets[1]) + ":"));
+  ReadResult repaired = ReadOk(/*repair=*/true, 2);
+  EXPECT_EQ(4u, repaired.records.size());
+  EXPECT_TRUE(repaired.torn_tail);  // the old bytes after the last record
 }
 
 TEST_F(WalTest, HeaderFileNumberMustMatchName) {
@@ -713,7 +817,7 @@ RC_GTEST_PROP(WalPropertyTest, TruncationKeepsWholeRecordsBeforeCut, ()) {
   std::vector<RecordType> types;
   for (size_t i = 0; i < payloads.size(); ++i) {
     types.push_back(*rc::gen::element(RecordType::kUnit, RecordType::kVoid));
-    Writer::FrameRecord(types.back(), payloads[i], &file);
+    Writer::FrameRecord(3, types.back(), payloads[i], &file);
     ends.push_back(file.size());
   }
   const size_t cut = *rc::gen::inRange<size_t>(0, file.size() + 1);
