@@ -70,6 +70,9 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "ingest through the JSON (NDJSON) decoder");
   size_t memtable_mb = 64;
   app.add_option("--memtable-mb", memtable_mb, "memtable_bytes in MiB (SPEC default 64)");
+  int wal_recycle_files = Options().wal_recycle_files;
+  app.add_option("--wal-recycle-files", wal_recycle_files,
+                 "Options::wal_recycle_files (retired WAL files kept for reuse; 0 = none)");
   int max_lead = 16;
   app.add_option("--max-lead", max_lead,
                  "a writer waits while it is more than this many batches ahead of the slowest "
@@ -121,6 +124,7 @@ int main(int argc, char** argv) {
   // rather than fail when a loaded machine slows it down (waits are counted and timed).
   o.backpressure_wait_ms = 600000;
   o.memtable_bytes = memtable_mb << 20;
+  o.wal_recycle_files = wal_recycle_files;
   uint64_t accepted = 0;
   double ingest_secs = 0;
   DbStats stats;

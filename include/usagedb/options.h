@@ -36,7 +36,8 @@ struct Options {
   // WAL files instead of creating new ones: appends over allocated blocks let each group
   // commit's fdatasync skip the file-size update (docs/parts/wal.md, "Recycling"). Each
   // costs one WAL file's size on disk while open; Close removes them. 0 = never recycle.
-  int wal_recycle_files = 1;
+  // Two, so a flush finishing late (two retirements between switches) still leaves one.
+  int wal_recycle_files = 2;
   // Run the background flusher thread. When false, only Flush() and Close() flush (tests).
   bool background_flush = true;
   // Create the database when the directory holds none.
