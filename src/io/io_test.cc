@@ -729,6 +729,14 @@ TEST_F(FaultFsTest, DiskFull) {
   EXPECT_EQ("abcdef0123", Read("/db/wal"));
   fs_.ResetFaults();
   EXPECT_TRUE((*f)->Append("0123456789").ok());
+
+  // A full disk still lets a recycled file be overwritten, but not grown.
+  fs_.SetSpaceLimit(fs_.TotalFileBytes());
+  auto o = fs_.NewOverwritingFile("/db/wal");
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE((*o)->Append("ABCDEFGHIJ").ok());
+  EXPECT_TRUE((*o)->Append("KLMNOPQRSTUVWXYZ").IsIOError());  // 10 + 16 > 20
+  EXPECT_EQ("ABCDEFGHIJ0123456789", Read("/db/wal"));
 }
 
 TEST_F(FaultFsTest, MutatingOpCount) {

@@ -320,7 +320,7 @@ class MemWritableFile : public WritableFile {
       const uint64_t end = overwrite_ ? pos_ + data.size() : node_->data.size() + data.size();
       const uint64_t growth = end > node_->data.size() ? end - node_->data.size() : 0;
       uint64_t total = core_->TotalBytes();
-      if (total + growth > core_->space_limit) {
+      if (growth > 0 && total + growth > core_->space_limit) {  // overwriting takes no space
         uint64_t room = total < core_->space_limit ? core_->space_limit - total : 0;
         const uint64_t fits = data.size() - growth + room;
         if (core_->partial_append) Write(data.substr(0, fits));
