@@ -143,10 +143,7 @@ uint32_t HeadCrc(uint64_t file_number, char type_byte, std::string_view head) {
 
 void Writer::FrameRecord(uint64_t file_number, RecordType type, std::string_view payload,
                          std::string* dst) {
-  const char type_byte = static_cast<char>(type);
-  PutRecordHeader(file_number, static_cast<uint32_t>(payload.size()),
-                  HeadCrc(file_number, type_byte, payload), type_byte, dst);
-  dst->append(payload.data(), payload.size());
+  FrameRecord(file_number, type, payload, std::string_view(), dst);
 }
 
 void Writer::FrameRecord(uint64_t file_number, RecordType type, std::string_view head,
