@@ -107,19 +107,20 @@ inline uint64_t FilterKey(uint32_t version, uint64_t hash, uint32_t routing_bits
 class BitWriter {
  public:
   explicit BitWriter(std::string* out) : out_(out) {}
-  // Appends the low n bits of v (n <= 64).
+  // Appends the low n bits of v (n <= 64). Bits fill a 64-bit accumulator from its low end
+  // and leave it as 8 little-endian bytes: the byte stream is the same as writing one byte at
+  // a time, LSB first.
   void Put(uint64_t v, uint32_t n) {
-    if (n > 32) {
-      Put(v & 0xffffffffu, 32);
-      Put(v >> 32, n - 32);
-      return;
-    }
-    acc_ |= (v & LowMask(n)) << used_;  // used_ < 8, so used_ + n <= 40
+    v &= LowMask(n);
+    acc_ |= v << used_;  // used_ < 64
     used_ += n;
-    while (used_ >= 8) {
-      out_->push_back(static_cast<char>(acc_ & 0xff));
-      acc_ >>= 8;
-      used_ -= 8;
+    if (used_ >= 64) {
+      char word[8];
+      EncodeFixed64(word, acc_);
+      out_->append(word, 8);
+      used_ -= 64;
+      // The bits of v that did not fit (none when it ended exactly at the word's end).
+      acc_ = used_ == 0 ? 0 : v >> (n - used_);
     }
   }
   // Rice code of d with parameter k: q = d >> k one-bits, a zero, the low k bits; a quotient
@@ -129,14 +130,19 @@ class BitWriter {
     if (q >= fmt::kRiceEscape) {
       Put(LowMask(fmt::kRiceEscape), fmt::kRiceEscape);
       Put(d, raw_bits);
+    } else if (q + 1 + k <= 64) {  // one Put: the ones, the zero, then the low k bits
+      const uint32_t unary = static_cast<uint32_t>(q) + 1;
+      Put(LowMask(unary - 1) | ((d & LowMask(k)) << unary), unary + k);
     } else {
       Put(LowMask(static_cast<uint32_t>(q)), static_cast<uint32_t>(q) + 1);
       Put(d, k);
     }
   }
-  // Writes the last partial byte (zero-padded).
+  // Writes the last partial word's bytes (the last one zero-padded).
   void Finish() {
-    if (used_ > 0) out_->push_back(static_cast<char>(acc_ & 0xff));
+    char word[8];
+    EncodeFixed64(word, acc_);
+    out_->append(word, (used_ + 7) / 8);
     acc_ = 0;
     used_ = 0;
   }
@@ -574,6 +580,14 @@ class RunImpl : public DedupeRun {
   // Without verify_entries only the checksum and the header are checked (decoded must be null).
   Status ReadInto(uint64_t b, CachedBlock* block, std::vector<Decoded>* decoded,
                   bool verify_entries = true) const;
+  // Reads blocks [first, end) in one call (their bytes as stored, back to back).
+  Status ReadBlocks(uint64_t first, uint64_t end, std::string* raw) const;
+  // Verifies and decodes block b, whose bytes lie in `blocks` (ReadBlocks from blocks_first),
+  // like ReadInto with verify_entries.
+  Status DecodeFrom(uint64_t b, std::string_view blocks, uint64_t blocks_first,
+                    CachedBlock* block, std::vector<Decoded>* decoded) const;
+  // Byte offset of block b (the index's; offset(block_count()) is the end of the last block).
+  uint64_t block_offset(uint64_t b) const { return offsets_[b]; }
   // Appends the locations of block b's entries whose routing value is target. REQUIRES: its
   // checksum and header verified (ReadInto); the scan itself is bounds-checked.
   Status Scan(uint64_t b, const CachedBlock& block, uint64_t target,
@@ -585,6 +599,10 @@ class RunImpl : public DedupeRun {
     return Corrupt("block " + std::to_string(b) + " at offset " + std::to_string(offsets_[b]) +
                    ": " + what);
   }
+  // Checks raw block b's checksum and header and sets *block's header fields (not its bytes);
+  // *header_size = the header's bytes (the stream follows it, the crc ends raw).
+  Status ParseBlock(uint64_t b, std::string_view raw, CachedBlock* block,
+                    size_t* header_size) const;
   // Decodes every entry of block b, checking everything the format promises: entries in
   // strictly increasing (routing, segment, row) order inside the block's routing range,
   // segment indexes inside the table, no trailing bits. The entries replace *out unless out
@@ -741,11 +759,42 @@ Status RunImpl::ReadInto(uint64_t b, CachedBlock* block, std::vector<Decoded>* d
   raw.reserve(size + 8);
   RETURN_IF_ERROR(file_->Read(offsets_[b], size, &raw));
   if (raw.size() != size) return BlockCorrupt(b, "short read (file truncated?)");
-  const size_t n = size - fmt::kBlockCrcSize;
+  size_t header = 0;
+  RETURN_IF_ERROR(ParseBlock(b, raw, block, &header));
+  raw.resize(size - fmt::kBlockCrcSize);  // drop the crc
+  raw.erase(0, header);                   // and the header
+  raw.append(8, '\0');
+  if (!verify_entries) return Status::OK();
+  return Decode(b, *block, decoded);
+}
+
+Status RunImpl::ReadBlocks(uint64_t first, uint64_t end, std::string* raw) const {
+  const uint64_t size = offsets_[end] - offsets_[first];
+  RETURN_IF_ERROR(file_->Read(offsets_[first], size, raw));
+  if (raw->size() != size) return BlockCorrupt(first, "short read (file truncated?)");
+  return Status::OK();
+}
+
+Status RunImpl::DecodeFrom(uint64_t b, std::string_view blocks, uint64_t blocks_first,
+                           CachedBlock* block, std::vector<Decoded>* decoded) const {
+  const std::string_view raw =
+      blocks.substr(offsets_[b] - offsets_[blocks_first], offsets_[b + 1] - offsets_[b]);
+  size_t header = 0;
+  RETURN_IF_ERROR(ParseBlock(b, raw, block, &header));
+  // The stream, followed by the zero bytes BitReader needs.
+  block->bytes.assign(raw.data() + header, raw.size() - fmt::kBlockCrcSize - header);
+  block->bytes.append(8, '\0');
+  return Decode(b, *block, decoded);
+}
+
+Status RunImpl::ParseBlock(uint64_t b, std::string_view raw, CachedBlock* block,
+                           size_t* header_size) const {
+  if (raw.size() < fmt::kBlockCrcSize) return BlockCorrupt(b, "shorter than its checksum");
+  const size_t n = raw.size() - fmt::kBlockCrcSize;
   if (DecodeFixed32(raw.data() + n) != crc32c::Mask(crc32c::Value(raw.data(), n))) {
     return BlockCorrupt(b, "checksum mismatch");
   }
-  Decoder d(std::string_view(raw.data(), n));
+  Decoder d(raw.substr(0, n));
   uint32_t count = 0;
   uint8_t k = 0, seg_bits = 0, row_bits = 0;
   if (!d.GetVarint32(&count) || !d.GetByte(&k) || !d.GetByte(&seg_bits) || !d.GetByte(&row_bits) ||
@@ -754,16 +803,13 @@ Status RunImpl::ReadInto(uint64_t b, CachedBlock* block, std::vector<Decoded>* d
     return BlockCorrupt(b, "bad block header");
   }
   const size_t stream = d.remaining();
-  raw.resize(n);             // drop the crc
-  raw.erase(0, n - stream);  // and the header
-  raw.append(8, '\0');
+  *header_size = n - stream;
   block->total_bits = uint64_t{stream} * 8;
   block->count = count;
   block->rice_k = k;
   block->seg_bits = seg_bits;
   block->row_bits = row_bits;
-  if (!verify_entries) return Status::OK();
-  return Decode(b, *block, decoded);
+  return Status::OK();
 }
 
 Status RunImpl::Scan(uint64_t b, const CachedBlock& block, uint64_t target,
@@ -879,6 +925,26 @@ struct MergeSource {
   // Reused for every block (a block read allocated a buffer and a vector before).
   CachedBlock block;
   std::vector<Decoded> decoded;
+  // Raw bytes of blocks [span_first, span_end), read with one call: a read per ~1.5 KiB block
+  // was a tenth of a merge's time.
+  static constexpr uint64_t kSpanBytes = 256u << 10;
+  std::string span;
+  uint64_t span_first = 0, span_end = 0;
+
+  // Decodes block b into `decoded`, reading the next span first when b is past this one.
+  Status LoadBlock(uint64_t b) {
+    if (b < span_first || b >= span_end) {
+      uint64_t e = b + 1;
+      while (e < run->block_count() &&
+             run->block_offset(e + 1) - run->block_offset(b) <= kSpanBytes) {
+        e++;
+      }
+      RETURN_IF_ERROR(run->ReadBlocks(b, e, &span));
+      span_first = b;
+      span_end = e;
+    }
+    return run->DecodeFrom(b, span, span_first, &block, &decoded);
+  }
 
   bool valid() const { return pos < chunk.size(); }
   const Item& item() const { return chunk[pos]; }
@@ -892,7 +958,7 @@ struct MergeSource {
     chunk.clear();
     pos = 0;
     do {
-      RETURN_IF_ERROR(run->ReadInto(next_block++, &block, &decoded));
+      RETURN_IF_ERROR(LoadBlock(next_block++));
       for (const Decoded& e : decoded) {
         chunk.push_back(Item{e.routing >> shift, seg_map[e.seg], e.row});
       }

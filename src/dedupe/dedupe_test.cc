@@ -1155,5 +1155,87 @@ TEST(DedupeFileNameTest, RoundTrip) {
   EXPECT_FALSE(ParseDedupeRunFileName("000000000042.log", &n));
 }
 
+// ---- golden files ----------------------------------------------------------------------------
+// Runs written (and merged) from fixed entries must keep their bytes: the writer and the merge
+// may get faster, never write a different file for the same input without a format version
+// bump. USAGEDB_UPDATE_GOLDEN=1 rewrites the files (only together with such a bump).
+
+// Entries of a flush over `segments` (rows in order), hashes from a fixed engine: every 50th
+// is squeezed near 0 (Rice escapes after it), every 97th repeats the previous hash (a shared
+// routing value that a block cut must not split).
+std::vector<DedupeRunEntry> GoldenRunEntries(uint64_t seed, std::vector<uint64_t> segments,
+                                             uint32_t n) {
+  std::mt19937_64 rng(seed);  // the engine's output is fixed by the standard
+  std::vector<DedupeRunEntry> out;
+  for (uint32_t i = 0; i < n; ++i) {
+    DedupeRunEntry e;
+    e.hash = rng();
+    if (i % 50 == 0) e.hash &= 0xffffff;
+    if (i % 97 == 96) e.hash = out.back().hash;
+    e.location = RowLocation{segments[i % segments.size()], static_cast<uint32_t>(i / segments.size())};
+    e.commit_seq = 1000 + i / 10;
+    e.forever = i % 13 == 0;
+    e.anchor_ms = 1'700'000'000'000 + static_cast<int64_t>(i) * 1000;
+    out.push_back(e);
+  }
+  return out;
+}
+
+std::string ReadWhole(FileSystem* fs, const std::string& path) {
+  auto f = fs->NewRandomAccessFile(path);
+  EXPECT_TRUE(f.ok()) << path;
+  if (!f.ok()) return "";
+  std::string bytes;
+  EXPECT_TRUE((*f)->Read(0, (*f)->Size(), &bytes).ok());
+  return bytes;
+}
+
+TEST_F(DedupeTest, WriterAndMergeOutputsMatchTheGoldenFiles) {
+  const std::string golden_dir = USAGEDB_DEDUPE_GOLDEN_DIR;
+  const bool update = std::getenv("USAGEDB_UPDATE_GOLDEN") != nullptr;
+  DedupeRunInfo info;
+  ASSERT_TRUE(WriteDedupeRun(fs_, Path(1), GoldenRunEntries(7, {100, 101, 102}, 1500), &info).ok());
+  EXPECT_EQ(info.key_count, 1500u);
+  EXPECT_EQ(info.routing_bits, fmt::kMinV3RoutingBits);
+  DedupeWriteOptions narrow;
+  narrow.routing_bits = 20;  // large Rice parameters and many equal routing values
+  ASSERT_TRUE(WriteDedupeRun(fs_, Path(2), GoldenRunEntries(8, {103, 104}, 900), &info, narrow).ok());
+  auto a = DedupeRun::Open(fs_, Path(1), 1);
+  auto b = DedupeRun::Open(fs_, Path(2), 2);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(MergeDedupeRuns(fs_, {*a, *b}, Path(3), nullptr, &info).ok());
+  EXPECT_EQ(info.key_count, 2400u);
+  EXPECT_EQ(info.routing_bits, 20u);
+  for (const auto& [n, name] : std::vector<std::pair<uint64_t, std::string>>{
+           {1, "run_v3.udx"}, {2, "run_v3_20bits.udx"}, {3, "merged_v3.udx"}}) {
+    const std::string golden = golden_dir + "/" + name;
+    if (update) {
+      auto f = fs_->NewWritableFile(golden);
+      ASSERT_TRUE(f.ok()) << golden;
+      ASSERT_TRUE((*f)->Append(ReadWhole(fs_, Path(n))).ok());
+      ASSERT_TRUE((*f)->Close().ok());
+    }
+    const std::string want = ReadWhole(fs_, golden);
+    ASSERT_FALSE(want.empty()) << golden;
+    EXPECT_TRUE(ReadWhole(fs_, Path(n)) == want) << name << " differs from the golden file";
+    // The golden file reads back as the entries it was written from.
+    auto run = DedupeRun::Open(fs_, golden, n);
+    ASSERT_TRUE(run.ok()) << run.status().ToString();
+    std::vector<DedupeRunEntry> entries;
+    ASSERT_TRUE((*run)->ReadAll(&entries).ok());
+    EXPECT_EQ(entries.size(), (*run)->info().key_count);
+  }
+  // Every written entry routes to its location in the merged golden file.
+  auto merged = DedupeRun::Open(fs_, golden_dir + "/merged_v3.udx", 3);
+  ASSERT_TRUE(merged.ok());
+  size_t found = 0;
+  for (const auto& e : GoldenRunEntries(7, {100, 101, 102}, 1500)) {
+    auto c = (*merged)->Candidates(e.hash, nullptr);
+    ASSERT_TRUE(c.ok());
+    found += std::count(c->begin(), c->end(), e.location) == 1;
+  }
+  EXPECT_EQ(found, 1500u);
+}
+
 }  // namespace
 }  // namespace usagedb
