@@ -1466,6 +1466,15 @@ uint64_t ThreadCpuNs() {
 }
 }  // namespace
 
+struct DBImpl::FlushWorkerScratch {
+  std::vector<EventView> events;  // grown only
+  std::vector<const EventView*> order;
+  BillingSorter sorter;
+  SegmentWriterScratch segment;
+};
+
+void DBImpl::FlushWorkerScratchDeleter::operator()(FlushWorkerScratch* p) const { delete p; }
+
 Status DBImpl::FlushOldestImmutable() {
   std::lock_guard<std::mutex> flush_lock(flush_mu_);
   // This thread's CPU time in the flush, added at every return (helpers add their own).
@@ -1602,11 +1611,11 @@ Status DBImpl::FlushOldestImmutable() {
       }
     }
   };
-  auto write_partitions = [&] {
-    std::vector<EventView> events;
-    std::vector<const EventView*> order;
-    BillingSorter sorter;
-    SegmentWriterScratch scratch;
+  auto write_partitions = [&](FlushWorkerScratch* ws) {
+    std::vector<EventView>& events = ws->events;
+    std::vector<const EventView*>& order = ws->order;
+    BillingSorter& sorter = ws->sorter;
+    SegmentWriterScratch& scratch = ws->segment;
     for (;;) {
       const size_t p = next_partition.fetch_add(1);
       if (p >= partitions || failed.load()) return;
@@ -1680,9 +1689,14 @@ Status DBImpl::FlushOldestImmutable() {
   };
   if (partitions > 0) syncer = metered_thread(sync_segments);
   {
+    for (auto& ws : flush_scratch_) {
+      if (ws == nullptr) ws.reset(new FlushWorkerScratch());
+    }
     std::thread helper;
-    if (partitions > 1) helper = metered_thread(write_partitions);
-    write_partitions();
+    if (partitions > 1) {
+      helper = metered_thread([&] { write_partitions(flush_scratch_[1].get()); });
+    }
+    write_partitions(flush_scratch_[0].get());
     if (helper.joinable()) helper.join();
   }
   // The syncer drains its queue while this thread writes the dedupe run and conflict log.
