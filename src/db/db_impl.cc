@@ -1414,20 +1414,24 @@ struct PartitionKey {
   int64_t ingested_at_ms;
   uint64_t account_hash;
   uint64_t id_hash;
+  int64_t timestamp_ms;  // 64 bytes in all: the run entry of a row reads one line
 };
 
 // The memtable's rows grouped by (bucket, month partition), rows in insertion order within a
 // group: a counting sort by bucket, then (rarely needed) a stable sort by month per bucket.
+// Fills (*keys)[0, rows.size()); both vectors are only grown (kept by the caller between
+// flushes, so their pages are not faulted in and zeroed again).
 void GroupByPartition(const MemRowStore& rows, uint32_t bucket_count,
-                      std::vector<PartitionKey>* keys) {
+                      std::vector<PartitionKey>* keys, std::vector<uint32_t>* bucket_of) {
   std::vector<uint32_t> start(size_t{bucket_count} + 1, 0);
-  std::vector<uint32_t> bucket(rows.size());
+  if (bucket_of->size() < rows.size()) bucket_of->resize(rows.size());
+  uint32_t* bucket = bucket_of->data();
   for (size_t i = 0; i < rows.size(); i++) {
     bucket[i] = static_cast<uint32_t>(rows[i].account_hash % bucket_count);
     start[bucket[i] + 1]++;
   }
   for (uint32_t b = 0; b < bucket_count; b++) start[b + 1] += start[b];
-  keys->resize(rows.size());
+  if (keys->size() < rows.size()) keys->resize(rows.size());
   std::vector<uint32_t> next(start.begin(), start.end() - 1);
   // Consecutive rows are mostly from the same day: the month is computed once per day run.
   constexpr int64_t kDayMs = 86400000;
@@ -1443,7 +1447,8 @@ void GroupByPartition(const MemRowStore& rows, uint32_t bucket_count,
     const MemRow& r = rows[i];
     (*keys)[next[bucket[i]]++] =
         PartitionKey{bucket[i],       month,           r.record,       r.record_length, r.kind,
-                     r.commit_seq,    r.ingested_at_ms, r.account_hash, r.id_hash};
+                     r.commit_seq,    r.ingested_at_ms, r.account_hash, r.id_hash,
+                     r.timestamp_ms};
   }
   for (uint32_t b = 0; b < bucket_count; b++) {
     auto first = keys->begin() + start[b], last = keys->begin() + start[b + 1];
@@ -1474,6 +1479,13 @@ struct DBImpl::FlushWorkerScratch {
 };
 
 void DBImpl::FlushWorkerScratchDeleter::operator()(FlushWorkerScratch* p) const { delete p; }
+
+struct DBImpl::FlushKeys {
+  std::vector<PartitionKey> keys;  // grown only
+  std::vector<uint32_t> buckets;   // grown only
+};
+
+void DBImpl::FlushKeysDeleter::operator()(FlushKeys* p) const { delete p; }
 
 Status DBImpl::FlushOldestImmutable() {
   std::lock_guard<std::mutex> flush_lock(flush_mu_);
@@ -1506,10 +1518,12 @@ Status DBImpl::FlushOldestImmutable() {
   // two partitions decoded (one per flushing thread).
   const auto& rows = imm->rows_for_flush();
   const auto& conflicts = imm->conflicts_for_flush();
-  std::vector<PartitionKey> keys;
-  GroupByPartition(rows, bucket_count, &keys);
+  if (flush_keys_ == nullptr) flush_keys_.reset(new FlushKeys());
+  std::vector<PartitionKey>& keys = flush_keys_->keys;  // [0, rows.size()) are this flush's
+  GroupByPartition(rows, bucket_count, &keys, &flush_keys_->buckets);
+  const size_t nkeys = rows.size();
   size_t partitions = 0;
-  for (size_t i = 0; i < keys.size(); i++) {
+  for (size_t i = 0; i < nkeys; i++) {
     if (i == 0 || keys[i].bucket != keys[i - 1].bucket ||
         keys[i].partition != keys[i - 1].partition) {
       partitions++;
@@ -1570,9 +1584,9 @@ Status DBImpl::FlushOldestImmutable() {
   // Partition p is rows keys[ranges[p].first, ranges[p].second) and file first_number + p.
   std::vector<std::pair<size_t, size_t>> ranges;
   ranges.reserve(partitions);
-  for (size_t i = 0; i < keys.size();) {
+  for (size_t i = 0; i < nkeys;) {
     size_t j = i;
-    while (j < keys.size() && keys[j].bucket == keys[i].bucket &&
+    while (j < nkeys && keys[j].bucket == keys[i].bucket &&
            keys[j].partition == keys[i].partition) {
       j++;
     }
@@ -1675,15 +1689,16 @@ Status DBImpl::FlushOldestImmutable() {
       sync_cv.notify_one();
       DedupeRunEntry* entries = run_entries.data() + i;
       for (size_t k = 0; k < order.size(); k++) {
-        const EventView& e = *order[k];
+        // From the row's key (one cache line), not its view (a few lines, long evicted by the
+        // encoding).
+        const PartitionKey& pk = keys[i + (order[k] - events.data())];
         // The run routes by Hash64(event_id), which the memtable row already holds (computed
         // once on the write path) unless a test gave the memtable another hash.
-        const uint64_t id_hash =
-            ids_hash64 ? keys[i + (order[k] - events.data())].id_hash : Hash64(e.event_id);
-        assert(id_hash == Hash64(e.event_id));
+        const uint64_t id_hash = ids_hash64 ? pk.id_hash : Hash64(order[k]->event_id);
+        assert(id_hash == Hash64(order[k]->event_id));
         entries[k] = DedupeRunEntry{id_hash, RowLocation{fnum, static_cast<uint32_t>(k)},
-                                    e.commit_seq, e.kind != EventKind::kUsage,
-                                    std::max(e.ingested_at_ms, e.timestamp_ms)};
+                                    pk.commit_seq, pk.kind != EventKind::kUsage,
+                                    std::max(pk.ingested_at_ms, pk.timestamp_ms)};
       }
     }
   };

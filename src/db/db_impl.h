@@ -271,6 +271,12 @@ class DBImpl : public DB {
     void operator()(FlushWorkerScratch* p) const;  // defined where the type is complete
   };
   std::unique_ptr<FlushWorkerScratch, FlushWorkerScratchDeleter> flush_scratch_[2];
+  // The flush's per-row partition keys, kept the same way (guarded by flush_mu_).
+  struct FlushKeys;
+  struct FlushKeysDeleter {
+    void operator()(FlushKeys* p) const;
+  };
+  std::unique_ptr<FlushKeys, FlushKeysDeleter> flush_keys_;
   std::thread bg_thread_;
 
   // Stats.
