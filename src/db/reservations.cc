@@ -1,5 +1,7 @@
 #include "db/reservations.h"
 
+#include <cassert>
+
 #include "util/hash.h"
 
 namespace usagedb {
@@ -14,7 +16,7 @@ std::vector<ReservationTable::HashedId> HashAll(const std::vector<std::string_vi
 
 }  // namespace
 
-uint64_t ReservationTable::Shard::TryHold(const HashedId& id, uint64_t token) {
+uint64_t ReservationTable::Shard::TryHold(const HashedId& id, uint64_t token, uint32_t* held_slot) {
   uint32_t slot;
   if (!free_slots.empty()) {
     slot = free_slots.back();
@@ -26,9 +28,18 @@ uint64_t ReservationTable::Shard::TryHold(const HashedId& id, uint64_t token) {
   entries[slot] = Entry{id.id, token};
   const uint32_t v =
       held.Insert(id.hash, id.id, slot, [this](uint32_t s) { return entries[s].id; });
-  if (v == slot) return token;
+  if (v == slot) {
+    *held_slot = slot;
+    return token;
+  }
   free_slots.push_back(slot);
   return entries[v].token;
+}
+
+void ReservationTable::Shard::DropSlot(const HashedId& id, uint32_t slot) {
+  [[maybe_unused]] const bool erased = held.EraseValue(id.hash, slot);
+  assert(erased && entries[slot].id.data() == id.id.data());
+  free_slots.push_back(slot);
 }
 
 bool ReservationTable::Shard::Drop(const HashedId& id, uint64_t token) {
@@ -60,7 +71,7 @@ void ReservationTable::GroupByShard(const std::vector<HashedId>& ids, std::vecto
 void ReservationTable::ReleaseGrouped(const std::vector<HashedId>& ids,
                                       const std::vector<uint32_t>& order,
                                       const uint32_t (&start)[kShards + 1], size_t end,
-                                      uint64_t token) {
+                                      uint64_t token, const uint32_t* slots) {
   for (int s = 0; s < kShards && start[s] < end; s++) {
     const size_t stop = std::min<size_t>(start[s + 1], end);
     if (start[s] == stop) continue;
@@ -68,7 +79,12 @@ void ReservationTable::ReleaseGrouped(const std::vector<HashedId>& ids,
     bool notify = false;
     {
       std::lock_guard<std::mutex> l(sh.mu);
-      for (size_t k = start[s]; k < stop; k++) notify |= sh.Drop(ids[order[k]], token);
+      if (slots != nullptr) {
+        for (size_t k = start[s]; k < stop; k++) sh.DropSlot(ids[order[k]], slots[k]);
+        notify = true;
+      } else {
+        for (size_t k = start[s]; k < stop; k++) notify |= sh.Drop(ids[order[k]], token);
+      }
     }
     if (notify) sh.cv.notify_all();
   }
@@ -84,6 +100,8 @@ void ReservationTable::ReserveAll(const std::vector<HashedId>& ids, uint64_t tok
   std::vector<uint32_t>& order = grouping->order;
   uint32_t(&start)[kShards + 1] = grouping->start;
   GroupByShard(ids, &order, start);
+  std::vector<uint32_t>& slots = grouping->slot;
+  slots.resize(ids.size());
   for (;;) {
     // Take shard by shard; on the first id held by another batch, give back everything taken
     // in this attempt (this shard's part included), then wait for that id to be released.
@@ -94,7 +112,7 @@ void ReservationTable::ReserveAll(const std::vector<HashedId>& ids, uint64_t tok
       Shard& sh = shards_[s];
       std::lock_guard<std::mutex> l(sh.mu);
       for (size_t k = start[s]; k < start[s + 1]; k++) {
-        if (sh.TryHold(ids[order[k]], token) != token) {
+        if (sh.TryHold(ids[order[k]], token, &slots[k]) != token) {
           blocked = &ids[order[k]];
           break;
         }
@@ -102,7 +120,7 @@ void ReservationTable::ReserveAll(const std::vector<HashedId>& ids, uint64_t tok
       }
     }
     if (blocked == nullptr) return;
-    ReleaseGrouped(ids, order, start, taken, token);
+    ReleaseGrouped(ids, order, start, taken, token, slots.data());
     Shard& sh = shards_[ShardOf(blocked->hash)];
     std::unique_lock<std::mutex> l(sh.mu);
     sh.cv.wait(l, [&] { return !sh.Holds(*blocked); });
@@ -118,7 +136,7 @@ void ReservationTable::ReleaseAll(const std::vector<HashedId>& ids, uint64_t tok
 
 void ReservationTable::ReleaseAll(const std::vector<HashedId>& ids, uint64_t token,
                                   const Grouping& grouping) {
-  ReleaseGrouped(ids, grouping.order, grouping.start, ids.size(), token);
+  ReleaseGrouped(ids, grouping.order, grouping.start, ids.size(), token, grouping.slot.data());
 }
 
 void ReservationTable::ReserveAll(const std::vector<std::string_view>& ids, uint64_t token) {

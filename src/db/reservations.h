@@ -50,6 +50,9 @@ class ReservationTable {
   struct Grouping {
     std::vector<uint32_t> order;
     uint32_t start[kShards + 1];
+    // slot[k]: the shard entry holding ids[order[k]] (valid for the ids held): a release
+    // erases by slot, without reading the entry or comparing the id.
+    std::vector<uint32_t> slot;
   };
 
  private:
@@ -64,19 +67,24 @@ class ReservationTable {
     std::vector<Entry> entries;  // slots; free ones are listed in free_slots
     std::vector<uint32_t> free_slots;
 
-    // REQUIRES: mu held. Inserts id for token unless held; returns the holder's token.
-    uint64_t TryHold(const HashedId& id, uint64_t token);
+    // REQUIRES: mu held. Inserts id for token unless held; returns the holder's token. When
+    // inserted, *slot is its entry.
+    uint64_t TryHold(const HashedId& id, uint64_t token, uint32_t* slot);
     // REQUIRES: mu held. Removes id if `token` holds it; true when removed.
     bool Drop(const HashedId& id, uint64_t token);
+    // REQUIRES: mu held; `slot` holds id (TryHold's). Removes it.
+    void DropSlot(const HashedId& id, uint32_t slot);
     bool Holds(const HashedId& id) const;
   };
   static int ShardOf(uint64_t hash) { return static_cast<int>(hash & (kShards - 1)); }
   // Orders ids by shard: ids[order[k]] for k in [start[s], start[s + 1]) are shard s's.
   static void GroupByShard(const std::vector<HashedId>& ids, std::vector<uint32_t>* order,
                            uint32_t (&start)[kShards + 1]);
-  // Drops ids[order[k]] for k in [begin, end) held by token, shard by shard.
+  // Drops ids[order[k]] for k in [0, end) held by token, shard by shard (by slot when
+  // `slots` is given: slots[k] holds ids[order[k]]).
   void ReleaseGrouped(const std::vector<HashedId>& ids, const std::vector<uint32_t>& order,
-                      const uint32_t (&start)[kShards + 1], size_t end, uint64_t token);
+                      const uint32_t (&start)[kShards + 1], size_t end, uint64_t token,
+                      const uint32_t* slots = nullptr);
 
   Shard shards_[kShards];
 };

@@ -83,6 +83,20 @@ class IdTable {
   uint32_t Erase(uint64_t hash, std::string_view id, const IdOf& id_of) {
     return EraseIf(hash, id, id_of, [](uint32_t) { return true; });
   }
+  // Removes the entry of `hash` whose value is `value` (a caller that inserted it knows both:
+  // no id comparison, no id_of call); returns whether it was present.
+  bool EraseValue(uint64_t hash, uint32_t value) {
+    if (slots_.empty()) return false;
+    const uint32_t tag = Tag(hash);
+    size_t i = Home(tag);
+    for (;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.value == kNone) return false;
+      if (s.tag == tag && s.value == value) break;
+    }
+    EraseAt(i);
+    return true;
+  }
   // Removes `id` when pred(value) is true for its value; returns the value removed, or
   // kNone (absent, or present and kept).
   template <typename IdOf, typename Pred>
@@ -97,8 +111,20 @@ class IdTable {
     }
     const uint32_t value = slots_[i].value;
     if (!pred(value)) return kNone;
-    // Backward shift: move later members of the cluster into the hole when their home slot
-    // does not lie (cyclically) after the hole.
+    EraseAt(i);
+    return value;
+  }
+
+ private:
+  static constexpr size_t kMinSlots = 16;
+  struct Slot {
+    uint32_t tag;
+    uint32_t value;
+  };
+
+  // Empties slot i. Backward shift: moves later members of the cluster into the hole when
+  // their home slot does not lie (cyclically) after the hole.
+  void EraseAt(size_t i) {
     size_t hole = i;
     for (size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
       Slot& s = slots_[j];
@@ -111,15 +137,7 @@ class IdTable {
     }
     slots_[hole] = Slot{0, kNone};
     size_--;
-    return value;
   }
-
- private:
-  static constexpr size_t kMinSlots = 16;
-  struct Slot {
-    uint32_t tag;
-    uint32_t value;
-  };
 
   // Full id equality; a view of the very bytes stored (a batch releasing its own ids) needs
   // no byte comparison.

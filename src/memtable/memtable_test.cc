@@ -135,6 +135,24 @@ TEST(IdTable, CollisionsForcedBySameHashAreDistinctEntries) {
   EXPECT_EQ(0u, t.Find(42, "a", id_of));
 }
 
+TEST(IdTable, EraseValueRemovesOnlyThatEntryOfAHash) {
+  std::vector<std::string> ids = {"a", "b", "c", "d"};
+  auto id_of = [&](uint32_t v) { return std::string_view(ids[v]); };
+  IdTable t;
+  for (uint32_t i = 0; i < 3; i++) EXPECT_EQ(i, t.Insert(42, ids[i], i, id_of));  // one cluster
+  const uint64_t other = uint64_t{43} << 32;  // the table keeps a hash's high 32 bits
+  EXPECT_EQ(3u, t.Insert(other, ids[3], 3, id_of));
+  EXPECT_FALSE(t.EraseValue(42, 3)) << "value 3 lives under another hash";
+  EXPECT_FALSE(t.EraseValue(42, 9));
+  EXPECT_TRUE(t.EraseValue(42, 1));  // the middle of the cluster
+  EXPECT_FALSE(t.EraseValue(42, 1));
+  EXPECT_EQ(3u, t.size());
+  EXPECT_EQ(IdTable::kNone, t.Find(42, "b", id_of));
+  EXPECT_EQ(0u, t.Find(42, "a", id_of));
+  EXPECT_EQ(2u, t.Find(42, "c", id_of));
+  EXPECT_EQ(3u, t.Find(other, "d", id_of));
+}
+
 TEST(IdTable, GrowthKeepsEveryEntryAndIdsDifferingInTheLastByte) {
   std::vector<std::string> ids;
   for (int i = 0; i < 5000; i++) {
