@@ -973,7 +973,7 @@ Status DBImpl::Ingest(std::vector<Event> events, const IngestOptions& options,
   // Each lookup probes one filter line per run (a cache miss each): start the lines of the
   // lookup a few ids ahead before testing this one.
   constexpr size_t kAhead = 4;
-  const size_t lookahead = runs->empty() ? 0 : kAhead;
+  const size_t lookahead = runs->runs.empty() ? 0 : kAhead;
   for (size_t k = 0; k < std::min(lookahead, probes.size()); k++) {
     if (!probes[k].found) DedupeIndex::PrefetchIn(*runs, probes[k].hash);
   }

@@ -72,6 +72,14 @@ struct DedupeRunInfo {
 // The filter key of `hash` in every version-3 run of >= 40 routing bits (see MayContainKeyed).
 uint64_t DedupeSharedFilterKey(uint64_t hash);
 
+// A run's in-memory filter when it is keyed by DedupeSharedFilterKey (words == nullptr: the
+// run has another key and answers MayContainKeyed itself). Valid while the run is alive.
+struct DedupeFilterView {
+  const uint64_t* words = nullptr;
+  uint64_t lines = 0;
+  uint32_t probes = 0;
+};
+
 // True when every entry of the run is certainly forgotten under SPEC §2.1's window:
 // window_ms > 0, forever_key_count == 0 and max_usage_anchor_ms + window_ms < now_ms (exact,
 // no overflow). The db may then drop the run without reading it; DedupeIndex skips it.
@@ -161,6 +169,8 @@ class DedupeRun {
   virtual void PrefetchFilterKeyed(uint64_t hash, uint64_t /*shared_key*/) const {
     PrefetchFilter(hash);
   }
+  // The filter, for callers testing many runs' filters in one loop (see DedupeFilterView).
+  virtual DedupeFilterView SharedKeyFilter() const { return {}; }
   // The segment table: the distinct segment file numbers the run references, ascending. A
   // segment compaction that rewrites these segments must write new runs for the rows it moved.
   virtual const std::vector<uint64_t>& segment_file_numbers() const = 0;
@@ -213,7 +223,12 @@ class DedupeIndex {
                                             int64_t now_ms, int64_t window_ms,
                                             DedupeRowResolver* resolver) const;
   // The current run set, pinned (for many lookups against one set: the write path's batch).
-  using RunSet = std::vector<std::shared_ptr<DedupeRun>>;
+  struct RunSet {
+    std::vector<std::shared_ptr<DedupeRun>> runs;  // the lookup order
+    // filters[i] = runs[i]->SharedKeyFilter(): a miss tests every run's filter, and a flat
+    // array of them costs no virtual call or object load per run.
+    std::vector<DedupeFilterView> filters;
+  };
   std::shared_ptr<const RunSet> PinRuns() const;
   // As Lookup, against a pinned run set. REQUIRES: `runs` came from PinRuns() of this index.
   // It does not prefetch the filter lines itself (see PrefetchIn): results are the same

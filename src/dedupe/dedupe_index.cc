@@ -4,11 +4,12 @@
 #include <string>
 
 #include "dedupe/dedupe.h"
+#include "dedupe/dedupe_internal.h"
 
 namespace usagedb {
 namespace {
 
-using RunList = std::vector<std::shared_ptr<DedupeRun>>;
+using RunList = DedupeIndex::RunSet;
 
 // SPEC §2.1: a Usage key is forgotten once max(ingested, timestamp) + window < now.
 bool Forgotten(const DedupeEntry& e, int64_t now_ms, int64_t window_ms) {
@@ -78,14 +79,19 @@ void DedupeIndex::SetRuns(std::vector<std::shared_ptr<DedupeRun>> runs) {
     bytes += r->memory_bytes();
     keys += r->info().key_count;
   }
-  auto list = std::make_shared<const RunList>(std::move(runs));
+  RunList set;
+  for (const auto& r : runs) set.filters.push_back(r->SharedKeyFilter());
+  set.runs = std::move(runs);
+  auto list = std::make_shared<const RunList>(std::move(set));
   std::lock_guard<std::mutex> l(impl_->mu);
   impl_->runs = std::move(list);
   impl_->filter_bytes = bytes;
   impl_->keys = keys;
 }
 
-std::vector<std::shared_ptr<DedupeRun>> DedupeIndex::runs() const { return *impl_->Snapshot(); }
+std::vector<std::shared_ptr<DedupeRun>> DedupeIndex::runs() const {
+  return impl_->Snapshot()->runs;
+}
 
 DedupeHashFn DedupeIndex::hash_fn() const { return impl_->hash; }
 
@@ -108,23 +114,36 @@ std::shared_ptr<const DedupeIndex::RunSet> DedupeIndex::PinRuns() const {
   return impl_->Snapshot();
 }
 
-void DedupeIndex::PrefetchIn(const RunSet& runs, uint64_t hash) {
+void DedupeIndex::PrefetchIn(const RunSet& set, uint64_t hash) {
   const uint64_t key = DedupeSharedFilterKey(hash);
-  for (const auto& run : runs) run->PrefetchFilterKeyed(hash, key);
+  for (size_t i = 0; i < set.filters.size(); ++i) {
+    const DedupeFilterView& f = set.filters[i];
+    if (f.words != nullptr) {
+      __builtin_prefetch(f.words + dedupe_internal::FilterLine(key, f.lines) * 8);
+    } else {
+      set.runs[i]->PrefetchFilterKeyed(hash, key);
+    }
+  }
 }
 
-Result<std::optional<DedupeEntry>> DedupeIndex::LookupIn(const RunSet& runs,
+Result<std::optional<DedupeEntry>> DedupeIndex::LookupIn(const RunSet& set,
                                                          std::string_view event_id, uint64_t hash,
                                                          int64_t now_ms, int64_t window_ms,
                                                          DedupeRowResolver* resolver) const {
   // No prefetch here: Lookup and the batch path (a few ids ahead) have started the lines.
   std::optional<DedupeEntry> best;
   const uint64_t key = DedupeSharedFilterKey(hash);
-  for (const auto& run : runs) {
+  for (size_t i = 0; i < set.runs.size(); ++i) {
+    const DedupeFilterView& f = set.filters[i];
+    const std::shared_ptr<DedupeRun>& run = set.runs[i];
     // Runs are in max_commit_seq order: once a remembered entry is found, a later run can
     // only beat it with a higher commit_seq, which its max_commit_seq rules out.
     if (best.has_value() && run->info().max_commit_seq <= best->commit_seq) break;
-    if (!run->MayContainKeyed(hash, key)) continue;  // the common case: no Result machinery
+    // The common case, a miss: one filter line, no virtual call, no Result machinery.
+    if (f.words != nullptr ? !dedupe_internal::FilterMayContain(f.words, f.lines, f.probes, key)
+                           : !run->MayContainKeyed(hash, key)) {
+      continue;
+    }
     if (DedupeRunIsForgotten(run->info(), now_ms, window_ms)) continue;
     ASSIGN_OR_RETURN(std::vector<RowLocation> candidates, run->Candidates(hash, &impl_->cache));
     // Hashes only route: an entry counts only when the resolver found the full id equal.

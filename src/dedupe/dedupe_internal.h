@@ -12,6 +12,24 @@
 
 namespace usagedb::dedupe_internal {
 
+// Blocked Bloom filter (dedupe_run.cc has the layout): the line of a key.
+inline uint64_t FilterLine(uint64_t hash, uint64_t lines) {
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(hash) * lines) >> 64);
+}
+
+inline bool FilterMayContain(const uint64_t* words, uint64_t lines, uint32_t probes,
+                             uint64_t hash) {
+  const uint64_t* line = words + FilterLine(hash, lines) * 8;
+  uint32_t h = static_cast<uint32_t>(hash);
+  for (uint32_t i = 0; i < probes; ++i) {
+    uint32_t bit = h >> 23;
+    if ((line[bit >> 6] & (uint64_t{1} << (bit & 63))) == 0) return false;
+    h *= 0x9e3779b9u;
+  }
+  return true;
+}
+
+
 // One verified block, kept in its encoded form (about 4.3 bytes per entry, so the cache holds
 // ~3x more entries than decoded ones would). Immutable once built; shared between the cache
 // and readers. Invariant: `bytes` holds the block's bit stream followed by at least 8 zero

@@ -25,15 +25,14 @@ namespace {
 namespace fmt = dedupe_format;
 using dedupe_internal::BlockKey;
 using dedupe_internal::CachedBlock;
+using dedupe_internal::FilterLine;
+using dedupe_internal::FilterMayContain;
 
 // ---------------------------------------------------------------------------------------------
 // Blocked Bloom filter. The line is chosen by the high bits of the hash (multiply-shift range
 // reduction), the probes by the low 32 bits, re-mixed by a multiplication per probe; each probe
 // takes the top 9 bits as a bit number in the 512-bit line.
 
-inline uint64_t FilterLine(uint64_t hash, uint64_t lines) {
-  return static_cast<uint64_t>((static_cast<unsigned __int128>(hash) * lines) >> 64);
-}
 
 inline void FilterAdd(uint64_t* words, uint64_t lines, uint32_t probes, uint64_t hash) {
   uint64_t* line = words + FilterLine(hash, lines) * 8;
@@ -45,17 +44,6 @@ inline void FilterAdd(uint64_t* words, uint64_t lines, uint32_t probes, uint64_t
   }
 }
 
-inline bool FilterMayContain(const uint64_t* words, uint64_t lines, uint32_t probes,
-                             uint64_t hash) {
-  const uint64_t* line = words + FilterLine(hash, lines) * 8;
-  uint32_t h = static_cast<uint32_t>(hash);
-  for (uint32_t i = 0; i < probes; ++i) {
-    uint32_t bit = h >> 23;
-    if ((line[bit >> 6] & (uint64_t{1} << (bit & 63))) == 0) return false;
-    h *= 0x9e3779b9u;
-  }
-  return true;
-}
 
 uint64_t FilterLinesFor(uint64_t keys) {
   uint64_t bits = keys * fmt::kFilterBitsPerKey;
@@ -524,6 +512,10 @@ class RunImpl : public DedupeRun {
   bool MayContainKeyed(uint64_t hash, uint64_t shared_key) const override {
     return FilterMayContain(filter_.get(), filter_lines_, filter_probes_,
                             shared_key_ ? shared_key : MayContainKeyOf(hash));
+  }
+  DedupeFilterView SharedKeyFilter() const override {
+    if (!shared_key_) return {};
+    return DedupeFilterView{filter_.get(), filter_lines_, filter_probes_};
   }
   void PrefetchFilterKeyed(uint64_t hash, uint64_t shared_key) const override {
     const uint64_t key = shared_key_ ? shared_key : MayContainKeyOf(hash);
