@@ -580,6 +580,11 @@ class RunImpl : public DedupeRun {
                     CachedBlock* block, std::vector<Decoded>* decoded) const;
   // Byte offset of block b (the index's; offset(block_count()) is the end of the last block).
   uint64_t block_offset(uint64_t b) const { return offsets_[b]; }
+  // The blocks' bytes from block 0 on when the file is mapped, else empty.
+  std::string_view mapped_blocks() const {
+    const std::string_view m = file_->Mapping();
+    return m.empty() || offsets_.empty() ? std::string_view() : m.substr(offsets_[0]);
+  }
   // Appends the locations of block b's entries whose routing value is target. REQUIRES: its
   // checksum and header verified (ReadInto); the scan itself is bounds-checked.
   Status Scan(uint64_t b, const CachedBlock& block, uint64_t target,
@@ -923,8 +928,12 @@ struct MergeSource {
   std::string span;
   uint64_t span_first = 0, span_end = 0;
 
-  // Decodes block b into `decoded`, reading the next span first when b is past this one.
+  // Decodes block b into `decoded`, reading the next span first when b is past this one (a
+  // mapped run is decoded in place).
   Status LoadBlock(uint64_t b) {
+    if (const std::string_view mapped = run->mapped_blocks(); !mapped.empty()) {
+      return run->DecodeFrom(b, mapped, 0, &block, &decoded);
+    }
     if (b < span_first || b >= span_end) {
       uint64_t e = b + 1;
       while (e < run->block_count() &&
@@ -1083,7 +1092,10 @@ Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<Dedup
 
 Result<std::shared_ptr<DedupeRun>> DedupeRun::Open(FileSystem* fs, const std::string& path,
                                                    uint64_t file_number) {
-  ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, fs->NewRandomAccessFile(path));
+  // Mapped: a lookup that passes the filter reads one ~1.5 KiB block of a random run, and
+  // as a system call that read cost more than the rest of the lookup (filter false
+  // positives, ~0.3 % per run, are the common case of it).
+  ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, fs->NewMappedFile(path));
   auto run = std::make_shared<RunImpl>(path, file_number, std::move(file));
   RETURN_IF_ERROR(run->Load());
   return std::shared_ptr<DedupeRun>(std::move(run));

@@ -39,6 +39,9 @@ class RandomAccessFile {
   // end of file.
   virtual Status Read(uint64_t offset, size_t n, std::string* out) const = 0;
   virtual uint64_t Size() const = 0;
+  // The whole file mapped into memory (Size() bytes), or empty when it is not mapped (see
+  // FileSystem::NewMappedFile). Valid while this object lives.
+  virtual std::string_view Mapping() const { return {}; }
 };
 
 // Held while the database is open; released by destruction.
@@ -66,6 +69,14 @@ class FileSystem {
   virtual Result<std::unique_ptr<WritableFile>> NewOverwritingFile(const std::string& path) = 0;
   virtual Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
       const std::string& path) = 0;
+  // As NewRandomAccessFile, for an immutable file read in many small random pieces: the POSIX
+  // file system maps it (Mapping() is then its bytes: a read is a copy, not a system call).
+  // The default, and every file system that must see each read (in-memory, fault-injecting),
+  // returns an unmapped file. REQUIRES: nobody truncates or rewrites the file while it is open
+  // (a mapped read past a truncated end is a SIGBUS, as is a disk error behind an evicted page).
+  virtual Result<std::unique_ptr<RandomAccessFile>> NewMappedFile(const std::string& path) {
+    return NewRandomAccessFile(path);
+  }
 
   virtual bool FileExists(const std::string& path) = 0;
   virtual Result<uint64_t> FileSize(const std::string& path) = 0;

@@ -93,6 +93,34 @@ TEST_P(FileSystemContractTest, AppendReadSize) {
   EXPECT_EQ("", out);
 }
 
+TEST_P(FileSystemContractTest, MappedFileReadsLikeARandomAccessFile) {
+  Write("a", "hello world");
+  Write("empty", "");
+  auto m = fs_->NewMappedFile(P("a"));
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(11u, (*m)->Size());
+  // POSIX maps the file; the in-memory file system reads it as usual (every read seen).
+  EXPECT_EQ(GetParam() == FsType::kPosix ? "hello world" : "", (*m)->Mapping());
+  std::string out;
+  ASSERT_TRUE((*m)->Read(6, 100, &out).ok());
+  EXPECT_EQ("world", out);  // short read = end of file
+  ASSERT_TRUE((*m)->Read(20, 5, &out).ok());
+  EXPECT_EQ("", out);
+  ASSERT_TRUE((*m)->Read(0, 5, &out).ok());
+  EXPECT_EQ("hello", out);
+  auto e = fs_->NewMappedFile(P("empty"));  // cannot be mapped: read the usual way
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(0u, (*e)->Size());
+  EXPECT_TRUE((*e)->Mapping().empty());
+  ASSERT_TRUE((*e)->Read(0, 5, &out).ok());
+  EXPECT_EQ("", out);
+  EXPECT_TRUE(fs_->NewMappedFile(P("nope")).status().IsNotFound());
+  // A mapping outlives the file's name.
+  ASSERT_TRUE(fs_->RemoveFile(P("a")).ok());
+  ASSERT_TRUE((*m)->Read(0, 5, &out).ok());
+  EXPECT_EQ("hello", out);
+}
+
 TEST_P(FileSystemContractTest, AppendableFileAppendsAtEnd) {
   Write("a", "abc");
   auto f = fs_->NewAppendableFile(P("a"));

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -89,6 +90,29 @@ class PosixRandomAccessFile : public RandomAccessFile {
   uint64_t size_;
 };
 
+// A read-only file mapped whole (MAP_SHARED, so the pages are the page cache's own).
+class PosixMappedFile : public RandomAccessFile {
+ public:
+  PosixMappedFile(std::string path, const char* base, uint64_t size)
+      : path_(std::move(path)), base_(base), size_(size) {}
+  ~PosixMappedFile() override { ::munmap(const_cast<char*>(base_), size_); }
+  Status Read(uint64_t offset, size_t n, std::string* out) const override {
+    if (offset >= size_) {
+      out->clear();
+    } else {
+      out->assign(base_ + offset, std::min<uint64_t>(n, size_ - offset));
+    }
+    return Status::OK();
+  }
+  uint64_t Size() const override { return size_; }
+  std::string_view Mapping() const override { return std::string_view(base_, size_); }
+
+ private:
+  std::string path_;
+  const char* base_;
+  uint64_t size_;
+};
+
 class PosixFileLock : public FileLock {
  public:
   explicit PosixFileLock(int fd) : fd_(fd) {}
@@ -148,6 +172,26 @@ class PosixFileSystem : public FileSystem {
     }
     return std::unique_ptr<RandomAccessFile>(
         new PosixRandomAccessFile(path, fd, static_cast<uint64_t>(st.st_size)));
+  }
+  Result<std::unique_ptr<RandomAccessFile>> NewMappedFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError(path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return PosixError(path, err);
+    }
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    // Not populated: a page is faulted in at its first read (a file that is not cached is
+    // not read whole at open).
+    void* base = size == 0 ? MAP_FAILED : ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {  // an empty file cannot be mapped: read it the usual way
+      return std::unique_ptr<RandomAccessFile>(new PosixRandomAccessFile(path, fd, size));
+    }
+    ::close(fd);  // the mapping keeps the file
+    return std::unique_ptr<RandomAccessFile>(
+        new PosixMappedFile(path, static_cast<const char*>(base), size));
   }
   bool FileExists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
   Result<uint64_t> FileSize(const std::string& path) override {
