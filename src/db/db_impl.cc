@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <span>
 #include <unordered_map>
 
 #include "db/fallback.h"
@@ -1481,8 +1482,9 @@ struct DBImpl::FlushWorkerScratch {
 void DBImpl::FlushWorkerScratchDeleter::operator()(FlushWorkerScratch* p) const { delete p; }
 
 struct DBImpl::FlushKeys {
-  std::vector<PartitionKey> keys;  // grown only
-  std::vector<uint32_t> buckets;   // grown only
+  std::vector<PartitionKey> keys;            // grown only
+  std::vector<uint32_t> buckets;             // grown only
+  std::vector<DedupeRunEntry> run_entries;   // grown only
 };
 
 void DBImpl::FlushKeysDeleter::operator()(FlushKeys* p) const { delete p; }
@@ -1600,8 +1602,11 @@ Status DBImpl::FlushOldestImmutable() {
   // with the writers on two cores), each with its own scratch. Outputs land in per-partition
   // slots, so files, numbers and the run's entries are the same as written one by one.
   std::vector<SegmentInfo> infos(partitions);
-  // Partition p's run entries are run_entries[ranges[p]] (its rows, in billing order).
-  std::vector<DedupeRunEntry> run_entries(rows.size());
+  // Partition p's run entries are run_entries[ranges[p]] (its rows, in billing order); every
+  // one is assigned below (the array is kept between flushes, grown only).
+  std::vector<DedupeRunEntry>& run_entry_store = flush_keys_->run_entries;
+  if (run_entry_store.size() < rows.size()) run_entry_store.resize(rows.size());
+  const std::span<DedupeRunEntry> run_entries(run_entry_store.data(), rows.size());
   std::vector<Status> part_status(partitions);
   SegmentWriterOptions writer_options;
   writer_options.event_ids_distinct = true;  // a memtable holds one row per event id
@@ -1731,7 +1736,7 @@ Status DBImpl::FlushOldestImmutable() {
     const uint64_t fnum = receipt.dedupe_run;
     std::string path = Path(kDedupeDir) + "/" + DedupeRunFileName(fnum);
     DedupeRunInfo info;
-    Status s = WriteDedupeRun(fs_, path, std::move(run_entries), &info);
+    Status s = WriteDedupeRun(fs_, path, std::span<const DedupeRunEntry>(run_entries), &info);
     if (!s.ok()) return cleanup(s);
     written.push_back(path);
     auto run = DedupeRun::Open(fs_, path, fnum);

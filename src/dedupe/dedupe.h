@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -133,6 +134,11 @@ class DedupeRowResolver {
 // nothing is left at `path` on any error. `info` may be null.
 Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<DedupeRunEntry> entries,
                       DedupeRunInfo* info, const DedupeWriteOptions& options = {});
+// The same over entries the caller keeps (the flush reuses its array from one flush to the
+// next).
+Status WriteDedupeRun(FileSystem* fs, const std::string& path,
+                      std::span<const DedupeRunEntry> entries, DedupeRunInfo* info,
+                      const DedupeWriteOptions& options = {});
 
 class DedupeBlockCache;
 

@@ -1011,8 +1011,9 @@ bool DedupeRunIsForgotten(const DedupeRunInfo& info, int64_t now_ms, int64_t win
          static_cast<__int128>(now_ms);
 }
 
-Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<DedupeRunEntry> entries,
-                      DedupeRunInfo* info, const DedupeWriteOptions& options) {
+Status WriteDedupeRun(FileSystem* fs, const std::string& path,
+                      std::span<const DedupeRunEntry> entries, DedupeRunInfo* info,
+                      const DedupeWriteOptions& options) {
   if (options.routing_bits > fmt::kMaxRoutingBits) {
     return Status::InvalidArgument(path + ": routing_bits must be 0..64");
   }
@@ -1064,10 +1065,12 @@ Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<Dedup
   // Sort by (routing, segment, row): the segment index order is the file number order. The
   // entries are sorted by location first (unless the caller's were ascending already), then
   // stably by routing value with an LSD radix sort of (routing, index) pairs.
+  std::vector<DedupeRunEntry> by_location;
   if (!ascending) {
-    std::sort(entries.begin(), entries.end(), [](const DedupeRunEntry& a, const DedupeRunEntry& b) {
-      return a.location < b.location;
-    });
+    by_location.assign(entries.begin(), entries.end());
+    std::sort(by_location.begin(), by_location.end(),
+              [](const DedupeRunEntry& a, const DedupeRunEntry& b) { return a.location < b.location; });
+    entries = by_location;
   }
   // One sequential pass builds the 16-byte entries the builder takes (segment index from a
   // cursor: locations ascend) and the filter's keys (the filter ignores order), so the
@@ -1081,13 +1084,18 @@ Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<Dedup
     order[i] = Decoded{RoutingOf(e.hash, bits), seg, e.location.row};
     keys[i] = FilterKey(version, e.hash, bits);
   }
-  std::vector<DedupeRunEntry>().swap(entries);
+  std::vector<DedupeRunEntry>().swap(by_location);
   RadixSortBy(&order, &scratch, bits, [](const Decoded& d) { return d.routing; });
   std::vector<Decoded>().swap(scratch);
   RunBuilder builder(fs, path, segments, bits, version);
   RETURN_IF_ERROR(builder.Start());
   for (const Decoded& d : order) RETURN_IF_ERROR(builder.Add(d.routing, d.seg, d.row));
   return builder.Finish(keys, summary, info);
+}
+
+Status WriteDedupeRun(FileSystem* fs, const std::string& path, std::vector<DedupeRunEntry> entries,
+                      DedupeRunInfo* info, const DedupeWriteOptions& options) {
+  return WriteDedupeRun(fs, path, std::span<const DedupeRunEntry>(entries), info, options);
 }
 
 Result<std::shared_ptr<DedupeRun>> DedupeRun::Open(FileSystem* fs, const std::string& path,
