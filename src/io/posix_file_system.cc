@@ -135,6 +135,21 @@ std::string SelfCommand() {
   return cmd;
 }
 
+// Opens path with `flags` (and O_CLOEXEC; mode 0644 when it creates); *size = the file's size
+// then. The caller owns the descriptor.
+Result<int> OpenWithSize(const std::string& path, int flags, uint64_t* size) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
+  if (fd < 0) return PosixError(path, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return PosixError(path, err);
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return fd;
+}
+
 class PosixFileSystem : public FileSystem {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
@@ -143,16 +158,9 @@ class PosixFileSystem : public FileSystem {
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, 0));
   }
   Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) return PosixError(path, errno);
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
-      ::close(fd);
-      return PosixError(path, err);
-    }
-    return std::unique_ptr<WritableFile>(
-        new PosixWritableFile(path, fd, static_cast<uint64_t>(st.st_size)));
+    uint64_t size = 0;
+    ASSIGN_OR_RETURN(const int fd, OpenWithSize(path, O_WRONLY | O_CREAT | O_APPEND, &size));
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, size));
   }
   Result<std::unique_ptr<WritableFile>> NewOverwritingFile(const std::string& path) override {
     // No O_APPEND, no O_TRUNC: write() starts at offset 0 and overwrites.
@@ -162,27 +170,13 @@ class PosixFileSystem : public FileSystem {
   }
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
       const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return PosixError(path, errno);
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
-      ::close(fd);
-      return PosixError(path, err);
-    }
-    return std::unique_ptr<RandomAccessFile>(
-        new PosixRandomAccessFile(path, fd, static_cast<uint64_t>(st.st_size)));
+    uint64_t size = 0;
+    ASSIGN_OR_RETURN(const int fd, OpenWithSize(path, O_RDONLY, &size));
+    return std::unique_ptr<RandomAccessFile>(new PosixRandomAccessFile(path, fd, size));
   }
   Result<std::unique_ptr<RandomAccessFile>> NewMappedFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return PosixError(path, errno);
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
-      ::close(fd);
-      return PosixError(path, err);
-    }
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    uint64_t size = 0;
+    ASSIGN_OR_RETURN(const int fd, OpenWithSize(path, O_RDONLY, &size));
     // Not populated: a page is faulted in at its first read (a file that is not cached is
     // not read whole at open).
     void* base = size == 0 ? MAP_FAILED : ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
