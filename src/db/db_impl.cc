@@ -1472,22 +1472,24 @@ uint64_t ThreadCpuNs() {
 }
 }  // namespace
 
-struct DBImpl::FlushWorkerScratch {
+namespace {
+// One encoding thread's buffers (see DBImpl::flush_scratch_).
+struct FlushWorkerScratch {
   std::vector<EventView> events;  // grown only
   std::vector<const EventView*> order;
   BillingSorter sorter;
   SegmentWriterScratch segment;
 };
+}  // namespace
 
-void DBImpl::FlushWorkerScratchDeleter::operator()(FlushWorkerScratch* p) const { delete p; }
-
-struct DBImpl::FlushKeys {
-  std::vector<PartitionKey> keys;            // grown only
-  std::vector<uint32_t> buckets;             // grown only
-  std::vector<DedupeRunEntry> run_entries;   // grown only
+struct DBImpl::FlushScratch {
+  std::vector<PartitionKey> keys;           // grown only
+  std::vector<uint32_t> buckets;            // grown only
+  std::vector<DedupeRunEntry> run_entries;  // grown only
+  FlushWorkerScratch workers[2];
 };
 
-void DBImpl::FlushKeysDeleter::operator()(FlushKeys* p) const { delete p; }
+void DBImpl::FlushScratchDeleter::operator()(FlushScratch* p) const { delete p; }
 
 Status DBImpl::FlushOldestImmutable() {
   std::lock_guard<std::mutex> flush_lock(flush_mu_);
@@ -1520,9 +1522,9 @@ Status DBImpl::FlushOldestImmutable() {
   // two partitions decoded (one per flushing thread).
   const auto& rows = imm->rows_for_flush();
   const auto& conflicts = imm->conflicts_for_flush();
-  if (flush_keys_ == nullptr) flush_keys_.reset(new FlushKeys());
-  std::vector<PartitionKey>& keys = flush_keys_->keys;  // [0, rows.size()) are this flush's
-  GroupByPartition(rows, bucket_count, &keys, &flush_keys_->buckets);
+  if (flush_scratch_ == nullptr) flush_scratch_.reset(new FlushScratch());
+  std::vector<PartitionKey>& keys = flush_scratch_->keys;  // [0, rows.size()) are this flush's
+  GroupByPartition(rows, bucket_count, &keys, &flush_scratch_->buckets);
   const size_t nkeys = rows.size();
   size_t partitions = 0;
   for (size_t i = 0; i < nkeys; i++) {
@@ -1604,7 +1606,7 @@ Status DBImpl::FlushOldestImmutable() {
   std::vector<SegmentInfo> infos(partitions);
   // Partition p's run entries are run_entries[ranges[p]] (its rows, in billing order); every
   // one is assigned below (the array is kept between flushes, grown only).
-  std::vector<DedupeRunEntry>& run_entry_store = flush_keys_->run_entries;
+  std::vector<DedupeRunEntry>& run_entry_store = flush_scratch_->run_entries;
   if (run_entry_store.size() < rows.size()) run_entry_store.resize(rows.size());
   const std::span<DedupeRunEntry> run_entries(run_entry_store.data(), rows.size());
   std::vector<Status> part_status(partitions);
@@ -1709,14 +1711,11 @@ Status DBImpl::FlushOldestImmutable() {
   };
   if (partitions > 0) syncer = metered_thread(sync_segments);
   {
-    for (auto& ws : flush_scratch_) {
-      if (ws == nullptr) ws.reset(new FlushWorkerScratch());
-    }
     std::thread helper;
     if (partitions > 1) {
-      helper = metered_thread([&] { write_partitions(flush_scratch_[1].get()); });
+      helper = metered_thread([&] { write_partitions(&flush_scratch_->workers[1]); });
     }
-    write_partitions(flush_scratch_[0].get());
+    write_partitions(&flush_scratch_->workers[0]);
     if (helper.joinable()) helper.join();
   }
   // The syncer drains its queue while this thread writes the dedupe run and conflict log.

@@ -263,20 +263,14 @@ class DBImpl : public DB {
   std::condition_variable bg_cv_;    // wakes the flusher
   std::condition_variable done_cv_;  // flush finished / room made
   std::mutex flush_mu_;              // serialises FlushOldestImmutable
-  // The two encoding threads' buffers (decoded views, sort keys, column scratch), kept from
-  // one flush to the next (guarded by flush_mu_): allocated per flush, their first touches
-  // (page faults, zeroing) showed in profiles.
-  struct FlushWorkerScratch;
-  struct FlushWorkerScratchDeleter {
-    void operator()(FlushWorkerScratch* p) const;  // defined where the type is complete
+  // The flush's per-row arrays and its two encoding threads' buffers (decoded views, sort
+  // keys, column scratch), kept from one flush to the next (guarded by flush_mu_): allocated
+  // per flush, their first touches (page faults, zeroing) showed in profiles.
+  struct FlushScratch;
+  struct FlushScratchDeleter {
+    void operator()(FlushScratch* p) const;  // defined where the type is complete
   };
-  std::unique_ptr<FlushWorkerScratch, FlushWorkerScratchDeleter> flush_scratch_[2];
-  // The flush's per-row partition keys, kept the same way (guarded by flush_mu_).
-  struct FlushKeys;
-  struct FlushKeysDeleter {
-    void operator()(FlushKeys* p) const;
-  };
-  std::unique_ptr<FlushKeys, FlushKeysDeleter> flush_keys_;
+  std::unique_ptr<FlushScratch, FlushScratchDeleter> flush_scratch_;
   std::thread bg_thread_;
 
   // Stats.

@@ -93,8 +93,7 @@ class PosixRandomAccessFile : public RandomAccessFile {
 // A read-only file mapped whole (MAP_SHARED, so the pages are the page cache's own).
 class PosixMappedFile : public RandomAccessFile {
  public:
-  PosixMappedFile(std::string path, const char* base, uint64_t size)
-      : path_(std::move(path)), base_(base), size_(size) {}
+  PosixMappedFile(const char* base, uint64_t size) : base_(base), size_(size) {}
   ~PosixMappedFile() override { ::munmap(const_cast<char*>(base_), size_); }
   Status Read(uint64_t offset, size_t n, std::string* out) const override {
     if (offset >= size_) {
@@ -108,7 +107,6 @@ class PosixMappedFile : public RandomAccessFile {
   std::string_view Mapping() const override { return std::string_view(base_, size_); }
 
  private:
-  std::string path_;
   const char* base_;
   uint64_t size_;
 };
@@ -185,7 +183,7 @@ class PosixFileSystem : public FileSystem {
     }
     ::close(fd);  // the mapping keeps the file
     return std::unique_ptr<RandomAccessFile>(
-        new PosixMappedFile(path, static_cast<const char*>(base), size));
+        new PosixMappedFile(static_cast<const char*>(base), size));
   }
   bool FileExists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
   Result<uint64_t> FileSize(const std::string& path) override {

@@ -46,13 +46,8 @@ class IdTable {
   // REQUIRES: hash is the hash every entry was inserted with (same function of the id).
   template <typename IdOf>
   uint32_t Find(uint64_t hash, std::string_view id, const IdOf& id_of) const {
-    if (slots_.empty()) return kNone;
-    const uint32_t tag = Tag(hash);
-    for (size_t i = Home(tag);; i = (i + 1) & mask_) {
-      const Slot& s = slots_[i];
-      if (s.value == kNone) return kNone;
-      if (s.tag == tag && SameId(id_of(s.value), id)) return s.value;
-    }
+    const size_t i = FindSlot(hash, [&](uint32_t v) { return SameId(id_of(v), id); });
+    return i == kNoSlot ? kNone : slots_[i].value;
   }
 
   // Hint: starts loading the home slot of `hash`, so a caller probing many ids can overlap
@@ -86,14 +81,8 @@ class IdTable {
   // Removes the entry of `hash` whose value is `value` (a caller that inserted it knows both:
   // no id comparison, no id_of call); returns whether it was present.
   bool EraseValue(uint64_t hash, uint32_t value) {
-    if (slots_.empty()) return false;
-    const uint32_t tag = Tag(hash);
-    size_t i = Home(tag);
-    for (;; i = (i + 1) & mask_) {
-      const Slot& s = slots_[i];
-      if (s.value == kNone) return false;
-      if (s.tag == tag && s.value == value) break;
-    }
+    const size_t i = FindSlot(hash, [&](uint32_t v) { return v == value; });
+    if (i == kNoSlot) return false;
     EraseAt(i);
     return true;
   }
@@ -101,14 +90,8 @@ class IdTable {
   // kNone (absent, or present and kept).
   template <typename IdOf, typename Pred>
   uint32_t EraseIf(uint64_t hash, std::string_view id, const IdOf& id_of, const Pred& pred) {
-    if (slots_.empty()) return kNone;
-    const uint32_t tag = Tag(hash);
-    size_t i = Home(tag);
-    for (;; i = (i + 1) & mask_) {
-      const Slot& s = slots_[i];
-      if (s.value == kNone) return kNone;
-      if (s.tag == tag && SameId(id_of(s.value), id)) break;
-    }
+    const size_t i = FindSlot(hash, [&](uint32_t v) { return SameId(id_of(v), id); });
+    if (i == kNoSlot) return kNone;
     const uint32_t value = slots_[i].value;
     if (!pred(value)) return kNone;
     EraseAt(i);
@@ -122,6 +105,19 @@ class IdTable {
     uint32_t value;
   };
 
+  static constexpr size_t kNoSlot = SIZE_MAX;
+  // The slot holding an entry of `hash` whose value `match`es, or kNoSlot. Tags are compared
+  // first, so `match` (which may read the stored id) runs only for likely hits.
+  template <typename Match>
+  size_t FindSlot(uint64_t hash, const Match& match) const {
+    if (slots_.empty()) return kNoSlot;
+    const uint32_t tag = Tag(hash);
+    for (size_t i = Home(tag);; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.value == kNone) return kNoSlot;
+      if (s.tag == tag && match(s.value)) return i;
+    }
+  }
   // Empties slot i. Backward shift: moves later members of the cluster into the hole when
   // their home slot does not lie (cyclically) after the hole.
   void EraseAt(size_t i) {
