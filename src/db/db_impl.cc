@@ -1474,7 +1474,7 @@ uint64_t ThreadCpuNs() {
 
 namespace {
 // One encoding thread's buffers (see DBImpl::flush_scratch_).
-struct FlushWorkerScratch {
+struct alignas(64) FlushWorkerScratch {
   std::vector<EventView> events;  // grown only
   std::vector<const EventView*> order;
   BillingSorter sorter;
