@@ -663,6 +663,10 @@ Status DBImpl::MakeRoomForWrite(std::unique_lock<std::mutex>& lock, bool force_s
     }
     bool full = active_->ApproximateBytes() >= options_.memtable_bytes;
     if (!force_switch && !full) return Status::OK();
+    if (inserted_tickets_ != insert_tickets_) {  // earlier groups still inserting into active_
+      WaitForInsertsLocked(lock);
+      continue;
+    }
     if (force_switch && active_->max_seq() == 0 && active_->size() == 0) return Status::OK();
     if (static_cast<int>(imms_.size()) >= options_.max_immutable_memtables) {
       if (!options_.background_flush) {
@@ -685,6 +689,10 @@ Status DBImpl::MakeRoomForWrite(std::unique_lock<std::mutex>& lock, bool force_s
   }
 }
 
+void DBImpl::WaitForInsertsLocked(std::unique_lock<std::mutex>& lock) {
+  insert_cv_.wait(lock, [&] { return inserted_tickets_ == insert_tickets_; });
+}
+
 void DBImpl::RecordSyncLatency(int64_t ns) {
   std::lock_guard<std::mutex> l(lat_mu_);
   if (sync_lat_ns_.size() < 4096) {
@@ -698,7 +706,9 @@ Status DBImpl::Commit(PendingUnit* w) {
   std::unique_lock<std::mutex> lock(mu_);
   if (closed_) return Status::Unavailable("database is closed");
   writers_.push_back(w);
-  while (!w->done && w != writers_.front()) w->cv.wait(lock);
+  // A follower waits until its group's leader marks it done, or until it heads the queue. (A
+  // group leaves the queue before its inserts finish, so the queue can be empty meanwhile.)
+  while (!w->done && (writers_.empty() || w != writers_.front())) w->cv.wait(lock);
   if (w->done) return w->status;
 
   // Leader.
@@ -765,7 +775,20 @@ Status DBImpl::Commit(PendingUnit* w) {
       RecordSyncLatency(clock_->MonotonicNs() - t);
       wal_syncs_++;
     }
+    lock.lock();
     if (s.ok()) {
+      wal_files_.back().max_seq = group.back()->seq;
+      if (options_.durability == Durability::kFast) unsynced_framed_ += framed;
+      if (framed.capacity() > (64u << 20)) std::string().swap(framed);
+      // Durable: hand the queue to the next group now, so its WAL write and fsync overlap
+      // this group's memtable inserts (the commit chain is write + fsync, not write + fsync
+      // + inserts). Groups insert in ticket order; the members are acknowledged once their
+      // rows are in the memtable and visible.
+      const uint64_t ticket = insert_tickets_++;
+      for (size_t i = 0; i < group.size(); i++) writers_.pop_front();
+      if (!writers_.empty()) writers_.front()->cv.notify_one();
+      insert_cv_.wait(lock, [&] { return inserted_tickets_ == ticket; });
+      lock.unlock();
       for (PendingUnit* p : group) {
         // AddUnit notes the sequence (also for a unit of conflicts only): one exclusive
         // lock per unit, not two.
@@ -778,12 +801,16 @@ Status DBImpl::Commit(PendingUnit* w) {
           mem->AddConflict(std::move(c));
         }
       }
-    }
-    lock.lock();
-    if (s.ok()) {
+      lock.lock();
       visible_seq_ = group.back()->seq;
-      wal_files_.back().max_seq = group.back()->seq;
-      if (options_.durability == Durability::kFast) unsynced_framed_ += framed;
+      inserted_tickets_++;
+      insert_cv_.notify_all();
+      for (PendingUnit* p : group) {
+        p->status = s;
+        p->done = true;
+        if (p != w) p->cv.notify_one();
+      }
+      return s;
     } else {
       wal_broken_ = true;
       wal_error_ = s;

@@ -160,6 +160,7 @@ class DBImpl : public DB {
   Status Commit(PendingUnit* unit);
   Status MakeRoomForWrite(std::unique_lock<std::mutex>& lock, bool force_switch);
   Status SwitchMemtableLocked();
+  void WaitForInsertsLocked(std::unique_lock<std::mutex>& lock);
   Status RecoverWalAfterErrorLocked();
   Status NewWalFileLocked();
   void RecordSyncLatency(int64_t ns);
@@ -254,6 +255,13 @@ class DBImpl : public DB {
   std::string leader_framed_;    // the group-commit leader's write buffer (leader only)
   uint64_t last_seq_ = 0;        // highest sequence assigned
   uint64_t visible_seq_ = 0;     // every unit <= this is in a memtable or segment
+  // A group's memtable inserts overlap the next group's WAL write and fsync (Commit): a group
+  // takes a ticket when it leaves the writer queue and inserts in ticket order, so rows stay
+  // in sequence order and visible_seq_ only grows. A memtable switch first waits for every
+  // ticket (WaitForInsertsLocked): an immutable memtable has all its rows. Guarded by mu_.
+  uint64_t insert_tickets_ = 0;    // tickets handed out
+  uint64_t inserted_tickets_ = 0;  // groups whose rows are in the memtable and published
+  std::condition_variable insert_cv_;
   int64_t last_ingested_at_ms_ = 0;
   uint64_t next_file_number_ = 1;
   uint64_t next_token_ = 1;
