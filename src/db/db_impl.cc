@@ -749,26 +749,33 @@ Status DBImpl::Commit(PendingUnit* w) {
     std::shared_ptr<MemTable> mem = active_;
     lock.unlock();
 
-    // payload = header + body, framed without building it (one copy of each body).
-    // The leader's buffer is kept between groups (only the leader of the queue's front group
-    // uses it); one far above the usual group size is given back afterwards.
+    // Record i is framed[heads[i]] (record header + unit header) then unit i's body, written
+    // with one gathered write: the bodies are not copied. The leader's buffers are kept
+    // between groups (only the leader of the queue's front group uses them).
     std::string& framed = leader_framed_;
+    std::vector<std::string_view>& parts = leader_parts_;
     framed.clear();
-    framed.reserve(bytes + group.size() * 48);
+    parts.clear();
     // Each unit says how much of the file was durable when it was written, so a reader can
     // tell this group's bytes persisted out of order by an OS crash (unsynced: torn) from
     // damage to synced data.
     const uint64_t durable_length = wal_->synced_size();
     std::string header;
+    std::vector<size_t> head_end;
+    head_end.reserve(group.size());
     for (PendingUnit* p : group) {
       header.clear();
       PutFixed64(&header, durable_length);
       EncodeUnitHeader(UnitHeader{p->seq, p->ingested_at_ms, p->request_time_ms}, &header);
-      wal::Writer::FrameRecord(wal_->file_number(), wal::RecordType::kDurableUnit, header,
-                               p->body.view(),
-                               p->body_crc, &framed);
+      wal::Writer::FrameRecordWithoutTail(wal_->file_number(), wal::RecordType::kDurableUnit,
+                                          header, p->body.view().size(), p->body_crc, &framed);
+      head_end.push_back(framed.size());
     }
-    s = wal_->AppendFramed(framed);
+    for (size_t i = 0, start = 0; i < group.size(); start = head_end[i], i++) {
+      parts.push_back(std::string_view(framed).substr(start, head_end[i] - start));
+      parts.push_back(group[i]->body.view());
+    }
+    s = wal_->AppendFramedV(parts);
     if (s.ok() && options_.durability == Durability::kStrict) {
       int64_t t = clock_->MonotonicNs();
       s = wal_->Sync();
@@ -778,8 +785,9 @@ Status DBImpl::Commit(PendingUnit* w) {
     lock.lock();
     if (s.ok()) {
       wal_files_.back().max_seq = group.back()->seq;
-      if (options_.durability == Durability::kFast) unsynced_framed_ += framed;
-      if (framed.capacity() > (64u << 20)) std::string().swap(framed);
+      if (options_.durability == Durability::kFast) {
+        for (std::string_view part : parts) unsynced_framed_.append(part);
+      }
       // Durable: hand the queue to the next group now, so its WAL write and fsync overlap
       // this group's memtable inserts (the commit chain is write + fsync, not write + fsync
       // + inserts). Groups insert in ticket order; the members are acknowledged once their
@@ -819,7 +827,6 @@ Status DBImpl::Commit(PendingUnit* w) {
       s = Status::Unavailable("WAL write failed, nothing of this batch was acknowledged: " +
                               s.ToString() + (r.ok() ? "" : "; WAL recovery: " + r.ToString()));
     }
-    if (framed.capacity() > (64u << 20)) std::string().swap(framed);
   }
 
   for (PendingUnit* p : group) {

@@ -252,7 +252,9 @@ class DBImpl : public DB {
   Status wal_error_;
   std::vector<uint64_t> pending_voids_;
   std::string unsynced_framed_;  // fast mode: units written since the last good sync
-  std::string leader_framed_;    // the group-commit leader's write buffer (leader only)
+  // The group-commit leader's record headers and its gathered write's parts (leader only).
+  std::string leader_framed_;
+  std::vector<std::string_view> leader_parts_;
   uint64_t last_seq_ = 0;        // highest sequence assigned
   uint64_t visible_seq_ = 0;     // every unit <= this is in a memtable or segment
   // A group's memtable inserts overlap the next group's WAL write and fsync (Commit): a group

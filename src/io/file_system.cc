@@ -2,6 +2,15 @@
 
 namespace usagedb {
 
+Status WritableFile::AppendV(std::span<const std::string_view> parts) {
+  size_t total = 0;
+  for (std::string_view p : parts) total += p.size();
+  std::string joined;
+  joined.reserve(total);
+  for (std::string_view p : parts) joined.append(p);
+  return Append(joined);
+}
+
 std::string JoinPath(std::string_view a, std::string_view b) {
   if (a.empty()) return std::string(b);
   std::string r(a);

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,10 @@ class WritableFile {
  public:
   virtual ~WritableFile() = default;
   virtual Status Append(std::string_view data) = 0;
+  // Appends the concatenation of `parts`, as one Append of it would (the same bytes, the same
+  // failure behaviour; the fault-injecting file system counts it as one operation). POSIX
+  // writes the parts with writev(2), without building the concatenation.
+  virtual Status AppendV(std::span<const std::string_view> parts);
   // Makes everything appended so far durable (fdatasync).
   virtual Status Sync() = 0;
   virtual Status Close() = 0;

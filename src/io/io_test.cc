@@ -93,6 +93,32 @@ TEST_P(FileSystemContractTest, AppendReadSize) {
   EXPECT_EQ("", out);
 }
 
+// AppendV writes the concatenation of its parts (POSIX: writev, resumed after short writes and
+// split at IOV_MAX; the others: one Append of the joined bytes), empty parts included.
+TEST_P(FileSystemContractTest, AppendVWritesTheConcatenation) {
+  auto f = fs_->NewWritableFile(P("v"));
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*f)->Append("<").ok());
+  std::vector<std::string> owned;
+  std::string expect = "<";
+  for (int i = 0; i < 2500; i++) {  // more parts than one writev takes (IOV_MAX = 1024)
+    owned.push_back(i % 7 == 0 ? std::string() : std::string(static_cast<size_t>(i % 13) + 1,
+                                                             static_cast<char>('a' + i % 26)));
+    expect += owned.back();
+  }
+  owned.push_back(std::string(300000, 'z'));  // a part larger than a typical single write
+  expect += owned.back();
+  std::vector<std::string_view> parts(owned.begin(), owned.end());
+  ASSERT_TRUE((*f)->AppendV(parts).ok());
+  ASSERT_TRUE((*f)->AppendV({}).ok());
+  ASSERT_TRUE((*f)->Append(">").ok());
+  expect += ">";
+  EXPECT_EQ(expect.size(), (*f)->Size());
+  ASSERT_TRUE((*f)->Sync().ok());
+  ASSERT_TRUE((*f)->Close().ok());
+  EXPECT_EQ(expect, Read("v"));
+}
+
 TEST_P(FileSystemContractTest, MappedFileReadsLikeARandomAccessFile) {
   Write("a", "hello world");
   Write("empty", "");

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +41,43 @@ class PosixWritableFile : public WritableFile {
       p += w;
       n -= static_cast<size_t>(w);
       size_ += static_cast<uint64_t>(w);
+    }
+    return Status::OK();
+  }
+  Status AppendV(std::span<const std::string_view> parts) override {
+    // At most IOV_MAX (1024 on Linux) vectors per call; a short write resumes mid-part.
+    constexpr size_t kMaxIov = 1024;
+    iovec iov[kMaxIov];
+    size_t next = 0;     // first part not yet (fully) handed to writev
+    size_t skip = 0;     // bytes of parts[next] already written
+    while (next < parts.size()) {
+      size_t cnt = 0;
+      for (size_t k = next; k < parts.size() && cnt < kMaxIov; k++) {
+        const size_t off = k == next ? skip : 0;
+        if (parts[k].size() == off) continue;
+        iov[cnt].iov_base = const_cast<char*>(parts[k].data() + off);
+        iov[cnt].iov_len = parts[k].size() - off;
+        cnt++;
+      }
+      if (cnt == 0) break;
+      ssize_t w = ::writev(fd_, iov, static_cast<int>(cnt));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return PosixError(path_, errno);
+      }
+      size_ += static_cast<uint64_t>(w);
+      // Advance over what was written.
+      size_t left = static_cast<size_t>(w);
+      while (next < parts.size()) {
+        const size_t rest = parts[next].size() - skip;
+        if (left < rest) {
+          skip += left;
+          break;
+        }
+        left -= rest;
+        next++;
+        skip = 0;
+      }
     }
     return Status::OK();
   }

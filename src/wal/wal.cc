@@ -159,13 +159,18 @@ void Writer::FrameRecord(uint64_t file_number, RecordType type, std::string_view
 
 void Writer::FrameRecord(uint64_t file_number, RecordType type, std::string_view head,
                          std::string_view tail, uint32_t tail_crc, std::string* dst) {
+  FrameRecordWithoutTail(file_number, type, head, tail.size(), tail_crc, dst);
+  dst->append(tail.data(), tail.size());
+}
+
+void Writer::FrameRecordWithoutTail(uint64_t file_number, RecordType type, std::string_view head,
+                                    size_t tail_size, uint32_t tail_crc, std::string* dst) {
   const char type_byte = static_cast<char>(type);
   const uint32_t crc =
-      internal::Crc32cCombine(HeadCrc(file_number, type_byte, head), tail_crc, tail.size());
-  PutRecordHeader(file_number, static_cast<uint32_t>(head.size() + tail.size()), crc, type_byte,
+      internal::Crc32cCombine(HeadCrc(file_number, type_byte, head), tail_crc, tail_size);
+  PutRecordHeader(file_number, static_cast<uint32_t>(head.size() + tail_size), crc, type_byte,
                   dst);
   dst->append(head.data(), head.size());
-  dst->append(tail.data(), tail.size());
 }
 
 Status Writer::CheckWritable() const {
@@ -200,6 +205,14 @@ Status Writer::AppendFramed(std::string_view framed) {
   RETURN_IF_ERROR(CheckWritable());
   const uint64_t offset = file_->Size();
   Status s = file_->Append(framed);
+  if (!s.ok()) return Seal(s, "append at offset " + std::to_string(offset));
+  return Status::OK();
+}
+
+Status Writer::AppendFramedV(std::span<const std::string_view> parts) {
+  RETURN_IF_ERROR(CheckWritable());
+  const uint64_t offset = file_->Size();
+  Status s = file_->AppendV(parts);
   if (!s.ok()) return Seal(s, "append at offset " + std::to_string(offset));
   return Status::OK();
 }

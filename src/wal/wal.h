@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -100,9 +101,16 @@ class Writer {
   // two CRCs (O(log |tail|)); bytes are identical. REQUIRES: tail_crc is that value.
   static void FrameRecord(uint64_t file_number, RecordType type, std::string_view head,
                           std::string_view tail, uint32_t tail_crc, std::string* dst);
+  // The first part of the FrameRecord(file_number, type, head, tail, tail_crc) output: the
+  // record header and head, without the tail. It and then `tail` are the record's bytes (the
+  // group commit leader writes them with AppendFramedV, not copying the writers' bodies).
+  static void FrameRecordWithoutTail(uint64_t file_number, RecordType type, std::string_view head,
+                                     size_t tail_size, uint32_t tail_crc, std::string* dst);
   // Appends pre-framed bytes (one or more whole records) in one write (group commit).
   // REQUIRES: `framed` is a concatenation of FrameRecord outputs.
   Status AppendFramed(std::string_view framed);
+  // As AppendFramed(concatenation of parts), written with one gathered write.
+  Status AppendFramedV(std::span<const std::string_view> parts);
 
  private:
   Writer(std::unique_ptr<WritableFile> file, std::string path, uint64_t file_number)

@@ -186,6 +186,40 @@ TEST(WalFrame, FrameWithPrecomputedTailCrcEqualsFrameOfTheConcatenation) {
   }
 }
 
+// The group commit writes FrameRecordWithoutTail + the tail with one gathered write: the same
+// bytes as FrameRecord, and records a reader reads back.
+TEST_F(WalTest, GatheredFramesAreTheRecordsOfFrameRecord) {
+  auto w = Writer::Create(fs_, dir_, 1, 100);
+  ASSERT_TRUE(w.ok());
+  std::vector<std::string> heads = {"h1", "", "unit header 3"};
+  std::vector<std::string> tails = {"tail one", std::string(70001, 't'), ""};
+  std::string framed_heads, whole;
+  std::vector<size_t> ends;
+  for (size_t i = 0; i < heads.size(); i++) {
+    const uint32_t crc = crc32c::Value(tails[i].data(), tails[i].size());
+    Writer::FrameRecordWithoutTail(1, RecordType::kUnit, heads[i], tails[i].size(), crc,
+                                   &framed_heads);
+    ends.push_back(framed_heads.size());
+    Writer::FrameRecord(1, RecordType::kUnit, heads[i], tails[i], crc, &whole);
+  }
+  std::vector<std::string_view> parts;
+  for (size_t i = 0, start = 0; i < heads.size(); start = ends[i], i++) {
+    parts.push_back(std::string_view(framed_heads).substr(start, ends[i] - start));
+    parts.push_back(tails[i]);
+  }
+  std::string joined;
+  for (std::string_view p : parts) joined += p;
+  EXPECT_EQ(whole, joined);
+  ASSERT_TRUE((*w)->AppendFramedV(parts).ok());
+  ASSERT_TRUE((*w)->Sync().ok());
+  ASSERT_TRUE((*w)->Close().ok());
+  EXPECT_EQ(std::string(Contents()).substr(kHeaderSize), whole);
+  ExpectRecords({{RecordType::kUnit, heads[0] + tails[0]},
+                 {RecordType::kUnit, heads[1] + tails[1]},
+                 {RecordType::kUnit, heads[2] + tails[2]}},
+                ReadOk());
+}
+
 TEST_F(WalTest, WriteReadRoundTrip) {
   std::vector<Rec> recs = FiveRecords();
   std::vector<uint64_t> offsets = Write(recs);
@@ -729,6 +763,7 @@ TEST_F(WalTest, SealedAfterAppendFailure) {
   ffs.fail_append = false;  // the disk recovered; the file must stay sealed anyway
   for (Status later :
        {(*w)->AddRecord(RecordType::kUnit, "x"), (*w)->AppendFramed(Frame(RecordType::kUnit, "y")),
+        (*w)->AppendFramedV(std::vector<std::string_view>{Frame(RecordType::kUnit, "z")}),
         (*w)->Sync(), (*w)->Close()}) {
     EXPECT_TRUE(later.IsIOError()) << later.ToString();
     EXPECT_NE(std::string::npos, later.message().find("sealed")) << later.ToString();
