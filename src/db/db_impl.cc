@@ -796,8 +796,11 @@ Status DBImpl::Commit(PendingUnit* w) {
       for (size_t i = 0; i < group.size(); i++) writers_.pop_front();
       if (!writers_.empty()) writers_.front()->cv.notify_one();
       insert_cv_.wait(lock, [&] { return inserted_tickets_ == ticket; });
-      lock.unlock();
+      // Units in sequence order; each member is acknowledged as soon as its own unit is in
+      // and visible (a later unit of the group does not hold it back). The leader's unit is
+      // the group's first; the leader returns after the last.
       for (PendingUnit* p : group) {
+        lock.unlock();
         // AddUnit notes the sequence (also for a unit of conflicts only): one exclusive
         // lock per unit, not two.
         mem->AddUnit(p->seq, p->ingested_at_ms, p->body.view(), p->rows);
@@ -808,16 +811,18 @@ Status DBImpl::Commit(PendingUnit* w) {
           }
           mem->AddConflict(std::move(c));
         }
+        lock.lock();
+        visible_seq_ = p->seq;
+        if (p != w) {  // p is not touched again: its writer may return at once
+          p->status = s;
+          p->done = true;
+          p->cv.notify_one();
+        }
       }
-      lock.lock();
-      visible_seq_ = group.back()->seq;
       inserted_tickets_++;
       insert_cv_.notify_all();
-      for (PendingUnit* p : group) {
-        p->status = s;
-        p->done = true;
-        if (p != w) p->cv.notify_one();
-      }
+      w->status = s;
+      w->done = true;
       return s;
     } else {
       wal_broken_ = true;
