@@ -749,9 +749,9 @@ Status DBImpl::Commit(PendingUnit* w) {
     std::shared_ptr<MemTable> mem = active_;
     lock.unlock();
 
-    // Record i is framed[heads[i]] (record header + unit header) then unit i's body, written
-    // with one gathered write: the bodies are not copied. The leader's buffers are kept
-    // between groups (only the leader of the queue's front group uses them).
+    // Record i is framed[head_end[i - 1], head_end[i]) (record header + unit header) then
+    // unit i's body, written with one gathered write: the bodies are not copied. The leader's
+    // buffers are kept between groups (only the leader of the queue's front group uses them).
     std::string& framed = leader_framed_;
     std::vector<std::string_view>& parts = leader_parts_;
     framed.clear();
