@@ -3,6 +3,7 @@
 namespace usagedb {
 
 Status WritableFile::AppendV(std::span<const std::string_view> parts) {
+  if (parts.size() == 1) return Append(parts[0]);
   size_t total = 0;
   for (std::string_view p : parts) total += p.size();
   std::string joined;

@@ -29,21 +29,7 @@ class PosixWritableFile : public WritableFile {
   ~PosixWritableFile() override {
     if (fd_ >= 0) ::close(fd_);
   }
-  Status Append(std::string_view data) override {
-    const char* p = data.data();
-    size_t n = data.size();
-    while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return PosixError(path_, errno);
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-      size_ += static_cast<uint64_t>(w);
-    }
-    return Status::OK();
-  }
+  Status Append(std::string_view data) override { return AppendV({&data, 1}); }
   Status AppendV(std::span<const std::string_view> parts) override {
     // At most IOV_MAX (1024 on Linux) vectors per call; a short write resumes mid-part.
     constexpr size_t kMaxIov = 1024;

@@ -201,13 +201,7 @@ Status Writer::AddRecord(RecordType type, std::string_view payload) {
   return AppendFramed(framed);
 }
 
-Status Writer::AppendFramed(std::string_view framed) {
-  RETURN_IF_ERROR(CheckWritable());
-  const uint64_t offset = file_->Size();
-  Status s = file_->Append(framed);
-  if (!s.ok()) return Seal(s, "append at offset " + std::to_string(offset));
-  return Status::OK();
-}
+Status Writer::AppendFramed(std::string_view framed) { return AppendFramedV({&framed, 1}); }
 
 Status Writer::AppendFramedV(std::span<const std::string_view> parts) {
   RETURN_IF_ERROR(CheckWritable());
